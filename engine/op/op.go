@@ -1,0 +1,64 @@
+// Package op defines what an op kernel is to loupe's engine: a forward
+// function over tensors and, for differentiable ops, a vector-Jacobian
+// product. Kernels are built once per node when a model is compiled (their
+// attributes parsed then) and are called many times, from several goroutines
+// at once: a Kernel must not keep mutable state between calls.
+package op
+
+import (
+	"fmt"
+
+	"github.com/loupe-ml/loupe/graph"
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+// Kernel is a compiled op.
+type Kernel interface {
+	// Forward computes the node's outputs from its inputs. An omitted
+	// optional input is nil. It returns one tensor per node output (it may
+	// return more; the engine keeps those the node names).
+	Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error)
+}
+
+// Differentiable is a Kernel with a vector-Jacobian product.
+type Differentiable interface {
+	Kernel
+	// Backward returns, for each input i with need[i] true, the gradient of
+	// a scalar L with respect to in[i], given in, the outputs out that
+	// Forward produced from them, and gout[j] = dL/d out[j] (nil when the
+	// output does not reach L: treat it as zero). Entries with need[i] false
+	// may be nil. Inputs that are not differentiable (integer indices,
+	// shapes) get nil.
+	Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error)
+}
+
+// Factory builds the kernel of one node. opset is the model's version of the
+// node's domain. It returns an error naming the node when an attribute is
+// invalid or unsupported.
+type Factory func(n *graph.Node, opset int) (Kernel, error)
+
+// Errorf returns an error prefixed with the node it is about.
+func Errorf(n *graph.Node, format string, args ...any) error {
+	return fmt.Errorf("%s: %s", n, fmt.Sprintf(format, args...))
+}
+
+// WantFloat returns an error unless t is a float32 tensor; what names it.
+func WantFloat(t *tensor.Tensor, what string) error {
+	if t == nil {
+		return fmt.Errorf("%s is missing", what)
+	}
+	if t.DType != tensor.Float32 {
+		return fmt.Errorf("%s is %s, want float32", what, t.DType)
+	}
+	return nil
+}
+
+// NeedAny reports whether any entry of need is true.
+func NeedAny(need []bool) bool {
+	for _, b := range need {
+		if b {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,3 @@
+module github.com/loupe-ml/loupe
+
+go 1.26
