@@ -1,0 +1,197 @@
+package attr
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+// GradientShap approximates SHAP values by expected gradients: for each of
+// NSamples draws it adds Gaussian noise to the input, picks a baseline at
+// random from the distribution, picks a point uniformly on the straight
+// line between them, and multiplies the gradient there by (noisy input -
+// baseline); the attributions are the mean over draws (Lundberg and Lee,
+// NeurIPS 2017; Erion et al., "Improving performance of deep learning models
+// with axiomatic attribution priors and expected gradients", 2019).
+// Cost: NSamples forward and backward rows per example.
+type GradientShap struct {
+	Net *Net
+	// NSamples is the number of draws per example; 0 means 5.
+	NSamples int
+	// Stdevs is the noise's standard deviation, one per input or one for
+	// all; nil means 0 (no noise), as Captum.
+	Stdevs []float64
+	// GlobalAttribution returns the mean gradient without multiplying by
+	// (noisy input - baseline): Captum's multiply_by_inputs=False.
+	GlobalAttribution bool
+	// Seed seeds the draws.
+	Seed uint64
+	// Draws, when set, replaces the random draws (to replay recorded ones).
+	Draws *ShapDraws
+}
+
+// ShapDraws are the random draws of GradientShap for n examples and k
+// samples each, row r = example r/k.
+type ShapDraws struct {
+	Noisy           []*tensor.Tensor // per input, n*k rows
+	BaselineIndices [][]int          // per input, n*k baseline rows
+	Alphas          []float64        // n*k points on [0,1]
+}
+
+// Attribute computes GradientShap attributions; o.Baselines holds one
+// distribution per input (its rows are samples; a scalar or a single row is
+// a one-sample distribution). With o.Delta the delta of each draw is
+// returned (n*NSamples values, example-major).
+func (gs *GradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	n, err := batchOf(inputs)
+	if err != nil {
+		return nil, err
+	}
+	k := gs.NSamples
+	if k == 0 {
+		k = 5
+	}
+	if len(o.Baselines) != len(inputs) {
+		return nil, fmt.Errorf("attr: GradientShap needs one baseline distribution per input, got %d for %d inputs", len(o.Baselines), len(inputs))
+	}
+	dist := make([]*tensor.Tensor, len(inputs))
+	for i, b := range o.Baselines {
+		if b == nil {
+			return nil, fmt.Errorf("attr: baseline distribution %d is nil", i)
+		}
+		b = b.AsFloat32()
+		if b.Rank() == 0 {
+			one, err := baselineFor(b, gatherRows(inputs[i], []int{0}), i)
+			if err != nil {
+				return nil, err
+			}
+			b = one
+		}
+		if !tensor.SameShape(b.Shape[1:], inputs[i].Shape[1:]) {
+			return nil, fmt.Errorf("attr: baselines %d have shape %v; input %d has %v", i, b.Shape, i, inputs[i].Shape)
+		}
+		dist[i] = b
+	}
+	d := gs.Draws
+	if d == nil {
+		if d, err = gs.draw(inputs, dist, n, k); err != nil {
+			return nil, err
+		}
+	} else if err := d.check(inputs, dist, n, k); err != nil {
+		return nil, err
+	}
+	rows := n * k
+	points := make([]*tensor.Tensor, len(inputs))
+	diffs := make([]*tensor.Tensor, len(inputs))
+	bases := make([]*tensor.Tensor, len(inputs))
+	for i := range inputs {
+		bases[i] = gatherRows(dist[i], d.BaselineIndices[i])
+		noisy := d.Noisy[i]
+		p := tensor.New(noisy.Shape...)
+		df := tensor.New(noisy.Shape...)
+		row := noisy.Len() / rows
+		for r := 0; r < rows; r++ {
+			al := float32(d.Alphas[r])
+			for e := r * row; e < (r+1)*row; e++ {
+				bl := bases[i].F[e]
+				df.F[e] = noisy.F[e] - bl
+				p.F[e] = bl + al*df.F[e]
+			}
+		}
+		points[i], diffs[i] = p, df
+	}
+	feeds, err := gs.Net.feeds(points, o.Additional, n, k, true)
+	if err != nil {
+		return nil, err
+	}
+	tgt := o.Target.expand(n, k, true)
+	_, _, grads, err := gs.Net.gradOf(ctx, feeds, tgt, nil)
+	if err != nil {
+		return nil, err
+	}
+	rowAttr := make([]*tensor.Tensor, len(inputs))
+	for i, g := range grads {
+		if !gs.GlobalAttribution {
+			for e := range g.F {
+				g.F[e] *= diffs[i].F[e]
+			}
+		}
+		rowAttr[i] = g
+	}
+	res := &Result{Attributions: make([]*tensor.Tensor, len(inputs))}
+	for i, g := range rowAttr {
+		res.Attributions[i] = meanGroups(g, n, k)
+	}
+	if o.Delta {
+		sub := o
+		sub.Target = tgt
+		sub.Additional = expandExtra(o.Additional, n, k, true)
+		dl, err := convergenceDelta(ctx, gs.Net, d.Noisy, bases, rowAttr, sub)
+		if err != nil {
+			return nil, err
+		}
+		res.Delta = dl
+	}
+	if o.Progress != nil {
+		o.Progress(n, n)
+	}
+	return res, nil
+}
+
+func (gs *GradientShap) draw(inputs, dist []*tensor.Tensor, n, k int) (*ShapDraws, error) {
+	rng := rand.New(rand.NewPCG(gs.Seed, 0x73686170))
+	d := &ShapDraws{Alphas: make([]float64, n*k)}
+	for i, x := range inputs {
+		if x.DType != tensor.Float32 {
+			return nil, fmt.Errorf("attr: input %d is %s; GradientShap needs float inputs", i, x.DType)
+		}
+		sd := 0.0
+		switch len(gs.Stdevs) {
+		case 0:
+		case 1:
+			sd = gs.Stdevs[0]
+		case len(inputs):
+			sd = gs.Stdevs[i]
+		default:
+			return nil, fmt.Errorf("attr: %d stdevs for %d inputs", len(gs.Stdevs), len(inputs))
+		}
+		r := repeat(x, k, true)
+		if sd != 0 {
+			for e := range r.F {
+				r.F[e] += float32(rng.NormFloat64() * sd)
+			}
+		}
+		d.Noisy = append(d.Noisy, r)
+		idx := make([]int, n*k)
+		for j := range idx {
+			idx[j] = rng.IntN(dist[i].Shape[0])
+		}
+		d.BaselineIndices = append(d.BaselineIndices, idx)
+	}
+	for j := range d.Alphas {
+		d.Alphas[j] = rng.Float64()
+	}
+	return d, nil
+}
+
+func (d *ShapDraws) check(inputs, dist []*tensor.Tensor, n, k int) error {
+	if len(d.Noisy) != len(inputs) || len(d.BaselineIndices) != len(inputs) || len(d.Alphas) != n*k {
+		return fmt.Errorf("attr: recorded draws do not fit %d inputs of %d examples with %d samples", len(inputs), n, k)
+	}
+	for i, x := range d.Noisy {
+		if x.Rank() == 0 || x.Shape[0] != n*k || !tensor.SameShape(x.Shape[1:], inputs[i].Shape[1:]) {
+			return fmt.Errorf("attr: recorded noisy input %d has shape %v", i, x.Shape)
+		}
+		if len(d.BaselineIndices[i]) != n*k {
+			return fmt.Errorf("attr: %d recorded baseline indices for input %d, want %d", len(d.BaselineIndices[i]), i, n*k)
+		}
+		for _, j := range d.BaselineIndices[i] {
+			if j < 0 || j >= dist[i].Shape[0] {
+				return fmt.Errorf("attr: recorded baseline index %d out of range for %d baselines", j, dist[i].Shape[0])
+			}
+		}
+	}
+	return nil
+}

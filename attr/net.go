@@ -1,0 +1,199 @@
+package attr
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+// Net is an ONNX model prepared for attribution: which of its inputs are
+// attributed (in the order the caller passes them), which are additional
+// forward arguments (fed but never attributed, Captum's
+// additional_forward_args), and which output is explained.
+type Net struct {
+	Model  *engine.Model
+	Inputs []string // attributed inputs, in order
+	Extra  []string // inputs fed by Options.Additional, in order
+	Output string   // the output explained
+}
+
+// NewNet prepares m for attribution: the inputs named in extra are fed by
+// Options.Additional; all its other inputs are attributed, in the model's
+// order; the first output is explained.
+func NewNet(m *engine.Model, extra ...string) (*Net, error) {
+	n := &Net{Model: m, Extra: extra, Output: m.OutputNames()[0]}
+	for _, in := range m.Inputs() {
+		if !slices.Contains(extra, in.Name) {
+			n.Inputs = append(n.Inputs, in.Name)
+		}
+	}
+	for _, e := range extra {
+		if !m.Has(e) {
+			return nil, fmt.Errorf("attr: the model has no input named %q", e)
+		}
+	}
+	if len(n.Inputs) == 0 {
+		return nil, fmt.Errorf("attr: no input left to attribute")
+	}
+	return n, nil
+}
+
+// Progress reports work done: done of total model rows evaluated so far.
+type Progress func(done, total int)
+
+// Options holds what every attribution method takes besides its inputs,
+// under Captum's names. A method ignores the fields it has no use for.
+type Options struct {
+	// Target is the output explained; see Class, Classes, Index.
+	Target Target
+	// Baselines holds one reference per input (nil: zeros). For most
+	// methods a baseline is a scalar (shape []), one row (shape [1, ...]) or
+	// the input's shape; for GradientShap and DeepLiftShap its rows are
+	// samples of a distribution.
+	Baselines []*tensor.Tensor
+	// Delta asks for the convergence delta of methods that have one.
+	Delta bool
+	// Additional feeds the Net's Extra inputs (additional_forward_args).
+	// Tensors whose first dimension is the batch size are repeated along
+	// with the inputs when a method expands the batch.
+	Additional []*tensor.Tensor
+	// Progress, if set, is called as rows are evaluated.
+	Progress Progress
+}
+
+// batchOf returns the batch size of the inputs, checking they agree.
+func batchOf(inputs []*tensor.Tensor) (int, error) {
+	if len(inputs) == 0 {
+		return 0, fmt.Errorf("attr: no inputs")
+	}
+	n := -1
+	for i, x := range inputs {
+		if x == nil {
+			return 0, fmt.Errorf("attr: input %d is nil", i)
+		}
+		if err := x.Check(); err != nil {
+			return 0, fmt.Errorf("attr: input %d: %w", i, err)
+		}
+		if x.Rank() == 0 {
+			return 0, fmt.Errorf("attr: input %d is a scalar; inputs need a batch dimension", i)
+		}
+		if n >= 0 && x.Shape[0] != n {
+			return 0, fmt.Errorf("attr: input %d has batch %d, input 0 has %d", i, x.Shape[0], n)
+		}
+		n = x.Shape[0]
+	}
+	return n, nil
+}
+
+// feeds maps the Net's inputs to tensors; extras whose first dimension is n
+// are repeated k times (interleaved or in blocks) to match expanded rows.
+func (nt *Net) feeds(inputs, extra []*tensor.Tensor, n, k int, interleave bool) (map[string]*tensor.Tensor, error) {
+	if len(inputs) != len(nt.Inputs) {
+		return nil, fmt.Errorf("attr: %d inputs given, the model attributes %d (%v)", len(inputs), len(nt.Inputs), nt.Inputs)
+	}
+	if len(extra) != len(nt.Extra) {
+		return nil, fmt.Errorf("attr: %d additional inputs given, the model needs %d (%v)", len(extra), len(nt.Extra), nt.Extra)
+	}
+	f := make(map[string]*tensor.Tensor, len(inputs)+len(extra))
+	for i, name := range nt.Inputs {
+		f[name] = inputs[i]
+	}
+	for i, name := range nt.Extra {
+		x := extra[i]
+		if x == nil {
+			return nil, fmt.Errorf("attr: additional input %q is nil", name)
+		}
+		if k > 1 && x.Rank() > 0 && x.Shape[0] == n {
+			x = repeat(x, k, interleave)
+		}
+		f[name] = x
+	}
+	return f, nil
+}
+
+// eval runs the net on a batch and returns the explained output.
+func (nt *Net) eval(ctx context.Context, feeds map[string]*tensor.Tensor) (*tensor.Tensor, error) {
+	p, err := nt.Model.Forward(ctx, feeds, &engine.Options{Outputs: []string{nt.Output}})
+	if err != nil {
+		return nil, err
+	}
+	return p.Value(nt.Output)
+}
+
+// gradOf runs the net on a batch and returns the output, the selected
+// target value per row and the gradients of their sum with respect to the
+// attributed inputs. rules, if not nil, replace backward rules.
+func (nt *Net) gradOf(ctx context.Context, feeds map[string]*tensor.Tensor, t Target, rules engine.Rules) (*tensor.Tensor, []float32, []*tensor.Tensor, error) {
+	return nt.gradRows(ctx, feeds, t, 0, rules)
+}
+
+// gradRows is gradOf with the target selected only in the first rows rows
+// of the output (0: all rows); the other rows get no gradient seed.
+func (nt *Net) gradRows(ctx context.Context, feeds map[string]*tensor.Tensor, t Target, rows int, rules engine.Rules) (*tensor.Tensor, []float32, []*tensor.Tensor, error) {
+	p, err := nt.Model.Forward(ctx, feeds, &engine.Options{Outputs: []string{nt.Output}, Record: true})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	out, err := p.Value(nt.Output)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	shape := out.Shape
+	if rows > 0 {
+		shape = append([]int{rows}, out.Shape[1:]...)
+	}
+	seed, offs, err := t.seed(shape)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if rows > 0 {
+		full := tensor.New(out.Shape...)
+		copy(full.F, seed.F)
+		seed = full
+	}
+	g, err := p.Backward(ctx, map[string]*tensor.Tensor{nt.Output: seed}, nt.Inputs, rules)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sel := make([]float32, len(offs))
+	for i, o := range offs {
+		sel[i] = out.F[o]
+	}
+	grads := make([]*tensor.Tensor, len(nt.Inputs))
+	for i, name := range nt.Inputs {
+		grads[i] = g[name]
+	}
+	return out, sel, grads, nil
+}
+
+// repeat returns x repeated k times along the first dimension: each row k
+// times in a row (interleave, torch's repeat_interleave) or the whole batch
+// k times (torch.cat of k copies).
+func repeat(x *tensor.Tensor, k int, interleave bool) *tensor.Tensor {
+	n := x.Shape[0]
+	row := x.Len() / max(n, 1)
+	shape := append([]int{n * k}, x.Shape[1:]...)
+	out := tensor.Zeros(x.DType, shape)
+	for r := 0; r < n*k; r++ {
+		src := r % n
+		if interleave {
+			src = r / k
+		}
+		copyRow(out, r, x, src, row)
+	}
+	return out
+}
+
+func copyRow(dst *tensor.Tensor, dr int, src *tensor.Tensor, sr, row int) {
+	switch src.DType {
+	case tensor.Float32:
+		copy(dst.F[dr*row:(dr+1)*row], src.F[sr*row:(sr+1)*row])
+	case tensor.Int64:
+		copy(dst.I[dr*row:(dr+1)*row], src.I[sr*row:(sr+1)*row])
+	case tensor.Bool:
+		copy(dst.B[dr*row:(dr+1)*row], src.B[sr*row:(sr+1)*row])
+	}
+}

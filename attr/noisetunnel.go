@@ -1,0 +1,255 @@
+package attr
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+// Method is any attribution method: it attributes a batch of inputs.
+type Method interface {
+	Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error)
+}
+
+// NoiseTunnel types, with Captum's names.
+const (
+	SmoothGrad   = "smoothgrad"
+	SmoothGradSq = "smoothgrad_sq"
+	VarGrad      = "vargrad"
+)
+
+// NoiseTunnel runs a method on noisy copies of each input (Gaussian noise)
+// and aggregates the attributions: their mean (SmoothGrad, Smilkov et al.
+// 2017), the mean of their squares (SmoothGrad²) or their variance
+// (VarGrad, Adebayo et al. 2018). Cost: NSamples times the inner method's,
+// in batches of SamplesBatchSize noisy copies per example.
+type NoiseTunnel struct {
+	Method Method
+	// Type is SmoothGrad (the default when empty), SmoothGradSq or VarGrad.
+	Type string
+	// NSamples is the number of noisy copies per example; 0 means 5.
+	NSamples int
+	// SamplesBatchSize bounds the copies per example run at once (0: all).
+	SamplesBatchSize int
+	// Stdevs is the noise's standard deviation, one per input or one for
+	// all; nil means 1.0, as Captum.
+	Stdevs []float64
+	// DrawBaselineFromDistrib draws each noisy copy's baseline at random
+	// from the rows of Options.Baselines.
+	DrawBaselineFromDistrib bool
+	// Seed seeds the noise; runs with the same seed are identical.
+	Seed uint64
+	// Noisy, when set, replaces the random draws: one tensor per input of
+	// NSamples rows per example, example-major (row b*NSamples+s), as
+	// Captum's repeat_interleave order. Used to replay recorded draws.
+	Noisy []*tensor.Tensor
+}
+
+// Attribute runs the tunnel. With o.Delta, the delta of the inner method
+// is returned for every noisy row (example-major).
+func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	n, err := batchOf(inputs)
+	if err != nil {
+		return nil, err
+	}
+	k := nt.NSamples
+	if k == 0 {
+		k = 5
+	}
+	switch nt.Type {
+	case "", SmoothGrad, SmoothGradSq, VarGrad:
+	default:
+		return nil, fmt.Errorf("attr: unknown NoiseTunnel type %q (want smoothgrad, smoothgrad_sq or vargrad)", nt.Type)
+	}
+	stdevs := make([]float64, len(inputs))
+	switch len(nt.Stdevs) {
+	case 0:
+		for i := range stdevs {
+			stdevs[i] = 1
+		}
+	case 1:
+		for i := range stdevs {
+			stdevs[i] = nt.Stdevs[0]
+		}
+	case len(inputs):
+		copy(stdevs, nt.Stdevs)
+	default:
+		return nil, fmt.Errorf("attr: %d stdevs for %d inputs", len(nt.Stdevs), len(inputs))
+	}
+	noisy := nt.Noisy
+	rng := rand.New(rand.NewPCG(nt.Seed, 0x6e6f697365))
+	if noisy == nil {
+		noisy = make([]*tensor.Tensor, len(inputs))
+		for i, x := range inputs {
+			if x.DType != tensor.Float32 {
+				return nil, fmt.Errorf("attr: input %d is %s; noise needs float inputs", i, x.DType)
+			}
+			r := repeat(x, k, true)
+			for e := range r.F {
+				r.F[e] += float32(rng.NormFloat64() * stdevs[i])
+			}
+			noisy[i] = r
+		}
+	} else {
+		for i, x := range noisy {
+			if i >= len(inputs) || x.Rank() == 0 || x.Shape[0] != n*k || !tensor.SameShape(x.Shape[1:], inputs[i].Shape[1:]) {
+				return nil, fmt.Errorf("attr: recorded noisy input %d has shape %v, want %d rows of %v", i, x.Shape, n*k, inputs[i].Shape[1:])
+			}
+		}
+	}
+	// The inner method sees n*k examples: targets, baselines and
+	// additional inputs follow the rows.
+	inner := o
+	inner.Progress = nil
+	inner.Target = o.Target.expand(n, k, true)
+	inner.Additional = expandExtra(o.Additional, n, k, true)
+	if o.Baselines != nil {
+		inner.Baselines = make([]*tensor.Tensor, len(o.Baselines))
+		for i, b := range o.Baselines {
+			switch {
+			case b == nil:
+			case nt.DrawBaselineFromDistrib:
+				if b.Rank() == 0 {
+					inner.Baselines[i] = b
+					break
+				}
+				idx := make([]int, n*k)
+				for r := range idx {
+					idx[r] = rng.IntN(b.Shape[0])
+				}
+				inner.Baselines[i] = gatherRows(b.AsFloat32(), idx)
+			case b.Rank() > 0 && b.Shape[0] == n && n > 1:
+				inner.Baselines[i] = repeat(b, k, true)
+			default:
+				inner.Baselines[i] = b
+			}
+		}
+	}
+	per := k
+	if nt.SamplesBatchSize > 0 {
+		per = min(k, nt.SamplesBatchSize)
+	}
+	sum := make([]*tensor.Tensor, len(inputs))
+	sq := make([]*tensor.Tensor, len(inputs))
+	for i, x := range inputs {
+		sum[i] = tensor.New(x.Shape...)
+		sq[i] = tensor.New(x.Shape...)
+	}
+	var delta *tensor.Tensor
+	if o.Delta {
+		delta = tensor.New(n * k)
+	}
+	for s0 := 0; s0 < k; s0 += per {
+		s1 := min(k, s0+per)
+		rows := make([]int, 0, n*(s1-s0))
+		for b := 0; b < n; b++ {
+			for s := s0; s < s1; s++ {
+				rows = append(rows, b*k+s)
+			}
+		}
+		chunk := func(ts []*tensor.Tensor) []*tensor.Tensor {
+			if ts == nil || len(rows) == n*k {
+				return ts
+			}
+			out := make([]*tensor.Tensor, len(ts))
+			for i, t := range ts {
+				if t != nil && t.Rank() > 0 && t.Shape[0] == n*k {
+					out[i] = gatherRows(t, rows)
+				} else {
+					out[i] = t
+				}
+			}
+			return out
+		}
+		call := inner
+		call.Additional = chunk(inner.Additional)
+		call.Baselines = chunk(inner.Baselines)
+		call.Target = inner.Target.rows(rows)
+		r, err := nt.Method.Attribute(ctx, chunk(noisy), call)
+		if err != nil {
+			return nil, err
+		}
+		for i, at := range r.Attributions {
+			row := at.Len() / len(rows)
+			for j, src := range rows {
+				b := src / k
+				a := at.F[j*row : (j+1)*row]
+				s := sum[i].F[b*row : (b+1)*row]
+				q := sq[i].F[b*row : (b+1)*row]
+				for e, v := range a {
+					s[e] += v
+					q[e] += v * v
+				}
+			}
+		}
+		if o.Delta {
+			if r.Delta == nil {
+				return nil, fmt.Errorf("attr: NoiseTunnel: the inner method returned no delta")
+			}
+			for j, src := range rows {
+				delta.F[src] = r.Delta.F[j]
+			}
+		}
+		if o.Progress != nil {
+			o.Progress(n*s1, n*k)
+		}
+	}
+	res := &Result{Attributions: make([]*tensor.Tensor, len(inputs)), Delta: delta}
+	for i := range inputs {
+		out := tensor.New(inputs[i].Shape...)
+		for e := range out.F {
+			mean := sum[i].F[e] / float32(k)
+			meanSq := sq[i].F[e] / float32(k)
+			switch nt.Type {
+			case SmoothGradSq:
+				out.F[e] = meanSq
+			case VarGrad:
+				out.F[e] = meanSq - mean*mean
+			default:
+				out.F[e] = mean
+			}
+		}
+		res.Attributions[i] = out
+	}
+	return res, nil
+}
+
+// rows returns the target restricted to the given rows.
+func (t Target) rows(rows []int) Target {
+	if t.each == nil {
+		return t
+	}
+	each := make([][]int, len(rows))
+	for i, r := range rows {
+		each[i] = t.each[r]
+	}
+	return Target{each: each}
+}
+
+// expandExtra repeats the additional inputs whose first dimension is n.
+func expandExtra(extra []*tensor.Tensor, n, k int, interleave bool) []*tensor.Tensor {
+	if extra == nil {
+		return nil
+	}
+	out := make([]*tensor.Tensor, len(extra))
+	for i, x := range extra {
+		out[i] = x
+		if x != nil && x.Rank() > 0 && x.Shape[0] == n {
+			out[i] = repeat(x, k, interleave)
+		}
+	}
+	return out
+}
+
+// gatherRows returns the rows idx of t.
+func gatherRows(t *tensor.Tensor, idx []int) *tensor.Tensor {
+	shape := append([]int{len(idx)}, t.Shape[1:]...)
+	out := tensor.Zeros(t.DType, shape)
+	row := t.Len() / max(t.Shape[0], 1)
+	for r, src := range idx {
+		copyRow(out, r, t, src, row)
+	}
+	return out
+}

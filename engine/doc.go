@@ -1,0 +1,19 @@
+// Package engine runs ONNX models for attribution: forward passes on
+// batches, the values of any intermediate tensor (taps), the replacement of
+// any tensor by a caller's value (injection), and reverse-mode gradients with
+// respect to inputs and named tensors, with backward rules per op that the
+// caller may swap for one call (guided backprop, DeepLift, LRP) without
+// changing the model.
+//
+// A Model is compiled once (Load or Compile): every node's kernel is built
+// and its attributes checked then, ops that loupe does not support are all
+// reported together with their node names, and subgraphs of constants are
+// evaluated once. A Model is immutable and safe for concurrent use; each
+// Forward returns a Pass that holds the values of that evaluation.
+//
+//	m, err := engine.Load("model.onnx")
+//	p, err := m.Forward(ctx, map[string]*tensor.Tensor{"input": x},
+//		&engine.Options{Record: true, Taps: []string{"/layer4/layer4.1/relu2/Relu_output_0"}})
+//	y, err := p.Output(0)
+//	g, err := p.Backward(ctx, map[string]*tensor.Tensor{"output": seed}, []string{"input"}, nil)
+package engine

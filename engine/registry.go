@@ -1,0 +1,21 @@
+package engine
+
+import (
+	"github.com/loupe-ml/loupe/engine/op"
+	"github.com/loupe-ml/loupe/engine/ops/core"
+)
+
+// Registry returns a new map of every op type the engine supports to the
+// factory that builds its kernel.
+func Registry() map[string]op.Factory {
+	m := map[string]op.Factory{}
+	core.Register(m)
+	return m
+}
+
+// Supported reports whether the engine can run ops of the given type (in the
+// default ONNX domain).
+func Supported(opType string) bool {
+	_, ok := Registry()[opType]
+	return ok
+}
