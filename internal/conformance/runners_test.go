@@ -17,16 +17,21 @@ type builder func(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr
 // builders returns the method builders by Captum algorithm name.
 func builders() map[string]builder {
 	return map[string]builder{
-		"Saliency":            buildSaliency,
-		"InputXGradient":      buildInputXGradient,
-		"IntegratedGradients": buildIntegratedGradients,
-		"DeepLift":            buildDeepLift,
-		"DeepLiftShap":        buildDeepLiftShap,
-		"GuidedBackprop":      buildGuidedBackprop,
-		"Deconvolution":       buildDeconvolution,
-		"GradientShap":        buildGradientShap,
-		"NoiseTunnel":         buildNoiseTunnel,
-		"LRP":                 buildLRP,
+		"Saliency":             buildSaliency,
+		"InputXGradient":       buildInputXGradient,
+		"IntegratedGradients":  buildIntegratedGradients,
+		"DeepLift":             buildDeepLift,
+		"DeepLiftShap":         buildDeepLiftShap,
+		"GuidedBackprop":       buildGuidedBackprop,
+		"Deconvolution":        buildDeconvolution,
+		"GradientShap":         buildGradientShap,
+		"NoiseTunnel":          buildNoiseTunnel,
+		"LRP":                  buildLRP,
+		"FeatureAblation":      buildFeatureAblation,
+		"Occlusion":            buildOcclusion,
+		"ShapleyValueSampling": buildShapleyValueSampling,
+		"ShapleyValues":        buildShapleyValues,
+		"FeaturePermutation":   buildFeaturePermutation,
 	}
 }
 
@@ -65,6 +70,8 @@ func runMethod(ctx context.Context, c *Case, m *engine.Model, b builder) error {
 			err = runExact(ctx, c, m, b, chk.Kind == "replay")
 		case "statistical":
 			err = runStatistical(ctx, c, m, b, chk)
+		case "property":
+			err = runProperty(ctx, c, m, b, raw)
 		default:
 			return fmt.Errorf("%w: check kind %q", errNotImplemented, chk.Kind)
 		}
@@ -154,15 +161,20 @@ func seed(meth attr.Method, s uint64) {
 		t.Seed = s
 	case *attr.GradientShap:
 		t.Seed = s
+	case *attr.ShapleyValueSampling:
+		t.Seed = s
+	case *attr.FeaturePermutation:
+		t.Seed = s
 	}
 }
 
 // applyDraws makes a stochastic method replay the case's recorded draws.
 func applyDraws(c *Case, meth attr.Method) error {
 	var rd struct {
-		Noisy   []json.RawMessage `json:"noisy_inputs"`
-		BaseIdx [][]int           `json:"baseline_indices"`
-		Alphas  []float64         `json:"alphas"`
+		Noisy        []json.RawMessage `json:"noisy_inputs"`
+		BaseIdx      [][]int           `json:"baseline_indices"`
+		Alphas       []float64         `json:"alphas"`
+		Permutations [][]int           `json:"permutations"`
 	}
 	if err := json.Unmarshal(c.RandomDraws, &rd); err != nil {
 		return fmt.Errorf("random_draws: %w", err)
@@ -180,6 +192,10 @@ func applyDraws(c *Case, meth attr.Method) error {
 		t.Noisy = noisy
 	case *attr.GradientShap:
 		t.Draws = &attr.ShapDraws{Noisy: noisy, BaselineIndices: rd.BaseIdx, Alphas: rd.Alphas}
+	case *attr.ShapleyValueSampling:
+		t.Permutations = rd.Permutations
+	case *attr.FeaturePermutation:
+		t.Permutations = rd.Permutations
 	default:
 		return fmt.Errorf("%w: replay for %T", errNotImplemented, meth)
 	}
@@ -392,4 +408,191 @@ func buildNoiseTunnel(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, 
 func buildLRP(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.Options, error) {
 	nt, in, o, err := setup(c, m)
 	return &attr.LRP{Net: nt}, in, o, err
+}
+
+// intList decodes a parameter that is an int or a list of ints.
+func intList(raw json.RawMessage) ([]int, error) {
+	var one int
+	if json.Unmarshal(raw, &one) == nil {
+		return []int{one}, nil
+	}
+	var l []int
+	err := json.Unmarshal(raw, &l)
+	return l, err
+}
+
+// perInputInts decodes sliding_window_shapes / strides: one list per input
+// (a list of lists for tuple inputs, one list otherwise; an int stands for
+// the same value along every dimension).
+func perInputInts(c *Case, key string, in []*tensor.Tensor) ([][]int, error) {
+	if !c.Has(key) {
+		return nil, nil
+	}
+	raw := c.Params[key]
+	out := make([][]int, len(in))
+	if c.InputsIsTuple {
+		var list []json.RawMessage
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return nil, fmt.Errorf("param %s: %w", key, err)
+		}
+		if len(list) != len(in) {
+			return nil, fmt.Errorf("param %s has %d entries for %d inputs", key, len(list), len(in))
+		}
+		for i, r := range list {
+			v, err := intList(r)
+			if err != nil {
+				return nil, fmt.Errorf("param %s[%d]: %w", key, i, err)
+			}
+			out[i] = v
+		}
+	} else {
+		v, err := intList(raw)
+		if err != nil {
+			return nil, fmt.Errorf("param %s: %w", key, err)
+		}
+		out[0] = v
+	}
+	for i, v := range out {
+		if len(v) == 1 && in[i].Rank()-1 > 1 {
+			for len(out[i]) < in[i].Rank()-1 {
+				out[i] = append(out[i], v[0])
+			}
+		}
+	}
+	return out, nil
+}
+
+// featureMask decodes params.feature_mask (nil when absent).
+func featureMask(c *Case, n int) ([]*tensor.Tensor, error) {
+	return c.TensorList("feature_mask", n)
+}
+
+// forwardModel is the case's net as a forward-only attr.Model.
+func forwardModel(c *Case, m *engine.Model) (attr.Model, []*tensor.Tensor, attr.Options, error) {
+	nt, in, o, err := setup(c, m)
+	return nt, in, o, err
+}
+
+func buildFeatureAblation(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.Options, error) {
+	mod, in, o, err := forwardModel(c, m)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	fa := &attr.FeatureAblation{Model: mod}
+	if fa.FeatureMask, err = featureMask(c, len(in)); err != nil {
+		return nil, nil, o, err
+	}
+	fa.PerturbationsPerEval, err = c.Int("perturbations_per_eval", 1)
+	return fa, in, o, err
+}
+
+func buildOcclusion(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.Options, error) {
+	mod, in, o, err := forwardModel(c, m)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	oc := &attr.Occlusion{Model: mod}
+	if oc.SlidingWindowShapes, err = perInputInts(c, "sliding_window_shapes", in); err != nil {
+		return nil, nil, o, err
+	}
+	if oc.Strides, err = perInputInts(c, "strides", in); err != nil {
+		return nil, nil, o, err
+	}
+	oc.PerturbationsPerEval, err = c.Int("perturbations_per_eval", 1)
+	return oc, in, o, err
+}
+
+func buildShapleyValueSampling(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.Options, error) {
+	mod, in, o, err := forwardModel(c, m)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	s := &attr.ShapleyValueSampling{Model: mod}
+	if s.FeatureMask, err = featureMask(c, len(in)); err != nil {
+		return nil, nil, o, err
+	}
+	if s.NSamples, err = c.Int("n_samples", 25); err != nil {
+		return nil, nil, o, err
+	}
+	s.PerturbationsPerEval, err = c.Int("perturbations_per_eval", 1)
+	return s, in, o, err
+}
+
+func buildShapleyValues(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.Options, error) {
+	mod, in, o, err := forwardModel(c, m)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	s := &attr.ShapleyValues{Model: mod}
+	if s.FeatureMask, err = featureMask(c, len(in)); err != nil {
+		return nil, nil, o, err
+	}
+	s.PerturbationsPerEval, err = c.Int("perturbations_per_eval", 1)
+	return s, in, o, err
+}
+
+func buildFeaturePermutation(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.Options, error) {
+	mod, in, o, err := forwardModel(c, m)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	s := &attr.FeaturePermutation{Model: mod}
+	if s.FeatureMask, err = featureMask(c, len(in)); err != nil {
+		return nil, nil, o, err
+	}
+	s.PerturbationsPerEval, err = c.Int("perturbations_per_eval", 1)
+	return s, in, o, err
+}
+
+// runProperty checks an efficiency property: with the method's own random
+// draws, each example's per-feature attributions sum to the stated value.
+func runProperty(ctx context.Context, c *Case, m *engine.Model, b builder, raw json.RawMessage) error {
+	var chk struct {
+		Property string    `json:"property"`
+		Sums     []float64 `json:"expected_sum_per_example"`
+		ATol     float64   `json:"atol"`
+	}
+	if err := json.Unmarshal(raw, &chk); err != nil {
+		return err
+	}
+	if chk.Property != "efficiency" {
+		return fmt.Errorf("%w: property %q", errNotImplemented, chk.Property)
+	}
+	meth, in, o, err := b(c, m)
+	if err != nil {
+		return err
+	}
+	seed(meth, 12345)
+	r, err := meth.Attribute(ctx, in, o)
+	if err != nil {
+		return err
+	}
+	masks, err := featureMask(c, len(in))
+	if err != nil {
+		return err
+	}
+	n := in[0].Shape[0]
+	for ex := 0; ex < n; ex++ {
+		seen := map[string]bool{}
+		sum := 0.0
+		for i, a := range r.Attributions {
+			row := a.Len() / n
+			for e := 0; e < row; e++ {
+				key := fmt.Sprintf("%d/%d", i, e)
+				if masks != nil && masks[i] != nil {
+					mk := masks[i]
+					key = fmt.Sprint(mk.I[e%mk.Len()])
+				}
+				if seen[key] {
+					continue
+				}
+				seen[key] = true
+				sum += float64(a.F[ex*row+e])
+			}
+		}
+		if d := math.Abs(sum - chk.Sums[ex]); d > chk.ATol {
+			return fmt.Errorf("example %d: per-feature attributions sum to %.9g, want %.9g", ex, sum, chk.Sums[ex])
+		}
+	}
+	return nil
 }

@@ -1,0 +1,85 @@
+package attr
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+// resnet18 finds the oracle's resnet18 (45 MB, kept out of the
+// repository): $LOUPE_RESNET18, or shared/oracle/models/resnet18_s0.onnx in
+// a folder above this one.
+func resnet18(b *testing.B) *Net {
+	p := os.Getenv("LOUPE_RESNET18")
+	if p == "" {
+		dir, _ := filepath.Abs(".")
+		for i := 0; i < 6 && p == ""; i++ {
+			c := filepath.Join(dir, "shared", "oracle", "models", "resnet18_s0.onnx")
+			if _, err := os.Stat(c); err == nil {
+				p = c
+			}
+			dir = filepath.Dir(dir)
+		}
+	}
+	if p == "" {
+		b.Skip("resnet18_s0.onnx not found; set LOUPE_RESNET18")
+	}
+	m, err := engine.Load(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, err := NewNet(m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// BenchmarkResNet18 runs the attribution workloads of the oracle's
+// torch_bench.json on resnet18, batch 1, target 0.
+func BenchmarkResNet18(b *testing.B) {
+	nt := resnet18(b)
+	x := []*tensor.Tensor{randn(1, 1, 1, 3, 224, 224)}
+	o := Options{Target: Class(0)}
+	for _, bm := range []struct {
+		name string
+		m    Method
+	}{
+		{"saliency", &Saliency{Net: nt}},
+		{"ig_n50_ibsNone", &IntegratedGradients{Net: nt}},
+		{"ig_n50_ibs10", &IntegratedGradients{Net: nt, InternalBatchSize: 10}},
+		{"deeplift", &DeepLift{Net: nt}},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := bm.m.Attribute(context.Background(), x, o); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCNN runs NoiseTunnel(IG) on the small CNN as torch_bench.json.
+func BenchmarkCNN(b *testing.B) {
+	m, err := engine.Load(filepath.Join(modelDir, "cnn_s0.onnx"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	nt, _ := NewNet(m)
+	x := []*tensor.Tensor{randn(1, 1, 1, 3, 32, 32)}
+	tun := &NoiseTunnel{Method: &IntegratedGradients{Net: nt}, NSamples: 10, Stdevs: []float64{0.1}}
+	b.Run("noisetunnel_ig_nt10", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := tun.Attribute(context.Background(), x, Options{Target: Class(0)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
