@@ -21,6 +21,13 @@ type DeepLift struct {
 	// GlobalAttribution returns the multipliers without multiplying by
 	// (x - b): Captum's multiply_by_inputs=False.
 	GlobalAttribution bool
+	// Strict applies each rule to the multipliers that the rules after it
+	// produced. Captum's module hooks do not when one rule's node feeds
+	// another's (a ReLU into a MaxPool): the first sees the second's plain
+	// gradient, and the attributions then miss F(x) - F(b) by a little.
+	// Strict attributions sum to F(x) - F(b) exactly; the default matches
+	// Captum's numbers.
+	Strict bool
 }
 
 // Attribute computes DeepLift attributions of inputs from a.Baselines (nil:
@@ -52,7 +59,7 @@ func (d *DeepLift) attribute(ctx context.Context, inputs, base []*tensor.Tensor,
 	}
 	// As Captum, the target is selected in both halves: the baseline rows
 	// get a gradient seed too, which the Softmax and MaxPool rules mix in.
-	out, _, grads, err := d.Net.gradOf(ctx, feeds, a.Target.expand(n, 2, false), deepLiftRules())
+	out, _, grads, err := d.Net.gradOf(ctx, feeds, a.Target.expand(n, 2, false), deepLiftRules(d.Strict))
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +109,8 @@ func (d *DeepLift) attribute(ctx context.Context, inputs, base []*tensor.Tensor,
 type DeepLiftShap struct {
 	Net               *Net
 	GlobalAttribution bool
+	// Strict is as DeepLift's.
+	Strict bool
 }
 
 // Attribute computes DeepLiftShap attributions. a.Baselines holds one tensor
@@ -144,7 +153,7 @@ func (d *DeepLiftShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, a
 	inner.Target = a.Target.expand(n, nb, true)
 	inner.Additional = extra
 	inner.Progress = nil
-	dl := &DeepLift{Net: d.Net, GlobalAttribution: d.GlobalAttribution}
+	dl := &DeepLift{Net: d.Net, GlobalAttribution: d.GlobalAttribution, Strict: d.Strict}
 	r, err := dl.attribute(ctx, expIn, expBase, inner)
 	if err != nil {
 		return nil, err

@@ -49,8 +49,8 @@ const deepLiftEps = 1e-10
 // nonlinear rule on Relu, LeakyRelu, Elu, Sigmoid, Tanh and Softplus, the
 // Softmax rule and the MaxPool rule, as Captum applies them to those
 // modules. Other ops keep their gradient.
-func deepLiftRules() engine.Rules {
-	return engine.OpRules{
+func deepLiftRules(strict bool) engine.Rules {
+	r := engine.OpRules{
 		"Relu":      rescaleRule,
 		"LeakyRelu": rescaleRule,
 		"Elu":       rescaleRule,
@@ -60,6 +60,28 @@ func deepLiftRules() engine.Rules {
 		"Softmax":   softmaxRule,
 		"MaxPool":   maxPoolRule,
 	}
+	if strict {
+		return r
+	}
+	return captumRules{r}
+}
+
+// captumRules are rules that see the gradient at a node's output as
+// Captum's module hooks do (engine.RuleContext.RawGradOut): when a node with
+// a rule feeds another node with a rule (a ReLU into a MaxPool), Captum's
+// hook on the first sees the second's plain gradient, not its rule's.
+type captumRules struct{ engine.OpRules }
+
+// RawGradients asks the engine for RuleContext.RawGradOut.
+func (captumRules) RawGradients() bool { return true }
+
+// hookGradOut returns the gradient at a node's first output as Captum's
+// hook sees it.
+func hookGradOut(c *engine.RuleContext) *tensor.Tensor {
+	if c.RawGradOut != nil && c.RawGradOut[0] != nil {
+		return c.RawGradOut[0]
+	}
+	return c.GradOut[0]
 }
 
 // halves returns, for a tensor of 2N rows, x[i] - x[i+N] for the first half
@@ -103,7 +125,7 @@ func rescaleRule(c *engine.RuleContext) ([]*tensor.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := append([]*tensor.Tensor{rescale(din, dout, c.GradOut[0], plain[0])}, plain[1:]...)
+	g := append([]*tensor.Tensor{rescale(din, dout, hookGradOut(c), plain[0])}, plain[1:]...)
 	return g, nil
 }
 
@@ -136,7 +158,7 @@ func maxPoolRule(c *engine.RuleContext) ([]*tensor.Tensor, error) {
 	if err != nil || c.GradOut[0] == nil || plain[0] == nil {
 		return plain, err
 	}
-	x, y, gout := c.In[0], c.Out[0], c.GradOut[0]
+	x, y, gout := c.In[0], c.Out[0], hookGradOut(c)
 	din, err := halves(x)
 	if err != nil {
 		return nil, err

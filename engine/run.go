@@ -253,6 +253,11 @@ type Rules interface {
 	Rule(n *graph.Node) Rule
 }
 
+// RawGradients is implemented by Rules that want RuleContext.RawGradOut.
+type RawGradients interface {
+	RawGradients() bool
+}
+
 // OpRules assigns rules by op type ("Relu", "Conv", ...).
 type OpRules map[string]Rule
 
@@ -266,7 +271,13 @@ type RuleContext struct {
 	Out     []*tensor.Tensor // the node's outputs in the forward pass
 	GradOut []*tensor.Tensor // gradient at each output (nil: zero)
 	Need    []bool           // which inputs need a gradient
-	kernel  op.Kernel
+	// RawGradOut is the gradient at each output as it would be if the
+	// rules of the nodes that read it were replaced by their ops' own
+	// gradients (one level only). Captum's module hooks see this value: a
+	// hook on a module's output runs before the hooks of the modules that
+	// consume it. It is set only when the Rules implement RawGradients.
+	RawGradOut []*tensor.Tensor
+	kernel     op.Kernel
 }
 
 // Default returns the op's own vector-Jacobian product for this node.
@@ -310,6 +321,10 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 	}
 	m := p.m
 	grads := make([]*tensor.Tensor, len(m.names))
+	var raw []*tensor.Tensor
+	if rg, ok := rules.(RawGradients); ok && rg.RawGradients() {
+		raw = make([]*tensor.Tensor, len(m.names))
+	}
 	// Which slots depend on a wrt tensor (and so need gradients).
 	req := make([]bool, len(m.names))
 	wslots := make([]int, len(wrt))
@@ -362,6 +377,9 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 			return nil, fmt.Errorf("seed for %q is %s%v, want float32%v", name, g.DType, g.Shape, v.Shape)
 		}
 		accumulate(grads, s, g)
+		if raw != nil {
+			accumulate(raw, s, g)
+		}
 	}
 
 	for ni := len(m.nodes) - 1; ni >= 0; ni-- {
@@ -411,6 +429,14 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 				rc.Out[i] = p.vals[s]
 			}
 		}
+		if raw != nil {
+			rc.RawGradOut = make([]*tensor.Tensor, len(cn.out))
+			for i, s := range cn.out {
+				if s >= 0 && !p.inject[s] {
+					rc.RawGradOut[i] = raw[s]
+				}
+			}
+		}
 		var gin []*tensor.Tensor
 		var err error
 		var rule Rule
@@ -425,19 +451,27 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 		if err != nil {
 			return nil, err
 		}
-		for i, s := range cn.in {
-			if !need[i] || i >= len(gin) || gin[i] == nil {
-				continue
+		if err := p.addInputGrads(grads, cn, need, gin); err != nil {
+			return nil, err
+		}
+		if raw != nil {
+			plain := gin
+			if rule != nil {
+				if plain, err = rc.Default(); err != nil {
+					return nil, err
+				}
 			}
-			if !tensor.SameShape(gin[i].Shape, p.vals[s].Shape) {
-				return nil, fmt.Errorf("%s: gradient for input %d has shape %v, the input has %v", cn.node, i, gin[i].Shape, p.vals[s].Shape)
+			if err := p.addInputGrads(raw, cn, need, plain); err != nil {
+				return nil, err
 			}
-			accumulate(grads, s, gin[i])
 		}
 		// Free gradients of this node's outputs that nothing else needs.
 		for _, s := range cn.out {
 			if s >= 0 && !slices.Contains(wslots, s) {
 				grads[s] = nil
+				if raw != nil {
+					raw[s] = nil
+				}
 			}
 		}
 	}
@@ -451,6 +485,20 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 		res[name] = g
 	}
 	return res, nil
+}
+
+// addInputGrads accumulates a node's input gradients into grads.
+func (p *Pass) addInputGrads(grads []*tensor.Tensor, cn cnode, need []bool, gin []*tensor.Tensor) error {
+	for i, s := range cn.in {
+		if !need[i] || i >= len(gin) || gin[i] == nil {
+			continue
+		}
+		if !tensor.SameShape(gin[i].Shape, p.vals[s].Shape) {
+			return fmt.Errorf("%s: gradient for input %d has shape %v, the input has %v", cn.node, i, gin[i].Shape, p.vals[s].Shape)
+		}
+		accumulate(grads, s, gin[i])
+	}
+	return nil
 }
 
 func callRule(rule Rule, rc *RuleContext) (g []*tensor.Tensor, err error) {

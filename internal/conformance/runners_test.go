@@ -316,23 +316,7 @@ func buildIntegratedGradients(c *Case, m *engine.Model) (attr.Method, []*tensor.
 	return ig, in, o, err
 }
 
-// maxPoolPending reports models on which loupe's DeepLift MaxPool rule does
-// not yet reproduce Captum's numbers (it conserves relevance exactly, while
-// Captum's does not: see the DeepLift closing note); those cases are
-// skipped until it does.
-func maxPoolPending(m *engine.Model) error {
-	for _, n := range m.Graph().Nodes {
-		if n.OpType == "MaxPool" {
-			return fmt.Errorf("%w: DeepLift MaxPool rule parity", errNotImplemented)
-		}
-	}
-	return nil
-}
-
 func buildDeepLift(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.Options, error) {
-	if err := maxPoolPending(m); err != nil {
-		return nil, nil, attr.Options{}, err
-	}
 	nt, in, o, err := setup(c, m)
 	if err != nil {
 		return nil, nil, o, err
@@ -342,9 +326,6 @@ func buildDeepLift(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, att
 }
 
 func buildDeepLiftShap(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.Options, error) {
-	if err := maxPoolPending(m); err != nil {
-		return nil, nil, attr.Options{}, err
-	}
 	nt, in, o, err := setup(c, m)
 	if err != nil {
 		return nil, nil, o, err
