@@ -45,6 +45,56 @@ type ShapDraws struct {
 // a one-sample distribution). With o.Delta the delta of each draw is
 // returned (n*NSamples values, example-major).
 func (gs *GradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	pts, err := gs.points(inputs, o)
+	if err != nil {
+		return nil, err
+	}
+	n, k := pts.n, pts.k
+	feeds, err := gs.Net.feeds(pts.points, o.Additional, n, k, true)
+	if err != nil {
+		return nil, err
+	}
+	tgt := o.Target.expand(n, k, true)
+	_, _, grads, err := gs.Net.gradOf(ctx, feeds, tgt, nil)
+	if err != nil {
+		return nil, err
+	}
+	if !gs.GlobalAttribution {
+		for i, g := range grads {
+			for e := range g.F {
+				g.F[e] *= pts.noisy[i].F[e] - pts.bases[i].F[e]
+			}
+		}
+	}
+	res := &Result{Attributions: make([]*tensor.Tensor, len(inputs))}
+	for i, g := range grads {
+		res.Attributions[i] = meanGroups(g, n, k)
+	}
+	if o.Delta {
+		sub := o
+		sub.Target = tgt
+		sub.Additional = expandExtra(o.Additional, n, k, true)
+		if res.Delta, err = convergenceDelta(ctx, gs.Net, pts.noisy, pts.bases, grads, sub); err != nil {
+			return nil, err
+		}
+	}
+	if o.Progress != nil {
+		o.Progress(n, n)
+	}
+	return res, nil
+}
+
+// shapPoints are the expanded rows of GradientShap: n examples, k draws
+// each (row r is example r/k).
+type shapPoints struct {
+	n, k   int
+	noisy  []*tensor.Tensor // per input, the noisy inputs
+	bases  []*tensor.Tensor // per input, the drawn baselines
+	points []*tensor.Tensor // per input, bl + alpha*(noisy - bl)
+}
+
+// points draws (or replays) the noise, baselines and alphas.
+func (gs *GradientShap) points(inputs []*tensor.Tensor, o Options) (*shapPoints, error) {
 	n, err := batchOf(inputs)
 	if err != nil {
 		return nil, err
@@ -83,61 +133,22 @@ func (gs *GradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 		return nil, err
 	}
 	rows := n * k
-	points := make([]*tensor.Tensor, len(inputs))
-	diffs := make([]*tensor.Tensor, len(inputs))
-	bases := make([]*tensor.Tensor, len(inputs))
+	pts := &shapPoints{n: n, k: k, noisy: d.Noisy}
 	for i := range inputs {
-		bases[i] = gatherRows(dist[i], d.BaselineIndices[i])
+		bl := gatherRows(dist[i], d.BaselineIndices[i])
 		noisy := d.Noisy[i]
 		p := tensor.New(noisy.Shape...)
-		df := tensor.New(noisy.Shape...)
 		row := noisy.Len() / rows
 		for r := 0; r < rows; r++ {
 			al := float32(d.Alphas[r])
 			for e := r * row; e < (r+1)*row; e++ {
-				bl := bases[i].F[e]
-				df.F[e] = noisy.F[e] - bl
-				p.F[e] = bl + al*df.F[e]
+				p.F[e] = bl.F[e] + al*(noisy.F[e]-bl.F[e])
 			}
 		}
-		points[i], diffs[i] = p, df
+		pts.bases = append(pts.bases, bl)
+		pts.points = append(pts.points, p)
 	}
-	feeds, err := gs.Net.feeds(points, o.Additional, n, k, true)
-	if err != nil {
-		return nil, err
-	}
-	tgt := o.Target.expand(n, k, true)
-	_, _, grads, err := gs.Net.gradOf(ctx, feeds, tgt, nil)
-	if err != nil {
-		return nil, err
-	}
-	rowAttr := make([]*tensor.Tensor, len(inputs))
-	for i, g := range grads {
-		if !gs.GlobalAttribution {
-			for e := range g.F {
-				g.F[e] *= diffs[i].F[e]
-			}
-		}
-		rowAttr[i] = g
-	}
-	res := &Result{Attributions: make([]*tensor.Tensor, len(inputs))}
-	for i, g := range rowAttr {
-		res.Attributions[i] = meanGroups(g, n, k)
-	}
-	if o.Delta {
-		sub := o
-		sub.Target = tgt
-		sub.Additional = expandExtra(o.Additional, n, k, true)
-		dl, err := convergenceDelta(ctx, gs.Net, d.Noisy, bases, rowAttr, sub)
-		if err != nil {
-			return nil, err
-		}
-		res.Delta = dl
-	}
-	if o.Progress != nil {
-		o.Progress(n, n)
-	}
-	return res, nil
+	return pts, nil
 }
 
 func (gs *GradientShap) draw(inputs, dist []*tensor.Tensor, n, k int) (*ShapDraws, error) {

@@ -32,12 +32,34 @@ func builders() map[string]builder {
 		"ShapleyValueSampling": buildShapleyValueSampling,
 		"ShapleyValues":        buildShapleyValues,
 		"FeaturePermutation":   buildFeaturePermutation,
+
+		"LayerActivation":           buildLayer,
+		"LayerGradientXActivation":  buildLayer,
+		"LayerGradCam":              buildLayer,
+		"InternalInfluence":         buildLayer,
+		"LayerConductance":          buildLayer,
+		"LayerIntegratedGradients":  buildLayer,
+		"LayerDeepLift":             buildLayer,
+		"LayerDeepLiftShap":         buildLayer,
+		"LayerGradientShap":         buildLayer,
+		"LayerFeatureAblation":      buildLayer,
+		"LayerLRP":                  buildLayer,
+		"GuidedGradCam":             buildLayer,
+		"NeuronGradient":            buildNeuron,
+		"NeuronIntegratedGradients": buildNeuron,
+		"NeuronGradientShap":        buildNeuron,
+		"NeuronDeepLift":            buildNeuron,
+		"NeuronDeepLiftShap":        buildNeuron,
+		"NeuronGuidedBackprop":      buildNeuron,
+		"NeuronDeconvolution":       buildNeuron,
+		"NeuronFeatureAblation":     buildNeuron,
+		"NeuronConductance":         buildNeuron,
 	}
 }
 
 // runners returns the case runners by algorithm name.
 func runners() map[string]runner {
-	out := map[string]runner{}
+	out := map[string]runner{"LayerAttribution.interpolate": runInterpolate}
 	for name, b := range builders() {
 		out[name] = func(ctx context.Context, c *Case, m *engine.Model) error { return runMethod(ctx, c, m, b) }
 	}
@@ -165,6 +187,10 @@ func seed(meth attr.Method, s uint64) {
 		t.Seed = s
 	case *attr.FeaturePermutation:
 		t.Seed = s
+	case *attr.LayerGradientShap:
+		t.Seed = s
+	case *attr.NeuronGradientShap:
+		t.Seed = s
 	}
 }
 
@@ -196,6 +222,10 @@ func applyDraws(c *Case, meth attr.Method) error {
 		t.Permutations = rd.Permutations
 	case *attr.FeaturePermutation:
 		t.Permutations = rd.Permutations
+	case *attr.LayerGradientShap:
+		t.Draws = &attr.ShapDraws{Noisy: noisy, BaselineIndices: rd.BaseIdx, Alphas: rd.Alphas}
+	case *attr.NeuronGradientShap:
+		t.Draws = &attr.ShapDraws{Noisy: noisy, BaselineIndices: rd.BaseIdx, Alphas: rd.Alphas}
 	default:
 		return fmt.Errorf("%w: replay for %T", errNotImplemented, meth)
 	}
@@ -576,4 +606,161 @@ func runProperty(ctx context.Context, c *Case, m *engine.Model, b builder, raw j
 		}
 	}
 	return nil
+}
+
+// pathParams decodes n_steps, method and internal_batch_size.
+func pathParams(c *Case, defMethod string) (nsteps int, method string, ibs int, err error) {
+	if nsteps, err = c.Int("n_steps", 50); err != nil {
+		return
+	}
+	if method, err = c.String("method", defMethod); err != nil {
+		return
+	}
+	ibs, err = c.Int("internal_batch_size", 0)
+	return
+}
+
+// buildLayer makes a layer method; the layer is the case's ONNX tensor.
+func buildLayer(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.Options, error) {
+	nt, in, o, err := setup(c, m)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	if c.Layer == nil {
+		return nil, nil, o, fmt.Errorf("case has no layer")
+	}
+	layer := c.Layer.ONNXTensor
+	mul, err := c.ConstructorBool("multiply_by_inputs", true)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	nsteps, method, ibs, err := pathParams(c, attr.GaussLegendre)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	switch c.Algorithm {
+	case "LayerActivation":
+		return &attr.LayerActivation{Net: nt, Layer: layer}, in, o, nil
+	case "LayerGradientXActivation":
+		return &attr.LayerGradientXActivation{Net: nt, Layer: layer, GlobalAttribution: !mul}, in, o, nil
+	case "LayerGradCam":
+		relu, err := c.Bool("relu_attributions", false)
+		if err != nil {
+			return nil, nil, o, err
+		}
+		sum, err := c.Bool("attr_dim_summation", true)
+		return &attr.LayerGradCam{Net: nt, Layer: layer, ReluAttributions: relu, NoDimSummation: !sum}, in, o, err
+	case "GuidedGradCam":
+		return &attr.GuidedGradCam{Net: nt, Layer: layer}, in, o, nil
+	case "InternalInfluence":
+		return &attr.InternalInfluence{Net: nt, Layer: layer, Method: method, NSteps: nsteps, InternalBatchSize: ibs}, in, o, nil
+	case "LayerConductance":
+		return &attr.LayerConductance{Net: nt, Layer: layer, Method: method, NSteps: nsteps, InternalBatchSize: ibs}, in, o, nil
+	case "LayerIntegratedGradients":
+		return &attr.LayerIntegratedGradients{Net: nt, Layer: layer, Method: method, NSteps: nsteps, InternalBatchSize: ibs, GlobalAttribution: !mul}, in, o, nil
+	case "LayerDeepLift":
+		return &attr.LayerDeepLift{Net: nt, Layer: layer, GlobalAttribution: !mul}, in, o, nil
+	case "LayerDeepLiftShap":
+		return &attr.LayerDeepLiftShap{Net: nt, Layer: layer, GlobalAttribution: !mul}, in, o, nil
+	case "LayerGradientShap":
+		k, err := c.Int("n_samples", 5)
+		if err != nil {
+			return nil, nil, o, err
+		}
+		sd, err := c.Floats("stdevs")
+		return &attr.LayerGradientShap{Net: nt, Layer: layer, NSamples: k, Stdevs: sd, GlobalAttribution: !mul}, in, o, err
+	case "LayerFeatureAblation":
+		lf := &attr.LayerFeatureAblation{Net: nt, Layer: layer}
+		if c.Has("layer_mask") {
+			if lf.LayerMask, err = c.Tensor(c.Params["layer_mask"]); err != nil {
+				return nil, nil, o, err
+			}
+		}
+		if c.Has("layer_baselines") {
+			lb, err := c.TensorList("layer_baselines", 1)
+			if err != nil {
+				return nil, nil, o, err
+			}
+			lf.LayerBaselines = lb[0]
+		}
+		lf.PerturbationsPerEval, err = c.Int("perturbations_per_eval", 1)
+		return lf, in, o, err
+	case "LayerLRP":
+		return &attr.LayerLRP{Net: nt, Layer: layer}, in, o, nil
+	}
+	return nil, nil, o, fmt.Errorf("%w: %s", errNotImplemented, c.Algorithm)
+}
+
+// buildNeuron makes a neuron method.
+func buildNeuron(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.Options, error) {
+	nt, in, o, err := setup(c, m)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	if c.Layer == nil {
+		return nil, nil, o, fmt.Errorf("case has no layer")
+	}
+	idx, err := intList(c.Params["neuron_selector"])
+	if err != nil {
+		return nil, nil, o, fmt.Errorf("neuron_selector: %w", err)
+	}
+	nr := attr.Neuron{Layer: c.Layer.ONNXTensor, Index: idx}
+	mul, err := c.ConstructorBool("multiply_by_inputs", true)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	switch c.Algorithm {
+	case "NeuronGradient":
+		return &attr.NeuronGradient{Net: nt, Neuron: nr}, in, o, nil
+	case "NeuronIntegratedGradients":
+		nsteps, method, ibs, err := pathParams(c, attr.GaussLegendre)
+		return &attr.NeuronIntegratedGradients{Net: nt, Neuron: nr, Method: method, NSteps: nsteps, InternalBatchSize: ibs, GlobalAttribution: !mul}, in, o, err
+	case "NeuronConductance":
+		nsteps, method, ibs, err := pathParams(c, attr.RiemannTrapezoid)
+		return &attr.NeuronConductance{Net: nt, Neuron: nr, Method: method, NSteps: nsteps, InternalBatchSize: ibs, GlobalAttribution: !mul}, in, o, err
+	case "NeuronGradientShap":
+		k, err := c.Int("n_samples", 5)
+		if err != nil {
+			return nil, nil, o, err
+		}
+		sd, err := c.Floats("stdevs")
+		return &attr.NeuronGradientShap{Net: nt, Neuron: nr, NSamples: k, Stdevs: sd, GlobalAttribution: !mul}, in, o, err
+	case "NeuronDeepLift":
+		return &attr.NeuronDeepLift{Net: nt, Neuron: nr, GlobalAttribution: !mul}, in, o, nil
+	case "NeuronDeepLiftShap":
+		return &attr.NeuronDeepLiftShap{Net: nt, Neuron: nr, GlobalAttribution: !mul}, in, o, nil
+	case "NeuronGuidedBackprop":
+		return &attr.NeuronGuidedBackprop{Net: nt, Neuron: nr}, in, o, nil
+	case "NeuronDeconvolution":
+		return &attr.NeuronDeconvolution{Net: nt, Neuron: nr}, in, o, nil
+	case "NeuronFeatureAblation":
+		fm, err := featureMask(c, len(in))
+		if err != nil {
+			return nil, nil, o, err
+		}
+		ppe, err := c.Int("perturbations_per_eval", 1)
+		return &attr.NeuronFeatureAblation{Net: nt, Neuron: nr, FeatureMask: fm, PerturbationsPerEval: ppe}, in, o, err
+	}
+	return nil, nil, o, fmt.Errorf("%w: %s", errNotImplemented, c.Algorithm)
+}
+
+// runInterpolate checks LayerAttribution.interpolate, a model-free case.
+func runInterpolate(ctx context.Context, c *Case, _ *engine.Model) error {
+	in, err := c.Inputs()
+	if err != nil {
+		return err
+	}
+	var dims []int
+	if err := json.Unmarshal(c.Params["interpolate_dims"], &dims); err != nil {
+		return fmt.Errorf("interpolate_dims: %w", err)
+	}
+	mode, err := c.String("interpolate_mode", "nearest")
+	if err != nil {
+		return err
+	}
+	out, err := attr.Interpolate(in[0], dims, mode)
+	if err != nil {
+		return err
+	}
+	return checkResult(c, &attr.Result{Attributions: []*tensor.Tensor{out}})
 }
