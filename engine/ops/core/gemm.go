@@ -3,53 +3,15 @@ package core
 import (
 	"fmt"
 
+	"github.com/loupe-ml/loupe/engine/kernels"
+
 	"github.com/loupe-ml/loupe/engine/op"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-// sgemm computes C = alpha*op(A)*op(B) + beta*C, row-major.
-func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	// Bring B to row-major k×n so that the inner loop runs along rows.
-	bb, ldbb := b, ldb
-	if transB {
-		bb = make([]float32, k*n)
-		for j := 0; j < n; j++ {
-			for p := 0; p < k; p++ {
-				bb[p*n+j] = b[j*ldb+p]
-			}
-		}
-		ldbb = n
-	}
-	parallel(m, 2*m*n*k, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			crow := c[i*ldc : i*ldc+n]
-			if beta == 0 {
-				clear(crow)
-			} else if beta != 1 {
-				for j := range crow {
-					crow[j] *= beta
-				}
-			}
-			for p := 0; p < k; p++ {
-				var av float32
-				if transA {
-					av = a[p*lda+i]
-				} else {
-					av = a[i*lda+p]
-				}
-				av *= alpha
-				if av == 0 {
-					continue
-				}
-				brow := bb[p*ldbb : p*ldbb+n]
-				for j, bv := range brow {
-					crow[j] += av * bv
-				}
-			}
-		}
-	})
-}
+// sgemm is the engine's GEMM (see package kernels).
+var sgemm = kernels.Sgemm
 
 type gemm struct {
 	alpha, beta    float32

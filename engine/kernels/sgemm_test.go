@@ -1,0 +1,119 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func naive(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s float64
+			for p := 0; p < k; p++ {
+				var av, bv float32
+				if transA {
+					av = a[p*lda+i]
+				} else {
+					av = a[i*lda+p]
+				}
+				if transB {
+					bv = b[j*ldb+p]
+				} else {
+					bv = b[p*ldb+j]
+				}
+				s += float64(av) * float64(bv)
+			}
+			old := float64(0)
+			if beta != 0 {
+				old = float64(beta) * float64(c[i*ldc+j])
+			}
+			c[i*ldc+j] = float32(float64(alpha)*s + old)
+		}
+	}
+}
+
+func rnd(r *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	return x
+}
+
+func TestSgemm(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, sz := range [][3]int{{1, 1, 1}, {3, 5, 7}, {17, 33, 9}, {64, 70, 65}, {130, 40, 200}, {300, 20, 70}} {
+		m, n, k := sz[0], sz[1], sz[2]
+		for _, ta := range []bool{false, true} {
+			for _, tb := range []bool{false, true} {
+				for _, ab := range [][2]float32{{1, 0}, {0.5, 0}, {1, 1}, {-2, 0.25}} {
+					lda, ldb, ldc := k+3, n+1, n+2
+					if ta {
+						lda = m + 3
+					}
+					if tb {
+						ldb = k + 1
+					}
+					ra, rb := m, k
+					if ta {
+						ra = k
+					}
+					if tb {
+						rb = n
+					}
+					a, b := rnd(r, ra*lda), rnd(r, rb*ldb)
+					c := rnd(r, m*ldc)
+					if ab[1] == 0 {
+						for i := range c {
+							c[i] = float32(math.NaN())
+						}
+					}
+					want := append([]float32(nil), c...)
+					naive(ta, tb, m, n, k, ab[0], a, lda, b, ldb, ab[1], want, ldc)
+					Sgemm(ta, tb, m, n, k, ab[0], a, lda, b, ldb, ab[1], c, ldc)
+					for i := 0; i < m; i++ {
+						for j := 0; j < n; j++ {
+							g, w := c[i*ldc+j], want[i*ldc+j]
+							if math.Abs(float64(g-w)) > 1e-4*math.Sqrt(float64(k))*(1+math.Abs(float64(w))) {
+								t.Fatalf("%v transA=%v transB=%v alpha,beta=%v: C[%d,%d] = %g, want %g", sz, ta, tb, ab, i, j, g, w)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestParallelFor(t *testing.T) {
+	for _, n := range []int{0, 1, 5, 1000} {
+		seen := make([]int, n)
+		ParallelFor(n, 3, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				seen[i]++
+			}
+		})
+		for i, v := range seen {
+			if v != 1 {
+				t.Fatalf("n=%d: index %d visited %d times", n, i, v)
+			}
+		}
+	}
+}
+
+// BenchmarkSgemm measures resnet18's im2col GEMM sizes (M×N×K).
+func BenchmarkSgemm(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, s := range [][3]int{{64, 12544, 147}, {64, 3136, 576}, {128, 784, 1152}, {256, 196, 2304}, {512, 49, 4608}, {10, 8, 6}} {
+		m, n, k := s[0], s[1], s[2]
+		a, bb, c := rnd(r, m*k), rnd(r, k*n), make([]float32, m*n)
+		b.Run(fmt.Sprintf("%dx%dx%d", m, n, k), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				Sgemm(false, false, m, n, k, 1, a, k, bb, n, 0, c, n)
+			}
+			b.ReportMetric(float64(2*m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
