@@ -59,7 +59,8 @@ func builders() map[string]builder {
 
 // runners returns the case runners by algorithm name.
 func runners() map[string]runner {
-	out := map[string]runner{"LayerAttribution.interpolate": runInterpolate}
+	out := linearRunners()
+	out["LayerAttribution.interpolate"] = runInterpolate
 	for name, b := range builders() {
 		out[name] = func(ctx context.Context, c *Case, m *engine.Model) error { return runMethod(ctx, c, m, b) }
 	}
