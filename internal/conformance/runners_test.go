@@ -5,9 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"regexp"
+	"strconv"
+	"strings"
 
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/linear"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -54,6 +59,9 @@ func builders() map[string]builder {
 		"NeuronDeconvolution":       buildNeuron,
 		"NeuronFeatureAblation":     buildNeuron,
 		"NeuronConductance":         buildNeuron,
+		"Lime":                      buildLime,
+		"KernelShap":                buildLime,
+		"LimeBase":                  buildLimeBase,
 	}
 }
 
@@ -95,6 +103,8 @@ func runMethod(ctx context.Context, c *Case, m *engine.Model, b builder) error {
 			err = runStatistical(ctx, c, m, b, chk)
 		case "property":
 			err = runProperty(ctx, c, m, b, raw)
+		case "exact_analytic":
+			err = runAnalytic(ctx, c, m, b, raw)
 		default:
 			return fmt.Errorf("%w: check kind %q", errNotImplemented, chk.Kind)
 		}
@@ -192,6 +202,10 @@ func seed(meth attr.Method, s uint64) {
 		t.Seed = s
 	case *attr.NeuronGradientShap:
 		t.Seed = s
+	case *attr.Lime:
+		t.Seed = s
+	case *attr.KernelShap:
+		t.Seed = s
 	}
 }
 
@@ -206,15 +220,31 @@ func applyDraws(c *Case, meth attr.Method) error {
 	if err := json.Unmarshal(c.RandomDraws, &rd); err != nil {
 		return fmt.Errorf("random_draws: %w", err)
 	}
-	noisy := make([]*tensor.Tensor, len(rd.Noisy))
+	noisy := make([]*tensor.Tensor, 0, len(rd.Noisy))
 	for i, raw := range rd.Noisy {
 		t, err := c.Tensor(raw)
 		if err != nil {
 			return fmt.Errorf("random_draws.noisy_inputs[%d]: %w", i, err)
 		}
-		noisy[i] = t
+		noisy = append(noisy, t)
 	}
 	switch t := meth.(type) {
+	case *attr.Lime:
+		return setLimeSamples(c, &t.Samples)
+	case *attr.KernelShap:
+		return setLimeSamples(c, &t.Samples)
+	case *attr.LimeBase:
+		var lb struct {
+			Samples json.RawMessage `json:"interpretable_samples"`
+		}
+		if err := json.Unmarshal(c.RandomDraws, &lb); err != nil {
+			return err
+		}
+		st, err := c.Tensor(lb.Samples)
+		if err != nil {
+			return err
+		}
+		t.Samples = rows(st)
 	case *attr.NoiseTunnel:
 		t.Noisy = noisy
 	case *attr.GradientShap:
@@ -764,4 +794,169 @@ func runInterpolate(ctx context.Context, c *Case, _ *engine.Model) error {
 		return err
 	}
 	return checkResult(c, &attr.Result{Attributions: []*tensor.Tensor{out}})
+}
+
+// interpretableModel reads the surrogate a Lime case describes in words
+// ("SkLearnLasso(alpha=0.01)", "SkLearnLinearRegression()").
+func interpretableModel(c *Case) (linear.Fitter, error) {
+	var ctor struct {
+		Model string `json:"interpretable_model"`
+	}
+	json.Unmarshal(c.Constructor, &ctor)
+	s := ctor.Model
+	alpha := 1.0
+	if m := regexp.MustCompile(`alpha=([0-9.eE+-]+)`).FindStringSubmatch(s); m != nil {
+		a, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			return nil, fmt.Errorf("interpretable_model %q: %w", s, err)
+		}
+		alpha = a
+	}
+	switch {
+	case s == "":
+		return nil, nil
+	case strings.HasPrefix(s, "SkLearnLasso"):
+		return linear.Lasso{Alpha: alpha, FitIntercept: true}, nil
+	case strings.HasPrefix(s, "SkLearnLinearRegression"):
+		return linear.LeastSquares{FitIntercept: true}, nil
+	case strings.HasPrefix(s, "SkLearnRidge"):
+		return linear.Ridge{Alpha: alpha, FitIntercept: true}, nil
+	}
+	return nil, fmt.Errorf("%w: interpretable model %q", errNotImplemented, s)
+}
+
+// limeSamples decodes random_draws.per_example[].interpretable_samples.
+func limeSamples(c *Case) ([][][]float64, error) {
+	var rd struct {
+		PerExample []struct {
+			Samples json.RawMessage `json:"interpretable_samples"`
+		} `json:"per_example"`
+	}
+	if err := json.Unmarshal(c.RandomDraws, &rd); err != nil {
+		return nil, err
+	}
+	out := make([][][]float64, len(rd.PerExample))
+	for i, pe := range rd.PerExample {
+		t, err := c.Tensor(pe.Samples)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = rows(t)
+	}
+	return out, nil
+}
+
+func buildLime(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.Options, error) {
+	mod, in, o, err := forwardModel(c, m)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	fit, err := interpretableModel(c)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	fm, err := featureMask(c, len(in))
+	if err != nil {
+		return nil, nil, o, err
+	}
+	ns, err := c.Int("n_samples", 50)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	ppe, err := c.Int("perturbations_per_eval", 1)
+	if c.Algorithm == "KernelShap" {
+		return &attr.KernelShap{Model: mod, FeatureMask: fm, NSamples: ns, PerturbationsPerEval: ppe}, in, o, err
+	}
+	return &attr.Lime{Model: mod, FeatureMask: fm, NSamples: ns, PerturbationsPerEval: ppe, Interpretable: fit}, in, o, err
+}
+
+// buildLimeBase supports the LimeBase form the oracle records: features
+// are the input's elements, a sample keeps an element (times 1) or zeroes
+// it, and the similarity is a Euclidean kernel in the input space.
+func buildLimeBase(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.Options, error) {
+	mod, in, o, err := forwardModel(c, m)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	var ctor struct {
+		Sim  string `json:"similarity_func"`
+		From string `json:"from_interp_rep_transform"`
+	}
+	json.Unmarshal(c.Constructor, &ctor)
+	if !strings.Contains(ctor.Sim, "||") || !strings.Contains(ctor.From, "curr_sample * original_input") {
+		return nil, nil, o, fmt.Errorf("%w: LimeBase with %q and %q", errNotImplemented, ctor.Sim, ctor.From)
+	}
+	width := 1.0
+	if mm := regexp.MustCompile(`\(2 \* ([0-9.]+)\^2\)`).FindStringSubmatch(ctor.Sim); mm != nil {
+		width, _ = strconv.ParseFloat(mm[1], 64)
+	}
+	fit, err := interpretableModel(c)
+	if err != nil {
+		return nil, nil, o, err
+	}
+	ns, err := c.Int("n_samples", 50)
+	lb := &attr.LimeBase{
+		Model: mod, NSamples: ns, Interpretable: fit,
+		Perturb: func(rng *rand.Rand, inputs []*tensor.Tensor) []float64 {
+			z := make([]float64, inputs[0].Len())
+			for k := range z {
+				z[k] = float64(rng.IntN(2))
+			}
+			return z
+		},
+		FromInterp: func(z []float64, inputs []*tensor.Tensor) ([]*tensor.Tensor, error) {
+			x := inputs[0].Clone()
+			for k := range x.F {
+				x.F[k] *= float32(z[k])
+			}
+			return []*tensor.Tensor{x}, nil
+		},
+		Similarity: func(orig, sample []*tensor.Tensor, _ []float64) float64 {
+			return attr.EuclideanKernel(orig, sample, width)
+		},
+	}
+	return lb, in, o, err
+}
+
+func setLimeSamples(c *Case, dst *[][][]float64) error {
+	s, err := limeSamples(c)
+	*dst = s
+	return err
+}
+
+// runAnalytic checks a result that does not depend on the random draws
+// (Lime or KernelShap on a linear model) against the check's own expected
+// tensors, with the method's own RNG.
+func runAnalytic(ctx context.Context, c *Case, m *engine.Model, b builder, raw json.RawMessage) error {
+	var chk struct {
+		Expected []json.RawMessage `json:"expected"`
+		Fields   struct {
+			Attributions []Tol `json:"attributions"`
+		} `json:"fields"`
+	}
+	if err := json.Unmarshal(raw, &chk); err != nil {
+		return err
+	}
+	meth, in, o, err := b(c, m)
+	if err != nil {
+		return err
+	}
+	seed(meth, 777)
+	r, err := meth.Attribute(ctx, in, o)
+	if err != nil {
+		return err
+	}
+	for i, e := range chk.Expected {
+		want, err := c.Tensor(e)
+		if err != nil {
+			return err
+		}
+		if i >= len(r.Attributions) || i >= len(chk.Fields.Attributions) {
+			return fmt.Errorf("attribution %d missing", i)
+		}
+		if err := Compare(r.Attributions[i], want, chk.Fields.Attributions[i]); err != nil {
+			return fmt.Errorf("attributions[%d]: %w", i, err)
+		}
+	}
+	return nil
 }
