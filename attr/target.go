@@ -128,3 +128,40 @@ func (t Target) seed(out []int) (*tensor.Tensor, []int, error) {
 	}
 	return s, offs, nil
 }
+
+// TargetRows returns the target for examples lo..hi-1 of a batch, each
+// repeated k times in a row (for methods and metrics that expand a chunk
+// of the batch).
+func TargetRows(t Target, lo, hi, k int) Target {
+	if t.each == nil {
+		return t
+	}
+	each := make([][]int, 0, (hi-lo)*k)
+	for e := lo; e < hi; e++ {
+		for s := 0; s < k; s++ {
+			each = append(each, t.each[e])
+		}
+	}
+	return Target{each: each}
+}
+
+// Select returns the target element of each of the rows of a model output
+// (the whole output when it has one element and no target is given).
+func Select(out *tensor.Tensor, t Target, rows int) ([]float32, error) {
+	out = out.AsFloat32()
+	if out.Len() == 1 && t.IsZero() && rows == 1 {
+		return []float32{out.F[0]}, nil
+	}
+	if out.Rank() == 0 || out.Shape[0] != rows {
+		return nil, fmt.Errorf("attr: the model returned shape %v for %d rows", out.Shape, rows)
+	}
+	offs, err := t.offsets(out.Shape)
+	if err != nil {
+		return nil, err
+	}
+	v := make([]float32, len(offs))
+	for i, o := range offs {
+		v[i] = out.F[o]
+	}
+	return v, nil
+}

@@ -35,6 +35,7 @@ type Case struct {
 	Expected        json.RawMessage            `json:"expected"`
 	Checks          []json.RawMessage          `json:"checks"`
 	RandomDraws     json.RawMessage            `json:"random_draws"`
+	MetricInputs    json.RawMessage            `json:"metric_inputs"`
 	Notes           string                     `json:"notes"`
 
 	// Dir is the folder the case's relative paths start from.

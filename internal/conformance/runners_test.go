@@ -69,6 +69,8 @@ func builders() map[string]builder {
 func runners() map[string]runner {
 	out := linearRunners()
 	out["LayerAttribution.interpolate"] = runInterpolate
+	out["infidelity"] = runInfidelity
+	out["sensitivity_max"] = runSensitivity
 	for name, b := range builders() {
 		out[name] = func(ctx context.Context, c *Case, m *engine.Model) error { return runMethod(ctx, c, m, b) }
 	}
