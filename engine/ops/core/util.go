@@ -42,7 +42,37 @@ func Register(m map[string]op.Factory) {
 		"Unsqueeze":          newUnsqueeze,
 		"Squeeze":            newSqueeze,
 		"Constant":           newConstant,
+		"Clip":               newClip,
+		"Equal":              newCompare("Equal"),
+		"Less":               newCompare("Less"),
+		"LessOrEqual":        newCompare("LessOrEqual"),
+		"Greater":            newCompare("Greater"),
+		"GreaterOrEqual":     newCompare("GreaterOrEqual"),
+		"And":                newCompare("And"),
+		"Or":                 newCompare("Or"),
+		"Xor":                newCompare("Xor"),
+		"Not":                newCompare("Not"),
+		"Where":              newWhere,
+		"Pow":                newPow,
+		"Max":                newExtremum(true),
+		"Min":                newExtremum(false),
+		"ReduceMax":          newExtremeReduce(true),
+		"ReduceMin":          newExtremeReduce(false),
+		"ArgMax":             newArgMax(true),
+		"ArgMin":             newArgMax(false),
+		"Expand":             newExpand,
+		"Slice":              newSlice,
+		"Split":              newSplit,
+		"Cast":               newCast,
+		"ConstantOfShape":    newConstantOfShape,
+		"Range":              newRange,
+		"LayerNormalization": newLayerNorm,
+		"LSTM":               newRNN(false),
+		"GRU":                newRNN(true),
 	} {
+		m[k] = f
+	}
+	for k, f := range unaries() {
 		m[k] = f
 	}
 }
