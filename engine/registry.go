@@ -3,12 +3,16 @@ package engine
 import (
 	"github.com/loupe-ml/loupe/engine/op"
 	"github.com/loupe-ml/loupe/engine/ops/core"
+	"github.com/loupe-ml/loupe/engine/ops/nnops"
 )
 
 // Registry returns a new map of every op type the engine supports to the
 // factory that builds its kernel.
 func Registry() map[string]op.Factory {
 	m := map[string]op.Factory{}
+	// nnops brings Pad, Resize, Upsample, ConvTranspose, InstanceNormalization
+	// and GlobalMaxPool; core's kernels win where both have one.
+	nnops.Register(m)
 	core.Register(m)
 	return m
 }

@@ -52,6 +52,21 @@ class Shapes(nn.Module):
         return torch.tanh(g).sum(dim=2) / 2.0 + torch.exp(-g.pow(2)).mean(dim=2)
 
 
+class Spatial(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3)
+        self.up = nn.ConvTranspose2d(3, 2, 2, stride=2)
+
+    def forward(self, x):  # x: [N, 2, 6, 6]
+        a = F.pad(x, (1, 2, 1, 0), mode="reflect")
+        a = F.pad(self.conv(a), (1, 1, 1, 1), value=0.5)
+        a = F.interpolate(a, scale_factor=2, mode="nearest")
+        a = F.interpolate(a, size=(9, 7), mode="bilinear", align_corners=False)
+        a = self.up(F.adaptive_max_pool2d(a, 1) * a)
+        return F.instance_norm(a).flatten(1)[:, :10]
+
+
 def export(name, model, x, opset):
     model.eval()
     with torch.no_grad():
@@ -68,3 +83,4 @@ def export(name, model, x, opset):
 export("seq_op17", Seq(), torch.randn(2, 5, 4), 17)
 export("seq_op13", Seq(), torch.randn(2, 5, 4), 13)
 export("shapes_op13", Shapes(), torch.randn(2, 3, 8, 6), 13)
+export("spatial_op13", Spatial(), torch.randn(2, 2, 6, 6), 13)
