@@ -1,0 +1,275 @@
+// Command loupe explains machine-learning models from the terminal: which
+// input features, neurons and layers drove a prediction.
+//
+//	loupe demo [--out dir]                 run several methods on the built-in model
+//	loupe explain --model m.onnx --input x.npy --method IntegratedGradients --target 3 [--param n_steps=200] [--layer layer4] --out dir
+//	loupe layers --model m.onnx            the layers a user can name
+//	loupe methods                          the methods, their parameters and defaults
+//
+// Exit status: 0 on success, 1 on a failure while running, 2 on bad usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loupe-ml/loupe/attr"
+	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/internal/demo"
+	"github.com/loupe-ml/loupe/npy"
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+// usageError marks errors in how loupe was called (exit status 2).
+type usageError struct{ error }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if err == nil {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "loupe:", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		os.Exit(2)
+	}
+	os.Exit(1)
+}
+
+const usage = `usage:
+  loupe demo [--out dir] [--quiet]
+  loupe explain --model m.onnx --input x.npy --method NAME [--target T] [--param k=v]... [--layer L] [--baseline v] [--out dir] [--quiet]
+  loupe layers --model m.onnx
+  loupe methods`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{errors.New("no command\n" + usage)}
+	}
+	switch args[0] {
+	case "demo":
+		return cmdDemo(ctx, args[1:], stdout, stderr)
+	case "explain":
+		return cmdExplain(ctx, args[1:], stdout, stderr)
+	case "layers":
+		return cmdLayers(args[1:], stdout, stderr)
+	case "methods":
+		return cmdMethods(stdout)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return usageError{fmt.Errorf("unknown command %q\n%s", args[0], usage)}
+}
+
+// progressBar draws a bar on w, or nothing when quiet.
+func progressBar(w io.Writer, label string, quiet bool) func(done, total int) {
+	if quiet {
+		return nil
+	}
+	start := time.Now()
+	return func(done, total int) {
+		if total <= 0 {
+			return
+		}
+		const width = 30
+		n := done * width / total
+		fmt.Fprintf(w, "\r%s [%s%s] %d/%d %s", label, strings.Repeat("#", n), strings.Repeat(".", width-n), done, total, time.Since(start).Round(100*time.Millisecond))
+		if done >= total {
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "loupe-demo", "folder for the report")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	per := fs.Int("per-class", 2, "images of each shape")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	rep, err := demo.Run(ctx, *out, *per, progressBar(stderr, "explaining", *quiet))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", filepath.Join(*out, "index.html"))
+	fmt.Fprintf(stdout, "share of positive attribution on the shape (an even spread would give %.2f):\n", rep.ChanceInMask)
+	for _, m := range rep.Methods {
+		fmt.Fprintf(stdout, "  %-20s %.2f\n", m, rep.MeanInMask[m])
+	}
+	return nil
+}
+
+// loadModel loads an ONNX file, or the built-in model for "demo".
+func loadModel(path string) (*engine.Model, error) {
+	if path == "" {
+		return nil, usageError{errors.New("--model is required (an .onnx file, or \"demo\" for the built-in model)")}
+	}
+	if path == "demo" {
+		return demo.Model()
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	return engine.Load(path)
+}
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, " ") }
+func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
+
+func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	model := fs.String("model", "", "ONNX model file (\"demo\": the built-in model)")
+	var inputs, ps multi
+	fs.Var(&inputs, "input", "input as a .npy file, batch first (repeat for several inputs, in the model's order)")
+	name := fs.String("method", "IntegratedGradients", "attribution method (see loupe methods)")
+	target := fs.String("target", "", "output index explained: one number, or one per example separated by commas")
+	fs.Var(&ps, "param", "method parameter name=value (repeatable)")
+	layer := fs.String("layer", "", "layer for layer methods: module path (layer4, fc) or tensor name")
+	baseline := fs.Float64("baseline", 0, "baseline value for methods that take one")
+	out := fs.String("out", "loupe-out", "folder for the attributions")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	table := methodTable()
+	mt, ok := table[*name]
+	if !ok {
+		return usageError{fmt.Errorf("unknown method %q (see loupe methods)", *name)}
+	}
+	p, err := resolveParams(*name, mt, ps)
+	if err != nil {
+		return usageError{err}
+	}
+	m, err := loadModel(*model)
+	if err != nil {
+		return err
+	}
+	nt, err := attr.NewNet(m)
+	if err != nil {
+		return err
+	}
+	if len(inputs) != len(nt.Inputs) {
+		return usageError{fmt.Errorf("the model takes %d inputs (%s); give each with --input x.npy", len(nt.Inputs), strings.Join(nt.Inputs, ", "))}
+	}
+	xs := make([]*tensor.Tensor, len(inputs))
+	for i, f := range inputs {
+		if xs[i], err = npy.ReadFile(f); err != nil {
+			return fmt.Errorf("input %s: %w", f, err)
+		}
+	}
+	o := attr.Options{Progress: progressBar(stderr, *name, *quiet)}
+	if *target != "" {
+		var idx []int
+		for _, s := range strings.Split(*target, ",") {
+			v, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil {
+				return usageError{fmt.Errorf("--target %q: want integers", *target)}
+			}
+			idx = append(idx, v)
+		}
+		if len(idx) == 1 {
+			o.Target = attr.Class(idx[0])
+		} else {
+			o.Target = attr.Classes(idx...)
+		}
+	}
+	if *baseline != 0 {
+		for range xs {
+			o.Baselines = append(o.Baselines, tensor.Scalar(float32(*baseline)))
+		}
+	}
+	if *name == "GradientShap" {
+		// A distribution of two baselines: zeros and the --baseline value.
+		o.Baselines = make([]*tensor.Tensor, len(xs))
+		for i, x := range xs {
+			b := tensor.New(append([]int{2}, x.Shape[1:]...)...)
+			for e := x.Len() / x.Shape[0]; e < b.Len(); e++ {
+				b.F[e] = float32(*baseline)
+			}
+			o.Baselines[i] = b
+		}
+	}
+	meth, err := mt.build(nt, *layer, p)
+	if err != nil {
+		return usageError{err}
+	}
+	r, err := meth.Attribute(ctx, xs, o)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	for i, a := range r.Attributions {
+		if a == nil {
+			continue
+		}
+		f := filepath.Join(*out, fmt.Sprintf("attributions_%d.npy", i))
+		if err := npy.WriteFile(f, a); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s %v\n", f, a.Shape)
+	}
+	return nil
+}
+
+func cmdLayers(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("layers", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	model := fs.String("model", "", "ONNX model file (\"demo\": the built-in model)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	m, err := loadModel(*model)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%-28s %-20s %-18s %s\n", "module", "op", "shape (batch 1)", "tensor")
+	for _, l := range m.Layers() {
+		mod := l.Module
+		if mod == "" {
+			mod = "-"
+		}
+		fmt.Fprintf(stdout, "%-28s %-20s %-18s %s\n", mod, l.OpType, fmt.Sprint(l.Shape), l.Output)
+	}
+	return nil
+}
+
+func cmdMethods(stdout io.Writer) error {
+	table := methodTable()
+	names := make([]string, 0, len(table))
+	for n := range table {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		m := table[n]
+		layer := ""
+		if m.layer {
+			layer = " (--layer)"
+		}
+		fmt.Fprintf(stdout, "%s%s: %s\n", n, layer, m.doc)
+		for _, p := range m.params {
+			fmt.Fprintf(stdout, "    %s (default %q): %s\n", p.name, p.def, p.doc)
+		}
+	}
+	return nil
+}

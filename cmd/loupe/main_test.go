@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/loupe-ml/loupe/attr"
+	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/npy"
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+const cnn = "../../internal/conformance/testdata/oracle/models/cnn_s0.onnx"
+
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, &out, &errb)
+	return out.String() + errb.String(), err
+}
+
+// TestExplainMatchesLibrary runs loupe explain on an oracle model and
+// compares its .npy output with the library's result.
+func TestExplainMatchesLibrary(t *testing.T) {
+	dir := t.TempDir()
+	x := tensor.New(2, 3, 32, 32)
+	for i := range x.F {
+		x.F[i] = float32((i*7919)%1000) / 1000
+	}
+	in := filepath.Join(dir, "x.npy")
+	if err := npy.WriteFile(in, x); err != nil {
+		t.Fatal(err)
+	}
+	m, err := engine.Load(cnn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nt, _ := attr.NewNet(m)
+	cases := []struct {
+		args []string
+		want attr.Method
+		o    attr.Options
+	}{
+		{[]string{"--method", "IntegratedGradients", "--target", "3", "--param", "n_steps=20"}, &attr.IntegratedGradients{Net: nt, NSteps: 20}, attr.Options{Target: attr.Class(3)}},
+		{[]string{"--method", "Saliency", "--target", "1,4", "--param", "abs=false"}, &attr.Saliency{Net: nt, Signed: true}, attr.Options{Target: attr.Classes(1, 4)}},
+		{[]string{"--method", "LayerGradCam", "--target", "2", "--layer", "conv2"}, &attr.LayerGradCam{Net: nt, Layer: "conv2"}, attr.Options{Target: attr.Class(2)}},
+		{[]string{"--method", "Occlusion", "--target", "0", "--param", "sliding_window_shapes=3,8,8", "--param", "strides=3,4,4"}, &attr.Occlusion{Model: nt, SlidingWindowShapes: [][]int{{3, 8, 8}}, Strides: [][]int{{3, 4, 4}}}, attr.Options{Target: attr.Class(0)}},
+	}
+	for _, tc := range cases {
+		out := filepath.Join(dir, "out")
+		args := append([]string{"explain", "--model", cnn, "--input", in, "--out", out, "--quiet"}, tc.args...)
+		if msg, err := runCLI(t, args...); err != nil {
+			t.Fatalf("%v: %v\n%s", tc.args, err, msg)
+		}
+		got, err := npy.ReadFile(filepath.Join(out, "attributions_0.npy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := tc.want.Attribute(context.Background(), []*tensor.Tensor{x}, tc.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tensor.SameShape(got.Shape, want.Attributions[0].Shape) || tensor.MaxAbsDiff(got.F, want.Attributions[0].F) != 0 {
+			t.Errorf("%v: CLI output differs from the library's", tc.args)
+		}
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "x.npy")
+	npy.WriteFile(in, tensor.New(1, 3, 32, 32))
+	bad := filepath.Join(dir, "bad.npy")
+	npy.WriteFile(bad, tensor.New(1, 3, 30, 32))
+	tests := []struct {
+		args  []string
+		usage bool
+		want  string
+	}{
+		{[]string{"frobnicate"}, true, "unknown command"},
+		{[]string{"explain", "--model", cnn, "--input", in, "--method", "Magic"}, true, "unknown method"},
+		{[]string{"explain", "--model", cnn, "--input", in, "--method", "Saliency", "--param", "n_steps=3"}, true, "has no parameter"},
+		{[]string{"explain", "--model", "missing.onnx", "--input", in}, false, "missing.onnx"},
+		{[]string{"explain", "--model", cnn, "--input", bad, "--target", "1"}, false, "shape"},
+		{[]string{"explain", "--model", cnn, "--input", in, "--target", "12"}, false, "out of range"},
+		{[]string{"explain", "--model", cnn, "--input", filepath.Join(dir, "nope.npy")}, false, "nope.npy"},
+		{[]string{"layers"}, true, "--model is required"},
+	}
+	for _, tc := range tests {
+		msg, err := runCLI(t, tc.args...)
+		if err == nil {
+			t.Errorf("%v: no error", tc.args)
+			continue
+		}
+		var ue usageError
+		if errors.As(err, &ue) != tc.usage {
+			t.Errorf("%v: usage error %v, want %v (%v)", tc.args, !tc.usage, tc.usage, err)
+		}
+		if !strings.Contains(err.Error()+msg, tc.want) {
+			t.Errorf("%v: error %q does not mention %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestLayersAndMethods(t *testing.T) {
+	out, err := runCLI(t, "layers", "--model", "demo")
+	if err != nil || !strings.Contains(out, "conv2") || !strings.Contains(out, "[1 16 16 16]") {
+		t.Errorf("layers: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, "methods")
+	if err != nil || !strings.Contains(out, "IntegratedGradients") || !strings.Contains(out, "n_steps") {
+		t.Errorf("methods: %v\n%s", err, out)
+	}
+}

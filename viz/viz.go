@@ -1,0 +1,229 @@
+// Package viz draws attributions as pictures: heat maps and heat maps
+// blended over the image, with Captum's normalisation (sum over channels,
+// scaling by a percentile of the absolute values, clipping outliers) and
+// default colour maps per sign. It knows only tensors and images.
+package viz
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"os"
+	"sort"
+
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+// Sign selects which attributions a picture shows, as Captum's sign.
+type Sign int
+
+// The signs.
+const (
+	AbsoluteValue Sign = iota // |a|, Blues (Captum's "absolute_value")
+	Positive                  // a > 0, Greens
+	Negative                  // a < 0, Reds
+	All                       // both, red-white-green
+)
+
+// ParseSign reads Captum's names: "absolute_value", "positive", "negative", "all".
+func ParseSign(s string) (Sign, error) {
+	switch s {
+	case "absolute_value", "":
+		return AbsoluteValue, nil
+	case "positive":
+		return Positive, nil
+	case "negative":
+		return Negative, nil
+	case "all":
+		return All, nil
+	}
+	return 0, fmt.Errorf("viz: unknown sign %q (want absolute_value, positive, negative or all)", s)
+}
+
+// Map2D sums an attribution over its channel dimension: [C, H, W] or
+// [H, W, C] (channelsLast) to H×W values, row-major; [H, W] is copied.
+func Map2D(a *tensor.Tensor, channelsLast bool) ([]float64, int, int, error) {
+	switch a.Rank() {
+	case 2:
+		h, w := a.Shape[0], a.Shape[1]
+		v := make([]float64, h*w)
+		for i := range v {
+			v[i] = a.Float64At(i)
+		}
+		return v, h, w, nil
+	case 3:
+		c, h, w := a.Shape[0], a.Shape[1], a.Shape[2]
+		if channelsLast {
+			h, w, c = a.Shape[0], a.Shape[1], a.Shape[2]
+		}
+		v := make([]float64, h*w)
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				for k := 0; k < c; k++ {
+					if channelsLast {
+						v[y*w+x] += a.Float64At((y*w+x)*c + k)
+					} else {
+						v[y*w+x] += a.Float64At((k*h+y)*w + x)
+					}
+				}
+			}
+		}
+		return v, h, w, nil
+	}
+	return nil, 0, 0, fmt.Errorf("viz: attribution of shape %v is not an image ([C,H,W], [H,W,C] or [H,W])", a.Shape)
+}
+
+// Normalize scales values as Captum does for a sign: keep the sign's part
+// (absolute values for AbsoluteValue), divide by the (100-outlierPerc)th
+// percentile of their absolute values and clip to [-1, 1].
+func Normalize(v []float64, s Sign, outlierPerc float64) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		switch s {
+		case AbsoluteValue:
+			out[i] = math.Abs(x)
+		case Positive:
+			out[i] = math.Max(x, 0)
+		case Negative:
+			out[i] = math.Min(x, 0)
+		default:
+			out[i] = x
+		}
+	}
+	abs := make([]float64, len(out))
+	for i, x := range out {
+		abs[i] = math.Abs(x)
+	}
+	sort.Float64s(abs)
+	// Captum: cumulative sums of the sorted values, threshold where they
+	// reach (100 - outlierPerc)% of the total.
+	total := 0.0
+	for _, x := range abs {
+		total += x
+	}
+	scale := 0.0
+	if total > 0 {
+		acc := 0.0
+		for _, x := range abs {
+			acc += x
+			if acc >= total*(100-outlierPerc)/100 {
+				scale = x
+				break
+			}
+		}
+	}
+	if scale <= 1e-5 {
+		return make([]float64, len(out))
+	}
+	for i := range out {
+		out[i] = math.Max(-1, math.Min(1, out[i]/scale))
+	}
+	return out
+}
+
+// colour returns the colour map value of t in [-1, 1] for a sign.
+func colour(t float64, s Sign) color.RGBA {
+	lerp := func(a, b uint8, f float64) uint8 { return uint8(float64(a) + (float64(b)-float64(a))*f) }
+	mix := func(c0, c1 [3]uint8, f float64) color.RGBA {
+		return color.RGBA{lerp(c0[0], c1[0], f), lerp(c0[1], c1[1], f), lerp(c0[2], c1[2], f), 255}
+	}
+	white := [3]uint8{255, 255, 255}
+	green := [3]uint8{0, 109, 44}
+	red := [3]uint8{165, 15, 21}
+	blue := [3]uint8{8, 69, 148}
+	switch s {
+	case Positive:
+		return mix(white, green, t)
+	case Negative:
+		return mix(white, red, -t)
+	case AbsoluteValue:
+		return mix(white, blue, t)
+	}
+	if t >= 0 {
+		return mix(white, green, t)
+	}
+	return mix(white, red, -t)
+}
+
+// HeatMap draws normalised values (from Normalize) as an h×w image with the
+// sign's colour map, scaled up by an integer factor.
+func HeatMap(v []float64, h, w int, s Sign, scale int) *image.RGBA {
+	scale = max(scale, 1)
+	img := image.NewRGBA(image.Rect(0, 0, w*scale, h*scale))
+	for y := 0; y < h*scale; y++ {
+		for x := 0; x < w*scale; x++ {
+			img.SetRGBA(x, y, colour(v[(y/scale)*w+x/scale], s))
+		}
+	}
+	return img
+}
+
+// Blend draws the heat map over a greyscale copy of the image (an input
+// tensor [3, H, W] or [1, H, W] with values in [0, 1]), with the heat map's
+// opacity alpha, as Captum's blended_heat_map.
+func Blend(img *tensor.Tensor, v []float64, h, w int, s Sign, alpha float64, scale int) (*image.RGBA, error) {
+	if img.Rank() != 3 || img.Shape[1] != h || img.Shape[2] != w {
+		return nil, fmt.Errorf("viz: image of shape %v for a %dx%d heat map", img.Shape, h, w)
+	}
+	scale = max(scale, 1)
+	out := image.NewRGBA(image.Rect(0, 0, w*scale, h*scale))
+	c := img.Shape[0]
+	for y := 0; y < h*scale; y++ {
+		for x := 0; x < w*scale; x++ {
+			yy, xx := y/scale, x/scale
+			g := 0.0
+			for k := 0; k < c; k++ {
+				g += img.Float64At((k*h+yy)*w + xx)
+			}
+			g = math.Max(0, math.Min(1, g/float64(c)))
+			hc := colour(v[yy*w+xx], s)
+			a := alpha
+			if v[yy*w+xx] == 0 {
+				a = 0
+			}
+			mix := func(ch uint8) uint8 { return uint8((1-a)*g*255 + a*float64(ch)) }
+			out.SetRGBA(x, y, color.RGBA{mix(hc.R), mix(hc.G), mix(hc.B), 255})
+		}
+	}
+	return out, nil
+}
+
+// Original draws an image tensor [C, H, W] in [0, 1] (1 or 3 channels).
+func Original(img *tensor.Tensor, scale int) (*image.RGBA, error) {
+	if img.Rank() != 3 || (img.Shape[0] != 1 && img.Shape[0] != 3) {
+		return nil, fmt.Errorf("viz: image of shape %v, want [1 or 3, H, W]", img.Shape)
+	}
+	c, h, w := img.Shape[0], img.Shape[1], img.Shape[2]
+	scale = max(scale, 1)
+	out := image.NewRGBA(image.Rect(0, 0, w*scale, h*scale))
+	px := func(k, y, x int) uint8 {
+		return uint8(255 * math.Max(0, math.Min(1, img.Float64At((k*h+y)*w+x))))
+	}
+	for y := 0; y < h*scale; y++ {
+		for x := 0; x < w*scale; x++ {
+			yy, xx := y/scale, x/scale
+			if c == 1 {
+				g := px(0, yy, xx)
+				out.SetRGBA(x, y, color.RGBA{g, g, g, 255})
+			} else {
+				out.SetRGBA(x, y, color.RGBA{px(0, yy, xx), px(1, yy, xx), px(2, yy, xx), 255})
+			}
+		}
+	}
+	return out, nil
+}
+
+// WritePNG writes an image to a PNG file.
+func WritePNG(path string, img image.Image) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("viz: %w", err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		f.Close()
+		return fmt.Errorf("viz: %s: %w", path, err)
+	}
+	return f.Close()
+}

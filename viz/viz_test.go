@@ -1,0 +1,39 @@
+package viz
+
+import (
+	"testing"
+
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+func TestNormalizeAndHeatMap(t *testing.T) {
+	// A 4x4 map, strongest at (1,2), negative at (3,0).
+	a := tensor.New(2, 4, 4)
+	a.F[1*4+2] = 3
+	a.F[16+1*4+2] = 1 // channel sums to 4
+	a.F[3*4+0] = -2
+	v, h, w, err := Map2D(a, false)
+	if err != nil || h != 4 || w != 4 || v[6] != 4 || v[12] != -2 {
+		t.Fatalf("Map2D: %v %d %d %v", v, h, w, err)
+	}
+	pos := Normalize(v, Positive, 2)
+	if pos[6] != 1 || pos[12] != 0 {
+		t.Errorf("positive: %v", pos)
+	}
+	all := Normalize(v, All, 0)
+	if all[6] != 1 || all[12] != -0.5 {
+		t.Errorf("all: %v", all)
+	}
+	img := HeatMap(pos, h, w, Positive, 3)
+	if b := img.Bounds(); b.Dx() != 12 || b.Dy() != 12 {
+		t.Fatalf("size %v", b)
+	}
+	strong := img.RGBAAt(2*3+1, 1*3+1) // inside cell (1,2)
+	weak := img.RGBAAt(0, 0)
+	if !(strong.G < weak.G && strong.R < weak.R) || weak != (struct{ R, G, B, A uint8 }{255, 255, 255, 255}) {
+		t.Errorf("strongest cell %v, empty cell %v: want dark green on white", strong, weak)
+	}
+	if _, err := ParseSign("sideways"); err == nil {
+		t.Error("bad sign: no error")
+	}
+}
