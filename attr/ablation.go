@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -84,28 +85,51 @@ type perturbation struct {
 	idx []int
 }
 
+// perEval returns the number of perturbed copies per model call: the
+// caller's, or when it is 0 enough copies to give calls of about 2^20 input
+// elements (at most 256 copies), or 1 when the model gives one number per
+// batch.
+func perEval(ppe int, inputs []*tensor.Tensor, scalar bool) int {
+	if ppe > 0 {
+		return ppe
+	}
+	if scalar {
+		return 1
+	}
+	size := 0
+	for _, x := range inputs {
+		size += x.Len()
+	}
+	return max(1, min(256, (1<<20)/max(size, 1)))
+}
+
 // evalPerturbed evaluates the inputs with each perturbation applied, in
-// batches of per copies, and calls got(k, values) with the target values of
-// the n rows of perturbation k.
+// batches of per copies (o.Workers batches at once), and calls got(k,
+// values) with the target values of the n rows of perturbation k; got and
+// done are never called concurrently.
 func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, o Options, perts []perturbation, per int, done func(int), got func(k int, v []float32)) error {
 	n := inputs[0].Shape[0]
-	if per < 1 {
-		per = 1
-	}
+	per = max(per, 1)
+	type chunk struct{ k0, k1 int }
+	var chunks []chunk
 	for k0 := 0; k0 < len(perts); k0 += per {
+		chunks = append(chunks, chunk{k0, min(len(perts), k0+per)})
+	}
+	var mu sync.Mutex
+	finished := 0
+	eval := func(c chunk) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		k1 := min(len(perts), k0+per)
-		c := k1 - k0
+		cp := c.k1 - c.k0
 		batch := make([]*tensor.Tensor, len(inputs))
 		for i, x := range inputs {
-			batch[i] = repeat(x, c, false)
+			batch[i] = repeat(x, cp, false)
 		}
-		for k := k0; k < k1; k++ {
+		for k := c.k0; k < c.k1; k++ {
 			p := perts[k]
 			x, b, dst := inputs[p.in], base[p.in], batch[p.in]
-			off := (k - k0) * x.Len()
+			off := (k - c.k0) * x.Len()
 			for _, e := range p.idx {
 				switch x.DType {
 				case tensor.Float32:
@@ -117,19 +141,65 @@ func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, 
 				}
 			}
 		}
-		v, err := evalRows(ctx, m, batch, o, n, c)
+		v, err := evalRows(ctx, m, batch, o, n, cp)
 		if err != nil {
 			return err
 		}
-		rows := len(v) / c
-		for k := k0; k < k1; k++ {
-			got(k, v[(k-k0)*rows:(k-k0+1)*rows])
+		mu.Lock()
+		defer mu.Unlock()
+		rows := len(v) / cp
+		for k := c.k0; k < c.k1; k++ {
+			got(k, v[(k-c.k0)*rows:(k-c.k0+1)*rows])
 		}
+		finished += cp
 		if done != nil {
-			done(k1)
+			done(finished)
+		}
+		return nil
+	}
+	workers := max(o.Workers, 1)
+	if workers == 1 {
+		for _, c := range chunks {
+			if err := eval(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan chunk)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range jobs {
+				if err := eval(c); err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for _, c := range chunks {
+		select {
+		case jobs <- c:
+		case <-ctx.Done():
+			break feed
 		}
 	}
-	return nil
+	close(jobs)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	return ctx.Err()
 }
 
 // FeatureAblation replaces each feature (an element, or a group of elements
@@ -143,7 +213,8 @@ type FeatureAblation struct {
 	// input that broadcasts to it (nil: every element is a feature).
 	FeatureMask []*tensor.Tensor
 	// PerturbationsPerEval is how many ablated copies go into one model
-	// call; 0 means 1, as Captum.
+	// call; 0 chooses from the input size (Captum's default is 1; the
+	// results do not depend on it).
 	PerturbationsPerEval int
 }
 
@@ -172,7 +243,7 @@ func (fa *FeatureAblation) Attribute(ctx context.Context, inputs []*tensor.Tenso
 	}
 	attrs := zerosLike(inputs, len(f0) == 1 && n > 1)
 	total := len(perts)
-	err = evalPerturbed(ctx, fa.Model, inputs, base, o, perts, fa.PerturbationsPerEval, progress(o.Progress, total), func(k int, v []float32) {
+	err = evalPerturbed(ctx, fa.Model, inputs, base, o, perts, perEval(fa.PerturbationsPerEval, inputs, len(f0) == 1 && n > 1), progress(o.Progress, total), func(k int, v []float32) {
 		p := perts[k]
 		a := attrs[p.in]
 		row := inputs[p.in].Len() / n

@@ -35,7 +35,7 @@ type layerRun struct {
 // differentiates the target with respect to the layer tensor (and the extra
 // tensors in wrt, returned in grads).
 func (nt *Net) runLayer(ctx context.Context, feeds map[string]*tensor.Tensor, layer string, inject map[string]*tensor.Tensor, t Target, rules engine.Rules, wrt ...string) (*layerRun, map[string]*tensor.Tensor, error) {
-	p, err := nt.Model.Forward(ctx, feeds, &engine.Options{Outputs: []string{nt.Output}, Taps: []string{layer}, Inject: inject, Record: true})
+	p, err := nt.forward(ctx, feeds, &engine.Options{Outputs: []string{nt.Output}, Taps: []string{layer}, Inject: inject, Record: true})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -63,7 +63,7 @@ func (nt *Net) runLayer(ctx context.Context, feeds map[string]*tensor.Tensor, la
 
 // layerValue evaluates the layer tensor on a batch.
 func (nt *Net) layerValue(ctx context.Context, feeds map[string]*tensor.Tensor, layer string) (*tensor.Tensor, error) {
-	p, err := nt.Model.Forward(ctx, feeds, &engine.Options{Outputs: []string{layer}})
+	p, err := nt.forward(ctx, feeds, &engine.Options{Outputs: []string{layer}})
 	if err != nil {
 		return nil, err
 	}

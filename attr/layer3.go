@@ -26,7 +26,7 @@ func (lm *layerModel) Eval(ctx context.Context, in []*tensor.Tensor) (*tensor.Te
 	if err != nil {
 		return nil, err
 	}
-	p, err := lm.nt.Model.Forward(ctx, feeds, &engine.Options{Outputs: []string{lm.nt.Output}, Inject: map[string]*tensor.Tensor{lm.layer: v}})
+	p, err := lm.nt.forward(ctx, feeds, &engine.Options{Outputs: []string{lm.nt.Output}, Inject: map[string]*tensor.Tensor{lm.layer: v}})
 	if err != nil {
 		return nil, err
 	}

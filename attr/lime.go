@@ -134,7 +134,7 @@ func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options
 		}
 		ys := make([]float64, len(zs))
 		ws := make([]float64, len(zs))
-		per := max(l.PerturbationsPerEval, 1)
+		per := perEval(l.PerturbationsPerEval, x, false)
 		for s0 := 0; s0 < len(zs); s0 += per {
 			if err := ctx.Err(); err != nil {
 				return nil, err

@@ -158,7 +158,7 @@ func (l *LRP) relevance(ctx context.Context, inputs []*tensor.Tensor, o Options,
 			}
 		}
 	}
-	p, err := l.Net.Model.Forward(ctx, feeds, &engine.Options{Record: true, Inject: inject, Outputs: []string{l.Net.Output}})
+	p, err := l.Net.forward(ctx, feeds, &engine.Options{Record: true, Inject: inject, Outputs: []string{l.Net.Output}})
 	if err != nil {
 		return nil, nil, err
 	}

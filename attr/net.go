@@ -31,7 +31,7 @@ func NewNet(m *engine.Model, extra ...string) (*Net, error) {
 		}
 	}
 	for _, e := range extra {
-		if !m.Has(e) {
+		if !n.isModelInput(e) {
 			return nil, fmt.Errorf("attr: the model has no input named %q", e)
 		}
 	}
@@ -62,6 +62,12 @@ type Options struct {
 	Additional []*tensor.Tensor
 	// Progress, if set, is called as rows are evaluated.
 	Progress Progress
+	// Workers is how many model calls perturbation methods (FeatureAblation,
+	// Occlusion and their layer and neuron forms) run at once. 0 or 1 runs
+	// them one after the other, right for a Net, whose kernels already use
+	// every core; a Go function that is safe for concurrent use and runs on
+	// one core goes faster with Workers set to the number of cores.
+	Workers int
 }
 
 // batchOf returns the batch size of the inputs, checking they agree.
@@ -114,9 +120,45 @@ func (nt *Net) feeds(inputs, extra []*tensor.Tensor, n, k int, interleave bool) 
 	return f, nil
 }
 
+// forward runs the model: feeds that are model inputs are given as such,
+// feeds of intermediate tensors (an embedding's output standing in for
+// token ids, see Net.WithLayerInput) are injected.
+func (nt *Net) forward(ctx context.Context, feeds map[string]*tensor.Tensor, o *engine.Options) (*engine.Pass, error) {
+	inputs := map[string]*tensor.Tensor{}
+	var inject map[string]*tensor.Tensor
+	for name, t := range feeds {
+		if nt.isModelInput(name) {
+			inputs[name] = t
+			continue
+		}
+		if inject == nil {
+			inject = map[string]*tensor.Tensor{}
+			for k, v := range o.Inject {
+				inject[k] = v
+			}
+		}
+		inject[name] = t
+	}
+	if inject != nil {
+		oo := *o
+		oo.Inject = inject
+		o = &oo
+	}
+	return nt.Model.Forward(ctx, inputs, o)
+}
+
+func (nt *Net) isModelInput(name string) bool {
+	for _, in := range nt.Model.Inputs() {
+		if in.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // eval runs the net on a batch and returns the explained output.
 func (nt *Net) eval(ctx context.Context, feeds map[string]*tensor.Tensor) (*tensor.Tensor, error) {
-	p, err := nt.Model.Forward(ctx, feeds, &engine.Options{Outputs: []string{nt.Output}})
+	p, err := nt.forward(ctx, feeds, &engine.Options{Outputs: []string{nt.Output}})
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +175,7 @@ func (nt *Net) gradOf(ctx context.Context, feeds map[string]*tensor.Tensor, t Ta
 // gradRows is gradOf with the target selected only in the first rows rows
 // of the output (0: all rows); the other rows get no gradient seed.
 func (nt *Net) gradRows(ctx context.Context, feeds map[string]*tensor.Tensor, t Target, rows int, rules engine.Rules) (*tensor.Tensor, []float32, []*tensor.Tensor, error) {
-	p, err := nt.Model.Forward(ctx, feeds, &engine.Options{Outputs: []string{nt.Output}, Record: true})
+	p, err := nt.forward(ctx, feeds, &engine.Options{Outputs: []string{nt.Output}, Record: true})
 	if err != nil {
 		return nil, nil, nil, err
 	}

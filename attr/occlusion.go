@@ -24,7 +24,7 @@ type Occlusion struct {
 	// nil entry) means 1.
 	Strides [][]int
 	// PerturbationsPerEval is how many occluded copies go into one model
-	// call; 0 means 1.
+	// call; 0 chooses from the input size.
 	PerturbationsPerEval int
 }
 
@@ -105,7 +105,7 @@ func (oc *Occlusion) Attribute(ctx context.Context, inputs []*tensor.Tensor, o O
 		return nil, fmt.Errorf("attr: Occlusion needs one output per example")
 	}
 	attrs := zerosLike(inputs, false)
-	err = evalPerturbed(ctx, oc.Model, inputs, base, o, perts, oc.PerturbationsPerEval, progress(o.Progress, len(perts)), func(k int, v []float32) {
+	err = evalPerturbed(ctx, oc.Model, inputs, base, o, perts, perEval(oc.PerturbationsPerEval, inputs, false), progress(o.Progress, len(perts)), func(k int, v []float32) {
 		p := perts[k]
 		row := inputs[p.in].Len() / n
 		for _, e := range p.idx {

@@ -166,7 +166,7 @@ func (s *ShapleyValueSampling) Attribute(ctx context.Context, inputs []*tensor.T
 			return nil, fmt.Errorf("attr: permutation of %d features, the masks have %d", len(p), m)
 		}
 	}
-	per := max(s.PerturbationsPerEval, 1)
+	per := perEval(s.PerturbationsPerEval, inputs, false)
 	vals := make([][]float64, m)
 	for k := range vals {
 		vals[k] = make([]float64, n)
@@ -253,7 +253,7 @@ func (s *ShapleyValues) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 	if m > limit {
 		return nil, fmt.Errorf("attr: ShapleyValues over %d features needs 2^%d model evaluations per example; group features with a feature mask, use ShapleyValueSampling, or raise MaxFeatures (now %d)", m, m, limit)
 	}
-	per := max(s.PerturbationsPerEval, 1)
+	per := perEval(s.PerturbationsPerEval, inputs, false)
 	total := 1 << m
 	out := make([][]float32, total) // per coalition, per example
 	for c0 := 0; c0 < total; c0 += per {
@@ -393,7 +393,7 @@ func (fp *FeaturePermutation) Attribute(ctx context.Context, inputs []*tensor.Te
 		}
 	}
 	attrs := zerosLike(inputs, false)
-	per := max(fp.PerturbationsPerEval, 1)
+	per := perEval(fp.PerturbationsPerEval, inputs, false)
 	for j0 := 0; j0 < len(jobs); j0 += per {
 		if err := ctx.Err(); err != nil {
 			return nil, err
