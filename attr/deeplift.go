@@ -59,7 +59,7 @@ func (d *DeepLift) attribute(ctx context.Context, inputs, base []*tensor.Tensor,
 	}
 	// As Captum, the target is selected in both halves: the baseline rows
 	// get a gradient seed too, which the Softmax and MaxPool rules mix in.
-	out, _, grads, err := d.Net.gradOf(ctx, feeds, a.Target.expand(n, 2, false), deepLiftRules(d.Strict))
+	out, grads, err := d.Net.gradOf(ctx, feeds, a.Target.expand(n, 2, false), deepLiftRules(d.Strict))
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func (d *DeepLift) attribute(ctx context.Context, inputs, base []*tensor.Tensor,
 	res := &Result{Attributions: attrs}
 	if a.Delta {
 		// F(x) and F(b) are the two halves of the pass just made.
-		offs, err := a.Target.expand(n, 2, false).offsets(out.Shape)
+		vals, err := a.Target.expand(n, 2, false).pick(out)
 		if err != nil {
 			return nil, err
 		}
@@ -95,7 +95,7 @@ func (d *DeepLift) attribute(ctx context.Context, inputs, base []*tensor.Tensor,
 				}
 				s += rs
 			}
-			res.Delta.F[r] = s - (out.F[offs[r]] - out.F[offs[r+n]])
+			res.Delta.F[r] = s - (vals[r] - vals[r+n])
 		}
 	}
 	return res, nil

@@ -55,7 +55,7 @@ func (gs *GradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 		return nil, err
 	}
 	tgt := o.Target.expand(n, k, true)
-	_, _, grads, err := gs.Net.gradOf(ctx, feeds, tgt, nil)
+	_, grads, err := gs.Net.gradOf(ctx, feeds, tgt, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -207,7 +207,7 @@ func (ig *IntegratedGradients) Attribute(ctx context.Context, inputs []*tensor.T
 		if err != nil {
 			return nil, err
 		}
-		_, _, grads, err := ig.Net.gradOf(ctx, feeds, a.Target.expand(n, k, false), nil)
+		_, grads, err := ig.Net.gradOf(ctx, feeds, a.Target.expand(n, k, false), nil)
 		if err != nil {
 			return nil, err
 		}
@@ -301,13 +301,5 @@ func targetValues(ctx context.Context, nt *Net, inputs []*tensor.Tensor, a Optio
 	if err != nil {
 		return nil, err
 	}
-	offs, err := a.Target.offsets(out.Shape)
-	if err != nil {
-		return nil, err
-	}
-	v := make([]float32, len(offs))
-	for i, o := range offs {
-		v[i] = out.F[o]
-	}
-	return v, nil
+	return a.Target.pick(out)
 }

@@ -171,13 +171,13 @@ func (l *LayerDeepLift) attribute(ctx context.Context, inputs, base []*tensor.Te
 	}
 	res := &Result{Attributions: []*tensor.Tensor{a}}
 	if o.Delta {
-		offs, err := o.Target.expand(n, 2, false).offsets(r.out.Shape)
+		vals, err := o.Target.expand(n, 2, false).pick(r.out)
 		if err != nil {
 			return nil, err
 		}
 		res.Delta = tensor.New(n)
 		for row := 0; row < n; row++ {
-			res.Delta.F[row] = rowSum([]*tensor.Tensor{a}, row, n) - (r.out.F[offs[row]] - r.out.F[offs[row+n]])
+			res.Delta.F[row] = rowSum([]*tensor.Tensor{a}, row, n) - (vals[row] - vals[row+n])
 		}
 	}
 	return res, nil

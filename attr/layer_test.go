@@ -96,3 +96,36 @@ func TestInterpretableEmbedding(t *testing.T) {
 		t.Fatalf("SumTokens: %v %v", sums, err)
 	}
 }
+
+// A neuron selected by weights is the weighted sum of the neurons: with a
+// one-hot weight it is that neuron, and gradients are linear in the weights.
+func TestNeuronWeights(t *testing.T) {
+	ctx := context.Background()
+	nt := net(t, "cnn_s0.onnx")
+	x := []*tensor.Tensor{randn(4, 1, 2, 3, 32, 32)}
+	const layer = "/conv2/Conv_output_0"
+	one := tensor.New(16, 16, 16)
+	one.F[(3*16+4)*16+5] = 1
+	a, err := (&NeuronGradient{Net: nt, Neuron: Neuron{Layer: layer, Index: []int{3, 4, 5}}}).Attribute(ctx, x, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := (&NeuronGradient{Net: nt, Neuron: Neuron{Layer: layer, Weights: one}}).Attribute(ctx, x, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := tensor.MaxAbsDiff(a.Attributions[0].F, b.Attributions[0].F); d != 0 {
+		t.Errorf("one-hot weights differ from the index by %g", d)
+	}
+	two := tensor.New(16, 16, 16)
+	two.F[(3*16+4)*16+5] = 0.5
+	two.F[(7*16+2)*16+9] = 2
+	c, _ := (&NeuronGradient{Net: nt, Neuron: Neuron{Layer: layer, Weights: two}}).Attribute(ctx, x, Options{})
+	d, _ := (&NeuronGradient{Net: nt, Neuron: Neuron{Layer: layer, Index: []int{7, 2, 9}}}).Attribute(ctx, x, Options{})
+	for i := range c.Attributions[0].F {
+		want := 0.5*a.Attributions[0].F[i] + 2*d.Attributions[0].F[i]
+		if math.Abs(float64(c.Attributions[0].F[i]-want)) > 1e-5 {
+			t.Fatalf("element %d: %g, want %g", i, c.Attributions[0].F[i], want)
+		}
+	}
+}

@@ -166,7 +166,7 @@ func (l *LRP) relevance(ctx context.Context, inputs []*tensor.Tensor, o Options,
 	if err != nil {
 		return nil, nil, err
 	}
-	seed, _, err := o.Target.seed(y.Shape)
+	seed, err := o.Target.seed(y.Shape)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -65,13 +65,5 @@ func evalRows(ctx context.Context, m Model, inputs []*tensor.Tensor, o Options, 
 	if out.Rank() == 0 || out.Shape[0] != n*copies {
 		return nil, fmt.Errorf("attr: the model returned shape %v for a batch of %d", out.Shape, n*copies)
 	}
-	offs, err := o.Target.expand(n, copies, false).offsets(out.Shape)
-	if err != nil {
-		return nil, err
-	}
-	v := make([]float32, len(offs))
-	for i, off := range offs {
-		v[i] = out.F[off]
-	}
-	return v, nil
+	return o.Target.expand(n, copies, false).pick(out)
 }

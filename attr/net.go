@@ -165,50 +165,31 @@ func (nt *Net) eval(ctx context.Context, feeds map[string]*tensor.Tensor) (*tens
 	return p.Value(nt.Output)
 }
 
-// gradOf runs the net on a batch and returns the output, the selected
-// target value per row and the gradients of their sum with respect to the
-// attributed inputs. rules, if not nil, replace backward rules.
-func (nt *Net) gradOf(ctx context.Context, feeds map[string]*tensor.Tensor, t Target, rules engine.Rules) (*tensor.Tensor, []float32, []*tensor.Tensor, error) {
-	return nt.gradRows(ctx, feeds, t, 0, rules)
-}
-
-// gradRows is gradOf with the target selected only in the first rows rows
-// of the output (0: all rows); the other rows get no gradient seed.
-func (nt *Net) gradRows(ctx context.Context, feeds map[string]*tensor.Tensor, t Target, rows int, rules engine.Rules) (*tensor.Tensor, []float32, []*tensor.Tensor, error) {
+// gradOf runs the net on a batch and returns the output and the gradients
+// of the sum of the selected targets with respect to the attributed
+// inputs. rules, if not nil, replace backward rules.
+func (nt *Net) gradOf(ctx context.Context, feeds map[string]*tensor.Tensor, t Target, rules engine.Rules) (*tensor.Tensor, []*tensor.Tensor, error) {
 	p, err := nt.forward(ctx, feeds, &engine.Options{Outputs: []string{nt.Output}, Record: true})
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	out, err := p.Value(nt.Output)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	shape := out.Shape
-	if rows > 0 {
-		shape = append([]int{rows}, out.Shape[1:]...)
-	}
-	seed, offs, err := t.seed(shape)
+	seed, err := t.seed(out.Shape)
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	if rows > 0 {
-		full := tensor.New(out.Shape...)
-		copy(full.F, seed.F)
-		seed = full
+		return nil, nil, err
 	}
 	g, err := p.Backward(ctx, map[string]*tensor.Tensor{nt.Output: seed}, nt.Inputs, rules)
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	sel := make([]float32, len(offs))
-	for i, o := range offs {
-		sel[i] = out.F[o]
+		return nil, nil, err
 	}
 	grads := make([]*tensor.Tensor, len(nt.Inputs))
 	for i, name := range nt.Inputs {
 		grads[i] = g[name]
 	}
-	return out, sel, grads, nil
+	return out, grads, nil
 }
 
 // repeat returns x repeated k times along the first dimension: each row k

@@ -9,11 +9,26 @@ import (
 
 // Neuron names one neuron: a layer (module path or tensor name), whether
 // it is on the layer's input, and its index in the layer (without the batch
-// dimension), as Captum's neuron_selector.
+// dimension), as Captum's neuron_selector. Weights, when set instead of
+// Index, selects a linear function of the layer, sum(Weights * layer) per
+// example (the mean of a channel, a region): Captum's callable selector
+// for the functions that are linear.
 type Neuron struct {
 	Layer                  string
 	AttributeToNeuronInput bool
 	Index                  []int
+	Weights                *tensor.Tensor
+}
+
+// target returns the neuron as a Target on its layer.
+func (nr Neuron) target() (Target, error) {
+	switch {
+	case nr.Weights != nil:
+		return Weights(nr.Weights), nil
+	case len(nr.Index) > 0:
+		return Index(nr.Index...), nil
+	}
+	return Target{}, fmt.Errorf("attr: no neuron index or weights for layer %q", nr.Layer)
 }
 
 // net returns the net explaining the neuron's layer, and options targeting
@@ -26,10 +41,9 @@ func (nr Neuron) net(nt *Net, o Options) (*Net, Options, error) {
 	if err != nil {
 		return nil, o, err
 	}
-	if len(nr.Index) == 0 {
-		return nil, o, fmt.Errorf("attr: no neuron index for layer %q", nr.Layer)
+	if o.Target, err = nr.target(); err != nil {
+		return nil, o, err
 	}
-	o.Target = Index(nr.Index...)
 	return ln, o, nil
 }
 
@@ -219,7 +233,10 @@ func (m *NeuronConductance) Attribute(ctx context.Context, inputs []*tensor.Tens
 	if err != nil {
 		return nil, err
 	}
-	neuron := Index(m.Neuron.Index...)
+	neuron, err := m.Neuron.target()
+	if err != nil {
+		return nil, err
+	}
 	total := zerosLike(inputs, false)
 	per := nsteps
 	if m.InternalBatchSize > 0 {
@@ -243,7 +260,7 @@ func (m *NeuronConductance) Attribute(ctx context.Context, inputs []*tensor.Tens
 		if err != nil {
 			return nil, err
 		}
-		nseed, offs, err := neuron.seed(r.value.Shape)
+		nseed, err := neuron.seed(r.value.Shape)
 		if err != nil {
 			return nil, err
 		}
@@ -251,6 +268,7 @@ func (m *NeuronConductance) Attribute(ctx context.Context, inputs []*tensor.Tens
 		if err != nil {
 			return nil, err
 		}
+		mids := rowDots(nseed, r.grad) // dF/d(neuron) per row
 		for i, name := range m.Net.Inputs {
 			gi := g[name]
 			row := inputs[i].Len() / n
@@ -258,7 +276,7 @@ func (m *NeuronConductance) Attribute(ctx context.Context, inputs []*tensor.Tens
 				w := float32(steps[s0+s])
 				for ex := 0; ex < n; ex++ {
 					rr := s*n + ex
-					mid := r.grad.F[offs[rr]] * w
+					mid := mids[rr] * w
 					src := gi.F[rr*row : (rr+1)*row]
 					dst := total[i].F[ex*row : (ex+1)*row]
 					for e, v := range src {

@@ -72,7 +72,7 @@ func inputGradients(ctx context.Context, nt *Net, inputs []*tensor.Tensor, a Opt
 	if err != nil {
 		return nil, err
 	}
-	_, _, grads, err := nt.gradOf(ctx, feeds, a.Target, rules)
+	_, grads, err := nt.gradOf(ctx, feeds, a.Target, rules)
 	if err != nil {
 		return nil, err
 	}

@@ -10,9 +10,17 @@ import (
 // explains, as Captum's target argument does. The zero Target means the
 // model gives one number per example (output of shape [N] or [N,1]).
 type Target struct {
-	all  []int   // one index tuple shared by every example
-	each [][]int // one index tuple per example
+	all     []int          // one index tuple shared by every example
+	each    [][]int        // one index tuple per example
+	weights *tensor.Tensor // a linear function of each example's output
 }
+
+// Weights targets the weighted sum of each example's output, sum(w * y):
+// for neuron methods a function of a layer (the mean of a channel, the sum
+// of a region) rather than one neuron, as Captum's callable
+// neuron_selector when the function is linear. w has the output's shape
+// without the batch dimension.
+func Weights(w *tensor.Tensor) Target { return Target{weights: w.AsFloat32()} }
 
 // Class targets output index i (for outputs [N, C]) for every example.
 func Class(i int) Target { return Target{all: []int{i}} }
@@ -40,11 +48,13 @@ func Indices(idx ...[]int) Target {
 }
 
 // IsZero reports whether no target was given.
-func (t Target) IsZero() bool { return t.all == nil && t.each == nil }
+func (t Target) IsZero() bool { return t.all == nil && t.each == nil && t.weights == nil }
 
 // String describes the target.
 func (t Target) String() string {
 	switch {
+	case t.weights != nil:
+		return fmt.Sprintf("weights%v", t.weights.Shape)
 	case t.all != nil:
 		return fmt.Sprint(t.all)
 	case t.each != nil:
@@ -115,18 +125,58 @@ func (t Target) offsets(out []int) ([]int, error) {
 	return offs, nil
 }
 
-// seed returns the one-hot gradient seed that selects the target in every
-// row of an output of shape out, and the selected offsets.
-func (t Target) seed(out []int) (*tensor.Tensor, []int, error) {
+// seed returns the gradient seed that selects the target in every row of
+// an output of shape out: one-hot at the target index, or the weights.
+func (t Target) seed(out []int) (*tensor.Tensor, error) {
+	s := tensor.New(out...)
+	if t.weights != nil {
+		if len(out) == 0 || !tensor.SameShape(t.weights.Shape, out[1:]) {
+			return nil, fmt.Errorf("target weights of shape %v for an output of shape %v (want the output's shape without the batch)", t.weights.Shape, out)
+		}
+		row := t.weights.Len()
+		for r := 0; r < out[0]; r++ {
+			copy(s.F[r*row:(r+1)*row], t.weights.F)
+		}
+		return s, nil
+	}
 	offs, err := t.offsets(out)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	s := tensor.New(out...)
 	for _, o := range offs {
 		s.F[o] = 1
 	}
-	return s, offs, nil
+	return s, nil
+}
+
+// pick returns the target value of every row of an output.
+func (t Target) pick(out *tensor.Tensor) ([]float32, error) {
+	out = out.AsFloat32()
+	s, err := t.seed(out.Shape)
+	if err != nil {
+		return nil, err
+	}
+	return rowDots(s, out), nil
+}
+
+// rowDots returns, per row, the dot product of two tensors of one shape.
+func rowDots(a, b *tensor.Tensor) []float32 {
+	n := 1
+	if a.Rank() > 0 {
+		n = a.Shape[0]
+	}
+	row := a.Len() / max(n, 1)
+	v := make([]float32, n)
+	for r := range v {
+		var d float32
+		for i := r * row; i < (r+1)*row; i++ {
+			if a.F[i] != 0 {
+				d += a.F[i] * b.F[i]
+			}
+		}
+		v[r] = d
+	}
+	return v
 }
 
 // TargetRows returns the target for examples lo..hi-1 of a batch, each
@@ -155,13 +205,5 @@ func Select(out *tensor.Tensor, t Target, rows int) ([]float32, error) {
 	if out.Rank() == 0 || out.Shape[0] != rows {
 		return nil, fmt.Errorf("attr: the model returned shape %v for %d rows", out.Shape, rows)
 	}
-	offs, err := t.offsets(out.Shape)
-	if err != nil {
-		return nil, err
-	}
-	v := make([]float32, len(offs))
-	for i, o := range offs {
-		v[i] = out.F[o]
-	}
-	return v, nil
+	return t.pick(out)
 }

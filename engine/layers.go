@@ -221,5 +221,9 @@ func (m *Model) LastConv() (Layer, error) {
 			ops = append(ops, l.OpType)
 		}
 	}
-	return Layer{}, fmt.Errorf("the model has no Conv node (its ops: %s); name a layer instead", strings.Join(ops, ", "))
+	mods := m.Modules()
+	if len(mods) > 10 {
+		mods = append(mods[:10], "...")
+	}
+	return Layer{}, fmt.Errorf("the model has no Conv node (its ops: %s); name a layer instead, such as %s", strings.Join(ops, ", "), strings.Join(mods, ", "))
 }
