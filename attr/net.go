@@ -18,6 +18,9 @@ type Net struct {
 	Inputs []string // attributed inputs, in order
 	Extra  []string // inputs fed by Options.Additional, in order
 	Output string   // the output explained
+	// Inject replaces named tensors (weights, for the randomisation check)
+	// in every evaluation.
+	Inject map[string]*tensor.Tensor
 }
 
 // NewNet prepares m for attribution: the inputs named in extra are fed by
@@ -126,6 +129,15 @@ func (nt *Net) feeds(inputs, extra []*tensor.Tensor, n, k int, interleave bool) 
 func (nt *Net) forward(ctx context.Context, feeds map[string]*tensor.Tensor, o *engine.Options) (*engine.Pass, error) {
 	inputs := map[string]*tensor.Tensor{}
 	var inject map[string]*tensor.Tensor
+	if len(nt.Inject) > 0 {
+		inject = map[string]*tensor.Tensor{}
+		for k, v := range o.Inject {
+			inject[k] = v
+		}
+		for k, v := range nt.Inject {
+			inject[k] = v
+		}
+	}
 	for name, t := range feeds {
 		if nt.isModelInput(name) {
 			inputs[name] = t

@@ -1,6 +1,7 @@
 package viz
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/loupe-ml/loupe/tensor"
@@ -35,5 +36,14 @@ func TestNormalizeAndHeatMap(t *testing.T) {
 	}
 	if _, err := ParseSign("sideways"); err == nil {
 		t.Error("bad sign: no error")
+	}
+}
+
+func TestLinePlotSVG(t *testing.T) {
+	svg := LinePlotSVG("deletion <curve>", []Series{{Name: "IG", X: []float64{0, 0.5, 1}, Y: []float64{2, 1, 0}}}, 300, 200)
+	for _, want := range []string{"<svg", "polyline", "IG", "deletion &lt;curve&gt;"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("plot lacks %q", want)
+		}
 	}
 }
