@@ -58,6 +58,35 @@ func UniformBall(radius float64) Perturbation {
 	}
 }
 
+// FromPerturbed makes a Perturbation from a function that returns only the
+// perturbed inputs (Captum's infidelity_perturb_func_decorator): the
+// perturbation is input - perturbed.
+func FromPerturbed(f func(rng *rand.Rand, inputs []*tensor.Tensor, first, k int) ([]*tensor.Tensor, error)) Perturbation {
+	return func(rng *rand.Rand, inputs []*tensor.Tensor, first, k int) ([]*tensor.Tensor, []*tensor.Tensor, error) {
+		perturbed, err := f(rng, inputs, first, k)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(perturbed) != len(inputs) {
+			return nil, nil, fmt.Errorf("metrics: %d perturbed tensors for %d inputs", len(perturbed), len(inputs))
+		}
+		pert := make([]*tensor.Tensor, len(inputs))
+		for i, x := range inputs {
+			xs := repeatRows(x, k)
+			p := perturbed[i].AsFloat32()
+			if !tensor.SameShape(p.Shape, xs.Shape) {
+				return nil, nil, fmt.Errorf("metrics: perturbed input %d has shape %v, want %v", i, p.Shape, xs.Shape)
+			}
+			d := tensor.New(xs.Shape...)
+			for e := range d.F {
+				d.F[e] = xs.F[e] - p.F[e]
+			}
+			pert[i] = d
+		}
+		return pert, perturbed, nil
+	}
+}
+
 // repeatRows repeats each row of x k times (example-major).
 func repeatRows(x *tensor.Tensor, k int) *tensor.Tensor {
 	n := x.Shape[0]
@@ -81,6 +110,9 @@ type Options struct {
 	Seed uint64
 	// Progress, if set, is called with the examples done.
 	Progress attr.Progress
+	// NormOrd is the norm of SensitivityMax: 0 or 2 the Frobenius norm
+	// (Captum's "fro"), math.Inf(1) the largest absolute difference.
+	NormOrd float64
 }
 
 // Infidelity is the expected squared difference between the attributions
@@ -194,16 +226,32 @@ func SensitivityMax(ctx context.Context, explain attr.Method, perturb Perturbati
 	if err != nil {
 		return nil, err
 	}
+	inf := math.IsInf(mo.NormOrd, 1)
+	if mo.NormOrd != 0 && mo.NormOrd != 2 && !inf {
+		return nil, fmt.Errorf("metrics: norm order %g is not supported (2 or +Inf)", mo.NormOrd)
+	}
+	norm := func(acc, v float64) float64 {
+		if inf {
+			return math.Max(acc, math.Abs(v))
+		}
+		return acc + v*v
+	}
+	finish := func(acc float64) float64 {
+		if inf {
+			return acc
+		}
+		return math.Sqrt(acc)
+	}
 	norms := make([]float64, n)
 	for e := 0; e < n; e++ {
 		s := 0.0
 		for _, a := range base.Attributions {
 			row := a.Len() / n
 			for _, v := range a.F[e*row : (e+1)*row] {
-				s += float64(v) * float64(v)
+				s = norm(s, float64(v))
 			}
 		}
-		norms[e] = math.Sqrt(s)
+		norms[e] = finish(s)
 		if norms[e] == 0 {
 			norms[e] = 1
 		}
@@ -240,11 +288,10 @@ func SensitivityMax(ctx context.Context, explain attr.Method, perturb Perturbati
 					row := a.Len() / n
 					pa := r.Attributions[i].F[rr*row : (rr+1)*row]
 					for j, v := range a.F[e*row : (e+1)*row] {
-						d := float64(pa[j] - v)
-						sum += d * d
+						sum = norm(sum, float64(pa[j]-v))
 					}
 				}
-				best = math.Max(best, math.Sqrt(sum)/norms[e])
+				best = math.Max(best, finish(sum)/norms[e])
 			}
 			out.F[e] = float32(best)
 		}

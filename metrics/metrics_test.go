@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -110,5 +111,40 @@ func TestSensitivityZeroForSaliencyOfLinearModel(t *testing.T) {
 	v, _ = SensitivityMax(ctx, &attr.InputXGradient{Net: nt}, UniformBall(0.5), x, attr.Options{Target: attr.Class(2)}, Options{NPerturbSamples: 5})
 	if v.F[0] <= 0 {
 		t.Errorf("input x gradient sensitivity %g, want positive", v.F[0])
+	}
+}
+
+func TestFromPerturbedAndNorms(t *testing.T) {
+	ctx := context.Background()
+	nt := linearNet(t)
+	x := []*tensor.Tensor{randn(3, 2, 6)}
+	o := attr.Options{Target: attr.Class(0)}
+	grad, _ := (&attr.Saliency{Net: nt, Signed: true}).Attribute(ctx, x, o)
+	half := FromPerturbed(func(_ *rand.Rand, in []*tensor.Tensor, _, k int) ([]*tensor.Tensor, error) {
+		p := repeatRows(in[0], k)
+		for i := range p.F {
+			p.F[i] *= 0.5
+		}
+		return []*tensor.Tensor{p}, nil
+	})
+	v, err := Infidelity(ctx, nt, half, x, grad.Attributions, o, false, Options{NPerturbSamples: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range v.F {
+		if f > 1e-9 {
+			t.Errorf("infidelity through FromPerturbed %g, want 0", f)
+		}
+	}
+	s2, _ := SensitivityMax(ctx, &attr.InputXGradient{Net: nt}, UniformBall(0.1), x, o, Options{NPerturbSamples: 4, Seed: 1})
+	si, err := SensitivityMax(ctx, &attr.InputXGradient{Net: nt}, UniformBall(0.1), x, o, Options{NPerturbSamples: 4, Seed: 1, NormOrd: math.Inf(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if si.F[0] <= 0 || si.F[0] == s2.F[0] {
+		t.Errorf("infinity-norm sensitivity %g, Frobenius %g: want a different positive value", si.F[0], s2.F[0])
+	}
+	if _, err := SensitivityMax(ctx, &attr.InputXGradient{Net: nt}, nil, x, o, Options{NormOrd: 3}); err == nil {
+		t.Error("norm order 3: no error")
 	}
 }
