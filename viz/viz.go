@@ -227,3 +227,65 @@ func WritePNG(path string, img image.Image) error {
 	}
 	return f.Close()
 }
+
+// Masked draws the image with each pixel scaled by its normalised
+// attribution (values in [0, 1]; Captum's masked_image). It refuses the
+// sign All, whose values can be negative.
+func Masked(img *tensor.Tensor, v []float64, h, w int, s Sign, scale int) (*image.RGBA, error) {
+	return scaled(img, v, h, w, s, scale, false)
+}
+
+// AlphaScaling draws the image with each pixel's opacity set to its
+// normalised attribution (Captum's alpha_scaling). It refuses the sign All.
+func AlphaScaling(img *tensor.Tensor, v []float64, h, w int, s Sign, scale int) (*image.RGBA, error) {
+	return scaled(img, v, h, w, s, scale, true)
+}
+
+func scaled(img *tensor.Tensor, v []float64, h, w int, s Sign, scale int, alpha bool) (*image.RGBA, error) {
+	if s == All {
+		return nil, fmt.Errorf("viz: masked_image and alpha_scaling need a sign of positive, negative or absolute_value, not all")
+	}
+	base, err := Original(img, scale)
+	if err != nil {
+		return nil, err
+	}
+	if img.Shape[1] != h || img.Shape[2] != w {
+		return nil, fmt.Errorf("viz: image of shape %v for a %dx%d attribution map", img.Shape, h, w)
+	}
+	scale = max(scale, 1)
+	out := image.NewRGBA(base.Bounds())
+	for y := 0; y < h*scale; y++ {
+		for x := 0; x < w*scale; x++ {
+			f := math.Abs(v[(y/scale)*w+x/scale])
+			c := base.RGBAAt(x, y)
+			if alpha {
+				out.SetRGBA(x, y, color.RGBA{c.R, c.G, c.B, uint8(255 * f)})
+			} else {
+				out.SetRGBA(x, y, color.RGBA{uint8(float64(c.R) * f), uint8(float64(c.G) * f), uint8(float64(c.B) * f), 255})
+			}
+		}
+	}
+	return out, nil
+}
+
+// ColourBar draws a vertical colour bar of the sign's colour map, from the
+// top (largest) to the bottom, width×height pixels.
+func ColourBar(s Sign, width, height int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, width, height))
+	lo := 0.0
+	if s == All || s == Negative {
+		lo = -1
+	}
+	hi := 1.0
+	if s == Negative {
+		hi = 0
+	}
+	for y := 0; y < height; y++ {
+		t := hi - (hi-lo)*float64(y)/float64(max(height-1, 1))
+		c := colour(t, s)
+		for x := 0; x < width; x++ {
+			img.SetRGBA(x, y, c)
+		}
+	}
+	return img
+}

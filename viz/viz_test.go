@@ -1,6 +1,8 @@
 package viz
 
 import (
+	"image"
+	"image/color"
 	"strings"
 	"testing"
 
@@ -45,5 +47,36 @@ func TestLinePlotSVG(t *testing.T) {
 		if !strings.Contains(svg, want) {
 			t.Errorf("plot lacks %q", want)
 		}
+	}
+}
+
+func TestMaskedAlphaAndColourBar(t *testing.T) {
+	img := tensor.New(3, 2, 2)
+	for i := range img.F {
+		img.F[i] = 1
+	}
+	v := []float64{1, 0, 0.5, 0}
+	m, err := Masked(img, v, 2, 2, Positive, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := m.RGBAAt(0, 0); c.R != 255 {
+		t.Errorf("fully attributed pixel %v, want white", c)
+	}
+	if c := m.RGBAAt(1, 0); c.R != 0 {
+		t.Errorf("unattributed pixel %v, want black", c)
+	}
+	a, _ := AlphaScaling(img, v, 2, 2, Positive, 1)
+	if c := a.RGBAAt(0, 1); c.A != 127 {
+		t.Errorf("half-attributed pixel alpha %d, want 127", c.A)
+	}
+	for _, f := range []func(*tensor.Tensor, []float64, int, int, Sign, int) (*image.RGBA, error){Masked, AlphaScaling} {
+		if _, err := f(img, v, 2, 2, All, 1); err == nil {
+			t.Error("sign all: no error")
+		}
+	}
+	bar := ColourBar(All, 4, 11)
+	if top, mid := bar.RGBAAt(0, 0), bar.RGBAAt(0, 5); top.G >= mid.G || mid != (color.RGBA{255, 255, 255, 255}) {
+		t.Errorf("colour bar top %v, middle %v: want green over white", top, mid)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/loupe-ml/loupe/internal/demo"
 	"github.com/loupe-ml/loupe/npy"
 	"github.com/loupe-ml/loupe/tensor"
+	"github.com/loupe-ml/loupe/viz"
 )
 
 // usageError marks errors in how loupe was called (exit status 2).
@@ -146,8 +147,25 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	baseline := fs.Float64("baseline", 0, "baseline value for methods that take one")
 	out := fs.String("out", "loupe-out", "folder for the attributions")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	resize := fs.Int("resize", 0, "image inputs: resize the shorter side to this many pixels")
+	crop := fs.Int("crop", 0, "image inputs: crop the centre to this size")
+	mean := fs.String("mean", "", "image inputs: per-channel means to subtract, e.g. 0.485,0.456,0.406")
+	std := fs.String("std", "", "image inputs: per-channel standard deviations, e.g. 0.229,0.224,0.225")
+	gray := fs.Bool("gray", false, "image inputs: one grey channel")
+	signName := fs.String("sign", "absolute_value", "pictures: absolute_value, positive, negative or all")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
+	}
+	sign, err := viz.ParseSign(*signName)
+	if err != nil {
+		return usageError{err}
+	}
+	pre := viz.Preprocess{Resize: *resize, CenterCrop: *crop, Gray: *gray}
+	if pre.Mean, err = floatList("--mean", *mean); err != nil {
+		return err
+	}
+	if pre.Std, err = floatList("--std", *std); err != nil {
+		return err
 	}
 	table := methodTable()
 	mt, ok := table[*name]
@@ -170,9 +188,17 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageError{fmt.Errorf("the model takes %d inputs (%s); give each with --input x.npy", len(nt.Inputs), strings.Join(nt.Inputs, ", "))}
 	}
 	xs := make([]*tensor.Tensor, len(inputs))
+	shown := make([]*tensor.Tensor, len(inputs))
 	for i, f := range inputs {
-		if xs[i], err = npy.ReadFile(f); err != nil {
-			return fmt.Errorf("input %s: %w", f, err)
+		switch strings.ToLower(filepath.Ext(f)) {
+		case ".png", ".jpg", ".jpeg":
+			if xs[i], shown[i], err = viz.LoadImage(f, pre); err != nil {
+				return fmt.Errorf("input %s: %w", f, err)
+			}
+		default:
+			if xs[i], err = npy.ReadFile(f); err != nil {
+				return fmt.Errorf("input %s: %w", f, err)
+			}
 		}
 	}
 	o := attr.Options{Progress: progressBar(stderr, *name, *quiet)}
@@ -227,8 +253,63 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %s %v\n", f, a.Shape)
+		if err := writePictures(*out, i, a, xs[i], shown[i], sign); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// writePictures draws the attributions of image-like inputs ([N, C, H, W]
+// with 1 or 3 channels, or [N, H, W] maps) as heat maps, and blended over
+// the image when it has the attribution's size.
+func writePictures(dir string, i int, a, x, shown *tensor.Tensor, sign viz.Sign) error {
+	if a.Rank() != 4 && a.Rank() != 3 {
+		return nil
+	}
+	for e := 0; e < a.Shape[0]; e++ {
+		ae, _ := tensor.FromFloat32(a.F[e*a.Len()/a.Shape[0]:(e+1)*a.Len()/a.Shape[0]], a.Shape[1:]...)
+		v, h, w, err := viz.Map2D(ae, false)
+		if err != nil {
+			return nil
+		}
+		nv := viz.Normalize(v, sign, 2)
+		scale := max(1, 256/max(h, w))
+		base := filepath.Join(dir, fmt.Sprintf("attributions_%d_%d", i, e))
+		if err := viz.WritePNG(base+"_heatmap.png", viz.HeatMap(nv, h, w, sign, scale)); err != nil {
+			return err
+		}
+		img := shown
+		if img == nil && x.Rank() == 4 && (x.Shape[1] == 1 || x.Shape[1] == 3) && x.DType == tensor.Float32 {
+			img, _ = tensor.FromFloat32(x.F[e*x.Len()/x.Shape[0]:(e+1)*x.Len()/x.Shape[0]], x.Shape[1:]...)
+		}
+		if img != nil && img.Rank() == 3 && img.Shape[1] == h && img.Shape[2] == w {
+			b, err := viz.Blend(img, nv, h, w, sign, 0.6, scale)
+			if err != nil {
+				return err
+			}
+			if err := viz.WritePNG(base+"_blended.png", b); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// floatList reads "0.485,0.456,0.406" (empty: nil).
+func floatList(flag, s string) ([]float64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []float64
+	for _, p := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("%s %q: want numbers separated by commas", flag, s)}
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 func cmdLayers(args []string, stdout, stderr io.Writer) error {

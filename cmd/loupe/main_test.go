@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/internal/demo"
 	"github.com/loupe-ml/loupe/npy"
 	"github.com/loupe-ml/loupe/tensor"
+	"github.com/loupe-ml/loupe/viz"
 )
 
 const cnn = "../../internal/conformance/testdata/oracle/models/cnn_s0.onnx"
@@ -114,5 +117,33 @@ func TestLayersAndMethods(t *testing.T) {
 	out, err = runCLI(t, "methods")
 	if err != nil || !strings.Contains(out, "IntegratedGradients") || !strings.Contains(out, "n_steps") {
 		t.Errorf("methods: %v\n%s", err, out)
+	}
+}
+
+// An image input is preprocessed, explained, and drawn.
+func TestExplainImage(t *testing.T) {
+	dir := t.TempDir()
+	img, _ := demo.Draw(2, 9)
+	pic, _ := viz.Original(img, 2) // 64x64 PNG of a triangle
+	path := filepath.Join(dir, "triangle.png")
+	if err := viz.WritePNG(path, pic); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	msg, err := runCLI(t, "explain", "--model", "demo", "--input", path, "--resize", "32", "--method", "IntegratedGradients", "--target", "2", "--sign", "positive", "--out", out, "--quiet")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	a, err := npy.ReadFile(filepath.Join(out, "attributions_0.npy"))
+	if err != nil || !tensor.SameShape(a.Shape, []int{1, 3, 32, 32}) {
+		t.Fatalf("attributions %v, %v", a, err)
+	}
+	for _, f := range []string{"attributions_0_0_heatmap.png", "attributions_0_0_blended.png"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if _, err := runCLI(t, "explain", "--model", "demo", "--input", path, "--crop", "100", "--quiet", "--out", out); err == nil {
+		t.Error("crop larger than the image: no error")
 	}
 }
