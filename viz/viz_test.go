@@ -80,3 +80,28 @@ func TestMaskedAlphaAndColourBar(t *testing.T) {
 		t.Errorf("colour bar top %v, middle %v: want green over white", top, mid)
 	}
 }
+
+func TestTextGridTimeSeries(t *testing.T) {
+	h := TextHTML([]TextRecord{{Tokens: []string{"good", "<pad>"}, Attributions: []float64{0.8, -0.2}, TrueLabel: "pos", PredictedLabel: "pos", PredictedProb: 0.9}})
+	for _, want := range []string{"good", "&lt;pad&gt;", "rgb(", "0.90"} {
+		if !strings.Contains(h, want) {
+			t.Errorf("text HTML lacks %q", want)
+		}
+	}
+	img := HeatMap([]float64{1, 0, 0, 1}, 2, 2, Positive, 2)
+	g, err := GridSVG([]View{{"heat map", img}, {"again", img}, {"third", img}}, 2)
+	if err != nil || strings.Count(g, "<image") != 3 || !strings.Contains(g, "heat map") {
+		t.Errorf("grid: %v", err)
+	}
+	data := [][]float64{{0, 1, 0, 1}, {1, 1, 0, 0}}
+	at := [][]float64{{0, 1, 0, -1}, {0, 0, 0.5, 0}}
+	for _, mode := range []string{OverlayIndividual, OverlayCombined, ColoredGraph} {
+		s, err := TimeSeriesSVG(data, at, mode, 200, 100)
+		if err != nil || !strings.Contains(s, "<line") {
+			t.Errorf("%s: %v", mode, err)
+		}
+	}
+	if _, err := TimeSeriesSVG(data, at[:1], OverlayCombined, 200, 100); err == nil {
+		t.Error("mismatched channels: no error")
+	}
+}
