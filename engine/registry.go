@@ -4,6 +4,7 @@ import (
 	"github.com/loupe-ml/loupe/engine/op"
 	"github.com/loupe-ml/loupe/engine/ops/core"
 	"github.com/loupe-ml/loupe/engine/ops/nnops"
+	"github.com/loupe-ml/loupe/engine/ops/shapeops"
 )
 
 // Registry returns a new map of every op type the engine supports to the
@@ -11,9 +12,13 @@ import (
 func Registry() map[string]op.Factory {
 	m := map[string]op.Factory{}
 	// nnops brings Pad, Resize, Upsample, ConvTranspose, InstanceNormalization
-	// and GlobalMaxPool; core's kernels win where both have one.
+	// and GlobalMaxPool; core holds the dense, convolution, pooling,
+	// normalisation and elementwise kernels; shapeops the shape ops and the
+	// recurrent layers (all directions, sequence_lens). Later registrations
+	// win where packages overlap.
 	nnops.Register(m)
 	core.Register(m)
+	shapeops.Register(m)
 	return m
 }
 

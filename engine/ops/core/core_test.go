@@ -82,11 +82,7 @@ func TestGradients(t *testing.T) {
 		{"AveragePool", node("AveragePool", 1, 1, ai("kernel_shape", 3, 3), ai("strides", 2, 2), ai("pads", 1, 1, 1, 1)), []*tensor.Tensor{optest.Rand(25, 1, 2, 6, 6)}, []int{0}},
 		{"GlobalAveragePool", node("GlobalAveragePool", 1, 1), []*tensor.Tensor{optest.Rand(26, 2, 3, 4, 4)}, []int{0}},
 		{"BatchNormalization", node("BatchNormalization", 5, 1), []*tensor.Tensor{optest.Rand(27, 2, 3, 2, 2), optest.Rand(28, 3), optest.Rand(29, 3), optest.Rand(30, 3), tensor.Scalar(0)}, []int{0, 1, 2}},
-		{"Transpose", node("Transpose", 1, 1, ai("perm", 0, 2, 1)), []*tensor.Tensor{optest.Rand(31, 2, 3, 4)}, []int{0}},
-		{"Concat", node("Concat", 2, 1, ai("axis", 1)), []*tensor.Tensor{optest.Rand(32, 2, 3), optest.Rand(33, 2, 5)}, []int{0, 1}},
-		{"Gather", node("Gather", 2, 1), []*tensor.Tensor{optest.Rand(34, 5, 3), {DType: tensor.Int64, Shape: []int{2, 2}, I: []int64{1, -1, 1, 0}}}, []int{0}},
 		{"ReduceMean", node("ReduceMean", 1, 1, ai("axes", -1), ai("keepdims", 0)), []*tensor.Tensor{optest.Rand(35, 2, 3, 4)}, []int{0}},
-		{"Flatten", node("Flatten", 1, 1), []*tensor.Tensor{optest.Rand(36, 2, 3, 4)}, []int{0}},
 		{"Exp", node("Exp", 1, 1), []*tensor.Tensor{optest.Rand(37, 2, 3)}, []int{0}},
 		{"Erf", node("Erf", 1, 1), []*tensor.Tensor{optest.Rand(38, 2, 3)}, []int{0}},
 		{"Softplus", node("Softplus", 1, 1), []*tensor.Tensor{optest.Rand(39, 2, 3)}, []int{0}},
@@ -98,14 +94,8 @@ func TestGradients(t *testing.T) {
 		{"Pow", node("Pow", 2, 1), []*tensor.Tensor{absPlus(optest.Rand(44, 2, 3)), optest.Rand(45, 3)}, []int{0, 1}},
 		{"Max", node("Max", 2, 1), []*tensor.Tensor{optest.Rand(46, 2, 3), optest.Rand(47, 3)}, []int{0, 1}},
 		{"ReduceMax", node("ReduceMax", 1, 1, ai("axes", 1)), []*tensor.Tensor{optest.Rand(48, 2, 5, 3)}, []int{0}},
-		{"Expand", node("Expand", 2, 1), []*tensor.Tensor{optest.Rand(49, 3, 1), {DType: tensor.Int64, Shape: []int{3}, I: []int64{2, 3, 4}}}, []int{0}},
-		{"Slice", node("Slice", 5, 1), []*tensor.Tensor{optest.Rand(50, 4, 6), ints64(1, -1), ints64(100, -6), ints64(0, 1), ints64(2, -2)}, []int{0}},
-		{"Split", node("Split", 2, 2, ai("axis", 1)), []*tensor.Tensor{optest.Rand(51, 2, 5), ints64(2, 3)}, []int{0}},
 		{"LayerNormalization", node("LayerNormalization", 3, 1), []*tensor.Tensor{optest.Rand(52, 3, 4), optest.Rand(53, 4), optest.Rand(54, 4)}, []int{0, 1, 2}},
 		{"Where", node("Where", 3, 1), []*tensor.Tensor{{DType: tensor.Bool, Shape: []int{3}, B: []bool{true, false, true}}, optest.Rand(55, 2, 3), optest.Rand(56, 3)}, []int{1, 2}},
-		{"LSTM", node("LSTM", 6, 3, ai("hidden_size", 3)), []*tensor.Tensor{optest.Rand(57, 4, 2, 5), scaled(optest.Rand(58, 1, 12, 5), 0.5), scaled(optest.Rand(59, 1, 12, 3), 0.5), optest.Rand(60, 1, 24), nil, optest.Rand(61, 1, 2, 3)}, []int{0, 1, 2, 3, 5}},
-		{"GRU", node("GRU", 6, 2, ai("hidden_size", 3), ai("linear_before_reset", 1)), []*tensor.Tensor{optest.Rand(62, 4, 2, 5), scaled(optest.Rand(63, 1, 9, 5), 0.5), scaled(optest.Rand(64, 1, 9, 3), 0.5), optest.Rand(65, 1, 18), nil, optest.Rand(66, 1, 2, 3)}, []int{0, 1, 2, 3, 5}},
-		{"GRU reset first", node("GRU", 6, 2, ai("hidden_size", 3)), []*tensor.Tensor{optest.Rand(67, 4, 2, 5), scaled(optest.Rand(68, 1, 9, 5), 0.5), scaled(optest.Rand(69, 1, 9, 3), 0.5), optest.Rand(70, 1, 18), nil, optest.Rand(71, 1, 2, 3)}, []int{0, 1, 2, 3, 5}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,17 +124,6 @@ func absPlus(x *tensor.Tensor) *tensor.Tensor {
 		x.F[i] = v + 0.5
 	}
 	return x
-}
-
-func scaled(x *tensor.Tensor, s float32) *tensor.Tensor {
-	for i := range x.F {
-		x.F[i] *= s
-	}
-	return x
-}
-
-func ints64(v ...int64) *tensor.Tensor {
-	return &tensor.Tensor{DType: tensor.Int64, Shape: []int{len(v)}, I: v}
 }
 
 func TestPoolShapesAndTies(t *testing.T) {
@@ -185,9 +164,6 @@ func TestShapeErrors(t *testing.T) {
 		{node("Gemm", 2, 1), []*tensor.Tensor{tensor.New(2, 3), tensor.New(4, 5)}},
 		{node("Add", 2, 1), []*tensor.Tensor{tensor.New(2, 3), tensor.New(4)}},
 		{node("Conv", 2, 1), []*tensor.Tensor{tensor.New(1, 3, 5, 5), tensor.New(4, 2, 3, 3)}},
-		{node("Gather", 2, 1), []*tensor.Tensor{tensor.New(5, 3), {DType: tensor.Int64, Shape: []int{1}, I: []int64{7}}}},
-		{node("Reshape", 2, 1), []*tensor.Tensor{tensor.New(2, 3), {DType: tensor.Int64, Shape: []int{1}, I: []int64{4}}}},
-		{node("Concat", 2, 1, ai("axis", 1)), []*tensor.Tensor{tensor.New(2, 3), tensor.New(3, 3)}},
 	}
 	for _, tc := range cases {
 		k := build(t, reg[tc.n.OpType], tc.n)

@@ -2,7 +2,6 @@ package core
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/loupe-ml/loupe/engine/op"
 	"github.com/loupe-ml/loupe/graph"
@@ -123,18 +122,4 @@ func (r reduce) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor
 	broadcast2(x.Shape, kept, x.Shape, func(o, _, j int) { gx.F[o] = g.F[j] * scale })
 	grads[0] = gx
 	return grads, nil
-}
-
-// sortedAxes normalises and sorts axes for a tensor of rank r.
-func sortedAxes(axes []int64, r int) ([]int, error) {
-	out := make([]int, len(axes))
-	for i, a := range axes {
-		d, err := axis(nil, a, r)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = d
-	}
-	sort.Ints(out)
-	return out, nil
 }
