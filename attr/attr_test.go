@@ -236,3 +236,15 @@ func TestGaussLegendre(t *testing.T) {
 		}
 	}
 }
+
+// A method without a Net reports it instead of panicking.
+func TestNoNet(t *testing.T) {
+	ctx := context.Background()
+	x := []*tensor.Tensor{randn(1, 1, 2, 6)}
+	for _, m := range []Method{&Saliency{}, &IntegratedGradients{}, &DeepLift{}, &LRP{}, &FeatureAblation{}, &Occlusion{SlidingWindowShapes: [][]int{{1}}},
+		&LayerGradCam{}, &LayerConductance{Layer: "x"}, &NeuronGradient{Neuron: Neuron{Layer: "x", Index: []int{0}}}, &ShapleyValueSampling{}, &Lime{}, &NoiseTunnel{Method: &Saliency{}}} {
+		if _, err := m.Attribute(ctx, x, Options{Target: Class(0)}); err == nil {
+			t.Errorf("%T without a Net: no error", m)
+		}
+	}
+}

@@ -13,9 +13,9 @@ import (
 // layer is a module path ("layer4", "fc2") or a tensor name; input chooses
 // the layer's input instead of its output.
 func (nt *Net) At(layer string, input bool) (*Net, error) {
-	name, err := nt.Model.Resolve(layer, input)
+	name, err := nt.resolve(layer, input)
 	if err != nil {
-		return nil, fmt.Errorf("attr: %w", err)
+		return nil, err
 	}
 	c := *nt
 	c.Output = name
@@ -85,9 +85,9 @@ func (l *LayerActivation) Attribute(ctx context.Context, inputs []*tensor.Tensor
 	if err != nil {
 		return nil, err
 	}
-	name, err := l.Net.Model.Resolve(l.Layer, l.AttributeToLayerInput)
+	name, err := l.Net.resolve(l.Layer, l.AttributeToLayerInput)
 	if err != nil {
-		return nil, fmt.Errorf("attr: %w", err)
+		return nil, err
 	}
 	feeds, err := l.Net.feeds(inputs, o.Additional, n, 1, false)
 	if err != nil {
@@ -117,9 +117,9 @@ func (l *LayerGradientXActivation) Attribute(ctx context.Context, inputs []*tens
 	if err != nil {
 		return nil, err
 	}
-	name, err := l.Net.Model.Resolve(l.Layer, l.AttributeToLayerInput)
+	name, err := l.Net.resolve(l.Layer, l.AttributeToLayerInput)
 	if err != nil {
-		return nil, fmt.Errorf("attr: %w", err)
+		return nil, err
 	}
 	feeds, err := l.Net.feeds(inputs, o.Additional, n, 1, false)
 	if err != nil {
@@ -155,6 +155,9 @@ type LayerGradCam struct {
 
 // Attribute computes the Grad-CAM map.
 func (l *LayerGradCam) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	if l.Net == nil || l.Net.Model == nil {
+		return nil, errNoNet
+	}
 	n, err := batchOf(inputs)
 	if err != nil {
 		return nil, err
@@ -167,9 +170,9 @@ func (l *LayerGradCam) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 		}
 		layer = c.Output
 	}
-	name, err := l.Net.Model.Resolve(layer, l.AttributeToLayerInput)
+	name, err := l.Net.resolve(layer, l.AttributeToLayerInput)
 	if err != nil {
-		return nil, fmt.Errorf("attr: %w", err)
+		return nil, err
 	}
 	feeds, err := l.Net.feeds(inputs, o.Additional, n, 1, false)
 	if err != nil {
@@ -260,9 +263,9 @@ func pathLayerGrads(ctx context.Context, nt *Net, layer string, input bool, meth
 	if err != nil {
 		return err
 	}
-	name, err := nt.Model.Resolve(layer, input)
+	name, err := nt.resolve(layer, input)
 	if err != nil {
-		return fmt.Errorf("attr: %w", err)
+		return err
 	}
 	if nsteps == 0 {
 		nsteps = 50

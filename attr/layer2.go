@@ -31,9 +31,9 @@ func (l *LayerIntegratedGradients) Attribute(ctx context.Context, inputs []*tens
 	if err != nil {
 		return nil, err
 	}
-	name, err := l.Net.Model.Resolve(l.Layer, l.AttributeToLayerInput)
+	name, err := l.Net.resolve(l.Layer, l.AttributeToLayerInput)
 	if err != nil {
-		return nil, fmt.Errorf("attr: %w", err)
+		return nil, err
 	}
 	nsteps := l.NSteps
 	if nsteps == 0 {
@@ -144,9 +144,9 @@ func (l *LayerDeepLift) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 
 func (l *LayerDeepLift) attribute(ctx context.Context, inputs, base []*tensor.Tensor, o Options) (*Result, error) {
 	n := inputs[0].Shape[0]
-	name, err := l.Net.Model.Resolve(l.Layer, l.AttributeToLayerInput)
+	name, err := l.Net.resolve(l.Layer, l.AttributeToLayerInput)
 	if err != nil {
-		return nil, fmt.Errorf("attr: %w", err)
+		return nil, err
 	}
 	both := make([]*tensor.Tensor, len(inputs))
 	for i, x := range inputs {
@@ -269,9 +269,9 @@ type LayerGradientShap struct {
 // Attribute computes layer GradientShap attributions; the delta has one
 // entry per draw.
 func (l *LayerGradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	name, err := l.Net.Model.Resolve(l.Layer, l.AttributeToLayerInput)
+	name, err := l.Net.resolve(l.Layer, l.AttributeToLayerInput)
 	if err != nil {
-		return nil, fmt.Errorf("attr: %w", err)
+		return nil, err
 	}
 	gs := &GradientShap{Net: l.Net, NSamples: l.NSamples, Stdevs: l.Stdevs, Seed: l.Seed, Draws: l.Draws}
 	pts, err := gs.points(inputs, o)

@@ -55,9 +55,9 @@ func (l *LayerFeatureAblation) Attribute(ctx context.Context, inputs []*tensor.T
 	if err != nil {
 		return nil, err
 	}
-	name, err := l.Net.Model.Resolve(l.Layer, l.AttributeToLayerInput)
+	name, err := l.Net.resolve(l.Layer, l.AttributeToLayerInput)
 	if err != nil {
-		return nil, fmt.Errorf("attr: %w", err)
+		return nil, err
 	}
 	feeds, err := l.Net.feeds(inputs, o.Additional, n, 1, false)
 	if err != nil {
@@ -95,9 +95,9 @@ func (l *LayerLRP) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 	if err != nil {
 		return nil, err
 	}
-	name, err := l.Net.Model.Resolve(l.Layer, l.AttributeToLayerInput)
+	name, err := l.Net.resolve(l.Layer, l.AttributeToLayerInput)
 	if err != nil {
-		return nil, fmt.Errorf("attr: %w", err)
+		return nil, err
 	}
 	lrp := &LRP{Net: l.Net, Rules: l.Rules}
 	rel, out, err := lrp.relevance(ctx, inputs, o, []string{name})

@@ -61,6 +61,9 @@ type LRP struct {
 
 // Attribute computes relevances of inputs for a.Target.
 func (l *LRP) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	if l.Net == nil || l.Net.Model == nil {
+		return nil, errNoNet
+	}
 	n, err := batchOf(inputs)
 	if err != nil {
 		return nil, err

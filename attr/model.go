@@ -29,6 +29,9 @@ func (f Func) Eval(ctx context.Context, inputs []*tensor.Tensor) (*tensor.Tensor
 // Eval runs the net on its attributed inputs followed by its extra ones and
 // returns the explained output.
 func (nt *Net) Eval(ctx context.Context, inputs []*tensor.Tensor) (*tensor.Tensor, error) {
+	if nt == nil || nt.Model == nil {
+		return nil, errNoNet
+	}
 	if len(inputs) != len(nt.Inputs)+len(nt.Extra) {
 		return nil, fmt.Errorf("attr: %d tensors given, the model takes %d attributed and %d additional inputs", len(inputs), len(nt.Inputs), len(nt.Extra))
 	}
@@ -47,6 +50,9 @@ func (nt *Net) Eval(ctx context.Context, inputs []*tensor.Tensor) (*tensor.Tenso
 // every row. An output with a single element (one number for the batch) is
 // returned as one value per block of n rows.
 func evalRows(ctx context.Context, m Model, inputs []*tensor.Tensor, o Options, n, copies int) ([]float32, error) {
+	if m == nil {
+		return nil, errNoNet
+	}
 	all := append([]*tensor.Tensor(nil), inputs...)
 	all = append(all, expandExtra(o.Additional, n, copies, false)...)
 	out, err := m.Eval(ctx, all)

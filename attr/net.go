@@ -97,9 +97,27 @@ func batchOf(inputs []*tensor.Tensor) (int, error) {
 	return n, nil
 }
 
+// errNoNet is returned by methods whose Net (or Model) is nil.
+var errNoNet = fmt.Errorf("attr: the method has no Net (or Model) to explain")
+
+// resolve names a layer's tensor, as engine.Model.Resolve.
+func (nt *Net) resolve(layer string, input bool) (string, error) {
+	if nt == nil || nt.Model == nil {
+		return "", errNoNet
+	}
+	name, err := nt.Model.Resolve(layer, input)
+	if err != nil {
+		return "", fmt.Errorf("attr: %w", err)
+	}
+	return name, nil
+}
+
 // feeds maps the Net's inputs to tensors; extras whose first dimension is n
 // are repeated k times (interleaved or in blocks) to match expanded rows.
 func (nt *Net) feeds(inputs, extra []*tensor.Tensor, n, k int, interleave bool) (map[string]*tensor.Tensor, error) {
+	if nt == nil || nt.Model == nil {
+		return nil, errNoNet
+	}
 	if len(inputs) != len(nt.Inputs) {
 		return nil, fmt.Errorf("attr: %d inputs given, the model attributes %d (%v)", len(inputs), len(nt.Inputs), nt.Inputs)
 	}

@@ -209,13 +209,16 @@ type NeuronConductance struct {
 
 // Attribute computes neuron conductance for o.Target.
 func (m *NeuronConductance) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	if m.Net == nil || m.Net.Model == nil {
+		return nil, errNoNet
+	}
 	n, err := batchOf(inputs)
 	if err != nil {
 		return nil, err
 	}
-	layer, err := m.Net.Model.Resolve(m.Neuron.Layer, m.Neuron.AttributeToNeuronInput)
+	layer, err := m.Net.resolve(m.Neuron.Layer, m.Neuron.AttributeToNeuronInput)
 	if err != nil {
-		return nil, fmt.Errorf("attr: %w", err)
+		return nil, err
 	}
 	method := m.Method
 	if method == "" {

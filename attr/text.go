@@ -17,9 +17,9 @@ import (
 // model: the layer's value is injected. Use Embed to turn token ids into
 // the values the new net takes.
 func (nt *Net) WithLayerInput(layer, replaces string) (*Net, error) {
-	name, err := nt.Model.Resolve(layer, false)
+	name, err := nt.resolve(layer, false)
 	if err != nil {
-		return nil, fmt.Errorf("attr: %w", err)
+		return nil, err
 	}
 	c := *nt
 	c.Inputs = nil
@@ -45,9 +45,9 @@ func (nt *Net) Embed(ctx context.Context, layer string, inputs []*tensor.Tensor,
 	if err != nil {
 		return nil, err
 	}
-	name, err := nt.Model.Resolve(layer, false)
+	name, err := nt.resolve(layer, false)
 	if err != nil {
-		return nil, fmt.Errorf("attr: %w", err)
+		return nil, err
 	}
 	feeds, err := nt.feeds(inputs, o.Additional, n, 1, false)
 	if err != nil {
