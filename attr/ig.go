@@ -144,9 +144,9 @@ type IntegratedGradients struct {
 	Method string
 	// NSteps is the number of points; 0 means 50.
 	NSteps int
-	// InternalBatchSize bounds the rows per engine call (0: all at once,
-	// as Captum with internal_batch_size=None; the engine still splits very
-	// large batches to bound memory).
+	// InternalBatchSize bounds the rows per engine call; 0 chooses calls of
+	// about 2M input elements (Captum's None runs all steps at once; the
+	// results are the same, large batches are only slower).
 	InternalBatchSize int
 	// GlobalAttribution, when true, returns the integrated gradient
 	// without multiplying by (x - b): Captum's multiply_by_inputs=False.
@@ -191,10 +191,7 @@ func (ig *IntegratedGradients) Attribute(ctx context.Context, inputs []*tensor.T
 		total[i] = tensor.New(x.Shape...)
 	}
 	// Steps per engine call.
-	per := nsteps
-	if ig.InternalBatchSize > 0 {
-		per = max(1, ig.InternalBatchSize/n)
-	}
+	per := stepsPerCall(ig.InternalBatchSize, n, nsteps, inputs)
 	done := 0
 	for s0 := 0; s0 < nsteps; s0 += per {
 		s1 := min(nsteps, s0+per)
@@ -302,4 +299,18 @@ func targetValues(ctx context.Context, nt *Net, inputs []*tensor.Tensor, a Optio
 		return nil, err
 	}
 	return a.Target.pick(out)
+}
+
+// stepsPerCall returns how many path points go into one engine call: those
+// that fit internal_batch_size rows, or when it is 0 about 2^21 input
+// elements (at least one point).
+func stepsPerCall(ibs, n, points int, inputs []*tensor.Tensor) int {
+	if ibs > 0 {
+		return max(1, ibs/n)
+	}
+	size := 0
+	for _, x := range inputs {
+		size += x.Len()
+	}
+	return max(1, min(points, (1<<21)/max(size, 1)))
 }

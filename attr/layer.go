@@ -282,10 +282,7 @@ func pathLayerGrads(ctx context.Context, nt *Net, layer string, input bool, meth
 	if err != nil {
 		return err
 	}
-	per := points
-	if ibs > 0 {
-		per = max(1, ibs/n)
-	}
+	per := stepsPerCall(ibs, n, points, inputs)
 	for s0 := 0; s0 < points; s0 += per {
 		s1 := min(points, s0+per)
 		k := s1 - s0

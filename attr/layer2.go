@@ -67,10 +67,7 @@ func (l *LayerIntegratedGradients) Attribute(ctx context.Context, inputs []*tens
 		return nil, fmt.Errorf("attr: layer %q is %s; it must be a float tensor", name, lx.DType)
 	}
 	total := tensor.New(lx.Shape...)
-	per := nsteps
-	if l.InternalBatchSize > 0 {
-		per = max(1, l.InternalBatchSize/n)
-	}
+	per := stepsPerCall(l.InternalBatchSize, n, nsteps, inputs)
 	for s0 := 0; s0 < nsteps; s0 += per {
 		s1 := min(nsteps, s0+per)
 		k := s1 - s0

@@ -241,10 +241,7 @@ func (m *NeuronConductance) Attribute(ctx context.Context, inputs []*tensor.Tens
 		return nil, err
 	}
 	total := zerosLike(inputs, false)
-	per := nsteps
-	if m.InternalBatchSize > 0 {
-		per = max(1, m.InternalBatchSize/n)
-	}
+	per := stepsPerCall(m.InternalBatchSize, n, nsteps, inputs)
 	for s0 := 0; s0 < nsteps; s0 += per {
 		s1 := min(nsteps, s0+per)
 		k := s1 - s0

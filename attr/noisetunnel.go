@@ -31,7 +31,8 @@ type NoiseTunnel struct {
 	Type string
 	// NSamples is the number of noisy copies per example; 0 means 5.
 	NSamples int
-	// SamplesBatchSize bounds the copies per example run at once (0: all).
+	// SamplesBatchSize bounds the copies per example run at once; 0
+	// chooses calls of about 2M input elements (the results are the same).
 	SamplesBatchSize int
 	// Stdevs is the noise's standard deviation, one per input or one for
 	// all; nil means 1.0, as Captum.
@@ -130,6 +131,9 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 	per := k
 	if nt.SamplesBatchSize > 0 {
 		per = min(k, nt.SamplesBatchSize)
+	} else {
+		// Bound each inner call to about 2^21 input elements.
+		per = stepsPerCall(0, 1, k, inputs)
 	}
 	sum := make([]*tensor.Tensor, len(inputs))
 	sq := make([]*tensor.Tensor, len(inputs))
