@@ -86,16 +86,7 @@ func (d *DeepLift) attribute(ctx context.Context, inputs, base []*tensor.Tensor,
 		}
 		res.Delta = tensor.New(n)
 		for r := 0; r < n; r++ {
-			var s float32
-			for _, at := range attrs {
-				row := at.Len() / n
-				var rs float32
-				for _, v := range at.F[r*row : (r+1)*row] {
-					rs += v
-				}
-				s += rs
-			}
-			res.Delta.F[r] = s - (vals[r] - vals[r+n])
+			res.Delta.F[r] = rowSum(attrs, r, n) - (vals[r] - vals[r+n])
 		}
 	}
 	return res, nil

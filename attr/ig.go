@@ -273,16 +273,7 @@ func convergenceDelta(ctx context.Context, nt *Net, inputs, base, attrs []*tenso
 	}
 	d := tensor.New(n)
 	for r := 0; r < n; r++ {
-		var s float32
-		for _, at := range attrs {
-			row := at.Len() / n
-			var rs float32
-			for _, v := range at.F[r*row : (r+1)*row] {
-				rs += v
-			}
-			s += rs
-		}
-		d.F[r] = s - (fx[r] - fb[r])
+		d.F[r] = rowSum(attrs, r, n) - (fx[r] - fb[r])
 	}
 	return d, nil
 }

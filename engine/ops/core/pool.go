@@ -75,44 +75,22 @@ func (p pool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 				for ox := 0; ox < ow; ox++ {
 					o := pl*oh*ow + oy*ow + ox
 					if p.max {
-						best, bi := float32(math.Inf(-1)), -1
-						for i := 0; i < win.kh; i++ {
-							iy := oy*win.sh - win.pt + i*win.dh
-							if iy < 0 || iy >= h {
-								continue
-							}
-							for j := 0; j < win.kw; j++ {
-								ix := ox*win.sw - win.pl + j*win.dw
-								if ix < 0 || ix >= w {
-									continue
-								}
-								if v := src[iy*w+ix]; v > best || bi < 0 || v != v {
-									best, bi = v, iy*w+ix
-								}
-							}
+						bi := argmax(win, src, oy, ox, h, w)
+						y.F[o] = float32(math.Inf(-1))
+						if bi >= 0 {
+							y.F[o] = src[bi]
 						}
-						y.F[o] = best
 						if idx != nil {
-							idx.I[o] = int64(pl*h*w + bi)
+							idx.I[o] = int64(pl*h*w + max(bi, 0))
 						}
 						continue
 					}
 					var s float32
 					cnt := 0
-					for i := 0; i < win.kh; i++ {
-						iy := oy*win.sh - win.pt + i*win.dh
-						if iy < 0 || iy >= h {
-							continue
-						}
-						for j := 0; j < win.kw; j++ {
-							ix := ox*win.sw - win.pl + j*win.dw
-							if ix < 0 || ix >= w {
-								continue
-							}
-							s += src[iy*w+ix]
-							cnt++
-						}
-					}
+					eachInWindow(win, oy, ox, h, w, func(i int) {
+						s += src[i]
+						cnt++
+					})
 					y.F[o] = s / float32(p.divisor(win, oy, ox, h, w, cnt))
 				}
 			}
@@ -122,6 +100,36 @@ func (p pool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		return []*tensor.Tensor{y, idx}, nil
 	}
 	return []*tensor.Tensor{y}, nil
+}
+
+// eachInWindow calls f with the plane index of every element of the window
+// at output position (oy, ox) that lies inside the h×w plane, in row-major
+// order.
+func eachInWindow(win window, oy, ox, h, w int, f func(i int)) {
+	for i := 0; i < win.kh; i++ {
+		iy := oy*win.sh - win.pt + i*win.dh
+		if iy < 0 || iy >= h {
+			continue
+		}
+		for j := 0; j < win.kw; j++ {
+			if ix := ox*win.sw - win.pl + j*win.dw; ix >= 0 && ix < w {
+				f(iy*w + ix)
+			}
+		}
+	}
+}
+
+// argmax returns the plane index of the window's first maximum in
+// row-major scan order (NaN wins, as in PyTorch), or -1 for a window
+// entirely in the padding.
+func argmax(win window, src []float32, oy, ox, h, w int) int {
+	bi := -1
+	eachInWindow(win, oy, ox, h, w, func(i int) {
+		if v := src[i]; bi < 0 || v > src[bi] || v != v {
+			bi = i
+		}
+	})
+	return bi
 }
 
 // divisor returns the count an average divides by: the valid elements, or
@@ -155,50 +163,15 @@ func (p pool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.T
 				for ox := 0; ox < ow; ox++ {
 					gv := g.F[pl*oh*ow+oy*ow+ox]
 					if p.max {
-						best, bi := float32(math.Inf(-1)), -1
-						for i := 0; i < win.kh; i++ {
-							iy := oy*win.sh - win.pt + i*win.dh
-							if iy < 0 || iy >= h {
-								continue
-							}
-							for j := 0; j < win.kw; j++ {
-								ix := ox*win.sw - win.pl + j*win.dw
-								if ix < 0 || ix >= w {
-									continue
-								}
-								if v := src[iy*w+ix]; v > best || bi < 0 || v != v {
-									best, bi = v, iy*w+ix
-								}
-							}
-						}
-						if bi >= 0 {
+						if bi := argmax(win, src, oy, ox, h, w); bi >= 0 {
 							dst[bi] += gv
 						}
 						continue
 					}
 					cnt := 0
-					for i := 0; i < win.kh; i++ {
-						iy := oy*win.sh - win.pt + i*win.dh
-						for j := 0; j < win.kw; j++ {
-							ix := ox*win.sw - win.pl + j*win.dw
-							if iy >= 0 && iy < h && ix >= 0 && ix < w {
-								cnt++
-							}
-						}
-					}
+					eachInWindow(win, oy, ox, h, w, func(int) { cnt++ })
 					share := gv / float32(p.divisor(win, oy, ox, h, w, cnt))
-					for i := 0; i < win.kh; i++ {
-						iy := oy*win.sh - win.pt + i*win.dh
-						if iy < 0 || iy >= h {
-							continue
-						}
-						for j := 0; j < win.kw; j++ {
-							ix := ox*win.sw - win.pl + j*win.dw
-							if ix >= 0 && ix < w {
-								dst[iy*w+ix] += share
-							}
-						}
-					}
+					eachInWindow(win, oy, ox, h, w, func(i int) { dst[i] += share })
 				}
 			}
 		}

@@ -2,8 +2,8 @@ package core
 
 import (
 	"fmt"
-	"runtime"
-	"sync"
+
+	"github.com/loupe-ml/loupe/engine/kernels"
 
 	"github.com/loupe-ml/loupe/engine/op"
 	"github.com/loupe-ml/loupe/graph"
@@ -63,22 +63,11 @@ func Register(m map[string]op.Factory) {
 // parallel splits [0,n) over the CPUs when work (a rough count of
 // floating-point operations) is large enough to pay for goroutines.
 func parallel(n int, work int, fn func(lo, hi int)) {
-	p := runtime.GOMAXPROCS(0)
-	if p < 2 || n < 2 || work < 1<<16 {
+	if work < 1<<16 {
 		fn(0, n)
 		return
 	}
-	p = min(p, n)
-	var wg sync.WaitGroup
-	for i := 0; i < p; i++ {
-		lo, hi := i*n/p, (i+1)*n/p
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	wg.Wait()
+	kernels.ParallelFor(n, 1, fn)
 }
 
 func wantFloat(in []*tensor.Tensor, i int) error {
