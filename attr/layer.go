@@ -22,6 +22,21 @@ func (nt *Net) At(layer string, input bool) (*Net, error) {
 	return &c, nil
 }
 
+// layerFeeds checks the inputs, resolves a layer and builds the feeds of
+// one pass over the batch.
+func (nt *Net) layerFeeds(inputs []*tensor.Tensor, o Options, layer string, input bool) (int, string, map[string]*tensor.Tensor, error) {
+	n, err := batchOf(inputs)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	name, err := nt.resolve(layer, input)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	feeds, err := nt.feeds(inputs, o.Additional, n, 1, false)
+	return n, name, feeds, err
+}
+
 // layerRun is one recorded pass with the value of a layer tensor and the
 // gradient of the target with respect to it.
 type layerRun struct {
@@ -81,15 +96,7 @@ type LayerActivation struct {
 
 // Attribute returns the layer's activations.
 func (l *LayerActivation) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	n, err := batchOf(inputs)
-	if err != nil {
-		return nil, err
-	}
-	name, err := l.Net.resolve(l.Layer, l.AttributeToLayerInput)
-	if err != nil {
-		return nil, err
-	}
-	feeds, err := l.Net.feeds(inputs, o.Additional, n, 1, false)
+	_, name, feeds, err := l.Net.layerFeeds(inputs, o, l.Layer, l.AttributeToLayerInput)
 	if err != nil {
 		return nil, err
 	}
@@ -113,15 +120,7 @@ type LayerGradientXActivation struct {
 
 // Attribute computes gradient times activation at the layer.
 func (l *LayerGradientXActivation) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	n, err := batchOf(inputs)
-	if err != nil {
-		return nil, err
-	}
-	name, err := l.Net.resolve(l.Layer, l.AttributeToLayerInput)
-	if err != nil {
-		return nil, err
-	}
-	feeds, err := l.Net.feeds(inputs, o.Additional, n, 1, false)
+	_, name, feeds, err := l.Net.layerFeeds(inputs, o, l.Layer, l.AttributeToLayerInput)
 	if err != nil {
 		return nil, err
 	}

@@ -51,15 +51,7 @@ type LayerFeatureAblation struct {
 
 // Attribute computes layer ablation attributions.
 func (l *LayerFeatureAblation) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	n, err := batchOf(inputs)
-	if err != nil {
-		return nil, err
-	}
-	name, err := l.Net.resolve(l.Layer, l.AttributeToLayerInput)
-	if err != nil {
-		return nil, err
-	}
-	feeds, err := l.Net.feeds(inputs, o.Additional, n, 1, false)
+	n, name, feeds, err := l.Net.layerFeeds(inputs, o, l.Layer, l.AttributeToLayerInput)
 	if err != nil {
 		return nil, err
 	}

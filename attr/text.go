@@ -41,15 +41,7 @@ func (nt *Net) WithLayerInput(layer, replaces string) (*Net, error) {
 // Embed returns the value of a layer (an embedding lookup's output) for a
 // batch of the net's inputs: Captum's indices_to_embeddings.
 func (nt *Net) Embed(ctx context.Context, layer string, inputs []*tensor.Tensor, o Options) (*tensor.Tensor, error) {
-	n, err := batchOf(inputs)
-	if err != nil {
-		return nil, err
-	}
-	name, err := nt.resolve(layer, false)
-	if err != nil {
-		return nil, err
-	}
-	feeds, err := nt.feeds(inputs, o.Additional, n, 1, false)
+	_, name, feeds, err := nt.layerFeeds(inputs, o, layer, false)
 	if err != nil {
 		return nil, err
 	}
