@@ -51,7 +51,8 @@ func main() {
 
 const usage = `usage:
   loupe demo [--out dir] [--quiet]
-  loupe explain --model m.onnx --input x.npy --method NAME [--target T] [--param k=v]... [--layer L] [--baseline v] [--out dir] [--quiet]
+  loupe explain --model m.onnx --input x.npy|image.png --method NAME [--target T] [--param k=v]... [--layer L]
+                [--baseline v] [--extra name=file.npy] [--resize N --crop N --mean m,m,m --std s,s,s] [--out dir] [--quiet]
   loupe layers --model m.onnx
   loupe methods`
 
@@ -138,8 +139,9 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	model := fs.String("model", "", "ONNX model file (\"demo\": the built-in model)")
-	var inputs, ps multi
+	var inputs, ps, extras multi
 	fs.Var(&inputs, "input", "input as a .npy file, batch first (repeat for several inputs, in the model's order)")
+	fs.Var(&extras, "extra", "name=file.npy: a model input fed but not attributed (additional_forward_args; repeatable)")
 	name := fs.String("method", "IntegratedGradients", "attribution method (see loupe methods)")
 	target := fs.String("target", "", "output index explained: one number, or one per example separated by commas")
 	fs.Var(&ps, "param", "method parameter name=value (repeatable)")
@@ -180,9 +182,23 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	nt, err := attr.NewNet(m)
+	var extraNames []string
+	var extraVals []*tensor.Tensor
+	for _, kv := range extras {
+		name, file, ok := strings.Cut(kv, "=")
+		if !ok {
+			return usageError{fmt.Errorf("--extra %q: want name=file.npy", kv)}
+		}
+		t, err := npy.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("--extra %s: %w", name, err)
+		}
+		extraNames = append(extraNames, name)
+		extraVals = append(extraVals, t)
+	}
+	nt, err := attr.NewNet(m, extraNames...)
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	if len(inputs) != len(nt.Inputs) {
 		return usageError{fmt.Errorf("the model takes %d inputs (%s); give each with --input x.npy", len(nt.Inputs), strings.Join(nt.Inputs, ", "))}
@@ -201,7 +217,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}
 	}
-	o := attr.Options{Progress: progressBar(stderr, *name, *quiet)}
+	o := attr.Options{Progress: progressBar(stderr, *name, *quiet), Additional: extraVals}
 	if *target != "" {
 		var idx []int
 		for _, s := range strings.Split(*target, ",") {

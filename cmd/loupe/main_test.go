@@ -147,3 +147,35 @@ func TestExplainImage(t *testing.T) {
 		t.Error("crop larger than the image: no error")
 	}
 }
+
+// Extra inputs feed the model without being attributed.
+func TestExplainExtraInput(t *testing.T) {
+	dir := t.TempDir()
+	x := tensor.New(2, 6)
+	mask := tensor.New(2, 6)
+	for i := range x.F {
+		x.F[i] = float32(i%5) - 2
+		if i%3 != 0 {
+			mask.F[i] = 1
+		}
+	}
+	npy.WriteFile(filepath.Join(dir, "x.npy"), x)
+	npy.WriteFile(filepath.Join(dir, "mask.npy"), mask)
+	out := filepath.Join(dir, "out")
+	model := "../../internal/conformance/testdata/oracle/models/masked_s0.onnx"
+	if msg, err := runCLI(t, "explain", "--model", model, "--input", filepath.Join(dir, "x.npy"), "--extra", "mask="+filepath.Join(dir, "mask.npy"), "--method", "Saliency", "--target", "1", "--out", out, "--quiet"); err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	a, err := npy.ReadFile(filepath.Join(out, "attributions_0.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range a.F {
+		if mask.F[i] == 0 && v != 0 {
+			t.Errorf("masked feature %d has attribution %g", i, v)
+		}
+	}
+	if _, err := runCLI(t, "explain", "--model", model, "--input", filepath.Join(dir, "x.npy"), "--extra", "nosuch="+filepath.Join(dir, "mask.npy"), "--quiet", "--out", out); err == nil {
+		t.Error("unknown extra input: no error")
+	}
+}
