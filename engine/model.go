@@ -163,7 +163,7 @@ func Compile(g *graph.Graph) (*Model, error) {
 	}
 	opset := g.Opset()
 	for _, n := range order {
-		k, err := reg[n.OpType](n, opset)
+		k, err := build(reg[n.OpType], n, opset)
 		if err != nil {
 			return nil, err
 		}
@@ -209,6 +209,20 @@ func Compile(g *graph.Graph) (*Model, error) {
 		return nil, errors.New("graph has no outputs")
 	}
 	return m, nil
+}
+
+// build runs an op factory, turning a panic into an error naming the node.
+func build(f op.Factory, n *graph.Node, opset int) (k op.Kernel, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: internal error while reading its attributes: %v", n, r)
+		}
+	}()
+	k, err = f(n, opset)
+	if err == nil && k == nil {
+		err = fmt.Errorf("%s: no kernel", n)
+	}
+	return k, err
 }
 
 // fold evaluates a node whose inputs are all constants.
