@@ -58,6 +58,7 @@ type UnsupportedError struct {
 	Nodes []*graph.Node
 }
 
+// Error lists the unsupported op types with the names of their nodes.
 func (e *UnsupportedError) Error() string {
 	byOp := map[string][]string{}
 	for _, n := range e.Nodes {
