@@ -1,9 +1,10 @@
 // Package shapeops holds loupe's kernels for the shape and data-movement ops
 // of ONNX (Shape, Size, Reshape, Flatten, Squeeze, Unsqueeze, Transpose,
-// Concat, Split, Slice, Gather, GatherElements, Expand, Tile, Constant,
-// ConstantOfShape, Range, Cast, CastLike, NonZero, DepthToSpace,
-// SpaceToDepth, Trilu), which exported PyTorch models use both on float32
-// activations and on int64 shape tensors, and for the recurrent layers LSTM
+// Concat, Split, Slice, Gather, GatherElements, GatherND, ScatterND,
+// ScatterElements, Expand, Tile, Constant, ConstantOfShape, Range, Cast,
+// CastLike, NonZero, DepthToSpace, SpaceToDepth, Trilu), which exported
+// PyTorch models use both on float32 activations and on int64 shape
+// tensors, and for the recurrent layers LSTM
 // and GRU (forward, reverse and bidirectional, layouts 0 and 1,
 // sequence_lens) with full backpropagation through time.
 //

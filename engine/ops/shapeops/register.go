@@ -4,7 +4,8 @@ import "github.com/loupe-ml/loupe/engine/op"
 
 // Register adds the factories of this package's ops to m, keyed by ONNX op
 // type: Shape, Size, Reshape, Flatten, Squeeze, Unsqueeze, Transpose,
-// Concat, Split, Slice, Gather, GatherElements, Expand, Tile, Constant,
+// Concat, Split, Slice, Gather, GatherElements, GatherND, ScatterND,
+// ScatterElements (and its old name Scatter), Expand, Tile, Constant,
 // ConstantOfShape, Range, Cast, CastLike, NonZero, DepthToSpace,
 // SpaceToDepth, Trilu, LSTM and GRU.
 func Register(m map[string]op.Factory) {
@@ -20,6 +21,10 @@ func Register(m map[string]op.Factory) {
 	m["Slice"] = newSlice
 	m["Gather"] = newGather
 	m["GatherElements"] = newGatherElements
+	m["GatherND"] = newGatherND
+	m["ScatterND"] = newScatterND
+	m["ScatterElements"] = newScatterElements
+	m["Scatter"] = newScatterElements
 	m["Expand"] = newExpand
 	m["Tile"] = newTile
 	m["Constant"] = newConstant

@@ -183,6 +183,9 @@ func TestSliceErrors(t *testing.T) {
 	// A zero-length result still has the right shape, and so does its gradient.
 	out := run(t, k, x, ints(2), ints(2), ints(1))[0]
 	want(t, "empty", out, ft(sh(3, 0)), 0)
+	// Steps longer than the axis (down to INT64_MIN) take one element.
+	want(t, "huge negative step", run(t, k, x, ints(-1), ints(math.MinInt64), ints(1), ints(math.MinInt64))[0], ft(sh(3, 1), 3, 7, 11), 0)
+	want(t, "huge step", run(t, k, x, ints(1), ints(math.MaxInt64), ints(0), ints(math.MaxInt64))[0], ft(sh(1, 4), 4, 5, 6, 7), 0)
 	// Gradient of a reversed, strided slice.
 	optest.GradCheck(t, k, []*tensor.Tensor{optest.Rand(1, 5, 6), ints(-1, 4), ints(math.MinInt64, 0), ints(1, 0), ints(-2, -1)}, []int{0}, optest.Options{})
 }
@@ -390,6 +393,18 @@ func TestLarge(t *testing.T) {
 	cc := run(t, c, x, x)[0]
 	if cc.F[48*64+7] != x.F[7] {
 		t.Fatal("concat")
+	}
+	// GatherND over the same rows (parallel copies), then ScatterND of
+	// them back into zeros.
+	nd := it(sh(4, 200, 1), idx.I...)
+	gn := run(t, build(t, mkNode("GatherND"), 13), emb, nd)[0]
+	want(t, "gathernd", gn, e, 0)
+	sc := run(t, build(t, mkNode("ScatterND"), 13), tensor.New(1000, 64), nd, gn)[0]
+	for i, v := range idx.I {
+		r := int(v+1000) % 1000
+		if sc.F[r*64+9] != emb.F[r*64+9] {
+			t.Fatalf("scatternd row %d", i)
+		}
 	}
 }
 

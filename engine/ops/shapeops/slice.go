@@ -85,6 +85,9 @@ func (k slice) plan(in []*tensor.Tensor) ([]int, strided, error) {
 			return nil, strided{}, fmt.Errorf("steps %v contain 0", steps)
 		}
 		dim := int64(x.Shape[ax])
+		// A step longer than the axis takes at most one element: clamping
+		// it keeps the arithmetic below from overflowing (INT64_MIN).
+		step = min(max(step, -max(dim, 1)), max(dim, 1))
 		s, e := sliceBounds(starts[i], ends[i], step, dim)
 		count := int64(0)
 		if step > 0 && e > s {

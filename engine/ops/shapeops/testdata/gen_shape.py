@@ -173,4 +173,87 @@ case("nonzero", "NonZero", [nz], [np.array(np.nonzero(nz), dtype=np.int64)])
 nb = np.array([[True, False], [False, True]])
 case("nonzero_bool", "NonZero", [nb], [np.array(np.nonzero(nb), dtype=np.int64)])
 
+# GatherND, ScatterND, ScatterElements: loops over the index tuples, as the
+# ONNX reference implementations describe them.
+def gather_nd(data, ind, batch_dims=0):
+    ind = np.where(ind < 0, ind + np.array(data.shape[batch_dims:batch_dims + ind.shape[-1]]), ind)
+    bshape = ind.shape[:batch_dims]
+    out = []
+    for b in np.ndindex(*bshape):
+        db, ib = data[b], ind[b]
+        for t in np.ndindex(*ib.shape[:-1]):
+            out.append(db[tuple(ib[t])])
+    lead = ind.shape[:-1]
+    rest = data.shape[batch_dims + ind.shape[-1]:]
+    return np.array(out, dtype=data.dtype).reshape(lead + rest)
+
+
+REDUCE = {"none": lambda a, b: b, "add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+
+
+def scatter_nd(data, ind, upd, reduction="none"):
+    out = data.copy()
+    f = REDUCE[reduction]
+    k = ind.shape[-1]
+    for t in np.ndindex(*ind.shape[:-1]):
+        pos = tuple(int(v) + (data.shape[j] if v < 0 else 0) for j, v in enumerate(ind[t]))
+        out[pos] = f(out[pos], upd[t])
+    return out
+
+
+def scatter_elements(data, ind, upd, axis=0, reduction="none"):
+    out = data.copy()
+    f = REDUCE[reduction]
+    ax = axis % data.ndim
+    for t in np.ndindex(*ind.shape):
+        v = int(ind[t])
+        if v < 0:
+            v += data.shape[ax]
+        pos = list(t)
+        pos[ax] = v
+        pos = tuple(pos)
+        out[pos] = f(out[pos], upd[t])
+    return out
+
+
+g = randf(3, 4, 5)
+gn = np.array([[0, 1], [2, -1], [1, 3]], dtype=np.int64)
+case("gather_nd_slices", "GatherND", [g, gn], [gather_nd(g, gn)])
+gn1 = np.array([[[0, 1, 2]], [[2, 3, 4]], [[1, 1, 1]], [[1, 1, 1]]], dtype=np.int64)
+case("gather_nd_full", "GatherND", [g, gn1], [gather_nd(g, gn1)])
+gnb = np.array([[[1], [0]], [[3], [3]], [[-2], [0]]], dtype=np.int64)
+case("gather_nd_batch", "GatherND", [g, gnb], [gather_nd(g, gnb, 1)], batch_dims=1)
+gi64 = np.arange(12, dtype=np.int64).reshape(3, 4)
+case("gather_nd_int64", "GatherND", [gi64, np.array([[2], [0]], dtype=np.int64)], [gather_nd(gi64, np.array([[2], [0]], dtype=np.int64))])
+
+sd = randf(4, 3, 2)
+si = np.array([[3], [0]], dtype=np.int64)
+su = randf(2, 3, 2)
+case("scatter_nd_none", "ScatterND", [sd, si, su], [scatter_nd(sd, si, su)])
+si2 = np.array([[1, 2], [-1, 0], [1, 2]], dtype=np.int64)
+su2 = randf(3, 2)
+case("scatter_nd_add_dup", "ScatterND", [sd, si2, su2], [scatter_nd(sd, si2, su2, "add")], opset=16, reduction="add")
+su3 = (rng.uniform(0.5, 1.5, (3, 2)) * rng.choice([-1, 1], (3, 2))).astype(np.float32)
+case("scatter_nd_mul_dup", "ScatterND", [sd, si2, su3], [scatter_nd(sd, si2, su3, "mul")], opset=16, reduction="mul")
+case("scatter_nd_max_dup", "ScatterND", [sd, si2, su2], [scatter_nd(sd, si2, su2, "max")], opset=18, reduction="max")
+case("scatter_nd_min_dup", "ScatterND", [sd, si2, su2], [scatter_nd(sd, si2, su2, "min")], opset=18, reduction="min")
+sdi = np.arange(6, dtype=np.int64).reshape(2, 3)
+sii = np.array([[1, 1], [0, 0]], dtype=np.int64)
+sui = np.array([40, 50], dtype=np.int64)
+case("scatter_nd_int64", "ScatterND", [sdi, sii, sui], [scatter_nd(sdi, sii, sui)])
+
+ed = randf(3, 4)
+ei = np.array([[1, 0, 2, 0], [2, 1, 0, 1]], dtype=np.int64)
+eu = randf(2, 4)
+case("scatter_elements_axis0", "ScatterElements", [ed, ei, eu], [scatter_elements(ed, ei, eu, 0)])
+ei1 = np.array([[3, -4], [0, 1], [-1, 2]], dtype=np.int64)
+eu1 = randf(3, 2)
+case("scatter_elements_axis1", "ScatterElements", [ed, ei1, eu1], [scatter_elements(ed, ei1, eu1, 1)], axis=-1)
+case("scatter_old_name", "Scatter", [ed, ei1, eu1], [scatter_elements(ed, ei1, eu1, 1)], opset=10, axis=1)
+eid = np.array([[1, 1, 0], [1, 3, 1]], dtype=np.int64)
+eud = randf(2, 3)
+for red in ("add", "mul", "max", "min"):
+    case("scatter_elements_" + red, "ScatterElements", [ed, eid, eud], [scatter_elements(ed, eid, eud, 1, red)],
+         opset=18, axis=1, reduction=red)
+
 print(json.dumps({"generator": "gen_shape.py", "cases": cases}, separators=(",", ":")))
