@@ -140,3 +140,35 @@ func TestWorkersGiveTheSameResult(t *testing.T) {
 		t.Errorf("results differ by %g with workers", d)
 	}
 }
+
+// A model that gives one number for the whole batch gets attributions with
+// a batch dimension of 1, as Captum's FeatureAblation.
+func TestAblationScalarOutput(t *testing.T) {
+	ctx := context.Background()
+	sum := Func(func(ctx context.Context, in []*tensor.Tensor) (*tensor.Tensor, error) {
+		var s float32
+		for i, v := range in[0].F {
+			s += v * float32(i%5+1)
+		}
+		return tensor.Scalar(s), nil
+	})
+	x := []*tensor.Tensor{randn(8, 1, 3, 5)}
+	r, err := (&FeatureAblation{Model: sum, PerturbationsPerEval: 0}).Attribute(ctx, x, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := r.Attributions[0]
+	if !tensor.SameShape(a.Shape, []int{1, 5}) {
+		t.Fatalf("attribution shape %v, want [1 5]", a.Shape)
+	}
+	// Ablating feature j removes sum over examples of x_j*(j+1).
+	for j := 0; j < 5; j++ {
+		var want float32
+		for r := 0; r < 3; r++ {
+			want += x[0].F[r*5+j] * float32(j+1)
+		}
+		if d := a.F[j] - want; d > 1e-5 || d < -1e-5 {
+			t.Errorf("feature %d: %g, want %g", j, a.F[j], want)
+		}
+	}
+}

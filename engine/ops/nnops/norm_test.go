@@ -75,3 +75,30 @@ func TestNormGrad(t *testing.T) {
 	in = []*tensor.Tensor{optest.Rand(6, 2, 3, 2, 3), optest.Rand(7, 3), optest.Rand(8, 3)}
 	optest.GradCheck(t, inorm, in, []int{0, 1, 2}, optest.Options{Eps: 1e-3, Tol: 2e-2})
 }
+
+func TestLRN(t *testing.T) {
+	// Even size: the window of channel c is [c-1, c+2] (ONNX), against a
+	// direct float64 loop.
+	x := optest.Rand(1, 2, 5, 3)
+	k := build(t, mk("LRN", 1, 1, aInt("size", 4), aFloat("alpha", 0.5), aFloat("beta", 0.6), aFloat("bias", 1.5)), 13)
+	out := forward(t, k, x)
+	want := make([]float32, x.Len())
+	for i := range want {
+		n, c, p := i/15, (i/3)%5, i%3
+		s := 0.0
+		for cj := max(c-1, 0); cj <= min(c+2, 4); cj++ {
+			v := float64(x.F[(n*5+cj)*3+p])
+			s += v * v
+		}
+		want[i] = float32(float64(x.F[i]) / math.Pow(1.5+0.5/4*s, 0.6))
+	}
+	near(t, "Y", out[0], x.Shape, want, 1e-5)
+	optest.GradCheck(t, k, []*tensor.Tensor{x}, []int{0}, optest.Options{Eps: 1e-3})
+	optest.GradCheck(t, build(t, mk("LRN", 1, 1, aInt("size", 3), aFloat("alpha", 0.3)), 13), []*tensor.Tensor{optest.Rand(2, 1, 4, 2, 2)}, []int{0}, optest.Options{Eps: 1e-3})
+	for _, n := range []*graph.Node{mk("LRN", 1, 1), mk("LRN", 1, 1, aInt("size", 0))} {
+		if _, err := newLRN(n, 13); err == nil {
+			t.Errorf("factory accepted %v", n.Attrs)
+		}
+	}
+	wantErr(t, k, "rank", seq(2, 3))
+}

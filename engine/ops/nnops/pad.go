@@ -37,15 +37,21 @@ func newPad(n *graph.Node, opset int) (op.Kernel, error) {
 	return k, nil
 }
 
-// plan returns the output shape and, for each output element, the flat
-// index of the input element it copies (-1 for the constant).
-func (k *pad) plan(in []*tensor.Tensor) ([]int, []int, error) {
+// padPlan maps the output of a Pad onto its input, one axis at a time.
+type padPlan struct {
+	shape []int   // output shape
+	maps  [][]int // per axis, the input index each output index copies (-1: the constant)
+	xs    []int   // input shape
+}
+
+// plan resolves the pads of one call.
+func (k *pad) plan(in []*tensor.Tensor) (*padPlan, error) {
 	x := input(in, 0)
 	if x == nil {
-		return nil, nil, fmt.Errorf("input 0 is missing")
+		return nil, fmt.Errorf("input 0 is missing")
 	}
 	if err := x.Check(); err != nil {
-		return nil, nil, fmt.Errorf("input 0: %v", err)
+		return nil, fmt.Errorf("input 0: %v", err)
 	}
 	r := x.Rank()
 	pb, pe := make([]int, r), make([]int, r)
@@ -54,15 +60,15 @@ func (k *pad) plan(in []*tensor.Tensor) ([]int, []int, error) {
 	if !k.attrs {
 		p := input(in, 1)
 		if p == nil {
-			return nil, nil, fmt.Errorf("input 1 (pads) is missing")
+			return nil, fmt.Errorf("input 1 (pads) is missing")
 		}
 		if p.DType != tensor.Int64 || p.Rank() != 1 || len(p.I) != p.Len() {
-			return nil, nil, fmt.Errorf("input 1 (pads) is %s%v, want a 1-D int64 tensor", p.DType, p.Shape)
+			return nil, fmt.Errorf("input 1 (pads) is %s%v, want a 1-D int64 tensor", p.DType, p.Shape)
 		}
 		pads = toInts(p.I)
 		if a := input(in, 3); a != nil {
 			if a.DType != tensor.Int64 || a.Rank() != 1 || len(a.I) != a.Len() {
-				return nil, nil, fmt.Errorf("input 3 (axes) is %s%v, want a 1-D int64 tensor", a.DType, a.Shape)
+				return nil, fmt.Errorf("input 3 (axes) is %s%v, want a 1-D int64 tensor", a.DType, a.Shape)
 			}
 			for _, v := range a.I {
 				ax := int(v)
@@ -70,7 +76,7 @@ func (k *pad) plan(in []*tensor.Tensor) ([]int, []int, error) {
 					ax += r
 				}
 				if ax < 0 || ax >= r {
-					return nil, nil, fmt.Errorf("input 3 (axes) holds axis %d, out of range for input 0 of shape %v", v, x.Shape)
+					return nil, fmt.Errorf("input 3 (axes) holds axis %d, out of range for input 0 of shape %v", v, x.Shape)
 				}
 				axes = append(axes, ax)
 			}
@@ -83,7 +89,7 @@ func (k *pad) plan(in []*tensor.Tensor) ([]int, []int, error) {
 		}
 	}
 	if len(pads) != 2*len(axes) {
-		return nil, nil, fmt.Errorf("pads %v has %d values, want %d for input 0 of shape %v", pads, len(pads), 2*len(axes), x.Shape)
+		return nil, fmt.Errorf("pads %v has %d values, want %d for input 0 of shape %v", pads, len(pads), 2*len(axes), x.Shape)
 	}
 	for i, a := range axes {
 		pb[a], pe[a] = pads[i], pads[i+len(axes)]
@@ -94,10 +100,10 @@ func (k *pad) plan(in []*tensor.Tensor) ([]int, []int, error) {
 		n := x.Shape[a]
 		shape[a] = n + pb[a] + pe[a]
 		if shape[a] < 0 {
-			return nil, nil, fmt.Errorf("pads %v crop more than the %d elements of axis %d of input 0 (shape %v)", pads, n, a, x.Shape)
+			return nil, fmt.Errorf("pads %v crop more than the %d elements of axis %d of input 0 (shape %v)", pads, n, a, x.Shape)
 		}
 		if n == 0 && shape[a] > 0 && k.mode != "constant" {
-			return nil, nil, fmt.Errorf("cannot %s-pad the empty axis %d of input 0 (shape %v)", k.mode, a, x.Shape)
+			return nil, fmt.Errorf("cannot %s-pad the empty axis %d of input 0 (shape %v)", k.mode, a, x.Shape)
 		}
 		m := make([]int, shape[a])
 		for o := range m {
@@ -127,30 +133,64 @@ func (k *pad) plan(in []*tensor.Tensor) ([]int, []int, error) {
 		}
 		maps[a] = m
 	}
-	total := tensor.Size(shape)
-	src := make([]int, total)
-	st := tensor.Strides(x.Shape)
-	idx := make([]int, r)
-	for o := range src {
-		off := 0
-		for a := 0; a < r; a++ {
-			j := maps[a][idx[a]]
+	return &padPlan{shape: shape, maps: maps, xs: x.Shape}, nil
+}
+
+// rows calls fn(o, s, m) for every run of the output along its last axis:
+// o is the run's offset in the output, s the offset in the input of the
+// row it copies from, or -1 when the whole run is the constant, and m the
+// last axis' map. A scalar is one run of one element.
+func (p *padPlan) rows(fn func(o, s int, m []int)) {
+	r := len(p.shape)
+	if r == 0 {
+		fn(0, 0, []int{0})
+		return
+	}
+	if tensor.Size(p.shape) == 0 {
+		return
+	}
+	st := tensor.Strides(p.xs)
+	last := p.maps[r-1]
+	idx := make([]int, r-1)
+	for o := 0; o < tensor.Size(p.shape); o += len(last) {
+		s := 0
+		for a, i := range idx {
+			j := p.maps[a][i]
 			if j < 0 {
-				off = -1
+				s = -1
 				break
 			}
-			off += j * st[a]
+			s += j * st[a]
 		}
-		src[o] = off
-		for a := r - 1; a >= 0; a-- {
+		fn(o, s, last)
+		for a := r - 2; a >= 0; a-- {
 			idx[a]++
-			if idx[a] < shape[a] {
+			if idx[a] < p.shape[a] {
 				break
 			}
 			idx[a] = 0
 		}
 	}
-	return shape, src, nil
+}
+
+// padRows fills y from x by the plan, with fill for the constant.
+func padRows[T any](p *padPlan, x, y []T, fill T) {
+	p.rows(func(o, s int, m []int) {
+		row := y[o : o+len(m)]
+		if s < 0 {
+			for i := range row {
+				row[i] = fill
+			}
+			return
+		}
+		for i, j := range m {
+			if j < 0 {
+				row[i] = fill
+			} else {
+				row[i] = x[s+j]
+			}
+		}
+	})
 }
 
 // constant returns the fill value for data of dtype dt.
@@ -178,7 +218,7 @@ func (k *pad) constant(in []*tensor.Tensor, dt tensor.DType) (float32, int64, bo
 }
 
 func (k *pad) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	shape, src, err := k.plan(in)
+	p, err := k.plan(in)
 	if err != nil {
 		return nil, err
 	}
@@ -187,32 +227,14 @@ func (k *pad) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	y := tensor.Zeros(x.DType, shape)
+	y := tensor.Zeros(x.DType, p.shape)
 	switch x.DType {
 	case tensor.Float32:
-		for o, s := range src {
-			if s < 0 {
-				y.F[o] = f
-			} else {
-				y.F[o] = x.F[s]
-			}
-		}
+		padRows(p, x.F, y.F, f)
 	case tensor.Int64:
-		for o, s := range src {
-			if s < 0 {
-				y.I[o] = i
-			} else {
-				y.I[o] = x.I[s]
-			}
-		}
+		padRows(p, x.I, y.I, i)
 	default:
-		for o, s := range src {
-			if s < 0 {
-				y.B[o] = b
-			} else {
-				y.B[o] = x.B[s]
-			}
-		}
+		padRows(p, x.B, y.B, b)
 	}
 	return []*tensor.Tensor{y}, nil
 }
@@ -229,13 +251,13 @@ func (k *pad) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.T
 	if !wantX && !wantC {
 		return grads, nil
 	}
-	shape, src, err := k.plan(in)
+	p, err := k.plan(in)
 	if err != nil {
 		return nil, err
 	}
 	gy := gradOut(gout, 0)
-	if gy != nil && !tensor.SameShape(gy.Shape, shape) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, shape)
+	if gy != nil && !tensor.SameShape(gy.Shape, p.shape) {
+		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, p.shape)
 	}
 	var gx *tensor.Tensor
 	if wantX {
@@ -244,15 +266,16 @@ func (k *pad) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.T
 	}
 	var sc float64
 	if gy != nil {
-		for o, s := range src {
-			if s >= 0 {
-				if gx != nil {
-					gx.F[s] += gy.F[o]
+		p.rows(func(o, s int, m []int) {
+			row := gy.F[o : o+len(m)]
+			for i, j := range m {
+				if s < 0 || j < 0 {
+					sc += float64(row[i])
+				} else if gx != nil {
+					gx.F[s+j] += row[i]
 				}
-			} else {
-				sc += float64(gy.F[o])
 			}
-		}
+		})
 	}
 	if wantC {
 		gc := tensor.New(c.Shape...)

@@ -104,3 +104,25 @@ func TestPadErrors(t *testing.T) {
 	wantErr(t, build(t, mk("Pad", 4, 1), 18), "axes", seq(2), it(1, 1), nil, it(3))
 	wantErr(t, build(t, mk("Pad", 2, 1, aStr("mode", "edge")), 13), "empty", tensor.New(0), it(1, 1))
 }
+
+func TestPadScalarAndBool(t *testing.T) {
+	k := build(t, mk("Pad", 2, 1), 13)
+	out := forward(t, k, tensor.Scalar(3), it())
+	near(t, "scalar", out[0], []int{}, []float32{3}, 0)
+	b := &tensor.Tensor{DType: tensor.Bool, Shape: []int{1, 2}, B: []bool{true, false}}
+	out = forward(t, build(t, mk("Pad", 2, 1, aStr("mode", "edge")), 13), b, it(1, 0, 0, 1))
+	want := []bool{true, false, false, true, false, false}
+	if !tensor.SameShape(out[0].Shape, []int{2, 3}) {
+		t.Fatalf("shape %v", out[0].Shape)
+	}
+	for i, v := range want {
+		if out[0].B[i] != v {
+			t.Fatalf("got %v, want %v", out[0].B, want)
+		}
+	}
+	// A 3-D constant pad whose first and last planes are all padding.
+	out = forward(t, build(t, mk("Pad", 2, 1), 13), seq(1, 1, 2), it(1, 0, 1, 1, 0, 0))
+	near(t, "3-D", out[0], []int{3, 1, 3}, []float32{0, 0, 0, 0, 1, 2, 0, 0, 0}, 0)
+	g := backward(t, build(t, mk("Pad", 2, 1), 13), []*tensor.Tensor{seq(1, 1, 2), it(1, 0, 1, 1, 0, 0)}, seq(3, 1, 3))
+	near(t, "3-D grad", g[0], []int{1, 1, 2}, []float32{5, 6}, 0)
+}

@@ -83,26 +83,10 @@ func windowMax(xp []float32, w, hs, h0, h1, dh, ws, w0, w1, dw int) (float32, in
 	return best, bi
 }
 
-// firstEqual returns the position in the plane of the first element of a
-// window equal to m, its maximum (for a NaN maximum, the last NaN, as
-// PyTorch's CPU kernel), or -1 when the window holds no input element.
-func firstEqual(xp []float32, m float32, w, hs, h0, h1, dh, ws, w0, w1, dw int) int {
-	if m != m {
-		_, i := windowMax(xp, w, hs, h0, h1, dh, ws, w0, w1, dw)
-		return i
-	}
-	if h0 >= h1 || w0 >= w1 {
-		return -1
-	}
-	for kh := h0; kh < h1; kh++ {
-		r := (hs+kh*dh)*w + ws
-		for kw := w0; kw < w1; kw++ {
-			if xp[r+kw*dw] == m {
-				return r + kw*dw
-			}
-		}
-	}
-	// Not found: m is not this window's maximum; scan for it.
+// windowArgMax returns the position in the plane of the first maximum of
+// a window that holds at least one input element (of the last NaN if it
+// holds any).
+func windowArgMax(xp []float32, w, hs, h0, h1, dh, ws, w0, w1, dw int) int {
 	_, i := windowMax(xp, w, hs, h0, h1, dh, ws, w0, w1, dw)
 	return i
 }
@@ -222,8 +206,11 @@ func (k *maxPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tens
 	}
 	th, tw := g.poolTaps()
 	plane, inPlane := g.OH*g.OW, g.H*g.W
-	// The forward output tells each window's maximum: its gradient goes to
-	// the first element equal to it (the first maximum in scan order).
+	// Each window's gradient goes to its first maximum in row-major scan
+	// order (the last NaN if it holds any), as PyTorch's CPU kernel. The
+	// maxima come from the forward output (recomputed when absent); a scan
+	// for the first element equal to its window's maximum is cheaper than
+	// an argmax, whose branches the data decide at random.
 	var y []float32
 	if len(out) > 0 && out[0] != nil && out[0].DType == tensor.Float32 && tensor.SameShape(out[0].Shape, gy.Shape) && len(out[0].F) == gy.Len() {
 		y = out[0].F
@@ -231,6 +218,7 @@ func (k *maxPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tens
 		y = make([]float32, gy.Len())
 		maxPoolValues(g, th, tw, x.F, y)
 	}
+	w, dh, dw, ow := g.W, g.DH, g.DW, g.OW
 	parallel(g.N*g.C, g.N*g.C*plane*g.KH*g.KW, func(lo, hi int) {
 		for nc := lo; nc < hi; nc++ {
 			xp := x.F[nc*inPlane : (nc+1)*inPlane]
@@ -239,12 +227,31 @@ func (k *maxPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tens
 			yp := y[nc*plane : (nc+1)*plane]
 			for oh := 0; oh < g.OH; oh++ {
 				hs, h0, h1 := th.start[oh], th.k0[oh], th.k1[oh]
-				for ow := 0; ow < g.OW; ow++ {
-					o := oh*g.OW + ow
-					i := firstEqual(xp, yp[o], g.W, hs, h0, h1, g.DH, tw.start[ow], tw.k0[ow], tw.k1[ow], g.DW)
-					if i >= 0 {
-						gp[i] += gyp[o]
+				if h0 >= h1 {
+					continue
+				}
+				gr := gyp[oh*ow : (oh+1)*ow]
+				yr := yp[oh*ow : (oh+1)*ow]
+			window:
+				for o, v := range gr {
+					ws, w0, w1 := tw.start[o], tw.k0[o], tw.k1[o]
+					if w0 >= w1 {
+						continue
 					}
+					m := yr[o]
+					if m == m {
+						for kh := h0; kh < h1; kh++ {
+							r := (hs+kh*dh)*w + ws
+							for kw := w0; kw < w1; kw++ {
+								if xp[r+kw*dw] == m {
+									gp[r+kw*dw] += v
+									continue window
+								}
+							}
+						}
+					}
+					// A NaN maximum, or one the window does not hold.
+					gp[windowArgMax(xp, w, hs, h0, h1, dh, ws, w0, w1, dw)] += v
 				}
 			}
 		}
@@ -292,25 +299,39 @@ func (k *avgPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	y := tensor.New(g.outShape(g.C)...)
 	th, tw := g.poolTaps()
 	plane, inPlane := g.OH*g.OW, g.H*g.W
+	// Sum the window's rows first (whole input rows at once), then its
+	// columns.
+	w, dh, dw, ow := g.W, g.DH, g.DW, g.OW
 	parallel(g.N*g.C, g.N*g.C*plane*g.KH*g.KW, func(lo, hi int) {
+		tmp := make([]float32, w)
 		for nc := lo; nc < hi; nc++ {
 			xp := x.F[nc*inPlane : (nc+1)*inPlane]
 			yp := y.F[nc*plane : (nc+1)*plane]
 			for oh := 0; oh < g.OH; oh++ {
 				hs, h0, h1 := th.start[oh], th.k0[oh], th.k1[oh]
-				for ow := 0; ow < g.OW; ow++ {
-					ws, w0, w1 := tw.start[ow], tw.k0[ow], tw.k1[ow]
-					var s float32
-					for kh := h0; kh < h1; kh++ {
-						r := (hs+kh*g.DH)*g.W + ws
-						for kw := w0; kw < w1; kw++ {
-							s += xp[r+kw*g.DW]
-						}
+				yr := yp[oh*ow : (oh+1)*ow]
+				if h0 >= h1 {
+					clear(yr)
+					continue
+				}
+				r0 := (hs + h0*dh) * w
+				copy(tmp, xp[r0:r0+w])
+				for kh := h0 + 1; kh < h1; kh++ {
+					r := (hs + kh*dh) * w
+					for i, v := range xp[r : r+w] {
+						tmp[i] += v
 					}
-					if d := k.divisor(th, tw, oh, ow); d != 0 {
+				}
+				for o := range yr {
+					ws, w0, w1 := tw.start[o], tw.k0[o], tw.k1[o]
+					var s float32
+					for kw := w0; kw < w1; kw++ {
+						s += tmp[ws+kw*dw]
+					}
+					if d := k.divisor(th, tw, oh, o); d != 0 {
 						s /= d
 					}
-					yp[oh*g.OW+ow] = s
+					yr[o] = s
 				}
 			}
 		}
@@ -342,24 +363,36 @@ func (k *avgPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tens
 	}
 	th, tw := g.poolTaps()
 	plane, inPlane := g.OH*g.OW, g.H*g.W
+	// Spread each output row's gradient over a row of taps, then add that
+	// row to every input row its windows cover.
+	w, dh, dw, ow := g.W, g.DH, g.DW, g.OW
 	parallel(g.N*g.C, g.N*g.C*plane*g.KH*g.KW, func(lo, hi int) {
+		tmp := make([]float32, w)
 		for nc := lo; nc < hi; nc++ {
 			gp := gx.F[nc*inPlane : (nc+1)*inPlane]
 			yp := gy.F[nc*plane : (nc+1)*plane]
 			for oh := 0; oh < g.OH; oh++ {
 				hs, h0, h1 := th.start[oh], th.k0[oh], th.k1[oh]
-				for ow := 0; ow < g.OW; ow++ {
-					ws, w0, w1 := tw.start[ow], tw.k0[ow], tw.k1[ow]
-					d := k.divisor(th, tw, oh, ow)
+				if h0 >= h1 {
+					continue
+				}
+				clear(tmp)
+				for o, gv := range yp[oh*ow : (oh+1)*ow] {
+					ws, w0, w1 := tw.start[o], tw.k0[o], tw.k1[o]
+					d := k.divisor(th, tw, oh, o)
 					if d == 0 {
 						continue
 					}
-					v := yp[oh*g.OW+ow] / d
-					for kh := h0; kh < h1; kh++ {
-						r := (hs+kh*g.DH)*g.W + ws
-						for kw := w0; kw < w1; kw++ {
-							gp[r+kw*g.DW] += v
-						}
+					v := gv / d
+					for kw := w0; kw < w1; kw++ {
+						tmp[ws+kw*dw] += v
+					}
+				}
+				for kh := h0; kh < h1; kh++ {
+					r := (hs + kh*dh) * w
+					row := gp[r : r+w]
+					for i, v := range tmp {
+						row[i] += v
 					}
 				}
 			}

@@ -15,6 +15,7 @@ func Register(m map[string]op.Factory) {
 	m["ConvTranspose"] = newConvTranspose
 	m["BatchNormalization"] = newBatchNorm
 	m["InstanceNormalization"] = newInstanceNorm
+	m["LRN"] = newLRN
 	m["MaxPool"] = newMaxPool
 	m["AveragePool"] = newAveragePool
 	m["GlobalAveragePool"] = newGlobalAveragePool
