@@ -49,6 +49,21 @@ func collectFeatures(inputs, masks []*tensor.Tensor) (*features, error) {
 	return f, nil
 }
 
+// featureSetup checks the inputs and returns the batch size, the full
+// baselines and the features shared across inputs.
+func featureSetup(inputs []*tensor.Tensor, o Options, masks []*tensor.Tensor) (int, []*tensor.Tensor, *features, error) {
+	n, err := batchOf(inputs)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	base, err := baselinesFor(o.Baselines, inputs)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	f, err := collectFeatures(inputs, masks)
+	return n, base, f, err
+}
+
 // coalitionBatch builds copies of the inputs, one per coalition: elements of
 // features in the coalition keep the input's value, the others take the
 // baseline's. Copies are stacked block by block.
@@ -119,15 +134,7 @@ type ShapleyValueSampling struct {
 
 // Attribute computes the sampled Shapley values for o.Target.
 func (s *ShapleyValueSampling) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	n, err := batchOf(inputs)
-	if err != nil {
-		return nil, err
-	}
-	base, err := baselinesFor(o.Baselines, inputs)
-	if err != nil {
-		return nil, err
-	}
-	f, err := collectFeatures(inputs, s.FeatureMask)
+	n, base, f, err := featureSetup(inputs, o, s.FeatureMask)
 	if err != nil {
 		return nil, err
 	}
@@ -233,15 +240,7 @@ type ShapleyValues struct {
 
 // Attribute computes exact Shapley values for o.Target.
 func (s *ShapleyValues) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	n, err := batchOf(inputs)
-	if err != nil {
-		return nil, err
-	}
-	base, err := baselinesFor(o.Baselines, inputs)
-	if err != nil {
-		return nil, err
-	}
-	f, err := collectFeatures(inputs, s.FeatureMask)
+	n, base, f, err := featureSetup(inputs, o, s.FeatureMask)
 	if err != nil {
 		return nil, err
 	}
