@@ -50,11 +50,25 @@ func scale(beta float32, m, n int, c []float32, ldc int) {
 	}
 }
 
-// smallGemm is a plain loop for problems too small to pay for packing.
+// smallGemm is a plain loop for problems too small to pay for packing or
+// goroutines (few rows, or few operations).
 func smallGemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	scale(beta, m, n, c, ldc)
 	for i := 0; i < m; i++ {
 		crow := c[i*ldc : i*ldc+n]
+		if transB && !transA {
+			// Rows of A against rows of B: contiguous dot products.
+			arow := a[i*lda : i*lda+k]
+			for j := range crow {
+				brow := b[j*ldb : j*ldb+k]
+				var d float32
+				for p, av := range arow {
+					d += av * brow[p]
+				}
+				crow[j] += alpha * d
+			}
+			continue
+		}
 		for p := 0; p < k; p++ {
 			var av float32
 			if transA {
@@ -79,6 +93,11 @@ func smallGemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda
 		}
 	}
 }
+
+// small reports whether a product is better done by smallGemm: few
+// operations, or one or two rows (matrix-vector products such as a dense
+// layer on one example, or a recurrent step).
+func small(m, n, k int) bool { return m*n*k < 4096 || m <= 2 }
 
 // pool holds packing buffers.
 var pool = sync.Pool{New: func() any { return new([]float32) }}

@@ -11,7 +11,7 @@ func BackendName() string { return "vek (Go + AVX2 assembly)" }
 // multiplies them with vek, which uses both cores and AVX2 when the CPU
 // has it (and plain Go otherwise).
 func backend(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if m*n*k < 4096 {
+	if small(m, n, k) {
 		smallGemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}

@@ -16,7 +16,7 @@ func BackendName() string { return "OpenBLAS (cgo)" }
 // backend calls cblas_sgemm; OpenBLAS chooses its own thread count
 // (OPENBLAS_NUM_THREADS).
 func backend(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if m*n*k < 4096 {
+	if small(m, n, k) {
 		smallGemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}

@@ -44,7 +44,7 @@ func rnd(r *rand.Rand, n int) []float32 {
 
 func TestSgemm(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, sz := range [][3]int{{1, 1, 1}, {3, 5, 7}, {17, 33, 9}, {64, 70, 65}, {130, 40, 200}, {300, 20, 70}} {
+	for _, sz := range [][3]int{{1, 1, 1}, {3, 5, 7}, {17, 33, 9}, {64, 70, 65}, {130, 40, 200}, {300, 20, 70}, {1, 300, 200}, {2, 77, 130}} {
 		m, n, k := sz[0], sz[1], sz[2]
 		for _, ta := range []bool{false, true} {
 			for _, tb := range []bool{false, true} {
