@@ -83,14 +83,6 @@ func windowMax(xp []float32, w, hs, h0, h1, dh, ws, w0, w1, dw int) (float32, in
 	return best, bi
 }
 
-// windowArgMax returns the position in the plane of the first maximum of
-// a window that holds at least one input element (of the last NaN if it
-// holds any).
-func windowArgMax(xp []float32, w, hs, h0, h1, dh, ws, w0, w1, dw int) int {
-	_, i := windowMax(xp, w, hs, h0, h1, dh, ws, w0, w1, dw)
-	return i
-}
-
 // maxPoolValues writes the maximum of every window of x into y: the
 // maximum over the window's rows first, then over its columns.
 func maxPoolValues(g geom, th, tw taps, x, y []float32) {
@@ -251,7 +243,8 @@ func (k *maxPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tens
 						}
 					}
 					// A NaN maximum, or one the window does not hold.
-					gp[windowArgMax(xp, w, hs, h0, h1, dh, ws, w0, w1, dw)] += v
+					_, i := windowMax(xp, w, hs, h0, h1, dh, ws, w0, w1, dw)
+					gp[i] += v
 				}
 			}
 		}

@@ -125,6 +125,14 @@ func TestMaxPoolNaN(t *testing.T) {
 	if v := out[0].F[0]; v == v {
 		t.Fatalf("NaN not propagated: %v", v)
 	}
+	// As PyTorch 1.13 (CPU): the last NaN takes the gradient; an all -Inf
+	// window sends it to its first element.
+	k = build(t, mk("MaxPool", 1, 1, aInts("kernel_shape", 1, 5)), 12)
+	g := backward(t, k, []*tensor.Tensor{ft([]int{1, 1, 1, 5}, 1, nan, 3, nan, 2)}, ft([]int{1, 1, 1, 1}, 1))
+	near(t, "NaN grad", g[0], []int{1, 1, 1, 5}, []float32{0, 0, 0, 1, 0}, 0)
+	ninf := float32(math.Inf(-1))
+	g = backward(t, k, []*tensor.Tensor{ft([]int{1, 1, 1, 5}, ninf, ninf, ninf, ninf, ninf)}, ft([]int{1, 1, 1, 1}, 1))
+	near(t, "-Inf grad", g[0], []int{1, 1, 1, 5}, []float32{1, 0, 0, 0, 0}, 0)
 }
 
 func TestAveragePoolForward(t *testing.T) {
