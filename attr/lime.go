@@ -264,6 +264,13 @@ func CosineKernel(a, b []*tensor.Tensor, width float64) float64 {
 	return math.Exp(-d * d / (2 * width * width))
 }
 
+// EuclideanDistanceKernel is Captum's exponential kernel on the Euclidean
+// distance: exp(-d²/(2 width²)) with d = ||a-b|| (all tensors flattened);
+// the same as EuclideanKernel.
+func EuclideanDistanceKernel(a, b []*tensor.Tensor, width float64) float64 {
+	return EuclideanKernel(a, b, width)
+}
+
 // EuclideanKernel is exp(-||a-b||²/(2 width²)) over all tensors flattened.
 func EuclideanKernel(a, b []*tensor.Tensor, width float64) float64 {
 	var s float64

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 
 	"github.com/loupe-ml/loupe/engine"
@@ -142,6 +143,22 @@ func runSensitivity(ctx context.Context, c *Case, m *engine.Model) error {
 	}
 	if mo.MaxExamplesPerBatch, err = c.Int("max_examples_per_batch", 0); err != nil {
 		return err
+	}
+	if c.Has("norm_ord") {
+		var ord any
+		json.Unmarshal(c.Params["norm_ord"], &ord)
+		switch v := ord.(type) {
+		case string:
+			switch v {
+			case "inf":
+				mo.NormOrd = math.Inf(1)
+			case "fro":
+			default:
+				return fmt.Errorf("%w: norm_ord %q", errNotImplemented, v)
+			}
+		case float64:
+			mo.NormOrd = v
+		}
 	}
 	o.Delta = false
 	v, err := metrics.SensitivityMax(ctx, meth, pf, in, o, mo)

@@ -869,7 +869,24 @@ func buildLime(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.Op
 	if c.Algorithm == "KernelShap" {
 		return &attr.KernelShap{Model: mod, FeatureMask: fm, NSamples: ns, PerturbationsPerEval: ppe}, in, o, err
 	}
-	return &attr.Lime{Model: mod, FeatureMask: fm, NSamples: ns, PerturbationsPerEval: ppe, Interpretable: fit}, in, o, err
+	l := &attr.Lime{Model: mod, FeatureMask: fm, NSamples: ns, PerturbationsPerEval: ppe, Interpretable: fit}
+	// The similarity, when the case names another than the default
+	// cosine kernel of width 1: get_exp_kernel_similarity_function(mode, kernel_width=w).
+	var ctor struct {
+		Sim string `json:"similarity_func"`
+	}
+	json.Unmarshal(c.Constructor, &ctor)
+	width := 1.0
+	if mm := regexp.MustCompile(`kernel_width=([0-9.eE+-]+)`).FindStringSubmatch(ctor.Sim); mm != nil {
+		width, _ = strconv.ParseFloat(mm[1], 64)
+	}
+	switch {
+	case strings.Contains(ctor.Sim, "'euclidean'"):
+		l.Similarity = func(a, b []*tensor.Tensor, _ []float64) float64 { return attr.EuclideanDistanceKernel(a, b, width) }
+	case width != 1:
+		l.Similarity = func(a, b []*tensor.Tensor, _ []float64) float64 { return attr.CosineKernel(a, b, width) }
+	}
+	return l, in, o, err
 }
 
 // buildLimeBase supports the LimeBase form the oracle records: features
