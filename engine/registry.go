@@ -3,6 +3,7 @@ package engine
 import (
 	"github.com/loupe-ml/loupe/engine/op"
 	"github.com/loupe-ml/loupe/engine/ops/core"
+	"github.com/loupe-ml/loupe/engine/ops/mathops"
 	"github.com/loupe-ml/loupe/engine/ops/nnops"
 	"github.com/loupe-ml/loupe/engine/ops/shapeops"
 )
@@ -11,13 +12,16 @@ import (
 // factory that builds its kernel.
 func Registry() map[string]op.Factory {
 	m := map[string]op.Factory{}
-	// nnops brings Pad, Resize, Upsample, ConvTranspose, InstanceNormalization
-	// and GlobalMaxPool; core holds the dense, convolution, pooling,
-	// normalisation and elementwise kernels; shapeops the shape ops and the
-	// recurrent layers (all directions, sequence_lens). Later registrations
-	// win where packages overlap.
+	// nnops brings Pad, Resize, Upsample, ConvTranspose, InstanceNormalization,
+	// GlobalMaxPool and LRN; core the convolution, pooling and batch
+	// normalisation kernels that the Captum parity cases were first checked
+	// with; mathops the elementwise, reduction, softmax and matrix ops
+	// (vectorised); shapeops the shape ops and the recurrent layers (all
+	// directions, sequence_lens). Later registrations win where packages
+	// overlap.
 	nnops.Register(m)
 	core.Register(m)
+	mathops.Register(m)
 	shapeops.Register(m)
 	return m
 }

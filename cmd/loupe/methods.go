@@ -110,13 +110,13 @@ func methodTable() map[string]method {
 				return &attr.GradientShap{Net: nt, NSamples: n, Stdevs: []float64{sd}, Seed: uint64(seed)}, err
 			}},
 		"FeatureAblation": {doc: "change of the target when each element is set to the baseline",
-			params: []param{{"perturbations_per_eval", "16", "copies per model call"}},
+			params: []param{{"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},
 			build: func(nt *attr.Net, _ string, p params) (attr.Method, error) {
 				n, err := p.int("perturbations_per_eval")
 				return &attr.FeatureAblation{Model: nt, PerturbationsPerEval: n}, err
 			}},
 		"Occlusion": {doc: "sliding window set to the baseline",
-			params: []param{{"sliding_window_shapes", "", "window shape, e.g. 3,15,15 (required)"}, {"strides", "", "steps, e.g. 3,8,8 (default 1)"}, {"perturbations_per_eval", "16", "copies per model call"}},
+			params: []param{{"sliding_window_shapes", "", "window shape, e.g. 3,15,15 (required)"}, {"strides", "", "steps, e.g. 3,8,8 (default 1)"}, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},
 			build: func(nt *attr.Net, _ string, p params) (attr.Method, error) {
 				if p["sliding_window_shapes"] == "" {
 					return nil, fmt.Errorf("Occlusion needs --param sliding_window_shapes=...")
@@ -137,7 +137,7 @@ func methodTable() map[string]method {
 				return oc, err
 			}},
 		"ShapleyValueSampling": {doc: "Shapley values by sampling permutations of the elements",
-			params: []param{{"n_samples", "25", "permutations"}, {"perturbations_per_eval", "16", "copies per model call"}, {"seed", "0", "random seed"}},
+			params: []param{{"n_samples", "25", "permutations"}, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}, {"seed", "0", "random seed"}},
 			build: func(nt *attr.Net, _ string, p params) (attr.Method, error) {
 				n, err := p.int("n_samples")
 				if err != nil {
