@@ -2,7 +2,6 @@ package engine
 
 import (
 	"github.com/loupe-ml/loupe/engine/op"
-	"github.com/loupe-ml/loupe/engine/ops/core"
 	"github.com/loupe-ml/loupe/engine/ops/mathops"
 	"github.com/loupe-ml/loupe/engine/ops/nnops"
 	"github.com/loupe-ml/loupe/engine/ops/shapeops"
@@ -12,15 +11,10 @@ import (
 // factory that builds its kernel.
 func Registry() map[string]op.Factory {
 	m := map[string]op.Factory{}
-	// nnops brings Pad, Resize, Upsample, ConvTranspose, InstanceNormalization,
-	// GlobalMaxPool and LRN; core the convolution, pooling and batch
-	// normalisation kernels that the Captum parity cases were first checked
-	// with; mathops the elementwise, reduction, softmax and matrix ops
-	// (vectorised); shapeops the shape ops and the recurrent layers (all
-	// directions, sequence_lens). Later registrations win where packages
-	// overlap.
+	// nnops: convolution, pooling, normalisation, Pad, Resize; mathops:
+	// elementwise, reduction, softmax and matrix ops; shapeops: shape ops and
+	// recurrent layers. The packages do not overlap.
 	nnops.Register(m)
-	core.Register(m)
 	mathops.Register(m)
 	shapeops.Register(m)
 	return m
