@@ -163,6 +163,9 @@ func Compile(g *graph.Graph) (*Model, error) {
 		return nil, &UnsupportedError{Nodes: unsupported}
 	}
 	opset := g.Opset()
+	if opset == 0 {
+		return nil, errors.New("the graph imports no opset of the default ONNX domain")
+	}
 	for _, n := range order {
 		k, err := build(reg[n.OpType], n, opset)
 		if err != nil {
