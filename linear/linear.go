@@ -78,6 +78,27 @@ func check(X [][]float64, y, w []float64) (int, int, []float64, error) {
 	return n, d, w, nil
 }
 
+// penalised checks a penalty and the data, and returns the sample weights
+// rescaled to sum to total.
+func penalised(alpha float64, X [][]float64, y, w []float64, total float64) (int, int, []float64, error) {
+	if alpha < 0 || math.IsNaN(alpha) {
+		return 0, 0, nil, fmt.Errorf("linear: alpha %g must be non-negative", alpha)
+	}
+	n, d, w, err := check(X, y, w)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	sum := 0.0
+	for _, v := range w {
+		sum += v
+	}
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = w[i] * total / sum
+	}
+	return n, d, out, nil
+}
+
 // center returns the weighted column means of X and the weighted mean of y
 // (zeros when intercept is false), and X, y with those subtracted.
 func center(X [][]float64, y, w []float64, intercept bool) ([]float64, float64, [][]float64, []float64) {
@@ -285,20 +306,9 @@ type Lasso struct {
 
 // Fit fits the model.
 func (l Lasso) Fit(X [][]float64, y, w []float64) (*Model, error) {
-	if l.Alpha < 0 || math.IsNaN(l.Alpha) {
-		return nil, fmt.Errorf("linear: lasso alpha %g must be non-negative", l.Alpha)
-	}
-	n, d, w, err := check(X, y, w)
+	n, d, sw, err := penalised(l.Alpha, X, y, w, float64(len(X)))
 	if err != nil {
 		return nil, err
-	}
-	sum := 0.0
-	for _, v := range w {
-		sum += v
-	}
-	sw := make([]float64, n)
-	for i := range sw {
-		sw[i] = w[i] * float64(n) / sum
 	}
 	xm, ym, xc, yc := center(X, y, sw, l.FitIntercept)
 	cols := make([][]float64, d)
@@ -385,20 +395,9 @@ type SGD struct {
 
 // Fit fits the model.
 func (s SGD) Fit(X [][]float64, y, w []float64) (*Model, error) {
-	if s.Alpha < 0 || math.IsNaN(s.Alpha) {
-		return nil, fmt.Errorf("linear: alpha %g must be non-negative", s.Alpha)
-	}
-	n, d, w, err := check(X, y, w)
+	n, d, p, err := penalised(s.Alpha, X, y, w, 1)
 	if err != nil {
 		return nil, err
-	}
-	sum := 0.0
-	for _, v := range w {
-		sum += v
-	}
-	p := make([]float64, n)
-	for i := range p {
-		p[i] = w[i] / sum
 	}
 	// Lipschitz constant of the smooth part's gradient: the largest
 	// eigenvalue of Z'PZ, Z = [X 1], by power iteration.
