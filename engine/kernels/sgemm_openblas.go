@@ -10,14 +10,23 @@ import "C"
 
 import "unsafe"
 
+// batchParallel reports whether convolutions should split the batch
+// across goroutines, each running single-threaded GEMMs.
+const batchParallel = false
+
+// fusedConv reports whether Conv2D builds im2col blocks straight into
+// the packed layout of this package's micro-kernel, or else calls the
+// backend on whole im2col matrices.
+const fusedConv = false
+
 // BackendName names the GEMM implementation of this build.
 func BackendName() string { return "OpenBLAS (cgo)" }
 
 // backend calls cblas_sgemm; OpenBLAS chooses its own thread count
 // (OPENBLAS_NUM_THREADS).
-func backend(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func backend(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if small(m, n, k) {
-		smallGemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		smallGemm(threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	ta, tb := uint32(C.CblasNoTrans), uint32(C.CblasNoTrans)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -43,12 +44,17 @@ func rnd(r *rand.Rand, n int) []float32 {
 }
 
 func TestSgemm(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, sz := range [][3]int{{1, 1, 1}, {3, 5, 7}, {17, 33, 9}, {64, 70, 65}, {130, 40, 200}, {300, 20, 70}, {1, 300, 200}, {2, 77, 130}} {
+	for _, sz := range [][3]int{{1, 1, 1}, {3, 5, 7}, {17, 33, 9}, {64, 70, 65}, {130, 40, 200}, {300, 20, 70}, {1, 300, 200}, {2, 77, 130}, {150, 33, 300}, {7, 3100, 20}, {13, 17, 600}, {2, 1030, 2050}} {
 		m, n, k := sz[0], sz[1], sz[2]
 		for _, ta := range []bool{false, true} {
 			for _, tb := range []bool{false, true} {
-				for _, ab := range [][2]float32{{1, 0}, {0.5, 0}, {1, 1}, {-2, 0.25}} {
+				abs := [][2]float32{{1, 0}, {0.5, 0}, {1, 1}, {-2, 0.25}}
+				if m*n*k > 1<<18 {
+					abs = [][2]float32{{1, 0}, {-2, 0.25}} // keep -race fast
+				}
+				for _, ab := range abs {
 					lda, ldb, ldc := k+3, n+1, n+2
 					if ta {
 						lda = m + 3
@@ -72,6 +78,8 @@ func TestSgemm(t *testing.T) {
 					}
 					want := append([]float32(nil), c...)
 					naive(ta, tb, m, n, k, ab[0], a, lda, b, ldb, ab[1], want, ldc)
+					// Vary the goroutine count to cover the splits.
+					runtime.GOMAXPROCS(1 + (m+n+k)%3)
 					Sgemm(ta, tb, m, n, k, ab[0], a, lda, b, ldb, ab[1], c, ldc)
 					for i := 0; i < m; i++ {
 						for j := 0; j < n; j++ {
@@ -103,15 +111,47 @@ func TestParallelFor(t *testing.T) {
 	}
 }
 
-// BenchmarkSgemm measures resnet18's im2col GEMM sizes (M×N×K).
+// BenchmarkSgemm measures resnet18's im2col GEMM sizes (M×N×K), the
+// transposed forms the convolution gradients use, and small dense-layer
+// shapes (one example: M=1).
 func BenchmarkSgemm(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, s := range [][3]int{{64, 12544, 147}, {64, 3136, 576}, {128, 784, 1152}, {256, 196, 2304}, {512, 49, 4608}, {10, 8, 6}} {
-		m, n, k := s[0], s[1], s[2]
+	for _, s := range []struct {
+		m, n, k        int
+		transA, transB bool
+	}{
+		{64, 12544, 147, false, false},
+		{64, 3136, 576, false, false},
+		{128, 784, 1152, false, false},
+		{256, 196, 2304, false, false},
+		{512, 49, 4608, false, false},
+		{576, 3136, 64, true, false}, // input gradient of the 3x3 64->64 layer
+		{64, 576, 3136, false, true}, // its weight gradient
+		{10, 8, 6, false, false},
+		{64, 256, 128, false, false},
+		{1024, 1024, 1024, false, false},
+		{1, 1000, 512, false, false},
+		{1, 1000, 512, false, true}, // dense layer, ONNX Gemm transB=1
+	} {
+		m, n, k := s.m, s.n, s.k
 		a, bb, c := rnd(r, m*k), rnd(r, k*n), make([]float32, m*n)
-		b.Run(fmt.Sprintf("%dx%dx%d", m, n, k), func(b *testing.B) {
+		lda, ldb := k, n
+		if s.transA {
+			lda = m
+		}
+		if s.transB {
+			ldb = k
+		}
+		name := fmt.Sprintf("%dx%dx%d", m, n, k)
+		if s.transA {
+			name += "_TA"
+		}
+		if s.transB {
+			name += "_TB"
+		}
+		b.Run(name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				Sgemm(false, false, m, n, k, 1, a, k, bb, n, 0, c, n)
+				Sgemm(s.transA, s.transB, m, n, k, 1, a, lda, bb, ldb, 0, c, n)
 			}
 			b.ReportMetric(float64(2*m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
