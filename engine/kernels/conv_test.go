@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"testing"
 )
 
@@ -92,6 +91,11 @@ var convCases = []struct {
 	{"channel bands", ConvParams{N: 1, C: 64, H: 4, W: 4, M: 20, KH: 3, KW: 3, PadT: 1, PadL: 1, PadB: 1, PadR: 1}},
 	{"deep chunks", ConvParams{N: 1, C: 40, H: 30, W: 30, M: 7, KH: 3, KW: 3, PadT: 1, PadL: 1, PadB: 1, PadR: 1}},
 	{"narrow rows many channels", ConvParams{N: 2, C: 8, H: 5, W: 5, M: 256, KH: 3, KW: 3, PadT: 1, PadL: 1, PadB: 1, PadR: 1}},
+	{"dilated strided", ConvParams{N: 2, C: 3, H: 17, W: 16, M: 4, KH: 3, KW: 3, StrideH: 3, StrideW: 2, DilH: 2, DilW: 3, PadT: 2, PadL: 1, PadB: 1, PadR: 2}},
+	{"narrow strided many channels", ConvParams{N: 1, C: 4, H: 9, W: 9, M: 256, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadT: 1, PadL: 1, PadB: 1, PadR: 1}},
+	{"wide 1x1 stride2", ConvParams{N: 2, C: 5, H: 6, W: 40, M: 7, KH: 1, KW: 1, StrideH: 2, StrideW: 2}},
+	{"input grad as conv", ConvParams{N: 3, C: 5, H: 6, W: 16, M: 4, KH: 3, KW: 3, PadT: 1, PadL: 2, PadB: 0, PadR: 1, DilW: 1, Group: 1}},
+	{"input grad as grouped conv", ConvParams{N: 2, C: 4, H: 5, W: 8, M: 6, KH: 2, KW: 3, DilH: 2, PadT: 1, PadL: 1, PadR: 2, Group: 2}},
 	{"stride>kernel", ConvParams{N: 2, C: 2, H: 10, W: 11, M: 3, KH: 2, KW: 2, StrideH: 3, StrideW: 4}},
 }
 
@@ -104,16 +108,19 @@ func TestConv2D(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range convCases {
 		t.Run(tc.name, func(t *testing.T) {
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-			for _, procs := range []int{1, 2, 3} {
-				runtime.GOMAXPROCS(procs)
-				p := tc.p
-				nx, nw, ny := sizes(p)
-				x, w, bias := rnd(r, nx), rnd(r, nw), rnd(r, p.M)
-				for _, b := range [][]float32{nil, bias} {
+			p := tc.p
+			nx, nw, ny := sizes(p)
+			x, w, bias := rnd(r, nx), rnd(r, nw), rnd(r, p.M)
+			for _, b := range [][]float32{nil, bias} {
+				want := naiveConv(p, x, w, b)
+				y := nanSlice(ny)
+				Conv2D(p, x, w, b, y)
+				closeTo(t, fmt.Sprintf("bias=%v", b != nil), y, want, 1e-4)
+				// Forced goroutine counts, to cover the splits.
+				for _, workers := range []int{1, 3} {
 					y := nanSlice(ny)
-					Conv2D(p, x, w, b, y)
-					closeTo(t, fmt.Sprintf("procs=%d bias=%v", procs, b != nil), y, naiveConv(p, x, w, b), 1e-4)
+					conv2D(p, x, w, b, y, workers)
+					closeTo(t, fmt.Sprintf("workers=%d bias=%v", workers, b != nil), y, want, 1e-4)
 				}
 			}
 		})
@@ -128,8 +135,6 @@ func TestConv2DGrads(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, tc := range convCases {
 		t.Run(tc.name, func(t *testing.T) {
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-			runtime.GOMAXPROCS(1 + len(tc.name)%3)
 			p := tc.p
 			nx, nw, ny := sizes(p)
 			x, w, gy := rnd(r, nx), rnd(r, nw), rnd(r, ny)
@@ -139,6 +144,14 @@ func TestConv2DGrads(t *testing.T) {
 			gx, gw := nanSlice(nx), nanSlice(nw)
 			Conv2DInputGrad(p, w, gy, gx)
 			Conv2DWeightGrad(p, x, gy, gw)
+			// The same with forced goroutine counts.
+			for _, workers := range []int{1, 3} {
+				gx2, gw2 := nanSlice(nx), nanSlice(nw)
+				conv2DInputGrad(p, w, gy, gx2, workers)
+				conv2DWeightGrad(p, x, gy, gw2, workers)
+				closeTo(t, fmt.Sprintf("gx workers=%d", workers), gx2, gx, 1e-4)
+				closeTo(t, fmt.Sprintf("gw workers=%d", workers), gw2, gw, 1e-4)
+			}
 			tol := 1e-4 * (1 + math.Abs(lhs)) * math.Sqrt(float64(ny))
 			if rx := dot64(x, gx); math.Abs(rx-lhs) > tol {
 				t.Errorf("<x, InputGrad(gy)> = %g, want <conv(x,w), gy> = %g", rx, lhs)
@@ -181,6 +194,19 @@ func TestConvOutSize(t *testing.T) {
 	q := ConvParams{N: 1, C: 1, H: 5, W: 4, M: 1, KH: 3, KW: 1}
 	if q.OutH() != 3 || q.OutW() != 4 {
 		t.Fatalf("got %dx%d, want 3x4", q.OutH(), q.OutW())
+	}
+}
+
+func TestConvEmptyBatch(t *testing.T) {
+	p := ConvParams{N: 0, C: 2, H: 4, W: 4, M: 3, KH: 3, KW: 3, StrideH: 2, StrideW: 2}
+	gw := nanSlice(3 * 2 * 9)
+	Conv2D(p, nil, make([]float32, 54), nil, nil)
+	Conv2DInputGrad(p, make([]float32, 54), nil, nil)
+	Conv2DWeightGrad(p, nil, nil, gw)
+	for i, v := range gw {
+		if v != 0 {
+			t.Fatalf("gw[%d] = %g with an empty batch, want 0", i, v)
+		}
 	}
 }
 

@@ -29,7 +29,10 @@ const (
 const parallelMACs = 1 << 23
 
 // unpackedBRows is the number of rows of C up to which B (as stored, not
-// transposed) is read in place rather than packed.
+// transposed) is read in place rather than packed: a panel of B is then
+// used by too few rows to pay for copying it. Measured: 64×12544×147 runs
+// at 176 GFLOP/s reading B in place, 141 packing it; 1024×1024×1024 at
+// 127 in place, 203 packed.
 const unpackedBRows = 320
 
 // gemmOp holds the operands of one GEMM, C = alpha*op(A)*op(B) + beta*C.

@@ -72,10 +72,9 @@ func sgemm6x8IdxAVX2(k int, a *float32, rs, cs int, b *float32, offs *int32, c *
 
 // microKernelIdx computes one mr×nr tile (the first nr/2 columns if
 // half), C = alpha*A·B + beta*C + bias, with A(r, p) = a[r*rs + p*cs] and
-// B(p, j) = b[offs[p] + j]. The caller guarantees that b is long enough
-// for the largest offset (checked here against the last, which callers
-// keep the largest).
-func microKernelIdx(half bool, kc int, a []float32, rs, cs int, b []float32, offs []int32, c []float32, ldc int, alpha, beta float32, bias []float32) {
+// B(p, j) = b[offs[p] + j]; maxOff is the largest of offs[:kc], which
+// the caller computes once for many tiles.
+func microKernelIdx(half bool, kc int, a []float32, rs, cs int, b []float32, offs []int32, maxOff int, c []float32, ldc int, alpha, beta float32, bias []float32) {
 	if !useAVX2 {
 		microKernelIdxGo(half, kc, a, rs, cs, b, offs, c, ldc, alpha, beta, bias)
 		return
@@ -86,7 +85,9 @@ func microKernelIdx(half bool, kc int, a []float32, rs, cs int, b []float32, off
 	}
 	offs = offs[:kc]
 	_ = a[(mr-1)*rs+(kc-1)*cs]
-	_ = b[int(offs[kc-1])+w-1]
+	if maxOff < 0 || maxOff+w > len(b) {
+		panic("kernels: B offset out of range")
+	}
 	_ = c[(mr-1)*ldc+w-1]
 	var pb *float32
 	if bias != nil {

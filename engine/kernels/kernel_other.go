@@ -16,7 +16,7 @@ func microKernelHalf(kc int, a []float32, rs, cs int, bp []float32, bs int, c []
 
 // microKernelIdx computes one mr×nr tile (the first nr/2 columns if
 // half) with B(p, j) = b[offs[p] + j]; see microKernelIdxGo.
-func microKernelIdx(half bool, kc int, a []float32, rs, cs int, b []float32, offs []int32, c []float32, ldc int, alpha, beta float32, bias []float32) {
+func microKernelIdx(half bool, kc int, a []float32, rs, cs int, b []float32, offs []int32, _ int, c []float32, ldc int, alpha, beta float32, bias []float32) {
 	microKernelIdxGo(half, kc, a, rs, cs, b, offs, c, ldc, alpha, beta, bias)
 }
 

@@ -8,16 +8,21 @@ import (
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C for row-major matrices,
 // where op(X) is X or its transpose. op(A) is m×k, op(B) is k×n and C is
 // m×n; lda, ldb and ldc are the row strides of A, B and C as stored. With
-// beta 0, C's previous contents are ignored (NaN included). It panics if a
-// slice is too short for its dimensions (a programmer error).
+// beta 0, C's previous contents are ignored (NaN included); with alpha 0
+// or k 0, A and B are not read. It panics on negative dimensions, strides
+// shorter than rows, or slices too short for their dimensions (programmer
+// errors). Large products run on GOMAXPROCS goroutines.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m < 0 || n < 0 || k < 0 {
+		panic("kernels: negative matrix dimension")
+	}
 	if m == 0 || n == 0 {
 		return
 	}
 	checkLen("A", a, transA, m, k, lda)
 	checkLen("B", b, transB, k, n, ldb)
-	if len(c) < (m-1)*ldc+n {
-		panic("kernels: C is too short")
+	if ldc < n || len(c) < (m-1)*ldc+n {
+		panic("kernels: C is too short or its stride is smaller than its row")
 	}
 	gemm(0, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
@@ -63,9 +68,10 @@ func scale(beta float32, m, n int, c []float32, ldc int) {
 
 // smallGemm computes products too small or too flat for the blocked
 // GEMM (few operations, or one or two rows of C, such as a dense layer on
-// one example), on up to threads goroutines (0: automatic), as dot products (transposed B) or row updates C_i +=
-// a·B_p (B as stored), with AVX2 where the CPU has it. Large ones are
-// split over goroutines by columns of C.
+// one example) as dot products (transposed B) or row updates C_i +=
+// a·B_p (B as stored), with AVX2 where the CPU has it, on up to threads
+// goroutines (0: automatic). Large ones are split over goroutines by
+// columns of C (transposed B) or by the depth.
 func smallGemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	// These products are bound by reading B; a second goroutine only
 	// helps when B is large and each goroutine reads a contiguous part.
@@ -250,11 +256,17 @@ func axpyGo(alpha float32, x, y []float32) {
 // small reports whether a product is better done by smallGemm: few
 // operations, or one or two rows (matrix-vector products such as a dense
 // layer on one example, or a recurrent step).
-func small(m, n, k int) bool { return m*n*k < 4096 || m <= 2 }
+func small(m, n, k int) bool { return m*n*k < smallMACs || m <= 2 }
 
-// pool holds packing buffers.
+// smallMACs is the size (m·n·k) below which a product always runs as a
+// plain loop.
+const smallMACs = 4096
+
+// pool holds scratch buffers (packed panels, im2col blocks, padded
+// inputs, partial sums), so that repeated calls do not allocate.
 var pool = sync.Pool{New: func() any { return new([]float32) }}
 
+// getBuf returns a pooled buffer of n floats with arbitrary contents.
 func getBuf(n int) *[]float32 {
 	p := pool.Get().(*[]float32)
 	if cap(*p) < n {
@@ -269,35 +281,6 @@ func putBuf(b *[]float32) {
 	if b != nil {
 		pool.Put(b)
 	}
-}
-
-// pack copies op(X) (rows×cols) into a contiguous row-major buffer, or
-// returns X itself when it already is one.
-func pack(x []float32, trans bool, rows, cols, ld int) ([]float32, *[]float32) {
-	if !trans && ld == cols {
-		return x[:rows*cols], nil
-	}
-	buf := getBuf(rows * cols)
-	dst := *buf
-	if !trans {
-		for i := 0; i < rows; i++ {
-			copy(dst[i*cols:(i+1)*cols], x[i*ld:i*ld+cols])
-		}
-		return dst, buf
-	}
-	// op(X) = X^T: X is cols×rows with stride ld. Transpose in blocks.
-	const bs = 32
-	for i0 := 0; i0 < rows; i0 += bs {
-		for j0 := 0; j0 < cols; j0 += bs {
-			for j := j0; j < min(j0+bs, cols); j++ {
-				src := x[j*ld:]
-				for i := i0; i < min(i0+bs, rows); i++ {
-					dst[i*cols+j] = src[i]
-				}
-			}
-		}
-	}
-	return dst, buf
 }
 
 // int32Pool holds offset tables.

@@ -22,11 +22,28 @@ const fusedConv = false
 // BackendName names the GEMM implementation of this build.
 func BackendName() string { return "OpenBLAS (cgo)" }
 
-// backend calls cblas_sgemm; OpenBLAS chooses its own thread count
+// backend calls cblas_sgemm (tiny products: a plain loop, cheaper than
+// the cgo call); OpenBLAS chooses its own thread count
 // (OPENBLAS_NUM_THREADS).
 func backend(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if small(m, n, k) {
+	if m*n*k < smallMACs {
 		smallGemm(threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	if m == 1 {
+		// A matrix-vector product: C^T = alpha*op(B)^T a + beta*C^T.
+		inc := 1
+		if transA {
+			inc = lda
+		}
+		tr, rows, cols := uint32(C.CblasTrans), k, n // op(B) = B (k×n)
+		if transB {
+			tr, rows, cols = C.CblasNoTrans, n, k // B is n×k
+		}
+		C.cblas_sgemv(C.CblasRowMajor, C.enum_CBLAS_TRANSPOSE(tr), C.blasint(rows), C.blasint(cols),
+			C.float(alpha), (*C.float)(unsafe.Pointer(&b[0])), C.blasint(ldb),
+			(*C.float)(unsafe.Pointer(&a[0])), C.blasint(inc),
+			C.float(beta), (*C.float)(unsafe.Pointer(&c[0])), 1)
 		return
 	}
 	ta, tb := uint32(C.CblasNoTrans), uint32(C.CblasNoTrans)

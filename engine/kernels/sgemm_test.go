@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"testing"
 )
 
@@ -44,7 +43,6 @@ func rnd(r *rand.Rand, n int) []float32 {
 }
 
 func TestSgemm(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, sz := range [][3]int{{1, 1, 1}, {3, 5, 7}, {17, 33, 9}, {64, 70, 65}, {130, 40, 200}, {300, 20, 70}, {1, 300, 200}, {2, 77, 130}, {150, 33, 300}, {7, 3100, 20}, {13, 17, 600}, {2, 1030, 2050}} {
 		m, n, k := sz[0], sz[1], sz[2]
@@ -78,21 +76,70 @@ func TestSgemm(t *testing.T) {
 					}
 					want := append([]float32(nil), c...)
 					naive(ta, tb, m, n, k, ab[0], a, lda, b, ldb, ab[1], want, ldc)
-					// Vary the goroutine count to cover the splits.
-					runtime.GOMAXPROCS(1 + (m+n+k)%3)
+					c0 := append([]float32(nil), c...)
 					Sgemm(ta, tb, m, n, k, ab[0], a, lda, b, ldb, ab[1], c, ldc)
-					for i := 0; i < m; i++ {
-						for j := 0; j < n; j++ {
-							g, w := c[i*ldc+j], want[i*ldc+j]
-							if math.Abs(float64(g-w)) > 1e-4*math.Sqrt(float64(k))*(1+math.Abs(float64(w))) {
-								t.Fatalf("%v transA=%v transB=%v alpha,beta=%v: C[%d,%d] = %g, want %g", sz, ta, tb, ab, i, j, g, w)
+					check := func(threads int, c []float32) {
+						t.Helper()
+						for i := 0; i < m; i++ {
+							for j := 0; j < n; j++ {
+								g, w := c[i*ldc+j], want[i*ldc+j]
+								if math.Abs(float64(g-w)) > 1e-4*math.Sqrt(float64(k))*(1+math.Abs(float64(w))) {
+									t.Fatalf("%v transA=%v transB=%v alpha,beta=%v threads=%d: C[%d,%d] = %g, want %g", sz, ta, tb, ab, threads, i, j, g, w)
+								}
 							}
 						}
 					}
+					check(0, c)
+					// Force a split over goroutines whatever the size.
+					threads := 2 + (m+n+k)%2
+					gemm(threads, ta, tb, m, n, k, ab[0], a, lda, b, ldb, ab[1], c0, ldc)
+					check(threads, c0)
 				}
 			}
 		}
 	}
+}
+
+func TestSgemmEdgeCases(t *testing.T) {
+	nan := float32(math.NaN())
+	a := []float32{nan, nan, nan, nan}
+	for _, tc := range []struct {
+		name        string
+		k           int
+		alpha, beta float32
+		want        float32
+	}{
+		{"k=0 beta=0 clears NaN", 0, 1, 0, 0},
+		{"k=0 beta=2 scales", 0, 1, 2, 6},
+		{"alpha=0 ignores A and B", 2, 0, 2, 6},
+	} {
+		c := []float32{3, 3, 3, 3}
+		if tc.beta == 0 {
+			c = []float32{nan, nan, nan, nan}
+		}
+		Sgemm(false, false, 2, 2, tc.k, tc.alpha, a, 2, a, 2, tc.beta, c, 2)
+		for i, v := range c {
+			if v != tc.want {
+				t.Errorf("%s: C[%d] = %g, want %g", tc.name, i, v, tc.want)
+			}
+		}
+	}
+	// Empty products touch nothing.
+	Sgemm(false, false, 0, 5, 3, 1, nil, 3, make([]float32, 15), 5, 0, nil, 5)
+	Sgemm(true, true, 4, 0, 3, 1, make([]float32, 12), 4, nil, 3, 0, nil, 1)
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic for a short A")
+		}
+	}()
+	Sgemm(false, false, 3, 3, 3, 1, make([]float32, 8), 3, make([]float32, 9), 3, 0, make([]float32, 9), 3)
+}
+
+func TestBackendName(t *testing.T) {
+	if BackendName() == "" {
+		t.Fatal("empty backend name")
+	}
+	t.Log(BackendName())
 }
 
 func TestParallelFor(t *testing.T) {
