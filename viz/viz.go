@@ -123,41 +123,14 @@ func Normalize(v []float64, s Sign, outlierPerc float64) []float64 {
 	return out
 }
 
-// colour returns the colour map value of t in [-1, 1] for a sign.
-func colour(t float64, s Sign) color.RGBA {
-	lerp := func(a, b uint8, f float64) uint8 { return uint8(float64(a) + (float64(b)-float64(a))*f) }
-	mix := func(c0, c1 [3]uint8, f float64) color.RGBA {
-		return color.RGBA{lerp(c0[0], c1[0], f), lerp(c0[1], c1[1], f), lerp(c0[2], c1[2], f), 255}
-	}
-	white := [3]uint8{255, 255, 255}
-	green := [3]uint8{0, 109, 44}
-	red := [3]uint8{165, 15, 21}
-	blue := [3]uint8{8, 69, 148}
-	switch s {
-	case Positive:
-		return mix(white, green, t)
-	case Negative:
-		return mix(white, red, -t)
-	case AbsoluteValue:
-		return mix(white, blue, t)
-	}
-	if t >= 0 {
-		return mix(white, green, t)
-	}
-	return mix(white, red, -t)
-}
+// colour returns the sign's default colour for a normalised value in
+// [-1, 1].
+func colour(t float64, s Sign) color.RGBA { return DefaultColormap(s).At(position(t, s)) }
 
 // HeatMap draws normalised values (from Normalize) as an h×w image with the
-// sign's colour map, scaled up by an integer factor.
+// sign's default colour map, scaled up by an integer factor.
 func HeatMap(v []float64, h, w int, s Sign, scale int) *image.RGBA {
-	scale = max(scale, 1)
-	img := image.NewRGBA(image.Rect(0, 0, w*scale, h*scale))
-	for y := 0; y < h*scale; y++ {
-		for x := 0; x < w*scale; x++ {
-			img.SetRGBA(x, y, colour(v[(y/scale)*w+x/scale], s))
-		}
-	}
-	return img
+	return upscale(colourCells(v, h, w, s, DefaultColormap(s)), scale)
 }
 
 // Blend draws the heat map over a greyscale copy of the image (an input
@@ -167,27 +140,11 @@ func Blend(img *tensor.Tensor, v []float64, h, w int, s Sign, alpha float64, sca
 	if img.Rank() != 3 || img.Shape[1] != h || img.Shape[2] != w {
 		return nil, fmt.Errorf("viz: image of shape %v for a %dx%d heat map", img.Shape, h, w)
 	}
-	scale = max(scale, 1)
-	out := image.NewRGBA(image.Rect(0, 0, w*scale, h*scale))
-	c := img.Shape[0]
-	for y := 0; y < h*scale; y++ {
-		for x := 0; x < w*scale; x++ {
-			yy, xx := y/scale, x/scale
-			g := 0.0
-			for k := 0; k < c; k++ {
-				g += img.Float64At((k*h+yy)*w + xx)
-			}
-			g = math.Max(0, math.Min(1, g/float64(c)))
-			hc := colour(v[yy*w+xx], s)
-			a := alpha
-			if v[yy*w+xx] == 0 {
-				a = 0
-			}
-			mix := func(ch uint8) uint8 { return uint8((1-a)*g*255 + a*float64(ch)) }
-			out.SetRGBA(x, y, color.RGBA{mix(hc.R), mix(hc.G), mix(hc.B), 255})
-		}
+	chw, err := imageCHW(img, false)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return upscale(blendCells(chw, v, h, w, s, DefaultColormap(s), alpha), scale), nil
 }
 
 // Original draws an image tensor [C, H, W] in [0, 1] (1 or 3 channels).
