@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -155,12 +156,25 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	std := fs.String("std", "", "image inputs: per-channel standard deviations, e.g. 0.229,0.224,0.225")
 	gray := fs.Bool("gray", false, "image inputs: one grey channel")
 	signName := fs.String("sign", "absolute_value", "pictures: absolute_value, positive, negative or all")
+	views := fs.String("views", "", "pictures: visualisations side by side, from "+strings.Join(viz.ImageMethods, ", ")+
+		" (default heat_map, and blended_heat_map when the input is an image)")
+	cmap := fs.String("cmap", "", "pictures: colour map ("+strings.Join(viz.ColormapNames(), ", ")+"; default per sign)")
+	colourBar := fs.Bool("colorbar", true, "pictures: draw colour bars")
+	title := fs.String("title", "", "pictures: figure title (default: method and target)")
+	size := fs.String("size", "", "pictures: figure size in pixels, WxH (default 600 per view by 600)")
+	format := fs.String("format", "png", "pictures: png, svg, both or none")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	sign, err := viz.ParseSign(*signName)
+	pics, err := pictureOptions(*signName, *views, *cmap, *colourBar, *title, *size, *format)
 	if err != nil {
 		return usageError{err}
+	}
+	if pics.o.Title == "" {
+		pics.o.Title = *name
+		if *target != "" {
+			pics.o.Title += ", target " + *target
+		}
 	}
 	pre := viz.Preprocess{Resize: *resize, CenterCrop: *crop, Gray: *gray}
 	if pre.Mean, err = floatList("--mean", *mean); err != nil {
@@ -269,47 +283,118 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %s %v\n", f, a.Shape)
-		if err := writePictures(*out, i, a, xs[i], shown[i], sign); err != nil {
+		files, err := writePictures(*out, i, a, xs[i], shown[i], pics)
+		if err != nil {
 			return err
+		}
+		for _, f := range files {
+			fmt.Fprintf(stdout, "wrote %s\n", f)
 		}
 	}
 	return nil
 }
 
-// writePictures draws the attributions of image-like inputs ([N, C, H, W]
-// with 1 or 3 channels, or [N, H, W] maps) as heat maps, and blended over
-// the image when it has the attribution's size.
-func writePictures(dir string, i int, a, x, shown *tensor.Tensor, sign viz.Sign) error {
-	if a.Rank() != 4 && a.Rank() != 3 {
-		return nil
+// pictures holds the explain command's picture options.
+type pictures struct {
+	views   []viz.ImageView // nil: the defaults
+	o       viz.ImageOptions
+	formats []string
+}
+
+// pictureOptions checks the picture flags.
+func pictureOptions(sign, views, cmap string, bar bool, title, size, format string) (*pictures, error) {
+	s, err := viz.ParseSign(sign)
+	if err != nil {
+		return nil, err
 	}
+	p := &pictures{o: viz.ImageOptions{Sign: s, Colormap: cmap, ColourBar: bar, Title: title}}
+	if cmap != "" {
+		if _, err := viz.ColormapByName(cmap); err != nil {
+			return nil, err
+		}
+	}
+	if views != "" {
+		for _, v := range strings.Split(views, ",") {
+			v = strings.TrimSpace(v)
+			if !slices.Contains(viz.ImageMethods, v) {
+				return nil, fmt.Errorf("--views: unknown visualisation %q (want %s)", v, strings.Join(viz.ImageMethods, ", "))
+			}
+			if s == viz.All && (v == viz.MethodMaskedImage || v == viz.MethodAlphaScaling) {
+				return nil, fmt.Errorf("--views %s needs --sign positive, negative or absolute_value, not all", v)
+			}
+			p.views = append(p.views, viz.ImageView{Method: v, Sign: s, Title: strings.ReplaceAll(v, "_", " ")})
+		}
+	}
+	if size != "" {
+		ws, hs, ok := strings.Cut(size, "x")
+		w, err1 := strconv.Atoi(ws)
+		h, err2 := strconv.Atoi(hs)
+		if !ok || err1 != nil || err2 != nil || w < 50 || h < 50 || w > 10000 || h > 10000 {
+			return nil, fmt.Errorf("--size %q: want WxH in pixels, e.g. 800x600, each from 50 to 10000", size)
+		}
+		p.o.Width, p.o.Height = w, h
+	}
+	switch format {
+	case "png", "svg":
+		p.formats = []string{format}
+	case "both":
+		p.formats = []string{"png", "svg"}
+	case "none":
+	default:
+		return nil, fmt.Errorf("--format %q: want png, svg, both or none", format)
+	}
+	return p, nil
+}
+
+// writePictures draws the attributions of image-like inputs ([N, C, H, W]
+// with 1 or 3 channels, or [N, H, W] maps), one figure per example, with
+// the heat map and, when the image has the attribution's size, the heat
+// map blended over it. It returns the files written.
+func writePictures(dir string, i int, a, x, shown *tensor.Tensor, p *pictures) ([]string, error) {
+	if (a.Rank() != 4 && a.Rank() != 3) || len(p.formats) == 0 {
+		return nil, nil
+	}
+	var files []string
 	for e := 0; e < a.Shape[0]; e++ {
 		ae, _ := tensor.FromFloat32(a.F[e*a.Len()/a.Shape[0]:(e+1)*a.Len()/a.Shape[0]], a.Shape[1:]...)
-		v, h, w, err := viz.Map2D(ae, false)
+		_, h, w, err := viz.Map2D(ae, false)
 		if err != nil {
-			return nil
-		}
-		nv := viz.Normalize(v, sign, 2)
-		scale := max(1, 256/max(h, w))
-		base := filepath.Join(dir, fmt.Sprintf("attributions_%d_%d", i, e))
-		if err := viz.WritePNG(base+"_heatmap.png", viz.HeatMap(nv, h, w, sign, scale)); err != nil {
-			return err
+			return files, nil // not an image: the .npy file is all
 		}
 		img := shown
 		if img == nil && x.Rank() == 4 && (x.Shape[1] == 1 || x.Shape[1] == 3) && x.DType == tensor.Float32 {
 			img, _ = tensor.FromFloat32(x.F[e*x.Len()/x.Shape[0]:(e+1)*x.Len()/x.Shape[0]], x.Shape[1:]...)
 		}
-		if img != nil && img.Rank() == 3 && img.Shape[1] == h && img.Shape[2] == w {
-			b, err := viz.Blend(img, nv, h, w, sign, 0.6, scale)
-			if err != nil {
-				return err
-			}
-			if err := viz.WritePNG(base+"_blended.png", b); err != nil {
-				return err
+		if img != nil && (img.Rank() != 3 || img.Shape[1] != h || img.Shape[2] != w) {
+			img = nil
+		}
+		views := p.views
+		if views == nil {
+			views = []viz.ImageView{{Method: viz.MethodHeatMap, Sign: p.o.Sign, Title: "heat map"}}
+			if img != nil {
+				views = append(views, viz.ImageView{Method: viz.MethodBlendedHeatMap, Sign: p.o.Sign, Title: "blended heat map"})
 			}
 		}
+		o := p.o
+		if o.Width == 0 {
+			o.Width = 600 * len(views)
+		}
+		if a.Shape[0] > 1 {
+			o.Title = fmt.Sprintf("%s (example %d)", o.Title, e)
+		}
+		fig, err := viz.ImageAttrMultiple(ae, img, views, o)
+		if err != nil {
+			return files, err
+		}
+		for _, f := range p.formats {
+			name := filepath.Join(dir, fmt.Sprintf("attributions_%d_%d.%s", i, e, f))
+			if err := fig.WriteFile(name); err != nil {
+				return files, err
+			}
+			files = append(files, name)
+		}
 	}
-	return nil
+	return files, nil
 }
 
 // floatList reads "0.485,0.456,0.406" (empty: nil).

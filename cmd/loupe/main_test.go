@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"image/png"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -92,6 +95,11 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"explain", "--model", cnn, "--input", in, "--target", "12"}, false, "out of range"},
 		{[]string{"explain", "--model", cnn, "--input", filepath.Join(dir, "nope.npy")}, false, "nope.npy"},
 		{[]string{"layers"}, true, "--model is required"},
+		{[]string{"explain", "--model", cnn, "--input", in, "--views", "heat_map,hologram"}, true, "hologram"},
+		{[]string{"explain", "--model", cnn, "--input", in, "--views", "masked_image", "--sign", "all"}, true, "not all"},
+		{[]string{"explain", "--model", cnn, "--input", in, "--format", "gif"}, true, "--format"},
+		{[]string{"explain", "--model", cnn, "--input", in, "--size", "10x10"}, true, "--size"},
+		{[]string{"explain", "--model", cnn, "--input", in, "--cmap", "nope"}, true, "nope"},
 	}
 	for _, tc := range tests {
 		msg, err := runCLI(t, tc.args...)
@@ -111,7 +119,7 @@ func TestCLIErrors(t *testing.T) {
 
 func TestLayersAndMethods(t *testing.T) {
 	out, err := runCLI(t, "layers", "--model", "demo")
-	if err != nil || !strings.Contains(out, "conv2") || !strings.Contains(out, "[1 16 16 16]") {
+	if err != nil || !strings.Contains(out, "conv2") || !strings.Contains(out, "Conv") || !strings.Contains(out, fmt.Sprintf(" %d %d]", demo.Size, demo.Size)) {
 		t.Errorf("layers: %v\n%s", err, out)
 	}
 	out, err = runCLI(t, "methods")
@@ -130,18 +138,27 @@ func TestExplainImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out")
-	msg, err := runCLI(t, "explain", "--model", "demo", "--input", path, "--resize", "32", "--method", "IntegratedGradients", "--target", "2", "--sign", "positive", "--out", out, "--quiet")
+	msg, err := runCLI(t, "explain", "--model", "demo", "--input", path, "--resize", strconv.Itoa(demo.Size), "--method", "IntegratedGradients", "--target", "2", "--sign", "positive", "--format", "both", "--out", out, "--quiet")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, msg)
 	}
 	a, err := npy.ReadFile(filepath.Join(out, "attributions_0.npy"))
-	if err != nil || !tensor.SameShape(a.Shape, []int{1, 3, 32, 32}) {
+	if err != nil || !tensor.SameShape(a.Shape, []int{1, 3, demo.Size, demo.Size}) {
 		t.Fatalf("attributions %v, %v", a, err)
 	}
-	for _, f := range []string{"attributions_0_0_heatmap.png", "attributions_0_0_blended.png"} {
-		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
-			t.Errorf("%s: %v", f, err)
-		}
+	// One figure: the heat map and the blended heat map side by side.
+	f, err := os.Open(filepath.Join(out, "attributions_0_0.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := png.DecodeConfig(f)
+	if err != nil || cfg.Width != 1200 || cfg.Height != 600 {
+		t.Errorf("figure %dx%d (%v), want two 600x600 views", cfg.Width, cfg.Height, err)
+	}
+	svg, err := os.ReadFile(filepath.Join(out, "attributions_0_0.svg"))
+	if err != nil || !strings.Contains(string(svg), "IntegratedGradients, target 2") || !strings.Contains(string(svg), "blended heat map") {
+		t.Errorf("SVG figure without its titles (%v)", err)
 	}
 	if _, err := runCLI(t, "explain", "--model", "demo", "--input", path, "--crop", "100", "--quiet", "--out", out); err == nil {
 		t.Error("crop larger than the image: no error")
