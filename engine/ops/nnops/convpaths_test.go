@@ -89,7 +89,7 @@ func TestConvPaths(t *testing.T) {
 				fwd          func(convParams, []float32, []float32, []float32, []float32)
 				gradX, gradW func(convParams, []float32, []float32, []float32)
 			}{
-				{"gemm", conv2DGemm, conv2DInputGradGemm, conv2DWeightGradGemm},
+				{"kernels", conv2D, conv2DInputGrad, conv2DWeightGrad},
 				{"direct", conv2DDirect, conv2DInputGradDirect, conv2DWeightGradDirect},
 			} {
 				y := make([]float32, len(want))

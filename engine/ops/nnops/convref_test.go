@@ -1,25 +1,7 @@
 package nnops
 
-// This file holds direct (im2col-free) convolution loops used until the
-// shared engine/kernels package provides tuned ones with the same API.
-
-// convParams describes one 2-D convolution (1-D ones have H = KH = 1).
-type convParams struct {
-	N, C, H, W                                                  int
-	M                                                           int // output channels
-	KH, KW                                                      int
-	StrideH, StrideW, PadT, PadL, PadB, PadR, DilH, DilW, Group int
-}
-
-// OutH returns the output height.
-func (p convParams) OutH() int {
-	return (p.H+p.PadT+p.PadB-(p.KH-1)*p.DilH-1)/p.StrideH + 1
-}
-
-// OutW returns the output width.
-func (p convParams) OutW() int {
-	return (p.W+p.PadL+p.PadR-(p.KW-1)*p.DilW-1)/p.StrideW + 1
-}
+// Direct convolution loops, the references TestConvPaths checks
+// engine/kernels' convolutions against (with refConv).
 
 // tapRanges returns, for every kernel row kh, the output rows whose input row
 // is inside the image, and the same for kernel columns.
