@@ -27,6 +27,7 @@ import (
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/engine"
 	"github.com/loupe-ml/loupe/internal/demo"
+	"github.com/loupe-ml/loupe/internal/methods"
 	"github.com/loupe-ml/loupe/npy"
 	"github.com/loupe-ml/loupe/tensor"
 	"github.com/loupe-ml/loupe/viz"
@@ -183,12 +184,12 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if pre.Std, err = floatList("--std", *std); err != nil {
 		return err
 	}
-	table := methodTable()
+	table := methods.Table()
 	mt, ok := table[*name]
 	if !ok {
 		return usageError{fmt.Errorf("unknown method %q (see loupe methods)", *name)}
 	}
-	p, err := resolveParams(*name, mt, ps)
+	p, err := methods.Resolve(*name, mt, ps)
 	if err != nil {
 		return usageError{err}
 	}
@@ -263,7 +264,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			o.Baselines[i] = b
 		}
 	}
-	meth, err := mt.build(nt, *layer, p)
+	meth, err := mt.Build(nt, *layer, p)
 	if err != nil {
 		return usageError{err}
 	}
@@ -436,7 +437,7 @@ func cmdLayers(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdMethods(stdout io.Writer) error {
-	table := methodTable()
+	table := methods.Table()
 	names := make([]string, 0, len(table))
 	for n := range table {
 		names = append(names, n)
@@ -445,12 +446,12 @@ func cmdMethods(stdout io.Writer) error {
 	for _, n := range names {
 		m := table[n]
 		layer := ""
-		if m.layer {
+		if m.Layer {
 			layer = " (--layer)"
 		}
-		fmt.Fprintf(stdout, "%s%s: %s\n", n, layer, m.doc)
-		for _, p := range m.params {
-			fmt.Fprintf(stdout, "    %s (default %q): %s\n", p.name, p.def, p.doc)
+		fmt.Fprintf(stdout, "%s%s: %s\n", n, layer, m.Doc)
+		for _, p := range m.Params {
+			fmt.Fprintf(stdout, "    %s (default %q): %s\n", p.Name, p.Default, p.Doc)
 		}
 	}
 	return nil

@@ -1,0 +1,218 @@
+// Package methods is the table of attribution methods that loupe's command
+// line and Insights server run by name: Captum's names, their parameters as
+// text with defaults, and how to build each on a network.
+package methods
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/loupe-ml/loupe/attr"
+)
+
+// Param describes one parameter a method takes, as text.
+type Param struct {
+	Name, Default, Doc string
+}
+
+// Spec is a method that can be run by name.
+type Spec struct {
+	Doc    string
+	Params []Param
+	Layer  bool // takes a layer (LayerGradCam finds the last convolution without one)
+	// Build makes the method on a network, with a layer name when Layer is
+	// set and the parameters from Resolve.
+	Build func(nt *attr.Net, layer string, p Values) (attr.Method, error)
+}
+
+// Values are the parameter values of one run, checked against the
+// method's by Resolve.
+type Values map[string]string
+
+func (p Values) int(name string) (int, error) {
+	v, err := strconv.Atoi(p[name])
+	if err != nil {
+		return 0, fmt.Errorf("parameter %s=%q: want an integer", name, p[name])
+	}
+	return v, nil
+}
+
+func (p Values) float(name string) (float64, error) {
+	v, err := strconv.ParseFloat(p[name], 64)
+	if err != nil {
+		return 0, fmt.Errorf("parameter %s=%q: want a number", name, p[name])
+	}
+	return v, nil
+}
+
+func (p Values) bool(name string) (bool, error) {
+	v, err := strconv.ParseBool(p[name])
+	if err != nil {
+		return false, fmt.Errorf("parameter %s=%q: want true or false", name, p[name])
+	}
+	return v, nil
+}
+
+// ints reads "3,8,8".
+func (p Values) ints(name string) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(p[name], ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("parameter %s=%q: want integers separated by commas", name, p[name])
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+var pathParams = []Param{
+	{"n_steps", "50", "number of integration points"},
+	{"method", "gausslegendre", "riemann_left, riemann_right, riemann_middle, riemann_trapezoid or gausslegendre"},
+	{"internal_batch_size", "0", "rows per engine call (0: all)"},
+}
+
+// Table lists the methods by Captum's names.
+func Table() map[string]Spec {
+	return map[string]Spec{
+		"Saliency": {Doc: "gradient of the target (absolute value unless abs=false)", Params: []Param{{"abs", "true", "take the absolute value"}},
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
+				abs, err := p.bool("abs")
+				return &attr.Saliency{Net: nt, Signed: !abs}, err
+			}},
+		"InputXGradient": {Doc: "input times gradient",
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) { return &attr.InputXGradient{Net: nt}, nil }},
+		"IntegratedGradients": {Doc: "path integral of gradients from the baseline", Params: pathParams,
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
+				n, err := p.int("n_steps")
+				if err != nil {
+					return nil, err
+				}
+				ibs, err := p.int("internal_batch_size")
+				return &attr.IntegratedGradients{Net: nt, NSteps: n, Method: p["method"], InternalBatchSize: ibs}, err
+			}},
+		"DeepLift": {Doc: "DeepLift rescale rule from the baseline",
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) { return &attr.DeepLift{Net: nt}, nil }},
+		"GuidedBackprop": {Doc: "gradient with ReLUs passing back positive gradients only",
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) { return &attr.GuidedBackprop{Net: nt}, nil }},
+		"Deconvolution": {Doc: "deconvolution (ReLUs pass back the positive incoming gradient)",
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) { return &attr.Deconvolution{Net: nt}, nil }},
+		"LRP": {Doc: "layer-wise relevance propagation, epsilon rule",
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) { return &attr.LRP{Net: nt}, nil }},
+		"GradientShap": {Doc: "expected gradients from baseline samples (the baseline and zero)",
+			Params: []Param{{"n_samples", "5", "draws per example"}, {"stdevs", "0", "noise added to the input"}, {"seed", "0", "random seed"}},
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
+				n, err := p.int("n_samples")
+				if err != nil {
+					return nil, err
+				}
+				sd, err := p.float("stdevs")
+				if err != nil {
+					return nil, err
+				}
+				seed, err := p.int("seed")
+				return &attr.GradientShap{Net: nt, NSamples: n, Stdevs: []float64{sd}, Seed: uint64(seed)}, err
+			}},
+		"FeatureAblation": {Doc: "change of the target when each element is set to the baseline",
+			Params: []Param{{"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
+				n, err := p.int("perturbations_per_eval")
+				return &attr.FeatureAblation{Model: nt, PerturbationsPerEval: n}, err
+			}},
+		"Occlusion": {Doc: "sliding window set to the baseline",
+			Params: []Param{{"sliding_window_shapes", "", "window shape, e.g. 3,15,15 (required)"}, {"strides", "", "steps, e.g. 3,8,8 (default 1)"}, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
+				if p["sliding_window_shapes"] == "" {
+					return nil, fmt.Errorf("Occlusion needs the parameter sliding_window_shapes (e.g. 3,15,15)")
+				}
+				w, err := p.ints("sliding_window_shapes")
+				if err != nil {
+					return nil, err
+				}
+				oc := &attr.Occlusion{Model: nt, SlidingWindowShapes: [][]int{w}}
+				if p["strides"] != "" {
+					s, err := p.ints("strides")
+					if err != nil {
+						return nil, err
+					}
+					oc.Strides = [][]int{s}
+				}
+				oc.PerturbationsPerEval, err = p.int("perturbations_per_eval")
+				return oc, err
+			}},
+		"ShapleyValueSampling": {Doc: "Shapley values by sampling permutations of the elements",
+			Params: []Param{{"n_samples", "25", "permutations"}, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}, {"seed", "0", "random seed"}},
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
+				n, err := p.int("n_samples")
+				if err != nil {
+					return nil, err
+				}
+				ppe, err := p.int("perturbations_per_eval")
+				if err != nil {
+					return nil, err
+				}
+				seed, err := p.int("seed")
+				return &attr.ShapleyValueSampling{Model: nt, NSamples: n, PerturbationsPerEval: ppe, Seed: uint64(seed)}, err
+			}},
+		"LayerGradCam": {Doc: "Grad-CAM map of a layer (default: the last convolution)", Layer: true,
+			Params: []Param{{"relu_attributions", "false", "clamp the map at zero"}},
+			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
+				relu, err := p.bool("relu_attributions")
+				return &attr.LayerGradCam{Net: nt, Layer: layer, ReluAttributions: relu}, err
+			}},
+		"LayerActivation": {Doc: "a layer's activations", Layer: true,
+			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
+				return &attr.LayerActivation{Net: nt, Layer: layer}, nil
+			}},
+		"LayerConductance": {Doc: "conductance of a layer's neurons", Layer: true, Params: pathParams,
+			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
+				n, err := p.int("n_steps")
+				if err != nil {
+					return nil, err
+				}
+				ibs, err := p.int("internal_batch_size")
+				return &attr.LayerConductance{Net: nt, Layer: layer, NSteps: n, Method: p["method"], InternalBatchSize: ibs}, err
+			}},
+		"LayerIntegratedGradients": {Doc: "integrated gradients over a layer's values", Layer: true, Params: pathParams,
+			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
+				n, err := p.int("n_steps")
+				if err != nil {
+					return nil, err
+				}
+				ibs, err := p.int("internal_batch_size")
+				return &attr.LayerIntegratedGradients{Net: nt, Layer: layer, NSteps: n, Method: p["method"], InternalBatchSize: ibs}, err
+			}},
+	}
+}
+
+// Resolve overlays the given name=value pairs on the method's defaults,
+// refusing names the method does not take.
+func Resolve(name string, m Spec, given []string) (Values, error) {
+	p := Values{}
+	valid := map[string]bool{}
+	for _, q := range m.Params {
+		p[q.Name] = q.Default
+		valid[q.Name] = true
+	}
+	for _, kv := range given {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("parameter %q: want name=value", kv)
+		}
+		if !valid[k] {
+			var names []string
+			for n := range valid {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			if len(names) == 0 {
+				return nil, fmt.Errorf("%s takes no parameters (got %q)", name, k)
+			}
+			return nil, fmt.Errorf("%s has no parameter %q (it takes: %s)", name, k, strings.Join(names, ", "))
+		}
+		p[k] = v
+	}
+	return p, nil
+}
