@@ -5,6 +5,7 @@
 //	loupe explain --model m.onnx --input x.npy --method IntegratedGradients --target 3 [--param n_steps=200] [--layer layer4] --out dir
 //	loupe layers --model m.onnx            the layers a user can name
 //	loupe methods                          the methods, their parameters and defaults
+//	loupe insights [--model m.onnx --data dir] [--addr localhost:8080]   browse predictions and attributions in a web app
 //
 // Exit status: 0 on success, 1 on a failure while running, 2 on bad usage.
 package main
@@ -56,7 +57,8 @@ const usage = `usage:
   loupe explain --model m.onnx --input x.npy|image.png --method NAME [--target T] [--param k=v]... [--layer L]
                 [--baseline v] [--extra name=file.npy] [--resize N --crop N --mean m,m,m --std s,s,s] [--out dir] [--quiet]
   loupe layers --model m.onnx
-  loupe methods`
+  loupe methods
+  loupe insights [--model m.onnx --data dir [--labels labels.csv] [--classes names.txt]] [--addr host:port]`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -71,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdLayers(args[1:], stdout, stderr)
 	case "methods":
 		return cmdMethods(stdout)
+	case "insights":
+		return cmdInsights(ctx, args[1:], stdout, stderr, nil)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/loupe-ml/loupe/insights"
 	"image/png"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -194,5 +198,80 @@ func TestExplainExtraInput(t *testing.T) {
 	}
 	if _, err := runCLI(t, "explain", "--model", model, "--input", filepath.Join(dir, "x.npy"), "--extra", "nosuch="+filepath.Join(dir, "mask.npy"), "--quiet", "--out", out); err == nil {
 		t.Error("unknown extra input: no error")
+	}
+}
+
+// loupe insights serves the app on the built-in model and a folder.
+func TestInsightsCommand(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrs := make(chan string, 1)
+	done := make(chan error, 1)
+	var out strings.Builder
+	go func() {
+		done <- cmdInsights(ctx, []string{"--addr", "127.0.0.1:0", "--quiet"}, &out, io.Discard, func(a string) { addrs <- a })
+	}()
+	var addr string
+	select {
+	case addr = <-addrs:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr + "/api/examples?correct=right")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var preds []insights.Prediction
+	if err := json.NewDecoder(resp.Body).Decode(&preds); err != nil || len(preds) < 24 {
+		t.Errorf("%d right predictions of 27 (%v)", len(preds), err)
+	}
+	resp.Body.Close()
+	resp, err = http.Get("http://" + addr + "/api/attribution?i=0&method=Saliency")
+	if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/png" {
+		t.Errorf("attribution: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("after stopping: %v", err)
+	}
+
+	// A folder of .npy files with labels by class name.
+	dir := t.TempDir()
+	for i := 0; i < 3; i++ {
+		img, _ := demo.Draw(i, uint64(40+i))
+		npy.WriteFile(filepath.Join(dir, fmt.Sprintf("x%d.npy", i)), img)
+	}
+	os.WriteFile(filepath.Join(dir, "labels.csv"), []byte("file,class\nx0.npy,square\nx1.npy,1\nx2.npy,square\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "classes.txt"), []byte("square\ndisc\ntriangle\n"), 0o644)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	go func() {
+		done <- cmdInsights(ctx2, []string{"--addr", "127.0.0.1:0", "--quiet", "--data", dir, "--labels", filepath.Join(dir, "labels.csv"), "--classes", filepath.Join(dir, "classes.txt")}, io.Discard, io.Discard, func(a string) { addrs <- a })
+	}()
+	select {
+	case addr = <-addrs:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	resp, err = http.Get("http://" + addr + "/api/examples?correct=wrong")
+	if err != nil {
+		t.Fatal(err)
+	}
+	preds = nil
+	if err := json.NewDecoder(resp.Body).Decode(&preds); err != nil || len(preds) != 1 || preds[0].ID != "x2.npy" || preds[0].LabelName != "square" {
+		t.Errorf("wrong predictions %+v (%v), want x2.npy labelled square", preds, err)
+	}
+	resp.Body.Close()
+	cancel2()
+	<-done
+	for args, want := range map[string]string{
+		"--model " + cnn:                   "--data is required",
+		"--data /nonexistent":              "nonexistent",
+		"--data " + dir + " --labels nope": "nope",
+	} {
+		err := cmdInsights(context.Background(), append(strings.Fields(args), "--quiet", "--addr", "127.0.0.1:0"), io.Discard, io.Discard, func(string) { t.Errorf("%s: served", args) })
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one mentioning %q", args, err, want)
+		}
 	}
 }

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loupe-ml/loupe/attr"
+	"github.com/loupe-ml/loupe/insights"
+	"github.com/loupe-ml/loupe/internal/demo"
+	"github.com/loupe-ml/loupe/npy"
+	"github.com/loupe-ml/loupe/tensor"
+	"github.com/loupe-ml/loupe/viz"
+)
+
+// cmdInsights serves loupe Insights on a data set: a folder of images or
+// .npy files, or, for the built-in model, generated shapes.
+func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(addr string)) error {
+	fs := flag.NewFlagSet("insights", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	model := fs.String("model", "demo", "ONNX model file (\"demo\": the built-in model)")
+	data := fs.String("data", "", "folder of examples: .png/.jpg images or .npy arrays (default for the demo model: generated shapes)")
+	labels := fs.String("labels", "", "CSV file of file,class lines giving the true classes (class by number or name)")
+	classFile := fs.String("classes", "", "text file naming the model's classes, one per line")
+	addr := fs.String("addr", "localhost:8080", "address to serve on")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	resize := fs.Int("resize", 0, "image inputs: resize the shorter side to this many pixels")
+	crop := fs.Int("crop", 0, "image inputs: crop the centre to this size")
+	mean := fs.String("mean", "", "image inputs: per-channel means to subtract")
+	std := fs.String("std", "", "image inputs: per-channel standard deviations")
+	gray := fs.Bool("gray", false, "image inputs: one grey channel")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	pre := viz.Preprocess{Resize: *resize, CenterCrop: *crop, Gray: *gray}
+	var err error
+	if pre.Mean, err = floatList("--mean", *mean); err != nil {
+		return err
+	}
+	if pre.Std, err = floatList("--std", *std); err != nil {
+		return err
+	}
+	m, err := loadModel(*model)
+	if err != nil {
+		return err
+	}
+	nt, err := attr.NewNet(m)
+	if err != nil {
+		return err
+	}
+	if len(nt.Inputs) != 1 {
+		return usageError{fmt.Errorf("insights serves models of one input; this one takes %d (%s)", len(nt.Inputs), strings.Join(nt.Inputs, ", "))}
+	}
+	var classes []string
+	if *classFile != "" {
+		b, err := os.ReadFile(*classFile)
+		if err != nil {
+			return fmt.Errorf("--classes: %w", err)
+		}
+		classes = strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	}
+	var exs []insights.Example
+	switch {
+	case *data != "":
+		if exs, err = loadExamples(*data, pre); err != nil {
+			return err
+		}
+	case *model == "demo":
+		classes = demo.Classes
+		exs = demoExamples()
+	default:
+		return usageError{errors.New("--data is required for a model other than the built-in one")}
+	}
+	if *labels != "" {
+		if err := readLabels(*labels, classes, exs); err != nil {
+			return err
+		}
+	}
+	srv, err := insights.New(ctx, nt, classes, exs, progressBar(stderr, "predicting", *quiet))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "loupe Insights on http://%s/ (%d examples; Ctrl-C stops)\n", ln.Addr(), len(exs))
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		hs.Shutdown(shut)
+	}()
+	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// demoExamples draws shapes for the built-in model: eight of each class,
+// and three whose noise is as bright as the shape, which the model may
+// get wrong.
+func demoExamples() []insights.Example {
+	var exs []insights.Example
+	for k := 0; k < 8; k++ {
+		for c := range demo.Classes {
+			img, _ := demo.Draw(c, uint64(1000+10*k+c))
+			x, _ := img.Reshape(1, 3, demo.Size, demo.Size)
+			exs = append(exs, insights.Example{ID: fmt.Sprintf("%s-%d", demo.Classes[c], k), Inputs: []*tensor.Tensor{x}, Label: c})
+		}
+	}
+	for c := range demo.Classes {
+		img, mask := demo.Draw(c, uint64(2000+c))
+		for i := range img.F {
+			if !mask[i%(demo.Size*demo.Size)] && i%7 < 3 {
+				img.F[i] = 0.95 // bright noise
+			}
+		}
+		x, _ := img.Reshape(1, 3, demo.Size, demo.Size)
+		exs = append(exs, insights.Example{ID: fmt.Sprintf("%s-noisy", demo.Classes[c]), Inputs: []*tensor.Tensor{x}, Label: c})
+	}
+	return exs
+}
+
+// loadExamples reads every .png, .jpg, .jpeg and .npy file of a folder, in
+// name order; arrays without a batch dimension of 1 get one.
+func loadExamples(dir string, pre viz.Preprocess) ([]insights.Example, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--data: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".png", ".jpg", ".jpeg", ".npy":
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return nil, fmt.Errorf("--data %s: no .png, .jpg or .npy files", dir)
+	}
+	var exs []insights.Example
+	for _, n := range names {
+		path := filepath.Join(dir, n)
+		ex := insights.Example{ID: n, Label: -1}
+		if strings.ToLower(filepath.Ext(n)) == ".npy" {
+			x, err := npy.ReadFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			if x.Rank() == 0 || x.Shape[0] != 1 {
+				x, _ = x.Reshape(append([]int{1}, x.Shape...)...)
+			}
+			ex.Inputs = []*tensor.Tensor{x}
+		} else {
+			x, shown, err := viz.LoadImage(path, pre)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			ex.Inputs, ex.Image = []*tensor.Tensor{x}, shown
+		}
+		exs = append(exs, ex)
+	}
+	return exs, nil
+}
+
+// readLabels sets the true classes from a CSV file of file,class lines.
+func readLabels(path string, classes []string, exs []insights.Example) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("--labels: %w", err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return fmt.Errorf("--labels %s: %w", path, err)
+	}
+	byID := map[string]int{}
+	for i, ex := range exs {
+		byID[ex.ID] = i
+	}
+	for line, r := range rows {
+		if len(r) != 2 {
+			return fmt.Errorf("--labels %s line %d: want file,class", path, line+1)
+		}
+		i, ok := byID[strings.TrimSpace(r[0])]
+		if !ok {
+			continue // a header or a file not in the data set
+		}
+		c, err := strconv.Atoi(strings.TrimSpace(r[1]))
+		if err != nil {
+			c = -1
+			for k, name := range classes {
+				if name == strings.TrimSpace(r[1]) {
+					c = k
+				}
+			}
+			if c < 0 {
+				return fmt.Errorf("--labels %s line %d: class %q is neither a number nor a class name", path, line+1, r[1])
+			}
+		}
+		exs[i].Label = c
+	}
+	return nil
+}

@@ -1,0 +1,455 @@
+// Package insights serves loupe Insights: a web app to browse a data set's
+// predictions and their attributions. It shows each example with its true
+// and predicted class, filters by class and by right or wrong, and draws
+// the attributions of any method, with its arguments, target and sign,
+// computed on demand and cached.
+package insights
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"image"
+	"image/png"
+	"math"
+	"net/http"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/loupe-ml/loupe/attr"
+	"github.com/loupe-ml/loupe/internal/methods"
+	"github.com/loupe-ml/loupe/tensor"
+	"github.com/loupe-ml/loupe/viz"
+)
+
+// Example is one item of the data set.
+type Example struct {
+	// ID names the example (a file name, say).
+	ID string
+	// Inputs are the model's attributed inputs, each with a batch
+	// dimension of 1.
+	Inputs []*tensor.Tensor
+	// Image is the picture shown, [C, H, W] with values in [0, 1]; nil
+	// uses Inputs[0] when it is an image of 1 or 3 channels.
+	Image *tensor.Tensor
+	// Label is the true class, or -1 when unknown.
+	Label int
+}
+
+// Server holds a model, its data set and their predictions, and serves
+// the app (Handler).
+type Server struct {
+	nt       *attr.Net
+	classes  []string
+	examples []Example
+	preds    []Prediction
+	sem      chan struct{} // bounds concurrent attributions
+
+	mu    sync.Mutex
+	cache map[string][]byte // PNG figures by request
+	order []string          // cache keys, oldest first
+}
+
+// Prediction is the model's answer on one example.
+type Prediction struct {
+	Index       int     `json:"index"`
+	ID          string  `json:"id"`
+	Label       int     `json:"label"`
+	LabelName   string  `json:"label_name"`
+	Predicted   int     `json:"predicted"`
+	Name        string  `json:"predicted_name"`
+	Probability float64 `json:"probability"`
+	Correct     *bool   `json:"correct"` // nil when the label is unknown
+}
+
+// maxCache is the number of attribution figures kept.
+const maxCache = 512
+
+// New runs the model on every example (progress, if set, after each) and
+// returns a server for them. classes names the model's outputs; when it is
+// shorter than the output, classes are shown by number.
+func New(ctx context.Context, nt *attr.Net, classes []string, examples []Example, progress func(done, total int)) (*Server, error) {
+	if nt == nil {
+		return nil, errors.New("insights: no model")
+	}
+	if len(examples) == 0 {
+		return nil, errors.New("insights: no examples")
+	}
+	s := &Server{nt: nt, classes: classes, examples: examples, cache: map[string][]byte{},
+		sem: make(chan struct{}, max(runtime.GOMAXPROCS(0), 1))}
+	for i, ex := range examples {
+		if len(ex.Inputs) != len(nt.Inputs) {
+			return nil, fmt.Errorf("insights: example %d (%s) has %d inputs, the model takes %d (%s)", i, ex.ID, len(ex.Inputs), len(nt.Inputs), strings.Join(nt.Inputs, ", "))
+		}
+		y, err := nt.Eval(ctx, ex.Inputs)
+		if err != nil {
+			return nil, fmt.Errorf("insights: example %d (%s): %w", i, ex.ID, err)
+		}
+		if y.Rank() != 2 || y.Shape[0] != 1 {
+			return nil, fmt.Errorf("insights: the model's output for example %d (%s) has shape %v, want [1, classes]", i, ex.ID, y.Shape)
+		}
+		p := Prediction{Index: i, ID: ex.ID, Label: ex.Label}
+		p.Predicted, p.Probability = softmaxArgmax(y.F)
+		p.Name = s.className(p.Predicted)
+		if ex.Label >= 0 {
+			c := ex.Label == p.Predicted
+			p.Correct = &c
+			p.LabelName = s.className(ex.Label)
+		}
+		s.preds = append(s.preds, p)
+		if progress != nil {
+			progress(i+1, len(examples))
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) className(i int) string {
+	if i >= 0 && i < len(s.classes) && s.classes[i] != "" {
+		return s.classes[i]
+	}
+	return strconv.Itoa(i)
+}
+
+// softmaxArgmax returns the largest output and its softmax probability.
+func softmaxArgmax(z []float32) (int, float64) {
+	best := 0
+	for i, v := range z {
+		if v > z[best] {
+			best = i
+		}
+	}
+	sum := 0.0
+	for _, v := range z {
+		sum += math.Exp(float64(v - z[best]))
+	}
+	return best, 1 / sum
+}
+
+// Predictions returns the predictions that pass a filter: class (-1: any)
+// matches the true or, for unlabelled examples, the predicted class;
+// correct is "", "right" or "wrong".
+func (s *Server) Predictions(class int, correct string) ([]Prediction, error) {
+	switch correct {
+	case "", "right", "wrong":
+	default:
+		return nil, fmt.Errorf("filter %q: want right or wrong", correct)
+	}
+	var out []Prediction
+	for _, p := range s.preds {
+		c := p.Label
+		if c < 0 {
+			c = p.Predicted
+		}
+		if class >= 0 && c != class {
+			continue
+		}
+		if correct != "" && (p.Correct == nil || *p.Correct != (correct == "right")) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Request is what to draw for one example.
+type Request struct {
+	Method string
+	Params []string // name=value, as methods.Resolve takes them
+	Layer  string
+	// Target is the class explained; -1 is the predicted class.
+	Target int
+	Sign   viz.Sign
+	// View is a viz image method; "" is blended_heat_map (heat_map for
+	// inputs that are not images).
+	View string
+}
+
+func (r Request) key(i int) string {
+	p := append([]string(nil), r.Params...)
+	sort.Strings(p)
+	return fmt.Sprintf("%d|%s|%s|%s|%d|%d|%s", i, r.Method, strings.Join(p, ","), r.Layer, r.Target, r.Sign, r.View)
+}
+
+// Attribution draws the attributions of example i as a PNG figure, from
+// the cache when it was drawn before.
+func (s *Server) Attribution(ctx context.Context, i int, r Request) ([]byte, error) {
+	if i < 0 || i >= len(s.examples) {
+		return nil, fmt.Errorf("no example %d (there are %d)", i, len(s.examples))
+	}
+	key := r.key(i)
+	s.mu.Lock()
+	b, ok := s.cache[key]
+	s.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	spec, ok := methods.Table()[r.Method]
+	if !ok {
+		return nil, fmt.Errorf("unknown method %q", r.Method)
+	}
+	vals, err := methods.Resolve(r.Method, spec, r.Params)
+	if err != nil {
+		return nil, err
+	}
+	m, err := spec.Build(s.nt, r.Layer, vals)
+	if err != nil {
+		return nil, err
+	}
+	ex := s.examples[i]
+	target := r.Target
+	if target < 0 {
+		target = s.preds[i].Predicted
+	}
+	o := attr.Options{Target: attr.Class(target)}
+	if r.Method == "GradientShap" {
+		// Captum needs a distribution of baselines: two of zeros.
+		for _, x := range ex.Inputs {
+			o.Baselines = append(o.Baselines, tensor.New(append([]int{2}, x.Shape[1:]...)...))
+		}
+	}
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	res, err := m.Attribute(ctx, ex.Inputs, o)
+	<-s.sem
+	if err != nil {
+		return nil, err
+	}
+	fig, err := s.figure(ex, res.Attributions[0], r, target)
+	if err != nil {
+		return nil, err
+	}
+	png, err := encodePNG(fig.PNG())
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if _, ok := s.cache[key]; !ok {
+		s.cache[key] = png
+		s.order = append(s.order, key)
+		if len(s.order) > maxCache {
+			delete(s.cache, s.order[0])
+			s.order = s.order[1:]
+		}
+	}
+	s.mu.Unlock()
+	return png, nil
+}
+
+// figure draws one attribution map ([1, C, H, W], [1, H, W] or a
+// coarser map, upsampled) over the example's picture.
+func (s *Server) figure(ex Example, a *tensor.Tensor, r Request, target int) (*viz.Figure, error) {
+	if a == nil || a.Shape[0] != 1 {
+		return nil, errors.New("no attributions for this input")
+	}
+	a1, err := a.Reshape(a.Shape[1:]...)
+	if err != nil {
+		return nil, err
+	}
+	img := s.picture(ex)
+	if img != nil && a1.Rank() == 3 && (a1.Shape[1] != img.Shape[1] || a1.Shape[2] != img.Shape[2]) && a1.Shape[1] <= img.Shape[1] {
+		// A layer's map (Grad-CAM): upsample to the picture.
+		up, err := attr.Interpolate(a, img.Shape[1:], "bilinear")
+		if err != nil {
+			return nil, err
+		}
+		a1, _ = up.Reshape(up.Shape[1:]...)
+	}
+	view := r.View
+	if view == "" {
+		view = viz.MethodBlendedHeatMap
+	}
+	if img == nil || a1.Rank() != 3 || a1.Shape[1] != img.Shape[1] || a1.Shape[2] != img.Shape[2] {
+		img = nil
+		view = viz.MethodHeatMap
+	}
+	title := fmt.Sprintf("%s, target %s", r.Method, s.className(target))
+	return viz.ImageAttr(a1, img, viz.ImageOptions{Method: view, Sign: r.Sign, ColourBar: true, Title: title, Width: 360, Height: 330})
+}
+
+// picture returns the image shown for an example, or nil.
+func (s *Server) picture(ex Example) *tensor.Tensor {
+	if ex.Image != nil {
+		return ex.Image
+	}
+	if len(ex.Inputs) == 0 {
+		return nil
+	}
+	x := ex.Inputs[0]
+	if x.Rank() == 4 && x.Shape[0] == 1 && (x.Shape[1] == 1 || x.Shape[1] == 3) && x.DType == tensor.Float32 {
+		img, _ := x.Reshape(x.Shape[1:]...)
+		return img
+	}
+	return nil
+}
+
+// Picture draws example i's image as PNG (upscaled to about 160 pixels).
+func (s *Server) Picture(i int) ([]byte, error) {
+	if i < 0 || i >= len(s.examples) {
+		return nil, fmt.Errorf("no example %d (there are %d)", i, len(s.examples))
+	}
+	img := s.picture(s.examples[i])
+	if img == nil {
+		return nil, fmt.Errorf("example %d is not an image", i)
+	}
+	pic, err := viz.Original(normalised(img), max(1, 160/max(img.Shape[1], img.Shape[2])))
+	if err != nil {
+		return nil, err
+	}
+	return encodePNG(pic)
+}
+
+// normalised scales an image whose values leave [0, 1] (a normalised
+// model input) to its own range, so that it can be seen.
+func normalised(img *tensor.Tensor) *tensor.Tensor {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, v := range img.F {
+		lo, hi = math.Min(lo, float64(v)), math.Max(hi, float64(v))
+	}
+	if lo >= 0 && hi <= 1 || !(hi > lo) {
+		return img
+	}
+	out := tensor.New(img.Shape...)
+	for i, v := range img.F {
+		out.F[i] = float32((float64(v) - lo) / (hi - lo))
+	}
+	return out
+}
+
+//go:embed page.html
+var pageFS embed.FS
+
+var page = template.Must(template.ParseFS(pageFS, "page.html"))
+
+// paramInfo is a method's parameter as the page lists it.
+type paramInfo struct {
+	Name    string `json:"name"`
+	Default string `json:"default"`
+	Doc     string `json:"doc"`
+}
+
+// methodInfo is a method as the page lists it.
+type methodInfo struct {
+	Name   string      `json:"name"`
+	Doc    string      `json:"doc"`
+	Layer  bool        `json:"layer"`
+	Params []paramInfo `json:"params"`
+}
+
+// Handler returns the app: the page at /, and under /api/ the
+// predictions (JSON, filtered by ?class= and ?correct=right|wrong), the
+// methods (JSON), each example's picture (/api/picture?i=) and its
+// attributions (/api/attribution?i=&method=&param=name=value&target=&sign=&view=&layer=).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		classes := make([]string, 0)
+		n := len(s.classes)
+		for _, p := range s.preds {
+			n = max(n, p.Predicted+1, p.Label+1)
+		}
+		for i := 0; i < n; i++ {
+			classes = append(classes, s.className(i))
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err := page.Execute(w, map[string]any{"Classes": classes, "Signs": []string{"positive", "absolute_value", "negative", "all"}, "Views": viz.ImageMethods}); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	})
+	mux.HandleFunc("GET /api/examples", func(w http.ResponseWriter, r *http.Request) {
+		class := -1
+		if c := r.URL.Query().Get("class"); c != "" {
+			v, err := strconv.Atoi(c)
+			if err != nil {
+				http.Error(w, fmt.Sprintf("class %q: want a class number", c), http.StatusBadRequest)
+				return
+			}
+			class = v
+		}
+		ps, err := s.Predictions(class, r.URL.Query().Get("correct"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeJSON(w, ps)
+	})
+	mux.HandleFunc("GET /api/methods", func(w http.ResponseWriter, r *http.Request) {
+		var out []methodInfo
+		for name, m := range methods.Table() {
+			mi := methodInfo{Name: name, Doc: m.Doc, Layer: m.Layer}
+			for _, p := range m.Params {
+				mi.Params = append(mi.Params, paramInfo{p.Name, p.Default, p.Doc})
+			}
+			out = append(out, mi)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+		writeJSON(w, out)
+	})
+	mux.HandleFunc("GET /api/picture", func(w http.ResponseWriter, r *http.Request) {
+		i, err := strconv.Atoi(r.URL.Query().Get("i"))
+		if err != nil {
+			http.Error(w, "i: want an example number", http.StatusBadRequest)
+			return
+		}
+		b, err := s.Picture(i)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(b)
+	})
+	mux.HandleFunc("GET /api/attribution", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		i, err := strconv.Atoi(q.Get("i"))
+		if err != nil {
+			http.Error(w, "i: want an example number", http.StatusBadRequest)
+			return
+		}
+		req := Request{Method: q.Get("method"), Params: q["param"], Layer: q.Get("layer"), Target: -1, View: q.Get("view")}
+		if t := q.Get("target"); t != "" {
+			if req.Target, err = strconv.Atoi(t); err != nil {
+				http.Error(w, fmt.Sprintf("target %q: want a class number", t), http.StatusBadRequest)
+				return
+			}
+		}
+		if req.Sign, err = viz.ParseSign(q.Get("sign")); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		b, err := s.Attribution(r.Context(), i, req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(b)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}
+}
+
+// encodePNG encodes an image as PNG.
+func encodePNG(img image.Image) ([]byte, error) {
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
