@@ -4,12 +4,14 @@
 package methods
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/loupe-ml/loupe/attr"
+	"github.com/loupe-ml/loupe/tensor"
 )
 
 // Param describes one parameter a method takes, as text.
@@ -74,6 +76,65 @@ var pathParams = []Param{
 	{"internal_batch_size", "0", "rows per engine call (0: all)"},
 }
 
+var gridParam = Param{"feature_grid", "0", "features: squares of this many pixels per side across the channels of an image ([N,C,H,W]), or runs of this many elements (0: every element is a feature)"}
+
+// masked builds a perturbation method whose feature mask is made, when the
+// inputs are known, from the feature_grid parameter.
+func masked(p Values, build func(mask []*tensor.Tensor) attr.Method) (attr.Method, error) {
+	cell, err := p.int("feature_grid")
+	if err != nil {
+		return nil, err
+	}
+	if cell < 0 {
+		return nil, fmt.Errorf("parameter feature_grid=%d: want 0 or more", cell)
+	}
+	if cell <= 1 {
+		return build(nil), nil
+	}
+	return gridMethod{cell: cell, build: build}, nil
+}
+
+// gridMethod runs a method with a grid feature mask shaped for its inputs.
+type gridMethod struct {
+	cell  int
+	build func(mask []*tensor.Tensor) attr.Method
+}
+
+func (g gridMethod) Attribute(ctx context.Context, inputs []*tensor.Tensor, o attr.Options) (*attr.Result, error) {
+	masks := make([]*tensor.Tensor, len(inputs))
+	next := 0
+	for i, x := range inputs {
+		masks[i], next = GridMask(x.Shape, g.cell, next)
+	}
+	return g.build(masks).Attribute(ctx, inputs, o)
+}
+
+// GridMask returns a feature mask for inputs of a shape (batch first)
+// that groups an image's [N, C, H, W] pixels into cell×cell squares
+// across channels, or other inputs' elements into runs of cell, with ids
+// from first on; it also returns the next free id. The mask has a batch
+// dimension of 1 and broadcasts over the batch.
+func GridMask(shape []int, cell, first int) (*tensor.Tensor, int) {
+	ms := append([]int{1}, shape[1:]...)
+	mask := tensor.NewInt(ms...)
+	if len(shape) == 4 {
+		c, h, w := shape[1], shape[2], shape[3]
+		cols := (w + cell - 1) / cell
+		for k := 0; k < c; k++ {
+			for y := 0; y < h; y++ {
+				for x := 0; x < w; x++ {
+					mask.I[(k*h+y)*w+x] = int64(first + (y/cell)*cols + x/cell)
+				}
+			}
+		}
+		return mask, first + ((h+cell-1)/cell)*cols
+	}
+	for i := range mask.I {
+		mask.I[i] = int64(first + i/cell)
+	}
+	return mask, first + (len(mask.I)+cell-1)/cell
+}
+
 // Table lists the methods by Captum's names.
 func Table() map[string]Spec {
 	return map[string]Spec{
@@ -115,11 +176,78 @@ func Table() map[string]Spec {
 				seed, err := p.int("seed")
 				return &attr.GradientShap{Net: nt, NSamples: n, Stdevs: []float64{sd}, Seed: uint64(seed)}, err
 			}},
-		"FeatureAblation": {Doc: "change of the target when each element is set to the baseline",
-			Params: []Param{{"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},
+		"FeatureAblation": {Doc: "change of the target when each feature is set to the baseline",
+			Params: []Param{gridParam, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
 				n, err := p.int("perturbations_per_eval")
-				return &attr.FeatureAblation{Model: nt, PerturbationsPerEval: n}, err
+				if err != nil {
+					return nil, err
+				}
+				return masked(p, func(mask []*tensor.Tensor) attr.Method {
+					return &attr.FeatureAblation{Model: nt, FeatureMask: mask, PerturbationsPerEval: n}
+				})
+			}},
+		"Lime": {Doc: "weighted linear surrogate fitted to random on/off samples of the features (lasso, alpha 0.01, as Captum)",
+			Params: []Param{gridParam, {"n_samples", "50", "samples"}, {"seed", "0", "random seed"}},
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
+				n, err := p.int("n_samples")
+				if err != nil {
+					return nil, err
+				}
+				seed, err := p.int("seed")
+				if err != nil {
+					return nil, err
+				}
+				return masked(p, func(mask []*tensor.Tensor) attr.Method {
+					return &attr.Lime{Model: nt, FeatureMask: mask, NSamples: n, Seed: uint64(seed)}
+				})
+			}},
+		"KernelShap": {Doc: "Shapley values estimated by a linear fit with the Shapley kernel",
+			Params: []Param{gridParam, {"n_samples", "25", "samples"}, {"seed", "0", "random seed"}},
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
+				n, err := p.int("n_samples")
+				if err != nil {
+					return nil, err
+				}
+				seed, err := p.int("seed")
+				if err != nil {
+					return nil, err
+				}
+				return masked(p, func(mask []*tensor.Tensor) attr.Method {
+					return &attr.KernelShap{Model: nt, FeatureMask: mask, NSamples: n, Seed: uint64(seed)}
+				})
+			}},
+		"NoiseTunnel": {Doc: "an inner method averaged over noisy copies of the input (SmoothGrad and kin)",
+			Params: []Param{{"inner", "Saliency", "the method averaged: Saliency, InputXGradient, IntegratedGradients, GuidedBackprop, Deconvolution or DeepLift"},
+				{"nt_type", "smoothgrad", "smoothgrad, smoothgrad_sq or vargrad"}, {"nt_samples", "5", "noisy copies"}, {"stdevs", "1", "noise standard deviation"}, {"seed", "0", "random seed"}},
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
+				var inner attr.Method
+				switch p["inner"] {
+				case "Saliency":
+					inner = &attr.Saliency{Net: nt}
+				case "InputXGradient":
+					inner = &attr.InputXGradient{Net: nt}
+				case "IntegratedGradients":
+					inner = &attr.IntegratedGradients{Net: nt}
+				case "GuidedBackprop":
+					inner = &attr.GuidedBackprop{Net: nt}
+				case "Deconvolution":
+					inner = &attr.Deconvolution{Net: nt}
+				case "DeepLift":
+					inner = &attr.DeepLift{Net: nt}
+				default:
+					return nil, fmt.Errorf("parameter inner=%q: want Saliency, InputXGradient, IntegratedGradients, GuidedBackprop, Deconvolution or DeepLift", p["inner"])
+				}
+				n, err := p.int("nt_samples")
+				if err != nil {
+					return nil, err
+				}
+				sd, err := p.float("stdevs")
+				if err != nil {
+					return nil, err
+				}
+				seed, err := p.int("seed")
+				return &attr.NoiseTunnel{Method: inner, Type: p["nt_type"], NSamples: n, Stdevs: []float64{sd}, Seed: uint64(seed)}, err
 			}},
 		"Occlusion": {Doc: "sliding window set to the baseline",
 			Params: []Param{{"sliding_window_shapes", "", "window shape, e.g. 3,15,15 (required)"}, {"strides", "", "steps, e.g. 3,8,8 (default 1)"}, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},
@@ -142,8 +270,8 @@ func Table() map[string]Spec {
 				oc.PerturbationsPerEval, err = p.int("perturbations_per_eval")
 				return oc, err
 			}},
-		"ShapleyValueSampling": {Doc: "Shapley values by sampling permutations of the elements",
-			Params: []Param{{"n_samples", "25", "permutations"}, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}, {"seed", "0", "random seed"}},
+		"ShapleyValueSampling": {Doc: "Shapley values by sampling permutations of the features",
+			Params: []Param{gridParam, {"n_samples", "25", "permutations"}, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}, {"seed", "0", "random seed"}},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
 				n, err := p.int("n_samples")
 				if err != nil {
@@ -154,13 +282,39 @@ func Table() map[string]Spec {
 					return nil, err
 				}
 				seed, err := p.int("seed")
-				return &attr.ShapleyValueSampling{Model: nt, NSamples: n, PerturbationsPerEval: ppe, Seed: uint64(seed)}, err
+				if err != nil {
+					return nil, err
+				}
+				return masked(p, func(mask []*tensor.Tensor) attr.Method {
+					return &attr.ShapleyValueSampling{Model: nt, FeatureMask: mask, NSamples: n, PerturbationsPerEval: ppe, Seed: uint64(seed)}
+				})
 			}},
 		"LayerGradCam": {Doc: "Grad-CAM map of a layer (default: the last convolution)", Layer: true,
 			Params: []Param{{"relu_attributions", "false", "clamp the map at zero"}},
 			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
 				relu, err := p.bool("relu_attributions")
 				return &attr.LayerGradCam{Net: nt, Layer: layer, ReluAttributions: relu}, err
+			}},
+		"GuidedGradCam": {Doc: "guided backpropagation times the Grad-CAM map of a layer (default: the last convolution)", Layer: true,
+			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
+				return &attr.GuidedGradCam{Net: nt, Layer: layer}, nil
+			}},
+		"LayerGradientXActivation": {Doc: "a layer's activations times their gradients", Layer: true,
+			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
+				return &attr.LayerGradientXActivation{Net: nt, Layer: layer}, nil
+			}},
+		"LayerDeepLift": {Doc: "DeepLift contributions of a layer's neurons", Layer: true,
+			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
+				return &attr.LayerDeepLift{Net: nt, Layer: layer}, nil
+			}},
+		"InternalInfluence": {Doc: "gradients of a layer integrated along the path from the baseline", Layer: true, Params: pathParams,
+			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
+				n, err := p.int("n_steps")
+				if err != nil {
+					return nil, err
+				}
+				ibs, err := p.int("internal_batch_size")
+				return &attr.InternalInfluence{Net: nt, Layer: layer, NSteps: n, Method: p["method"], InternalBatchSize: ibs}, err
 			}},
 		"LayerActivation": {Doc: "a layer's activations", Layer: true,
 			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {

@@ -2,6 +2,7 @@ package methods
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -24,11 +25,11 @@ func TestTableRuns(t *testing.T) {
 	x, _ := img.Reshape(1, 3, demo.Size, demo.Size)
 	for name, spec := range Table() {
 		var given []string
-		if name == "Occlusion" {
+		switch name {
+		case "Occlusion":
 			given = []string{"sliding_window_shapes=3,8,8", "strides=3,8,8"}
-		}
-		if name == "ShapleyValueSampling" || name == "FeatureAblation" {
-			continue // one model call per element: slow for a table check, covered in attr
+		case "ShapleyValueSampling", "FeatureAblation", "Lime", "KernelShap":
+			given = []string{fmt.Sprintf("feature_grid=%d", demo.Size/4)} // 16 features
 		}
 		p, err := Resolve(name, spec, given)
 		if err != nil {
@@ -47,8 +48,17 @@ func TestTableRuns(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
-		if a := r.Attributions[0]; a == nil || a.Shape[0] != 1 {
+		a := r.Attributions[0]
+		if a == nil || a.Shape[0] != 1 {
 			t.Errorf("%s: attributions %v", name, a)
+			continue
+		}
+		if name == "FeatureAblation" {
+			// One value per grid cell, shared by its pixels and channels.
+			s := demo.Size
+			if a.F[0] != a.F[(2*s+3)*s+5] {
+				t.Errorf("FeatureAblation with a grid: pixels of one cell differ (%g, %g)", a.F[0], a.F[(2*s+3)*s+5])
+			}
 		}
 	}
 }
@@ -70,5 +80,20 @@ func TestResolveErrors(t *testing.T) {
 	}
 	if _, err := tab["Occlusion"].Build(nil, "", Values{}); err == nil || !strings.Contains(err.Error(), "sliding_window_shapes") {
 		t.Errorf("Occlusion without a window: %v", err)
+	}
+}
+
+func TestGridMask(t *testing.T) {
+	m, next := GridMask([]int{2, 3, 5, 4}, 2, 7)
+	if !tensor.SameShape(m.Shape, []int{1, 3, 5, 4}) || next != 7+6 {
+		t.Fatalf("mask %v, next id %d", m.Shape, next)
+	}
+	// Pixel (4, 3) of channel 2 is in row 2, column 1 of a 3x2 grid.
+	if got := m.I[(2*5+4)*4+3]; got != 7+2*2+1 {
+		t.Errorf("id %d, want %d", got, 7+5)
+	}
+	m, next = GridMask([]int{1, 5}, 2, 0)
+	if next != 3 || m.I[4] != 2 || m.I[1] != 0 {
+		t.Errorf("runs: %v, next %d", m.I, next)
 	}
 }
