@@ -92,11 +92,11 @@ func New(ctx context.Context, nt *attr.Net, classes []string, examples []Example
 		if err != nil {
 			return nil, fmt.Errorf("insights: example %d (%s): %w", i, ex.ID, err)
 		}
-		if y.Rank() != 2 || y.Shape[0] != 1 {
+		top, prob, err := attr.TopClasses(y)
+		if err != nil || len(top) != 1 {
 			return nil, fmt.Errorf("insights: the model's output for example %d (%s) has shape %v, want [1, classes]", i, ex.ID, y.Shape)
 		}
-		p := Prediction{Index: i, ID: ex.ID, Label: ex.Label}
-		p.Predicted, p.Probability = softmaxArgmax(y.F)
+		p := Prediction{Index: i, ID: ex.ID, Label: ex.Label, Predicted: top[0], Probability: prob[0]}
 		p.Name = s.className(p.Predicted)
 		if ex.Label >= 0 {
 			c := ex.Label == p.Predicted
@@ -116,21 +116,6 @@ func (s *Server) className(i int) string {
 		return s.classes[i]
 	}
 	return strconv.Itoa(i)
-}
-
-// softmaxArgmax returns the largest output and its softmax probability.
-func softmaxArgmax(z []float32) (int, float64) {
-	best := 0
-	for i, v := range z {
-		if v > z[best] {
-			best = i
-		}
-	}
-	sum := 0.0
-	for _, v := range z {
-		sum += math.Exp(float64(v - z[best]))
-	}
-	return best, 1 / sum
 }
 
 // Predictions returns the predictions that pass a filter: class (-1: any)

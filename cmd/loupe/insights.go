@@ -35,20 +35,12 @@ func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, r
 	classFile := fs.String("classes", "", "text file naming the model's classes, one per line")
 	addr := fs.String("addr", "localhost:8080", "address to serve on")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	resize := fs.Int("resize", 0, "image inputs: resize the shorter side to this many pixels")
-	crop := fs.Int("crop", 0, "image inputs: crop the centre to this size")
-	mean := fs.String("mean", "", "image inputs: per-channel means to subtract")
-	std := fs.String("std", "", "image inputs: per-channel standard deviations")
-	gray := fs.Bool("gray", false, "image inputs: one grey channel")
+	preprocess := imageFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	pre := viz.Preprocess{Resize: *resize, CenterCrop: *crop, Gray: *gray}
-	var err error
-	if pre.Mean, err = floatList("--mean", *mean); err != nil {
-		return err
-	}
-	if pre.Std, err = floatList("--std", *std); err != nil {
+	pre, err := preprocess()
+	if err != nil {
 		return err
 	}
 	m, err := loadModel(*model)

@@ -155,11 +155,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	baseline := fs.Float64("baseline", 0, "baseline value for methods that take one")
 	out := fs.String("out", "loupe-out", "folder for the attributions")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	resize := fs.Int("resize", 0, "image inputs: resize the shorter side to this many pixels")
-	crop := fs.Int("crop", 0, "image inputs: crop the centre to this size")
-	mean := fs.String("mean", "", "image inputs: per-channel means to subtract, e.g. 0.485,0.456,0.406")
-	std := fs.String("std", "", "image inputs: per-channel standard deviations, e.g. 0.229,0.224,0.225")
-	gray := fs.Bool("gray", false, "image inputs: one grey channel")
+	preprocess := imageFlags(fs)
 	signName := fs.String("sign", "absolute_value", "pictures: absolute_value, positive, negative or all")
 	views := fs.String("views", "", "pictures: visualisations side by side, from "+strings.Join(viz.ImageMethods, ", ")+
 		" (default heat_map, and blended_heat_map when the input is an image)")
@@ -181,11 +177,8 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			pics.o.Title += ", target " + *target
 		}
 	}
-	pre := viz.Preprocess{Resize: *resize, CenterCrop: *crop, Gray: *gray}
-	if pre.Mean, err = floatList("--mean", *mean); err != nil {
-		return err
-	}
-	if pre.Std, err = floatList("--std", *std); err != nil {
+	pre, err := preprocess()
+	if err != nil {
 		return err
 	}
 	table := methods.Table()
@@ -400,6 +393,25 @@ func writePictures(dir string, i int, a, x, shown *tensor.Tensor, p *pictures) (
 		}
 	}
 	return files, nil
+}
+
+// imageFlags adds the image preprocessing flags to fs; the function it
+// returns reads them once fs is parsed.
+func imageFlags(fs *flag.FlagSet) func() (viz.Preprocess, error) {
+	resize := fs.Int("resize", 0, "image inputs: resize the shorter side to this many pixels")
+	crop := fs.Int("crop", 0, "image inputs: crop the centre to this size")
+	mean := fs.String("mean", "", "image inputs: per-channel means to subtract, e.g. 0.485,0.456,0.406")
+	std := fs.String("std", "", "image inputs: per-channel standard deviations, e.g. 0.229,0.224,0.225")
+	gray := fs.Bool("gray", false, "image inputs: one grey channel")
+	return func() (viz.Preprocess, error) {
+		pre := viz.Preprocess{Resize: *resize, CenterCrop: *crop, Gray: *gray}
+		var err error
+		if pre.Mean, err = floatList("--mean", *mean); err != nil {
+			return pre, err
+		}
+		pre.Std, err = floatList("--std", *std)
+		return pre, err
+	}
 }
 
 // floatList reads "0.485,0.456,0.406" (empty: nil).

@@ -94,6 +94,20 @@ func masked(p Values, build func(mask []*tensor.Tensor) attr.Method) (attr.Metho
 	return gridMethod{cell: cell, build: build}, nil
 }
 
+// sampled is masked for the surrogate methods, which also take n_samples
+// and seed.
+func sampled(p Values, build func(mask []*tensor.Tensor, n int, seed uint64) attr.Method) (attr.Method, error) {
+	n, err := p.int("n_samples")
+	if err != nil {
+		return nil, err
+	}
+	seed, err := p.int("seed")
+	if err != nil {
+		return nil, err
+	}
+	return masked(p, func(mask []*tensor.Tensor) attr.Method { return build(mask, n, uint64(seed)) })
+}
+
 // gridMethod runs a method with a grid feature mask shaped for its inputs.
 type gridMethod struct {
 	cell  int
@@ -190,31 +204,15 @@ func Table() map[string]Spec {
 		"Lime": {Doc: "weighted linear surrogate fitted to random on/off samples of the features (lasso, alpha 0.01, as Captum)",
 			Params: []Param{gridParam, {"n_samples", "50", "samples"}, {"seed", "0", "random seed"}},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				n, err := p.int("n_samples")
-				if err != nil {
-					return nil, err
-				}
-				seed, err := p.int("seed")
-				if err != nil {
-					return nil, err
-				}
-				return masked(p, func(mask []*tensor.Tensor) attr.Method {
-					return &attr.Lime{Model: nt, FeatureMask: mask, NSamples: n, Seed: uint64(seed)}
+				return sampled(p, func(mask []*tensor.Tensor, n int, seed uint64) attr.Method {
+					return &attr.Lime{Model: nt, FeatureMask: mask, NSamples: n, Seed: seed}
 				})
 			}},
 		"KernelShap": {Doc: "Shapley values estimated by a linear fit with the Shapley kernel",
 			Params: []Param{gridParam, {"n_samples", "25", "samples"}, {"seed", "0", "random seed"}},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				n, err := p.int("n_samples")
-				if err != nil {
-					return nil, err
-				}
-				seed, err := p.int("seed")
-				if err != nil {
-					return nil, err
-				}
-				return masked(p, func(mask []*tensor.Tensor) attr.Method {
-					return &attr.KernelShap{Model: nt, FeatureMask: mask, NSamples: n, Seed: uint64(seed)}
+				return sampled(p, func(mask []*tensor.Tensor, n int, seed uint64) attr.Method {
+					return &attr.KernelShap{Model: nt, FeatureMask: mask, NSamples: n, Seed: seed}
 				})
 			}},
 		"NoiseTunnel": {Doc: "an inner method averaged over noisy copies of the input (SmoothGrad and kin)",
