@@ -384,3 +384,30 @@ func TestModulePath(t *testing.T) {
 		}
 	}
 }
+
+// A shape fed at run time that asks for an absurd tensor gives an error
+// naming the node, not a crash.
+func TestHugeShapeIsAnError(t *testing.T) {
+	g := &graph.Graph{
+		Inputs:       []graph.ValueInfo{{Name: "shape", DType: tensor.Int64}},
+		Outputs:      []graph.ValueInfo{{Name: "z"}},
+		Initializers: map[string]*tensor.Tensor{},
+		Opsets:       map[string]int{"": 13},
+		Nodes: []*graph.Node{
+			{Name: "fill", OpType: "ConstantOfShape", Inputs: []string{"shape"}, Outputs: []string{"z"}},
+		},
+	}
+	m, err := Compile(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dims := range [][]int64{{1 << 40, 1 << 40}, {-3, 2}} {
+		shape := tensor.NewInt(len(dims))
+		copy(shape.I, dims)
+		_, err := m.Forward(context.Background(), map[string]*tensor.Tensor{"shape": shape}, nil)
+		t.Log(err)
+		if err == nil || !strings.Contains(err.Error(), "fill") {
+			t.Errorf("shape %v: error %v, want one naming the node", dims, err)
+		}
+	}
+}

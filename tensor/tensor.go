@@ -53,19 +53,42 @@ func Size(shape []int) int {
 	return n
 }
 
+// MaxLen is the most elements a tensor made by New, NewInt or NewBool may
+// hold (8 GiB of float32): larger shapes, like negative dimensions, are a
+// corrupt model or input, not a workload.
+const MaxLen = 1 << 31
+
+// allocLen returns the number of elements of a shape to allocate, and
+// panics, with the shape in the message, when a dimension is negative or
+// the count exceeds MaxLen (the engine turns a kernel's panic into an
+// error naming the node).
+func allocLen(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		if d < 0 {
+			panic(fmt.Sprintf("tensor: shape %v has a negative dimension", shape))
+		}
+		if d > 0 && n > MaxLen/d {
+			panic(fmt.Sprintf("tensor: shape %v has more than %d elements", shape, MaxLen))
+		}
+		n *= d
+	}
+	return n
+}
+
 // New returns a zero float32 tensor of the given shape.
 func New(shape ...int) *Tensor {
-	return &Tensor{DType: Float32, Shape: append([]int(nil), shape...), F: make([]float32, Size(shape))}
+	return &Tensor{DType: Float32, Shape: append([]int(nil), shape...), F: make([]float32, allocLen(shape))}
 }
 
 // NewInt returns a zero int64 tensor of the given shape.
 func NewInt(shape ...int) *Tensor {
-	return &Tensor{DType: Int64, Shape: append([]int(nil), shape...), I: make([]int64, Size(shape))}
+	return &Tensor{DType: Int64, Shape: append([]int(nil), shape...), I: make([]int64, allocLen(shape))}
 }
 
 // NewBool returns a false bool tensor of the given shape.
 func NewBool(shape ...int) *Tensor {
-	return &Tensor{DType: Bool, Shape: append([]int(nil), shape...), B: make([]bool, Size(shape))}
+	return &Tensor{DType: Bool, Shape: append([]int(nil), shape...), B: make([]bool, allocLen(shape))}
 }
 
 // Zeros returns a zero tensor of the given type and shape.

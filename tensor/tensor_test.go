@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -68,5 +69,21 @@ func TestCheckAndReshape(t *testing.T) {
 	}
 	if _, err := FromFloat32(make([]float32, 5), 2, 3); err == nil {
 		t.Error("FromFloat32 with 5 values for 2x3: no error")
+	}
+}
+
+func TestAllocationLimits(t *testing.T) {
+	for _, shape := range [][]int{{-1, 3}, {1 << 20, 1 << 20}, {1 << 40, 1 << 40, 4}} {
+		func() {
+			defer func() {
+				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "tensor: shape") {
+					t.Errorf("New%v: recovered %v, want a panic naming the shape", shape, r)
+				}
+			}()
+			New(shape...)
+		}()
+	}
+	if x := New(0, 1<<40); x.Len() != 0 {
+		t.Errorf("empty tensor of %d elements", x.Len())
 	}
 }
