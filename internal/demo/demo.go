@@ -10,7 +10,6 @@ import (
 	_ "embed"
 	"fmt"
 	"html/template"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -28,7 +27,7 @@ import (
 var modelBytes []byte
 
 // Size is the side of the demo images.
-const Size = 32
+const Size = 48
 
 // Classes names the demo model's outputs.
 var Classes = []string{"square", "disc", "triangle"}
@@ -57,7 +56,7 @@ func Draw(class int, seed uint64) (*tensor.Tensor, []bool) {
 	for i := range img.F {
 		img.F[i] = float32(rng.Float64() * 0.5)
 	}
-	r := 5 + rng.IntN(4)
+	r := 8 + rng.IntN(6)
 	cy := r + 1 + rng.IntN(Size-2*r-2)
 	cx := r + 1 + rng.IntN(Size-2*r-2)
 	mask := make([]bool, Size*Size)
@@ -99,17 +98,18 @@ type Result struct {
 	Method string
 	// InMask is the share of the positive attribution (summed over
 	// channels) that falls on the shape's pixels.
-	InMask  float64
-	Picture string // file name of the blended heat map
-	Array   string // file name of the attributions (.npy)
+	InMask float64
+	Array  string // file name of the attributions (.npy)
 }
 
 // Example is one demo image with its results.
 type Example struct {
 	Class, Predicted string
 	Probability      float64
-	Original         string
-	Results          []Result
+	// Figure and Vector name the example's figure (the image and each
+	// method's heat map blended over it) as PNG and SVG files.
+	Figure, Vector string
+	Results        []Result
 }
 
 // Report is what Run produced.
@@ -131,8 +131,8 @@ func methods(nt *attr.Net) ([]string, map[string]attr.Method) {
 		"IntegratedGradients": &attr.IntegratedGradients{Net: nt},
 		"Saliency":            &attr.Saliency{Net: nt},
 		"InputXGradient":      &attr.InputXGradient{Net: nt},
-		"Occlusion":           &attr.Occlusion{Model: nt, SlidingWindowShapes: [][]int{{3, 4, 4}}, Strides: [][]int{{3, 2, 2}}, PerturbationsPerEval: 64},
-		"GuidedGradCam":       &attr.GuidedGradCam{Net: nt, Layer: "conv2"},
+		"Occlusion":           &attr.Occlusion{Model: nt, SlidingWindowShapes: [][]int{{3, 2, 2}}, Strides: [][]int{{3, 1, 1}}, PerturbationsPerEval: 128},
+		"GuidedGradCam":       &attr.GuidedGradCam{Net: nt, Layer: "conv3"},
 		"GradCAM":             &gradCAM{nt: nt},
 	}
 }
@@ -185,13 +185,19 @@ func Run(ctx context.Context, dir string, perClass int, progress func(done, tota
 				return nil, err
 			}
 			y, _ := p.Output(0)
-			pred, prob := softmaxArgmax(y.F)
-			id := fmt.Sprintf("%s%d", Classes[class], k)
-			ex := Example{Class: Classes[class], Predicted: Classes[pred], Probability: prob, Original: id + ".png"}
-			orig, _ := viz.Original(img, 6)
-			if err := viz.WritePNG(filepath.Join(dir, ex.Original), orig); err != nil {
+			top, probs, err := attr.TopClasses(y)
+			if err != nil {
 				return nil, err
 			}
+			pred, prob := top[0], probs[0]
+			id := fmt.Sprintf("%s%d", Classes[class], k)
+			ex := Example{Class: Classes[class], Predicted: Classes[pred], Probability: prob, Figure: id + ".png", Vector: id + ".svg"}
+			first, err := viz.ImageAttr(tensor.New(Size, Size), img, viz.ImageOptions{Method: viz.MethodOriginalImage,
+				Title: fmt.Sprintf("%s: %s (%.2f)", Classes[class], Classes[pred], prob)})
+			if err != nil {
+				return nil, err
+			}
+			fig := &viz.Figure{Width: 240 * (1 + len(names)), Height: 280, Panels: first.Panels}
 			for _, name := range names {
 				r, err := meths[name].Attribute(ctx, []*tensor.Tensor{x}, attr.Options{Target: attr.Class(pred)})
 				if err != nil {
@@ -199,22 +205,21 @@ func Run(ctx context.Context, dir string, perClass int, progress func(done, tota
 				}
 				a := r.Attributions[0]
 				a1, _ := a.Reshape(a.Shape[1:]...)
-				v, h, w, err := viz.Map2D(a1, false)
+				v, _, _, err := viz.Map2D(a1, false)
 				if err != nil {
 					return nil, err
 				}
-				res := Result{Method: name, InMask: shareInMask(v, mask), Picture: id + "_" + name + ".png", Array: id + "_" + name + ".npy"}
+				res := Result{Method: name, InMask: shareInMask(v, mask), Array: id + "_" + name + ".npy"}
 				sign := viz.Positive
 				if name == "Saliency" {
 					sign = viz.AbsoluteValue
 				}
-				pic, err := viz.Blend(img, viz.Normalize(v, sign, 2), h, w, sign, 0.6, 6)
+				view, err := viz.ImageAttr(a1, img, viz.ImageOptions{Method: viz.MethodBlendedHeatMap, Sign: sign, ColourBar: true,
+					Title: fmt.Sprintf("%s: %.0f%% on the shape", name, 100*res.InMask)})
 				if err != nil {
 					return nil, err
 				}
-				if err := viz.WritePNG(filepath.Join(dir, res.Picture), pic); err != nil {
-					return nil, err
-				}
+				fig.Panels = append(fig.Panels, view.Panels...)
 				if err := npy.WriteFile(filepath.Join(dir, res.Array), a); err != nil {
 					return nil, err
 				}
@@ -223,6 +228,11 @@ func Run(ctx context.Context, dir string, perClass int, progress func(done, tota
 				done++
 				if progress != nil {
 					progress(done, total)
+				}
+			}
+			for _, f := range []string{ex.Figure, ex.Vector} {
+				if err := fig.WriteFile(filepath.Join(dir, f)); err != nil {
+					return nil, err
 				}
 			}
 			rep.Examples = append(rep.Examples, ex)
@@ -251,33 +261,16 @@ func shareInMask(v []float64, mask []bool) float64 {
 	return in / all
 }
 
-func softmaxArgmax(z []float32) (int, float64) {
-	best := 0
-	for i, v := range z {
-		if v > z[best] {
-			best = i
-		}
-	}
-	s := 0.0
-	for _, v := range z {
-		s += math.Exp(float64(v - z[best]))
-	}
-	return best, 1 / s
-}
-
 var page = template.Must(template.New("report").Funcs(template.FuncMap{"mul": func(x float64) float64 { return 100 * x }}).Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>loupe demo</title>
-<style>body{font-family:sans-serif;margin:2em} td{text-align:center;padding:4px;font-size:12px} img{width:160px;image-rendering:pixelated}</style>
+<style>body{font-family:sans-serif;margin:2em} td{padding:4px 12px} img{max-width:100%}</style>
 </head><body>
 <h1>loupe demo</h1>
-<p>A small CNN tells squares, discs and triangles apart. Each picture shows what one attribution method credits for the
-model's prediction (green: positive attribution; blue: absolute value), over a grey copy of the image. The number is the
-share of positive attribution that falls on the shape's pixels.</p>
-<table>
-<tr><th>image</th>{{range .Methods}}<th>{{.}}</th>{{end}}</tr>
-{{range .Examples}}<tr><td><img src="{{.Original}}"><br>{{.Class}}; predicted {{.Predicted}} ({{printf "%.2f" .Probability}})</td>
-{{range .Results}}<td><img src="{{.Picture}}"><br>{{printf "%.0f%%" (mul .InMask)}} on the shape</td>{{end}}</tr>
-{{end}}</table>
+<p>A small CNN tells squares, discs and triangles apart. Each row shows an image, the model's prediction, and what each
+attribution method credits for it (green: positive attribution; blue: absolute value), blended over a grey copy of the
+image. The share of positive attribution that falls on the shape's pixels is in each title.</p>
+{{range .Examples}}<p><a href="{{.Vector}}"><img src="{{.Figure}}" alt="{{.Class}}, predicted {{.Predicted}}"></a></p>
+{{end}}
 <h2>Mean share of positive attribution on the shape</h2>
 <table>{{range $m, $v := .MeanInMask}}<tr><td>{{$m}}</td><td>{{printf "%.2f" $v}}</td></tr>{{end}}
 <tr><td>(area of the shapes: an even spread)</td><td>{{printf "%.2f" .ChanceInMask}}</td></tr></table>
