@@ -145,7 +145,7 @@ type IntegratedGradients struct {
 	// NSteps is the number of points; 0 means 50.
 	NSteps int
 	// InternalBatchSize bounds the rows per engine call; 0 chooses calls of
-	// about 2M input elements (Captum's None runs all steps at once; the
+	// about 1M input elements (Captum's None runs all steps at once; the
 	// results are the same, large batches are only slower).
 	InternalBatchSize int
 	// GlobalAttribution, when true, returns the integrated gradient
@@ -293,7 +293,7 @@ func targetValues(ctx context.Context, nt *Net, inputs []*tensor.Tensor, a Optio
 }
 
 // stepsPerCall returns how many path points go into one engine call: those
-// that fit internal_batch_size rows, or when it is 0 about 2^21 input
+// that fit internal_batch_size rows, or when it is 0 about 2^20 input
 // elements (at least one point).
 func stepsPerCall(ibs, n, points int, inputs []*tensor.Tensor) int {
 	if ibs > 0 {
@@ -303,5 +303,5 @@ func stepsPerCall(ibs, n, points int, inputs []*tensor.Tensor) int {
 	for _, x := range inputs {
 		size += x.Len()
 	}
-	return max(1, min(points, (1<<21)/max(size, 1)))
+	return max(1, min(points, (1<<20)/max(size, 1)))
 }

@@ -32,7 +32,7 @@ type NoiseTunnel struct {
 	// NSamples is the number of noisy copies per example; 0 means 5.
 	NSamples int
 	// SamplesBatchSize bounds the copies per example run at once; 0
-	// chooses calls of about 2M input elements (the results are the same).
+	// chooses calls of about 1M input elements (the results are the same).
 	SamplesBatchSize int
 	// Stdevs is the noise's standard deviation, one per input or one for
 	// all; nil means 1.0, as Captum.
@@ -132,7 +132,7 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 	if nt.SamplesBatchSize > 0 {
 		per = min(k, nt.SamplesBatchSize)
 	} else {
-		// Bound each inner call to about 2^21 input elements.
+		// Bound each inner call as stepsPerCall does (about 2^20 input elements).
 		per = stepsPerCall(0, 1, k, inputs)
 	}
 	sum := make([]*tensor.Tensor, len(inputs))
