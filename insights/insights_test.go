@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/loupe-ml/loupe/attr"
@@ -146,4 +147,31 @@ func TestNewErrors(t *testing.T) {
 	if _, err := New(context.Background(), nt, nil, []Example{{ID: "small", Inputs: []*tensor.Tensor{tensor.New(1, 3, 5, 5)}}}, nil); err == nil || !strings.Contains(err.Error(), "small") {
 		t.Errorf("wrong size: %v", err)
 	}
+}
+
+// Concurrent requests, some for the same figure, give the same bytes as
+// one request alone (run under -race in CI).
+func TestConcurrentRequests(t *testing.T) {
+	s := testServer(t)
+	h := s.Handler()
+	urls := []string{"/api/attribution?i=0&method=Saliency", "/api/attribution?i=1&method=InputXGradient&sign=all&view=heat_map"}
+	want := make([][]byte, len(urls))
+	for k, u := range urls {
+		_, _, want[k] = get(t, h, u)
+	}
+	s.cache = map[string][]byte{} // draw them again, concurrently
+	s.order = nil
+	var wg sync.WaitGroup
+	for r := 0; r < 8; r++ {
+		wg.Add(1)
+		go func(r int) {
+			defer wg.Done()
+			k := r % len(urls)
+			code, _, got := get(t, h, urls[k])
+			if code != 200 || !bytes.Equal(got, want[k]) {
+				t.Errorf("request %d: status %d, %d bytes differ from the serial answer", r, code, len(got))
+			}
+		}(r)
+	}
+	wg.Wait()
 }
