@@ -149,6 +149,16 @@ func GridMask(shape []int, cell, first int) (*tensor.Tensor, int) {
 	return mask, first + (len(mask.I)+cell-1)/cell
 }
 
+// pathArgs reads the path methods' n_steps and internal_batch_size.
+func pathArgs(p Values) (int, int, error) {
+	n, err := p.int("n_steps")
+	if err != nil {
+		return 0, 0, err
+	}
+	ibs, err := p.int("internal_batch_size")
+	return n, ibs, err
+}
+
 // Table lists the methods by Captum's names.
 func Table() map[string]Spec {
 	return map[string]Spec{
@@ -161,11 +171,7 @@ func Table() map[string]Spec {
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) { return &attr.InputXGradient{Net: nt}, nil }},
 		"IntegratedGradients": {Doc: "path integral of gradients from the baseline", Params: pathParams,
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				n, err := p.int("n_steps")
-				if err != nil {
-					return nil, err
-				}
-				ibs, err := p.int("internal_batch_size")
+				n, ibs, err := pathArgs(p)
 				return &attr.IntegratedGradients{Net: nt, NSteps: n, Method: p["method"], InternalBatchSize: ibs}, err
 			}},
 		"DeepLift": {Doc: "DeepLift rescale rule from the baseline",
@@ -307,11 +313,7 @@ func Table() map[string]Spec {
 			}},
 		"InternalInfluence": {Doc: "gradients of a layer integrated along the path from the baseline", Layer: true, Params: pathParams,
 			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				n, err := p.int("n_steps")
-				if err != nil {
-					return nil, err
-				}
-				ibs, err := p.int("internal_batch_size")
+				n, ibs, err := pathArgs(p)
 				return &attr.InternalInfluence{Net: nt, Layer: layer, NSteps: n, Method: p["method"], InternalBatchSize: ibs}, err
 			}},
 		"LayerActivation": {Doc: "a layer's activations", Layer: true,
@@ -320,20 +322,12 @@ func Table() map[string]Spec {
 			}},
 		"LayerConductance": {Doc: "conductance of a layer's neurons", Layer: true, Params: pathParams,
 			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				n, err := p.int("n_steps")
-				if err != nil {
-					return nil, err
-				}
-				ibs, err := p.int("internal_batch_size")
+				n, ibs, err := pathArgs(p)
 				return &attr.LayerConductance{Net: nt, Layer: layer, NSteps: n, Method: p["method"], InternalBatchSize: ibs}, err
 			}},
 		"LayerIntegratedGradients": {Doc: "integrated gradients over a layer's values", Layer: true, Params: pathParams,
 			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				n, err := p.int("n_steps")
-				if err != nil {
-					return nil, err
-				}
-				ibs, err := p.int("internal_batch_size")
+				n, ibs, err := pathArgs(p)
 				return &attr.LayerIntegratedGradients{Net: nt, Layer: layer, NSteps: n, Method: p["method"], InternalBatchSize: ibs}, err
 			}},
 	}
