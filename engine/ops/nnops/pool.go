@@ -174,28 +174,38 @@ func (k *maxPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	return []*tensor.Tensor{y}, nil
 }
 
-func (k *maxPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	grads := make([]*tensor.Tensor, len(in))
+// poolBackwardStart is the common start of a pooling's backward pass: the
+// input's window geometry, its gradient (zero, and the only one), and the
+// output gradient, checked; gy is nil when there is nothing to propagate.
+func poolBackwardStart(win window, in, gout []*tensor.Tensor, need []bool) (grads []*tensor.Tensor, g geom, gx, gy *tensor.Tensor, err error) {
+	grads = make([]*tensor.Tensor, len(in))
 	if !needs(need, 0) {
-		return grads, nil
+		return grads, g, nil, nil, nil
 	}
 	x, err := wantFloat(in, 0)
 	if err != nil {
-		return nil, err
+		return nil, g, nil, nil, err
 	}
-	g, err := k.win.resolve(x, "input 0")
-	if err != nil {
-		return nil, err
+	if g, err = win.resolve(x, "input 0"); err != nil {
+		return nil, g, nil, nil, err
 	}
-	gx := tensor.New(x.Shape...)
+	gx = tensor.New(x.Shape...)
 	grads[0] = gx
-	gy := gradOut(gout, 0)
-	if gy == nil {
-		return grads, nil
+	if gy = gradOut(gout, 0); gy == nil {
+		return grads, g, gx, nil, nil
 	}
 	if !tensor.SameShape(gy.Shape, g.outShape(g.C)) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, g.outShape(g.C))
+		return nil, g, nil, nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, g.outShape(g.C))
 	}
+	return grads, g, gx, gy, nil
+}
+
+func (k *maxPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
+	grads, g, gx, gy, err := poolBackwardStart(k.win, in, gout, need)
+	if err != nil || gy == nil {
+		return grads, err
+	}
+	x := in[0] // a float tensor: poolBackwardStart checked it
 	th, tw := g.poolTaps()
 	plane, inPlane := g.OH*g.OW, g.H*g.W
 	// Each window's gradient goes to its first maximum in row-major scan
@@ -333,26 +343,9 @@ func (k *avgPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 }
 
 func (k *avgPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	grads := make([]*tensor.Tensor, len(in))
-	if !needs(need, 0) {
-		return grads, nil
-	}
-	x, err := wantFloat(in, 0)
-	if err != nil {
-		return nil, err
-	}
-	g, err := k.win.resolve(x, "input 0")
-	if err != nil {
-		return nil, err
-	}
-	gx := tensor.New(x.Shape...)
-	grads[0] = gx
-	gy := gradOut(gout, 0)
-	if gy == nil {
-		return grads, nil
-	}
-	if !tensor.SameShape(gy.Shape, g.outShape(g.C)) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, g.outShape(g.C))
+	grads, g, gx, gy, err := poolBackwardStart(k.win, in, gout, need)
+	if err != nil || gy == nil {
+		return grads, err
 	}
 	th, tw := g.poolTaps()
 	plane, inPlane := g.OH*g.OW, g.H*g.W
