@@ -75,33 +75,11 @@ func (k blockMove) plan(x *tensor.Tensor) ([]int, strided, error) {
 }
 
 func (k blockMove) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := checkInput(in, 0)
-	if err != nil {
-		return nil, err
-	}
-	shape, v, err := k.plan(x)
-	if err != nil {
-		return nil, err
-	}
-	return []*tensor.Tensor{gatherAny(x, v, shape)}, nil
+	return viewForward(in, func() ([]int, strided, error) { return k.plan(in[0]) })
 }
 
 func (k blockMove) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	grads := make([]*tensor.Tensor, len(in))
-	x := in[0]
-	if !needAt(need, 0) || x.DType != tensor.Float32 {
-		return grads, nil
-	}
-	_, v, err := k.plan(x)
-	if err != nil {
-		return nil, err
-	}
-	g := tensor.New(x.Shape...)
-	if gout[0] != nil {
-		scatterAddStrided(g.F, gout[0].F, v, true)
-	}
-	grads[0] = g
-	return grads, nil
+	return viewBackward(in, gout, need, func() ([]int, strided, error) { return k.plan(in[0]) })
 }
 
 // trilu is Trilu: the upper (or lower) triangle of the last two axes,

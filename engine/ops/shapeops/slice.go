@@ -125,24 +125,36 @@ func sliceBounds(start, end, step, dim int64) (int64, int64) {
 }
 
 func (k slice) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	return viewForward(in, func() ([]int, strided, error) { return k.plan(in) })
+}
+
+func (k slice) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
+	return viewBackward(in, gout, need, func() ([]int, strided, error) { return k.plan(in) })
+}
+
+// viewForward serves the ops whose output is their input read through a
+// strided view (Slice, DepthToSpace, SpaceToDepth): plan gives the output
+// shape and the view.
+func viewForward(in []*tensor.Tensor, plan func() ([]int, strided, error)) ([]*tensor.Tensor, error) {
 	x, err := checkInput(in, 0)
 	if err != nil {
 		return nil, err
 	}
-	shape, v, err := k.plan(in)
+	shape, v, err := plan()
 	if err != nil {
 		return nil, err
 	}
 	return []*tensor.Tensor{gatherAny(x, v, shape)}, nil
 }
 
-func (k slice) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
+// viewBackward scatters the output gradient back through the view.
+func viewBackward(in, gout []*tensor.Tensor, need []bool, plan func() ([]int, strided, error)) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
 	x := in[0]
 	if !needAt(need, 0) || x.DType != tensor.Float32 {
 		return grads, nil
 	}
-	_, v, err := k.plan(in)
+	_, v, err := plan()
 	if err != nil {
 		return nil, err
 	}
