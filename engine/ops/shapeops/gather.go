@@ -286,21 +286,7 @@ func (k expand) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor
 // broadcastBackward sums gout[0] back through a view that may repeat input
 // elements (Expand, Tile).
 func broadcastBackward(in, gout []*tensor.Tensor, need []bool, plan func() (strided, error)) ([]*tensor.Tensor, error) {
-	grads := make([]*tensor.Tensor, len(in))
-	x := in[0]
-	if !needAt(need, 0) || x.DType != tensor.Float32 {
-		return grads, nil
-	}
-	v, err := plan()
-	if err != nil {
-		return nil, err
-	}
-	g := tensor.New(x.Shape...)
-	grads[0] = g
-	if gout[0] != nil {
-		scatterAddStrided(g.F, gout[0].F, v, false)
-	}
-	return grads, nil
+	return scatterBack(in, gout, need, plan, false)
 }
 
 // tile is Tile: the input repeated along each axis.

@@ -147,21 +147,32 @@ func viewForward(in []*tensor.Tensor, plan func() ([]int, strided, error)) ([]*t
 	return []*tensor.Tensor{gatherAny(x, v, shape)}, nil
 }
 
-// viewBackward scatters the output gradient back through the view.
+// viewBackward scatters the output gradient back through a view that
+// reads each input element at most once.
 func viewBackward(in, gout []*tensor.Tensor, need []bool, plan func() ([]int, strided, error)) ([]*tensor.Tensor, error) {
+	return scatterBack(in, gout, need, func() (strided, error) {
+		_, v, err := plan()
+		return v, err
+	}, true)
+}
+
+// scatterBack returns input 0's gradient: gout[0] added back through the
+// view plan gives; distinct says no two view elements share an input
+// element (the scatter may then run in parallel).
+func scatterBack(in, gout []*tensor.Tensor, need []bool, plan func() (strided, error), distinct bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
 	x := in[0]
 	if !needAt(need, 0) || x.DType != tensor.Float32 {
 		return grads, nil
 	}
-	_, v, err := plan()
+	v, err := plan()
 	if err != nil {
 		return nil, err
 	}
 	g := tensor.New(x.Shape...)
-	if gout[0] != nil {
-		scatterAddStrided(g.F, gout[0].F, v, true)
-	}
 	grads[0] = g
+	if gout[0] != nil {
+		scatterAddStrided(g.F, gout[0].F, v, distinct)
+	}
 	return grads, nil
 }
