@@ -1,7 +1,6 @@
 package mathops
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/viterin/vek/vek32"
@@ -178,26 +177,9 @@ func (k softmaxKernel) strided(y, x []float32, base, n, inner, j0, j1 int) {
 }
 
 func (k softmaxKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	res := make([]*tensor.Tensor, len(in))
-	x := arg(in, 0)
-	if !needs(need, 0) || x == nil || x.DType != tensor.Float32 {
-		return res, nil
-	}
-	g := gradAt(gout, 0)
-	if g == nil || k.kind == smHardmax {
-		res[0] = zerosLike(x)
-		return res, nil
-	}
-	if len(g.F) != len(x.F) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", g.Shape, x.Shape)
-	}
-	y := arg(out, 0)
-	if y == nil || len(y.F) != len(x.F) {
-		o, err := k.Forward(in[:1])
-		if err != nil {
-			return nil, err
-		}
-		y = o[0]
+	res, x, g, y, err := sameShapeBackwardStart(in, out, gout, need, k.kind == smHardmax, k.Forward)
+	if err != nil || y == nil {
+		return res, err
 	}
 	outer, n, inner, err := k.layout(x.Shape)
 	if err != nil {

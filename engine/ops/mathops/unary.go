@@ -40,27 +40,42 @@ func (k *unaryKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	return nil, fmt.Errorf("input 0 is %s, want float32", x.DType)
 }
 
-func (k *unaryKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	res := make([]*tensor.Tensor, len(in))
-	x := arg(in, 0)
+// sameShapeBackwardStart is the common start of the backward pass of an
+// op whose one output has its input's shape (elementwise ops, softmax):
+// it returns y == nil, with res holding what to return, when there is
+// nothing to compute (input 0 not needed or not float, no output gradient,
+// or zero a gradient: zero says the op's derivative is zero); otherwise the
+// input, the output gradient, and the output (from out, or recomputed by
+// forward).
+func sameShapeBackwardStart(in, out, gout []*tensor.Tensor, need []bool, zero bool, forward func([]*tensor.Tensor) ([]*tensor.Tensor, error)) (res []*tensor.Tensor, x, g, y *tensor.Tensor, err error) {
+	res = make([]*tensor.Tensor, len(in))
+	x = arg(in, 0)
 	if !needs(need, 0) || x == nil || x.DType != tensor.Float32 {
-		return res, nil
+		return res, nil, nil, nil, nil
 	}
-	g := gradAt(gout, 0)
-	if g == nil || k.bwd == nil {
+	g = gradAt(gout, 0)
+	if g == nil || zero {
 		res[0] = zerosLike(x)
-		return res, nil
+		return res, nil, nil, nil, nil
 	}
 	if len(g.F) != len(x.F) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", g.Shape, x.Shape)
+		return nil, nil, nil, nil, fmt.Errorf("output gradient has shape %v, want %v", g.Shape, x.Shape)
 	}
-	y := arg(out, 0)
+	y = arg(out, 0)
 	if y == nil || len(y.F) != len(x.F) {
-		o, err := k.Forward(in[:1])
+		o, err := forward(in[:1])
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, nil, err
 		}
 		y = o[0]
+	}
+	return res, x, g, y, nil
+}
+
+func (k *unaryKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
+	res, x, g, y, err := sameShapeBackwardStart(in, out, gout, need, k.bwd == nil, k.Forward)
+	if err != nil || y == nil {
+		return res, err
 	}
 	gx := tensor.New(x.Shape...)
 	parallelWork(len(x.F), k.cost+1, func(lo, hi int) { k.bwd(gx.F[lo:hi], g.F[lo:hi], x.F[lo:hi], y.F[lo:hi]) })
