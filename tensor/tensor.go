@@ -54,9 +54,9 @@ func Size(shape []int) int {
 }
 
 // MaxLen is the most elements a tensor made by New, NewInt or NewBool may
-// hold (8 GiB of float32): larger shapes, like negative dimensions, are a
+// hold (4 GiB of float32): larger shapes, like negative dimensions, are a
 // corrupt model or input, not a workload.
-const MaxLen = 1 << 31
+const MaxLen = 1 << 30
 
 // allocLen returns the number of elements of a shape to allocate, and
 // panics, with the shape in the message, when a dimension is negative or
