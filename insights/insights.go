@@ -144,6 +144,50 @@ func (s *Server) Predictions(class int, correct string) ([]Prediction, error) {
 	return out, nil
 }
 
+// Summary counts the predictions: all, labelled, right, and per class
+// (by true class, or predicted class when unlabelled) how many and how
+// many right.
+type Summary struct {
+	Examples int            `json:"examples"`
+	Labelled int            `json:"labelled"`
+	Right    int            `json:"right"`
+	Classes  []ClassSummary `json:"classes"`
+}
+
+// ClassSummary is one class's line of a Summary.
+type ClassSummary struct {
+	Name     string `json:"name"`
+	Examples int    `json:"examples"`
+	Right    int    `json:"right"`
+}
+
+// Summary counts the server's predictions.
+func (s *Server) Summary() Summary {
+	sum := Summary{Examples: len(s.preds)}
+	n := len(s.classes)
+	for _, p := range s.preds {
+		n = max(n, p.Predicted+1, p.Label+1)
+	}
+	sum.Classes = make([]ClassSummary, n)
+	for i := range sum.Classes {
+		sum.Classes[i].Name = s.className(i)
+	}
+	for _, p := range s.preds {
+		c := p.Label
+		if c < 0 {
+			c = p.Predicted
+		} else {
+			sum.Labelled++
+		}
+		sum.Classes[c].Examples++
+		if p.Correct != nil && *p.Correct {
+			sum.Right++
+			sum.Classes[c].Right++
+		}
+	}
+	return sum
+}
+
 // Request is what to draw for one example.
 type Request struct {
 	Method string
@@ -332,22 +376,19 @@ type methodInfo struct {
 }
 
 // Handler returns the app: the page at /, and under /api/ the
-// predictions (JSON, filtered by ?class= and ?correct=right|wrong), the
-// methods (JSON), each example's picture (/api/picture?i=) and its
+// predictions (JSON, filtered by ?class= and ?correct=right|wrong), their
+// summary, the methods (JSON), each example's picture (/api/picture?i=) and its
 // attributions (/api/attribution?i=&method=&param=name=value&target=&sign=&view=&layer=).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		classes := make([]string, 0)
-		n := len(s.classes)
-		for _, p := range s.preds {
-			n = max(n, p.Predicted+1, p.Label+1)
-		}
-		for i := 0; i < n; i++ {
-			classes = append(classes, s.className(i))
+		sum := s.Summary()
+		var classes []string
+		for _, c := range sum.Classes {
+			classes = append(classes, c.Name)
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := page.Execute(w, map[string]any{"Classes": classes, "Signs": []string{"positive", "absolute_value", "negative", "all"}, "Views": viz.ImageMethods}); err != nil {
+		if err := page.Execute(w, map[string]any{"Classes": classes, "Summary": sum, "Signs": []string{"positive", "absolute_value", "negative", "all"}, "Views": viz.ImageMethods}); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})
@@ -368,6 +409,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeJSON(w, ps)
 	})
+	mux.HandleFunc("GET /api/summary", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Summary()) })
 	mux.HandleFunc("GET /api/methods", func(w http.ResponseWriter, r *http.Request) {
 		var out []methodInfo
 		for name, m := range methods.Table() {

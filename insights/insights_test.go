@@ -63,6 +63,10 @@ func TestPredictionsAndFilters(t *testing.T) {
 	if len(squares) != 2 {
 		t.Errorf("right squares: %+v", squares)
 	}
+	sum := s.Summary()
+	if sum.Examples != 6 || sum.Labelled != 6 || sum.Right != 5 || len(sum.Classes) != 3 || sum.Classes[0] != (ClassSummary{"square", 3, 2}) {
+		t.Errorf("summary %+v", sum)
+	}
 	if _, err := s.Predictions(-1, "maybe"); err == nil {
 		t.Error("filter maybe: no error")
 	}
@@ -80,7 +84,7 @@ func TestHandler(t *testing.T) {
 	s := testServer(t)
 	h := s.Handler()
 	code, _, body := get(t, h, "/")
-	if code != 200 || !bytes.Contains(body, []byte("loupe Insights")) || !bytes.Contains(body, []byte(">triangle</option>")) {
+	if code != 200 || !bytes.Contains(body, []byte("loupe Insights")) || !bytes.Contains(body, []byte(">triangle</option>")) || !bytes.Contains(body, []byte("5 of 6 labelled ones right")) {
 		t.Errorf("page: %d\n%.300s", code, body)
 	}
 	code, _, body = get(t, h, "/api/examples?correct=wrong")
