@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -32,7 +33,16 @@ func TestDemo(t *testing.T) {
 		}
 		t.Logf("%s: %.2f on the shape", m, rep.MeanInMask[m])
 	}
-	for _, name := range []string{"index.html", rep.Examples[0].Figure, rep.Examples[0].Vector, rep.Examples[0].Results[0].Array} {
+	page, err := os.ReadFile(filepath.Join(dir, "index.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ex := range rep.Examples {
+		if !strings.Contains(string(page), `src="`+ex.Figure+`"`) {
+			t.Errorf("index.html does not show %s", ex.Figure)
+		}
+	}
+	for _, name := range []string{ rep.Examples[0].Figure, rep.Examples[0].Vector, rep.Examples[0].Results[0].Array} {
 		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || st.Size() == 0 {
 			t.Errorf("%s missing or empty", name)
 		}
