@@ -42,7 +42,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("index.html does not show %s", ex.Figure)
 		}
 	}
-	for _, name := range []string{ rep.Examples[0].Figure, rep.Examples[0].Vector, rep.Examples[0].Results[0].Array} {
+	for _, name := range []string{rep.Examples[0].Figure, rep.Examples[0].Vector, rep.Examples[0].Results[0].Array} {
 		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || st.Size() == 0 {
 			t.Errorf("%s missing or empty", name)
 		}
