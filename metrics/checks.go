@@ -299,27 +299,32 @@ func ranks(v []float64) []float64 {
 func spearman(a, b []float64) float64 { return pearson(ranks(a), ranks(b)) }
 
 func pearson(a, b []float64) float64 {
+	_, _, va, vb, cov := moments(a, b)
+	if va == 0 || vb == 0 {
+		if va == vb {
+			return 1
+		}
+		return 0
+	}
+	return cov / math.Sqrt(va*vb)
+}
+
+// moments returns the means, variances and covariance of two signals of
+// one length (population: divided by the length).
+func moments(a, b []float64) (ma, mb, va, vb, cov float64) {
 	n := float64(len(a))
-	var ma, mb float64
 	for i := range a {
 		ma += a[i]
 		mb += b[i]
 	}
 	ma /= n
 	mb /= n
-	var sab, saa, sbb float64
 	for i := range a {
-		sab += (a[i] - ma) * (b[i] - mb)
-		saa += (a[i] - ma) * (a[i] - ma)
-		sbb += (b[i] - mb) * (b[i] - mb)
+		va += (a[i] - ma) * (a[i] - ma)
+		vb += (b[i] - mb) * (b[i] - mb)
+		cov += (a[i] - ma) * (b[i] - mb)
 	}
-	if saa == 0 || sbb == 0 {
-		if saa == sbb {
-			return 1
-		}
-		return 0
-	}
-	return sab / math.Sqrt(saa*sbb)
+	return ma, mb, va / n, vb / n, cov / n
 }
 
 func normalise(v []float64) []float64 {
@@ -340,23 +345,7 @@ func normalise(v []float64) []float64 {
 // globally (one window), with the usual constants.
 func ssim(a, b []float64) float64 {
 	const c1, c2 = 0.01 * 0.01, 0.03 * 0.03
-	n := float64(len(a))
-	var ma, mb float64
-	for i := range a {
-		ma += a[i]
-		mb += b[i]
-	}
-	ma /= n
-	mb /= n
-	var va, vb, cov float64
-	for i := range a {
-		va += (a[i] - ma) * (a[i] - ma)
-		vb += (b[i] - mb) * (b[i] - mb)
-		cov += (a[i] - ma) * (b[i] - mb)
-	}
-	va /= n
-	vb /= n
-	cov /= n
+	ma, mb, va, vb, cov := moments(a, b)
 	return (2*ma*mb + c1) * (2*cov + c2) / ((ma*ma + mb*mb + c1) * (va + vb + c2))
 }
 

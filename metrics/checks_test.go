@@ -134,3 +134,21 @@ func TestModelRandomisation(t *testing.T) {
 		t.Logf("Saliency Spearman after randomising %v: %.2f", s.Layers, s.Spearman[0])
 	}
 }
+
+// The similarity measures on cases with known answers.
+func TestSimilarityMeasures(t *testing.T) {
+	a := []float64{0.1, 0.5, 0.2, 0.9, 0.4}
+	lin, neg, mono := make([]float64, len(a)), make([]float64, len(a)), make([]float64, len(a))
+	for i, v := range a {
+		lin[i], neg[i], mono[i] = 2*v+1, -v, v*v*v
+	}
+	near := func(got, want float64) bool { return math.Abs(got-want) < 1e-12 }
+	if !near(pearson(a, lin), 1) || !near(pearson(a, neg), -1) || !near(spearman(a, mono), 1) || !near(ssim(a, a), 1) {
+		t.Errorf("pearson %g %g, spearman %g, ssim %g", pearson(a, lin), pearson(a, neg), spearman(a, mono), ssim(a, a))
+	}
+	const c1, c2 = 0.01 * 0.01, 0.03 * 0.03
+	want := (2*0.25 + c1) * (-0.5 + c2) / ((0.5 + c1) * (0.5 + c2))
+	if got := ssim([]float64{0, 1}, []float64{1, 0}); !near(got, want) {
+		t.Errorf("ssim of opposite signals %g, want %g", got, want)
+	}
+}
