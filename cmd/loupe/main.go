@@ -346,8 +346,9 @@ func pictureOptions(sign, views, cmap string, bar bool, title, size, format stri
 
 // writePictures draws the attributions of image-like inputs ([N, C, H, W]
 // with 1 or 3 channels, or [N, H, W] maps), one figure per example, with
-// the heat map and, when the image has the attribution's size, the heat
-// map blended over it. It returns the files written.
+// the heat map and, when the image has the attribution's size (or the map
+// is a coarser layer map, then upsampled), the heat map blended over it.
+// It returns the files written.
 func writePictures(dir string, i int, a, x, shown *tensor.Tensor, p *pictures) ([]string, error) {
 	if (a.Rank() != 4 && a.Rank() != 3) || len(p.formats) == 0 {
 		return nil, nil
@@ -362,6 +363,18 @@ func writePictures(dir string, i int, a, x, shown *tensor.Tensor, p *pictures) (
 		img := shown
 		if img == nil && x.Rank() == 4 && (x.Shape[1] == 1 || x.Shape[1] == 3) && x.DType == tensor.Float32 {
 			img, _ = tensor.FromFloat32(x.F[e*x.Len()/x.Shape[0]:(e+1)*x.Len()/x.Shape[0]], x.Shape[1:]...)
+		}
+		if img != nil && img.Rank() == 3 && ae.Rank() == 3 && h < img.Shape[1] && w < img.Shape[2] {
+			// A layer's coarser map (Grad-CAM): drawn upsampled over the
+			// image, as Captum's LayerAttribution.interpolate; the .npy
+			// file keeps the layer's resolution.
+			a4, _ := ae.Reshape(append([]int{1}, ae.Shape...)...)
+			up, err := attr.Interpolate(a4, img.Shape[1:], "bilinear")
+			if err != nil {
+				return files, err
+			}
+			ae, _ = up.Reshape(up.Shape[1:]...)
+			h, w = img.Shape[1], img.Shape[2]
 		}
 		if img != nil && (img.Rank() != 3 || img.Shape[1] != h || img.Shape[2] != w) {
 			img = nil

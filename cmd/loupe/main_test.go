@@ -275,3 +275,25 @@ func TestInsightsCommand(t *testing.T) {
 		}
 	}
 }
+
+// A layer's coarse map is drawn upsampled over the image.
+func TestExplainGradCAMPicture(t *testing.T) {
+	dir := t.TempDir()
+	img, _ := demo.Draw(1, 3)
+	x, _ := img.Reshape(1, 3, demo.Size, demo.Size)
+	in := filepath.Join(dir, "x.npy")
+	npy.WriteFile(in, x)
+	out := filepath.Join(dir, "out")
+	if msg, err := runCLI(t, "explain", "--model", "demo", "--input", in, "--method", "LayerGradCam", "--layer", "pool2", "--param", "relu_attributions=true",
+		"--target", "1", "--sign", "positive", "--format", "svg", "--out", out, "--quiet"); err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	a, err := npy.ReadFile(filepath.Join(out, "attributions_0.npy"))
+	if err != nil || !tensor.SameShape(a.Shape, []int{1, 1, demo.Size / 2, demo.Size / 2}) {
+		t.Fatalf("attributions %v (%v), want the layer's resolution", a, err)
+	}
+	svg, err := os.ReadFile(filepath.Join(out, "attributions_0_0.svg"))
+	if err != nil || !strings.Contains(string(svg), "blended heat map") {
+		t.Errorf("no blended view of the Grad-CAM map (%v)", err)
+	}
+}
