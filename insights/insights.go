@@ -388,7 +388,7 @@ func (s *Server) Handler() http.Handler {
 			classes = append(classes, c.Name)
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := page.Execute(w, map[string]any{"Classes": classes, "Summary": sum, "Signs": []string{"positive", "absolute_value", "negative", "all"}, "Views": viz.ImageMethods}); err != nil {
+		if err := page.Execute(w, map[string]any{"Classes": classes, "Summary": sum, "Signs": []string{"positive", "absolute_value", "negative", "all"}, "Views": viz.ImageMethods()}); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})

@@ -106,7 +106,7 @@ func TestImageAttrLayoutsAndImages(t *testing.T) {
 			img8hwc.I[i*3+k] = img8.I[k*64+i]
 		}
 	}
-	for _, method := range ImageMethods {
+	for _, method := range ImageMethods() {
 		o := ImageOptions{Method: method, Sign: AbsoluteValue, Width: 200, Height: 150}
 		want, err := ImageAttr(a, img, o)
 		if err != nil {

@@ -18,15 +18,17 @@ const (
 	MethodAlphaScaling   = "alpha_scaling"    // the image with the attributions as opacity
 )
 
-// ImageMethods lists the visualisation methods ImageAttr knows.
-var ImageMethods = []string{MethodHeatMap, MethodBlendedHeatMap, MethodOriginalImage, MethodMaskedImage, MethodAlphaScaling}
+// ImageMethods returns the visualisation methods ImageAttr knows.
+func ImageMethods() []string {
+	return []string{MethodHeatMap, MethodBlendedHeatMap, MethodOriginalImage, MethodMaskedImage, MethodAlphaScaling}
+}
 
 // ImageOptions are the arguments of ImageAttr, as Captum's
 // visualize_image_attr takes them. The zero value draws Captum's default:
 // a heat map of absolute values without title or colour bar, 600×600
 // pixels.
 type ImageOptions struct {
-	// Method is one of ImageMethods; "" is heat_map.
+	// Method is one of ImageMethods(); "" is heat_map.
 	Method string
 	// Sign selects the attributions shown (default AbsoluteValue).
 	Sign Sign
@@ -152,7 +154,7 @@ func ImageAttrMultiple(attr, img *tensor.Tensor, views []ImageView, o ImageOptio
 				return nil, err
 			}
 		default:
-			return nil, fmt.Errorf("viz: unknown visualisation method %q (want one of %v)", method, ImageMethods)
+			return nil, fmt.Errorf("viz: unknown visualisation method %q (want one of %v)", method, ImageMethods())
 		}
 		if o.ColourBar && method != MethodOriginalImage {
 			c := cmap

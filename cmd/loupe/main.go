@@ -157,7 +157,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	preprocess := imageFlags(fs)
 	signName := fs.String("sign", "absolute_value", "pictures: absolute_value, positive, negative or all")
-	views := fs.String("views", "", "pictures: visualisations side by side, from "+strings.Join(viz.ImageMethods, ", ")+
+	views := fs.String("views", "", "pictures: visualisations side by side, from "+strings.Join(viz.ImageMethods(), ", ")+
 		" (default heat_map, and blended_heat_map when the input is an image)")
 	cmap := fs.String("cmap", "", "pictures: colour map ("+strings.Join(viz.ColormapNames(), ", ")+"; default per sign)")
 	colourBar := fs.Bool("colorbar", true, "pictures: draw colour bars")
@@ -314,8 +314,8 @@ func pictureOptions(sign, views, cmap string, bar bool, title, size, format stri
 	if views != "" {
 		for _, v := range strings.Split(views, ",") {
 			v = strings.TrimSpace(v)
-			if !slices.Contains(viz.ImageMethods, v) {
-				return nil, fmt.Errorf("--views: unknown visualisation %q (want %s)", v, strings.Join(viz.ImageMethods, ", "))
+			if !slices.Contains(viz.ImageMethods(), v) {
+				return nil, fmt.Errorf("--views: unknown visualisation %q (want %s)", v, strings.Join(viz.ImageMethods(), ", "))
 			}
 			if s == viz.All && (v == viz.MethodMaskedImage || v == viz.MethodAlphaScaling) {
 				return nil, fmt.Errorf("--views %s needs --sign positive, negative or absolute_value, not all", v)
