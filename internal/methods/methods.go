@@ -159,6 +159,48 @@ func pathArgs(p Values) (int, int, error) {
 	return n, ibs, err
 }
 
+var neuronParam = Param{"neuron", "", "the neuron: its index in the layer's output, without the batch dimension, e.g. 5,3,3 (required)"}
+
+// neuronOf reads the neuron of a neuron method.
+func neuronOf(layer string, p Values) (attr.Neuron, error) {
+	if layer == "" {
+		return attr.Neuron{}, fmt.Errorf("neuron methods need a layer")
+	}
+	if p["neuron"] == "" {
+		return attr.Neuron{}, fmt.Errorf("neuron methods need the parameter neuron (its index in the layer's output, e.g. 5,3,3)")
+	}
+	idx, err := p.ints("neuron")
+	return attr.Neuron{Layer: layer, Index: idx}, err
+}
+
+// neuronMethod is a neuron method that takes no other parameters.
+func neuronMethod(doc string, build func(nt *attr.Net, nr attr.Neuron) attr.Method) Spec {
+	return Spec{Doc: doc, Layer: true, Params: []Param{neuronParam},
+		Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
+			nr, err := neuronOf(layer, p)
+			if err != nil {
+				return nil, err
+			}
+			return build(nt, nr), nil
+		}}
+}
+
+// neuronPathMethod is a neuron method along a path.
+func neuronPathMethod(doc string, build func(nt *attr.Net, nr attr.Neuron, n int, method string, ibs int) attr.Method) Spec {
+	return Spec{Doc: doc, Layer: true, Params: append([]Param{neuronParam}, pathParams...),
+		Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
+			nr, err := neuronOf(layer, p)
+			if err != nil {
+				return nil, err
+			}
+			n, ibs, err := pathArgs(p)
+			if err != nil {
+				return nil, err
+			}
+			return build(nt, nr, n, p["method"], ibs), nil
+		}}
+}
+
 // Table lists the methods by Captum's names.
 func Table() map[string]Spec {
 	return map[string]Spec{
@@ -316,6 +358,24 @@ func Table() map[string]Spec {
 				n, ibs, err := pathArgs(p)
 				return &attr.InternalInfluence{Net: nt, Layer: layer, NSteps: n, Method: p["method"], InternalBatchSize: ibs}, err
 			}},
+		"NeuronGradient": neuronMethod("gradient of one neuron of a layer", func(nt *attr.Net, nr attr.Neuron) attr.Method {
+			return &attr.NeuronGradient{Net: nt, Neuron: nr}
+		}),
+		"NeuronGuidedBackprop": neuronMethod("guided backpropagation from one neuron", func(nt *attr.Net, nr attr.Neuron) attr.Method {
+			return &attr.NeuronGuidedBackprop{Net: nt, Neuron: nr}
+		}),
+		"NeuronDeconvolution": neuronMethod("deconvolution from one neuron", func(nt *attr.Net, nr attr.Neuron) attr.Method {
+			return &attr.NeuronDeconvolution{Net: nt, Neuron: nr}
+		}),
+		"NeuronDeepLift": neuronMethod("DeepLift contributions to one neuron", func(nt *attr.Net, nr attr.Neuron) attr.Method {
+			return &attr.NeuronDeepLift{Net: nt, Neuron: nr}
+		}),
+		"NeuronIntegratedGradients": neuronPathMethod("integrated gradients of one neuron", func(nt *attr.Net, nr attr.Neuron, n int, method string, ibs int) attr.Method {
+			return &attr.NeuronIntegratedGradients{Net: nt, Neuron: nr, NSteps: n, Method: method, InternalBatchSize: ibs}
+		}),
+		"NeuronConductance": neuronPathMethod("conductance of the inputs through one neuron", func(nt *attr.Net, nr attr.Neuron, n int, method string, ibs int) attr.Method {
+			return &attr.NeuronConductance{Net: nt, Neuron: nr, NSteps: n, Method: method, InternalBatchSize: ibs}
+		}),
 		"LayerActivation": {Doc: "a layer's activations", Layer: true,
 			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
 				return &attr.LayerActivation{Net: nt, Layer: layer}, nil

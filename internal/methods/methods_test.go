@@ -21,7 +21,14 @@ func TestTableRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, _ := demo.Draw(0, 1)
+	img, mask := demo.Draw(0, 1)
+	cy, cx, cnt := 0, 0, 0 // the shape's centre, where NeuronGradient looks
+	for i, in := range mask {
+		if in {
+			cy, cx, cnt = cy+i/demo.Size, cx+i%demo.Size, cnt+1
+		}
+	}
+	cy, cx = cy/cnt, cx/cnt
 	x, _ := img.Reshape(1, 3, demo.Size, demo.Size)
 	for name, spec := range Table() {
 		var given []string
@@ -35,7 +42,14 @@ func TestTableRuns(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		meth, err := spec.Build(nt, "", p)
+		layer := ""
+		if strings.HasPrefix(name, "Neuron") {
+			layer = "conv3"
+			if p, err = Resolve(name, spec, []string{fmt.Sprintf("neuron=1,%d,%d", cy, cx)}); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+		meth, err := spec.Build(nt, layer, p)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -52,6 +66,25 @@ func TestTableRuns(t *testing.T) {
 		if a == nil || a.Shape[0] != 1 {
 			t.Errorf("%s: attributions %v", name, a)
 			continue
+		}
+		if name == "NeuronGradient" {
+			// conv3's neuron at (cy, cx) sees the 5x5 pixels around it
+			// (1x1, then two 3x3 convolutions).
+			sz := demo.Size
+			nonzero := false
+			for _, v := range a.F {
+				nonzero = nonzero || v != 0
+			}
+			if !nonzero {
+				t.Errorf("NeuronGradient: all zero")
+			}
+			for i, v := range a.F {
+				y, x := i%(sz*sz)/sz, i%sz
+				if (y < cy-2 || y > cy+2 || x < cx-2 || x > cx+2) && v != 0 {
+					t.Errorf("NeuronGradient: pixel (%d, %d) outside the receptive field has gradient %g", y, x, v)
+					break
+				}
+			}
 		}
 		if name == "FeatureAblation" {
 			// One value per grid cell, shared by its pixels and channels.
@@ -77,6 +110,12 @@ func TestResolveErrors(t *testing.T) {
 	}
 	if _, err := tab["IntegratedGradients"].Build(nil, "", p); err == nil || !strings.Contains(err.Error(), "n_steps") {
 		t.Errorf("bad integer: %v", err)
+	}
+	if _, err := tab["NeuronGradient"].Build(nil, "conv1", Values{"neuron": ""}); err == nil || !strings.Contains(err.Error(), "parameter neuron") {
+		t.Errorf("neuron method without a neuron: %v", err)
+	}
+	if _, err := tab["NeuronGradient"].Build(nil, "", Values{"neuron": "1"}); err == nil || !strings.Contains(err.Error(), "need a layer") {
+		t.Errorf("neuron method without a layer: %v", err)
 	}
 	if _, err := tab["Occlusion"].Build(nil, "", Values{}); err == nil || !strings.Contains(err.Error(), "sliding_window_shapes") {
 		t.Errorf("Occlusion without a window: %v", err)
