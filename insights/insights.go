@@ -238,11 +238,9 @@ func (s *Server) Attribution(ctx context.Context, i int, r Request) ([]byte, err
 		target = s.preds[i].Predicted
 	}
 	o := attr.Options{Target: attr.Class(target)}
-	if r.Method == "GradientShap" {
+	if spec.Distribution {
 		// Captum needs a distribution of baselines: two of zeros.
-		for _, x := range ex.Inputs {
-			o.Baselines = append(o.Baselines, tensor.New(append([]int{2}, x.Shape[1:]...)...))
-		}
+		o.Baselines = methods.DefaultDistribution(ex.Inputs, 0)
 	}
 	select {
 	case s.sem <- struct{}{}:

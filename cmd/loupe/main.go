@@ -55,7 +55,7 @@ func main() {
 const usage = `usage:
   loupe demo [--out dir] [--quiet]
   loupe explain --model m.onnx --input x.npy|image.png --method NAME [--target T] [--param k=v]... [--layer L]
-                [--baseline v] [--extra name=file.npy] [--resize N --crop N --mean m,m,m --std s,s,s] [--out dir] [--quiet]
+                [--baseline v | --baselines b.npy] [--extra name=file.npy] [--resize N --crop N --mean m,m,m --std s,s,s] [--out dir] [--quiet]
   loupe layers --model m.onnx
   loupe methods
   loupe insights [--model m.onnx --data dir [--labels labels.csv] [--classes names.txt]] [--addr host:port]`
@@ -153,6 +153,8 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Var(&ps, "param", "method parameter name=value (repeatable)")
 	layer := fs.String("layer", "", "layer for layer methods: module path (layer4, fc) or tensor name")
 	baseline := fs.Float64("baseline", 0, "baseline value for methods that take one")
+	var baselineFiles multi
+	fs.Var(&baselineFiles, "baselines", "baselines as a .npy file, one per input: a tensor that broadcasts to the input, or for the Shap methods a distribution (rows to draw from)")
 	out := fs.String("out", "loupe-out", "folder for the attributions")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	preprocess := imageFlags(fs)
@@ -245,21 +247,25 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			o.Target = attr.Classes(idx...)
 		}
 	}
-	if *baseline != 0 {
+	if len(baselineFiles) > 0 {
+		if len(baselineFiles) != len(xs) {
+			return usageError{fmt.Errorf("%d --baselines files for %d inputs: give one per input, in order", len(baselineFiles), len(xs))}
+		}
+		for _, f := range baselineFiles {
+			b, err := npy.ReadFile(f)
+			if err != nil {
+				return fmt.Errorf("--baselines %s: %w", f, err)
+			}
+			o.Baselines = append(o.Baselines, b)
+		}
+	} else if *baseline != 0 {
 		for range xs {
 			o.Baselines = append(o.Baselines, tensor.Scalar(float32(*baseline)))
 		}
 	}
-	if *name == "GradientShap" {
+	if mt.Distribution && len(baselineFiles) == 0 {
 		// A distribution of two baselines: zeros and the --baseline value.
-		o.Baselines = make([]*tensor.Tensor, len(xs))
-		for i, x := range xs {
-			b := tensor.New(append([]int{2}, x.Shape[1:]...)...)
-			for e := x.Len() / x.Shape[0]; e < b.Len(); e++ {
-				b.F[e] = float32(*baseline)
-			}
-			o.Baselines[i] = b
-		}
+		o.Baselines = methods.DefaultDistribution(xs, float32(*baseline))
 	}
 	meth, err := mt.Build(nt, *layer, p)
 	if err != nil {

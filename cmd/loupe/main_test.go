@@ -297,3 +297,39 @@ func TestExplainGradCAMPicture(t *testing.T) {
 		t.Errorf("no blended view of the Grad-CAM map (%v)", err)
 	}
 }
+
+// --baselines gives the Shap methods their distribution.
+func TestExplainBaselineDistribution(t *testing.T) {
+	dir := t.TempDir()
+	x := tensor.New(2, 3, 32, 32)
+	b := tensor.New(3, 3, 32, 32)
+	for i := range x.F {
+		x.F[i] = float32(i%7) / 7
+	}
+	for i := range b.F {
+		b.F[i] = float32(i%5) / 10
+	}
+	in, bf := filepath.Join(dir, "x.npy"), filepath.Join(dir, "b.npy")
+	npy.WriteFile(in, x)
+	npy.WriteFile(bf, b)
+	out := filepath.Join(dir, "out")
+	if msg, err := runCLI(t, "explain", "--model", cnn, "--input", in, "--baselines", bf, "--method", "DeepLiftShap", "--target", "1", "--format", "none", "--out", out, "--quiet"); err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	got, err := npy.ReadFile(filepath.Join(out, "attributions_0.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := engine.Load(cnn)
+	nt, _ := attr.NewNet(m)
+	want, err := (&attr.DeepLiftShap{Net: nt}).Attribute(context.Background(), []*tensor.Tensor{x}, attr.Options{Target: attr.Class(1), Baselines: []*tensor.Tensor{b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := tensor.MaxAbsDiff(got.F, want.Attributions[0].F); d != 0 {
+		t.Errorf("CLI and library differ by %g", d)
+	}
+	if _, err := runCLI(t, "explain", "--model", cnn, "--input", in, "--baselines", bf, "--baselines", bf, "--method", "DeepLiftShap", "--target", "1", "--out", out, "--quiet"); err == nil || !strings.Contains(err.Error(), "one per input") {
+		t.Errorf("two baselines for one input: %v", err)
+	}
+}

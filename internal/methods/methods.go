@@ -24,6 +24,9 @@ type Spec struct {
 	Doc    string
 	Params []Param
 	Layer  bool // takes a layer (LayerGradCam finds the last convolution without one)
+	// Distribution says the baselines are a distribution: rows to draw
+	// from or average over (the Shap methods), as Captum requires.
+	Distribution bool
 	// Build makes the method on a network, with a layer name when Layer is
 	// set and the parameters from Resolve.
 	Build func(nt *attr.Net, layer string, p Values) (attr.Method, error)
@@ -149,6 +152,34 @@ func GridMask(shape []int, cell, first int) (*tensor.Tensor, int) {
 	return mask, first + (len(mask.I)+cell-1)/cell
 }
 
+// shapArgs reads the gradient Shap methods' n_samples, stdevs and seed.
+func shapArgs(p Values) (int, float64, uint64, error) {
+	n, err := p.int("n_samples")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	sd, err := p.float("stdevs")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	seed, err := p.int("seed")
+	return n, sd, uint64(seed), err
+}
+
+// DefaultDistribution returns, for inputs (batch first), the baseline
+// distribution used when none is given: two rows, zeros and value.
+func DefaultDistribution(inputs []*tensor.Tensor, value float32) []*tensor.Tensor {
+	out := make([]*tensor.Tensor, len(inputs))
+	for i, x := range inputs {
+		b := tensor.New(append([]int{2}, x.Shape[1:]...)...)
+		for e := b.Len() / 2; e < b.Len(); e++ {
+			b.F[e] = value
+		}
+		out[i] = b
+	}
+	return out
+}
+
 // pathArgs reads the path methods' n_steps and internal_batch_size.
 func pathArgs(p Values) (int, int, error) {
 	n, err := p.int("n_steps")
@@ -224,19 +255,23 @@ func Table() map[string]Spec {
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) { return &attr.Deconvolution{Net: nt}, nil }},
 		"LRP": {Doc: "layer-wise relevance propagation, epsilon rule",
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) { return &attr.LRP{Net: nt}, nil }},
-		"GradientShap": {Doc: "expected gradients from baseline samples (the baseline and zero)",
+		"GradientShap": {Doc: "expected gradients from baseline samples", Distribution: true,
 			Params: []Param{{"n_samples", "5", "draws per example"}, {"stdevs", "0", "noise added to the input"}, {"seed", "0", "random seed"}},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				n, err := p.int("n_samples")
-				if err != nil {
-					return nil, err
-				}
-				sd, err := p.float("stdevs")
-				if err != nil {
-					return nil, err
-				}
-				seed, err := p.int("seed")
-				return &attr.GradientShap{Net: nt, NSamples: n, Stdevs: []float64{sd}, Seed: uint64(seed)}, err
+				n, sd, seed, err := shapArgs(p)
+				return &attr.GradientShap{Net: nt, NSamples: n, Stdevs: []float64{sd}, Seed: seed}, err
+			}},
+		"DeepLiftShap": {Doc: "DeepLift averaged over a distribution of baselines", Distribution: true,
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) { return &attr.DeepLiftShap{Net: nt}, nil }},
+		"LayerDeepLiftShap": {Doc: "LayerDeepLift averaged over a distribution of baselines", Layer: true, Distribution: true,
+			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
+				return &attr.LayerDeepLiftShap{Net: nt, Layer: layer}, nil
+			}},
+		"LayerGradientShap": {Doc: "expected gradients of a layer from baseline samples", Layer: true, Distribution: true,
+			Params: []Param{{"n_samples", "5", "draws per example"}, {"stdevs", "0", "noise added to the input"}, {"seed", "0", "random seed"}},
+			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
+				n, sd, seed, err := shapArgs(p)
+				return &attr.LayerGradientShap{Net: nt, Layer: layer, NSamples: n, Stdevs: []float64{sd}, Seed: seed}, err
 			}},
 		"FeatureAblation": {Doc: "change of the target when each feature is set to the baseline",
 			Params: []Param{gridParam, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},

@@ -54,8 +54,8 @@ func TestTableRuns(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		o := attr.Options{Target: attr.Class(0)}
-		if name == "GradientShap" {
-			o.Baselines = []*tensor.Tensor{tensor.New(2, 3, demo.Size, demo.Size)} // Captum requires a distribution
+		if spec.Distribution {
+			o.Baselines = DefaultDistribution([]*tensor.Tensor{x}, 0.5) // Captum requires a distribution
 		}
 		r, err := meth.Attribute(context.Background(), []*tensor.Tensor{x}, o)
 		if err != nil {
@@ -134,5 +134,12 @@ func TestGridMask(t *testing.T) {
 	m, next = GridMask([]int{1, 5}, 2, 0)
 	if next != 3 || m.I[4] != 2 || m.I[1] != 0 {
 		t.Errorf("runs: %v, next %d", m.I, next)
+	}
+}
+
+func TestDefaultDistribution(t *testing.T) {
+	d := DefaultDistribution([]*tensor.Tensor{tensor.New(5, 2, 3)}, 0.25)
+	if !tensor.SameShape(d[0].Shape, []int{2, 2, 3}) || d[0].F[0] != 0 || d[0].F[5] != 0 || d[0].F[6] != 0.25 || d[0].F[11] != 0.25 {
+		t.Errorf("distribution %v %v", d[0].Shape, d[0].F)
 	}
 }
