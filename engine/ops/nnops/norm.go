@@ -4,10 +4,19 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/viterin/vek/vek32"
+
 	"github.com/loupe-ml/loupe/engine/op"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
+
+// affine sets dst = src*a + b, vectorised (the same two roundings as the
+// scalar expression).
+func affine(dst, src []float32, a, b float32) {
+	vek32.MulNumber_Into(dst, src, a)
+	vek32.AddNumber_Inplace(dst, b)
+}
 
 // batchNorm is BatchNormalization in inference mode: y = (x - mean) /
 // sqrt(var + epsilon) * scale + B per channel.
@@ -77,12 +86,7 @@ func (k *batchNorm) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	a, b, _ := k.coefs(in, c)
 	parallel(n*c, n*c*plane, func(lo, hi int) {
 		for nc := lo; nc < hi; nc++ {
-			ai, bi := a[nc%c], b[nc%c]
-			src := x.F[nc*plane : (nc+1)*plane]
-			dst := y.F[nc*plane : (nc+1)*plane]
-			for i, v := range src {
-				dst[i] = v*ai + bi
-			}
+			affine(y.F[nc*plane:(nc+1)*plane], x.F[nc*plane:(nc+1)*plane], a[nc%c], b[nc%c])
 		}
 	})
 	return []*tensor.Tensor{y}, nil
@@ -112,12 +116,7 @@ func (k *batchNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 		gx := grads[0]
 		parallel(n*c, n*c*plane, func(lo, hi int) {
 			for nc := lo; nc < hi; nc++ {
-				ai := a[nc%c]
-				src := gy.F[nc*plane : (nc+1)*plane]
-				dst := gx.F[nc*plane : (nc+1)*plane]
-				for i, v := range src {
-					dst[i] = v * ai
-				}
+				vek32.MulNumber_Into(gx.F[nc*plane:(nc+1)*plane], gy.F[nc*plane:(nc+1)*plane], a[nc%c])
 			}
 		})
 	}
@@ -209,11 +208,7 @@ func (k *instanceNorm) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 			a := inv[i] * float64(scale[i%c])
 			af := float32(a)
 			bf := float32(float64(bias[i%c]) - mu[i]*a)
-			src := x.F[i*plane : (i+1)*plane]
-			dst := y.F[i*plane : (i+1)*plane]
-			for j, v := range src {
-				dst[j] = v*af + bf
-			}
+			affine(y.F[i*plane:(i+1)*plane], x.F[i*plane:(i+1)*plane], af, bf)
 		}
 	})
 	return []*tensor.Tensor{y}, nil
