@@ -1,0 +1,43 @@
+package insights_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+
+	"github.com/loupe-ml/loupe/attr"
+	"github.com/loupe-ml/loupe/insights"
+	"github.com/loupe-ml/loupe/internal/demo"
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+// ExampleNew serves Insights on three images for the built-in model; a
+// real program would pass srv.Handler() to http.ListenAndServe.
+func ExampleNew() {
+	m, err := demo.Model()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	nt, _ := attr.NewNet(m)
+	var examples []insights.Example
+	for class := range demo.Classes {
+		img, _ := demo.Draw(class, 7)
+		x, _ := img.Reshape(1, 3, demo.Size, demo.Size)
+		examples = append(examples, insights.Example{ID: demo.Classes[class], Inputs: []*tensor.Tensor{x}, Label: class})
+	}
+	srv, err := insights.New(context.Background(), nt, demo.Classes, examples, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	web := httptest.NewServer(srv.Handler())
+	defer web.Close()
+	sum := srv.Summary()
+	fmt.Printf("%d of %d right\n", sum.Right, sum.Labelled)
+	png, err := srv.Attribution(context.Background(), 0, insights.Request{Method: "Saliency", Target: -1})
+	fmt.Println(len(png) > 0, err)
+	// Output:
+	// 3 of 3 right
+	// true <nil>
+}
