@@ -232,6 +232,44 @@ func neuronPathMethod(doc string, build func(nt *attr.Net, nr attr.Neuron, n int
 		}}
 }
 
+// autoOcclusion is Occlusion with a window chosen from the input's shape
+// (Captum has no default): for [N, C, H, W], all channels and an eighth of
+// H and W; otherwise ones but an eighth of the last dimension; strides
+// half the window unless given.
+type autoOcclusion struct {
+	nt      *attr.Net
+	strides []int
+	ppe     int
+}
+
+func (a autoOcclusion) Attribute(ctx context.Context, inputs []*tensor.Tensor, o attr.Options) (*attr.Result, error) {
+	oc := &attr.Occlusion{Model: a.nt, PerturbationsPerEval: a.ppe}
+	for _, x := range inputs {
+		if x.Rank() < 2 {
+			return nil, fmt.Errorf("Occlusion: input of shape %v has no batch dimension", x.Shape)
+		}
+		w := make([]int, x.Rank()-1)
+		for i := range w {
+			w[i] = 1
+		}
+		if x.Rank() == 4 {
+			w[0], w[1], w[2] = x.Shape[1], max(1, x.Shape[2]/8), max(1, x.Shape[3]/8)
+		} else {
+			w[len(w)-1] = max(1, x.Shape[x.Rank()-1]/8)
+		}
+		s := a.strides
+		if s == nil {
+			s = make([]int, len(w))
+			for i, d := range w {
+				s[i] = max(1, d/2)
+			}
+		}
+		oc.SlidingWindowShapes = append(oc.SlidingWindowShapes, w)
+		oc.Strides = append(oc.Strides, s)
+	}
+	return oc.Attribute(ctx, inputs, o)
+}
+
 // Table lists the methods by Captum's names.
 func Table() map[string]Spec {
 	return map[string]Spec{
@@ -331,25 +369,31 @@ func Table() map[string]Spec {
 				return &attr.NoiseTunnel{Method: inner, Type: p["nt_type"], NSamples: n, Stdevs: []float64{sd}, Seed: uint64(seed)}, err
 			}},
 		"Occlusion": {Doc: "sliding window set to the baseline",
-			Params: []Param{{"sliding_window_shapes", "", "window shape, e.g. 3,15,15 (required)"}, {"strides", "", "steps, e.g. 3,8,8 (default 1)"}, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},
+			Params: []Param{{"sliding_window_shapes", "auto", "window shape without the batch dimension, e.g. 3,15,15 (auto: all channels and an eighth of the height and width, or of the last dimension)"},
+				{"strides", "", "steps, e.g. 3,8,8 (default: 1, or half the window with auto)"}, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				if p["sliding_window_shapes"] == "" {
-					return nil, fmt.Errorf("Occlusion needs the parameter sliding_window_shapes (e.g. 3,15,15)")
+				ppe, err := p.int("perturbations_per_eval")
+				if err != nil {
+					return nil, err
+				}
+				var strides []int
+				if p["strides"] != "" {
+					if strides, err = p.ints("strides"); err != nil {
+						return nil, err
+					}
+				}
+				if p["sliding_window_shapes"] == "auto" || p["sliding_window_shapes"] == "" {
+					return autoOcclusion{nt: nt, strides: strides, ppe: ppe}, nil
 				}
 				w, err := p.ints("sliding_window_shapes")
 				if err != nil {
 					return nil, err
 				}
-				oc := &attr.Occlusion{Model: nt, SlidingWindowShapes: [][]int{w}}
-				if p["strides"] != "" {
-					s, err := p.ints("strides")
-					if err != nil {
-						return nil, err
-					}
-					oc.Strides = [][]int{s}
+				oc := &attr.Occlusion{Model: nt, SlidingWindowShapes: [][]int{w}, PerturbationsPerEval: ppe}
+				if strides != nil {
+					oc.Strides = [][]int{strides}
 				}
-				oc.PerturbationsPerEval, err = p.int("perturbations_per_eval")
-				return oc, err
+				return oc, nil
 			}},
 		"ShapleyValueSampling": {Doc: "Shapley values by sampling permutations of the features",
 			Params: []Param{gridParam, {"n_samples", "25", "permutations"}, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}, {"seed", "0", "random seed"}},

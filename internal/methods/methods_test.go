@@ -34,7 +34,7 @@ func TestTableRuns(t *testing.T) {
 		var given []string
 		switch name {
 		case "Occlusion":
-			given = []string{"sliding_window_shapes=3,8,8", "strides=3,8,8"}
+			// The automatic window (3, Size/8, Size/8) with half strides.
 		case "ShapleyValueSampling", "FeatureAblation", "Lime", "KernelShap":
 			given = []string{fmt.Sprintf("feature_grid=%d", demo.Size/4)} // 16 features
 		}
@@ -86,6 +86,15 @@ func TestTableRuns(t *testing.T) {
 				}
 			}
 		}
+		if name == "Occlusion" {
+			// Same answer as the window given explicitly.
+			w := demo.Size / 8
+			oc := &attr.Occlusion{Model: nt, SlidingWindowShapes: [][]int{{3, w, w}}, Strides: [][]int{{1, w / 2, w / 2}}}
+			want, err := oc.Attribute(context.Background(), []*tensor.Tensor{x}, o)
+			if err != nil || tensor.MaxAbsDiff(want.Attributions[0].F, a.F) != 0 {
+				t.Errorf("Occlusion with the automatic window differs from the explicit one (%v)", err)
+			}
+		}
 		if name == "FeatureAblation" {
 			// One value per grid cell, shared by its pixels and channels.
 			s := demo.Size
@@ -117,8 +126,8 @@ func TestResolveErrors(t *testing.T) {
 	if _, err := tab["NeuronGradient"].Build(nil, "", Values{"neuron": "1"}); err == nil || !strings.Contains(err.Error(), "need a layer") {
 		t.Errorf("neuron method without a layer: %v", err)
 	}
-	if _, err := tab["Occlusion"].Build(nil, "", Values{}); err == nil || !strings.Contains(err.Error(), "sliding_window_shapes") {
-		t.Errorf("Occlusion without a window: %v", err)
+	if _, err := tab["Occlusion"].Build(nil, "", Values{"perturbations_per_eval": "0", "sliding_window_shapes": "3,x"}); err == nil || !strings.Contains(err.Error(), "sliding_window_shapes") {
+		t.Errorf("Occlusion with a bad window: %v", err)
 	}
 }
 
