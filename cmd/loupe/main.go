@@ -166,6 +166,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	title := fs.String("title", "", "pictures: figure title (default: method and target)")
 	size := fs.String("size", "", "pictures: figure size in pixels, WxH (default 600 per view by 600)")
 	format := fs.String("format", "png", "pictures: png, svg, both or none")
+	tokensFile := fs.String("tokens", "", "text inputs: a file of the examples' tokens, one example a line, tokens separated by spaces; draws the attributions summed per token as HTML and PNG")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -287,15 +288,78 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %s %v\n", f, a.Shape)
-		files, err := writePictures(*out, i, a, xs[i], shown[i], pics)
-		if err != nil {
-			return err
+		var files []string
+		if *tokensFile == "" || i > 0 {
+			if files, err = writePictures(*out, i, a, xs[i], shown[i], pics); err != nil {
+				return err
+			}
+		} else {
+			tf, err := writeText(ctx, *out, *tokensFile, nt, xs, a, *name, pics)
+			if err != nil {
+				return err
+			}
+			files = append(files, tf...)
 		}
 		for _, f := range files {
 			fmt.Fprintf(stdout, "wrote %s\n", f)
 		}
 	}
 	return nil
+}
+
+// writeText draws token attributions ([N, L] or [N, L, D], summed over D)
+// of the first input as Captum's visualize_text does, with the model's
+// prediction for each example, as text.html and text.png.
+func writeText(ctx context.Context, dir, tokensFile string, nt *attr.Net, xs []*tensor.Tensor, a *tensor.Tensor, method string, p *pictures) ([]string, error) {
+	b, err := os.ReadFile(tokensFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tokens: %w", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if a.Rank() < 2 || len(lines) != a.Shape[0] {
+		return nil, usageError{fmt.Errorf("--tokens %s: %d lines for %d examples; want one line of tokens per example", tokensFile, len(lines), a.Shape[0])}
+	}
+	scores := a
+	if a.Rank() > 2 {
+		if scores, err = attr.SumTokens(a); err != nil {
+			return nil, err
+		}
+	}
+	y, err := nt.Eval(ctx, xs)
+	if err != nil {
+		return nil, err
+	}
+	top, probs, err := attr.TopClasses(y)
+	if err != nil {
+		return nil, err
+	}
+	l := scores.Len() / scores.Shape[0]
+	var recs []viz.TextRecord
+	for e, line := range lines {
+		toks := strings.Fields(line)
+		if len(toks) != l {
+			return nil, usageError{fmt.Errorf("--tokens %s line %d: %d tokens for %d attributions", tokensFile, e+1, len(toks), l)}
+		}
+		rec := viz.TextRecord{Tokens: toks, Attributions: make([]float64, l), PredictedLabel: strconv.Itoa(top[e]), PredictedProb: probs[e], AttributionLabel: method}
+		for k := range rec.Attributions {
+			rec.Attributions[k] = float64(scores.F[e*l+k])
+			rec.AttributionScore += rec.Attributions[k]
+		}
+		recs = append(recs, rec)
+	}
+	var files []string
+	if len(p.formats) > 0 {
+		f := filepath.Join(dir, "text.html")
+		if err := os.WriteFile(f, []byte("<!doctype html><meta charset=\"utf-8\">\n"+viz.TextHTML(recs)), 0o644); err != nil {
+			return nil, err
+		}
+		png := filepath.Join(dir, "text.png")
+		if err := viz.WritePNG(png, viz.TextPNG(recs, 0)); err != nil {
+			return nil, err
+		}
+		files = append(files, f, png)
+	}
+	return files, nil
 }
 
 // pictures holds the explain command's picture options.

@@ -9,6 +9,7 @@ import (
 	"github.com/loupe-ml/loupe/insights"
 	"image/png"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -331,5 +332,49 @@ func TestExplainBaselineDistribution(t *testing.T) {
 	}
 	if _, err := runCLI(t, "explain", "--model", cnn, "--input", in, "--baselines", bf, "--baselines", bf, "--method", "DeepLiftShap", "--target", "1", "--out", out, "--quiet"); err == nil || !strings.Contains(err.Error(), "one per input") {
 		t.Errorf("two baselines for one input: %v", err)
+	}
+}
+
+// Token inputs with --tokens give text pictures of the per-token sums.
+func TestExplainText(t *testing.T) {
+	dir := t.TempDir()
+	tok := tensor.NewInt(2, 7)
+	for i := range tok.I {
+		tok.I[i] = int64(3*i+1) % 50
+	}
+	in, tf := filepath.Join(dir, "tokens.npy"), filepath.Join(dir, "tokens.txt")
+	npy.WriteFile(in, tok)
+	os.WriteFile(tf, []byte("the film was a real <b>treat</b> .\nnot good , not bad either .\n"), 0o644)
+	out := filepath.Join(dir, "out")
+	model := "../../internal/conformance/testdata/oracle/models/text_s0.onnx"
+	msg, err := runCLI(t, "explain", "--model", model, "--input", in, "--method", "LayerIntegratedGradients", "--layer", "emb", "--param", "n_steps=10",
+		"--target", "1", "--tokens", tf, "--out", out, "--quiet")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	a, err := npy.ReadFile(filepath.Join(out, "attributions_0.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums, _ := attr.SumTokens(a)
+	page, err := os.ReadFile(filepath.Join(out, "text.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each token's title holds its share of the example's largest score.
+	m := 0.0
+	for _, v := range sums.F[:7] {
+		m = math.Max(m, math.Abs(float64(v)))
+	}
+	want := fmt.Sprintf(`title="%.4g">&lt;b&gt;treat&lt;/b&gt;</mark>`, float64(sums.F[5])/m)
+	if !strings.Contains(string(page), want) {
+		t.Errorf("text.html lacks %s", want)
+	}
+	if st, err := os.Stat(filepath.Join(out, "text.png")); err != nil || st.Size() < 500 {
+		t.Errorf("text.png: %v", err)
+	}
+	os.WriteFile(tf, []byte("one line only\n"), 0o644)
+	if _, err := runCLI(t, "explain", "--model", model, "--input", in, "--method", "LayerIntegratedGradients", "--layer", "emb", "--target", "1", "--tokens", tf, "--out", out, "--quiet"); err == nil || !strings.Contains(err.Error(), "1 lines for 2 examples") {
+		t.Errorf("one line of tokens for two examples: %v", err)
 	}
 }
