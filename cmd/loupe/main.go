@@ -166,6 +166,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	title := fs.String("title", "", "pictures: figure title (default: method and target)")
 	size := fs.String("size", "", "pictures: figure size in pixels, WxH (default 600 per view by 600)")
 	format := fs.String("format", "png", "pictures: png, svg, both or none")
+	series := fs.String("series", "", "time-series inputs ([N, T] or [N, C, T]): draw each example as overlay_individual, overlay_combined or colored_graph (SVG)")
 	tokensFile := fs.String("tokens", "", "text inputs: a file of the examples' tokens, one example a line, tokens separated by spaces; draws the attributions summed per token as HTML and PNG")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -289,7 +290,13 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		fmt.Fprintf(stdout, "wrote %s %v\n", f, a.Shape)
 		var files []string
-		if *tokensFile == "" || i > 0 {
+		if *series != "" {
+			sf, err := writeSeries(*out, i, a, xs[i], *series)
+			if err != nil {
+				return err
+			}
+			files = append(files, sf...)
+		} else if *tokensFile == "" || i > 0 {
 			if files, err = writePictures(*out, i, a, xs[i], shown[i], pics); err != nil {
 				return err
 			}
@@ -305,6 +312,39 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	return nil
+}
+
+// writeSeries draws a time-series input ([N, T] or [N, C, T]) with its
+// attributions, one SVG per example, in one of Captum's modes.
+func writeSeries(dir string, i int, a, x *tensor.Tensor, mode string) ([]string, error) {
+	if x.DType != tensor.Float32 || (x.Rank() != 2 && x.Rank() != 3) || !tensor.SameShape(a.Shape, x.Shape) {
+		return nil, usageError{fmt.Errorf("--series: input %d has shape %v and attributions %v; want [N, T] or [N, C, T] floats", i, x.Shape, a.Shape)}
+	}
+	c, t := 1, x.Shape[1]
+	if x.Rank() == 3 {
+		c, t = x.Shape[1], x.Shape[2]
+	}
+	var files []string
+	for e := 0; e < x.Shape[0]; e++ {
+		data, at := make([][]float64, c), make([][]float64, c)
+		for k := 0; k < c; k++ {
+			data[k], at[k] = make([]float64, t), make([]float64, t)
+			for j := 0; j < t; j++ {
+				data[k][j] = float64(x.F[(e*c+k)*t+j])
+				at[k][j] = float64(a.F[(e*c+k)*t+j])
+			}
+		}
+		svg, err := viz.TimeSeriesSVG(data, at, mode, 800, 150*c)
+		if err != nil {
+			return files, usageError{fmt.Errorf("--series: %w", err)}
+		}
+		f := filepath.Join(dir, fmt.Sprintf("series_%d_%d.svg", i, e))
+		if err := viz.WriteSVG(f, svg); err != nil {
+			return files, err
+		}
+		files = append(files, f)
+	}
+	return files, nil
 }
 
 // writeText draws token attributions ([N, L] or [N, L, D], summed over D)

@@ -378,3 +378,28 @@ func TestExplainText(t *testing.T) {
 		t.Errorf("one line of tokens for two examples: %v", err)
 	}
 }
+
+// --series draws time series with their attributions.
+func TestExplainSeries(t *testing.T) {
+	dir := t.TempDir()
+	x := tensor.New(2, 6)
+	for i := range x.F {
+		x.F[i] = float32(i%5) - 2
+	}
+	in := filepath.Join(dir, "x.npy")
+	npy.WriteFile(in, x)
+	out := filepath.Join(dir, "out")
+	model := "../../internal/conformance/testdata/oracle/models/linear_s0.onnx"
+	if msg, err := runCLI(t, "explain", "--model", model, "--input", in, "--method", "Saliency", "--target", "0", "--series", "colored_graph", "--out", out, "--quiet"); err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	for e := 0; e < 2; e++ {
+		svg, err := os.ReadFile(filepath.Join(out, fmt.Sprintf("series_0_%d.svg", e)))
+		if err != nil || strings.Count(string(svg), "<line") != 5 {
+			t.Errorf("example %d: %d segments (%v), want 5", e, strings.Count(string(svg), "<line"), err)
+		}
+	}
+	if _, err := runCLI(t, "explain", "--model", model, "--input", in, "--method", "Saliency", "--target", "0", "--series", "sideways", "--out", out, "--quiet"); err == nil || !strings.Contains(err.Error(), "sideways") {
+		t.Errorf("unknown mode: %v", err)
+	}
+}
