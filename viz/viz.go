@@ -1,7 +1,11 @@
-// Package viz draws attributions as pictures: heat maps and heat maps
-// blended over the image, with Captum's normalisation (sum over channels,
-// scaling by a percentile of the absolute values, clipping outliers) and
-// default colour maps per sign. It knows only tensors and images.
+// Package viz draws attributions as pictures, as Captum's visualization
+// module does but into files: ImageAttr and ImageAttrMultiple make figures
+// (heat maps, heat maps blended over the image, masked images, alpha
+// scaling; titles, colour bars, sizes) written as PNG or SVG, with Captum's
+// normalisation (sum over channels, scaling by a percentile of the absolute
+// values, clipping outliers) and colour maps per sign; TextHTML and TextPNG
+// colour tokens; TimeSeriesSVG draws series; LinePlotSVG draws curves. It
+// knows only tensors and images.
 package viz
 
 import (
