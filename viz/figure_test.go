@@ -269,3 +269,26 @@ func TestTextPNG(t *testing.T) {
 		}
 	}
 }
+
+// Time series: each segment or background cell takes its attribution's
+// colour in the red-white-green map.
+func TestTimeSeriesColours(t *testing.T) {
+	data := [][]float64{{0, 1, 0, 1}}
+	at := [][]float64{{0, 1, 0, -1}}
+	svg, err := TimeSeriesSVG(data, at, ColoredGraph, 300, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`stroke="rgb(0,128,0)"`, `stroke="rgb(255,0,0)"`} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("colored_graph lacks a segment with %s", want)
+		}
+	}
+	svg, err = TimeSeriesSVG(data, at, OverlayIndividual, 300, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(svg, `fill="rgb(0,128,0)"`) || !strings.Contains(svg, `fill="rgb(255,0,0)"`) || strings.Count(svg, "<rect") != 5 {
+		t.Errorf("overlay_individual: want a background cell per step (4) in the attribution's colour, got\n%s", svg)
+	}
+}
