@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/loupe-ml/loupe/attr"
+	"github.com/loupe-ml/loupe/npy"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -79,11 +80,28 @@ var pathParams = []Param{
 	{"internal_batch_size", "0", "rows per engine call (0: all)"},
 }
 
+var maskParam = Param{"feature_mask", "", "features from .npy files of int64 ids, one per input (comma-separated), each broadcasting to its input without the batch dimension or with one of 1; overrides feature_grid"}
+
 var gridParam = Param{"feature_grid", "0", "features: squares of this many pixels per side across the channels of an image ([N,C,H,W]), or runs of this many elements (0: every element is a feature)"}
 
-// masked builds a perturbation method whose feature mask is made, when the
-// inputs are known, from the feature_grid parameter.
+// masked builds a perturbation method whose feature mask comes from the
+// feature_mask files or, when the inputs are known, from the feature_grid
+// parameter.
 func masked(p Values, build func(mask []*tensor.Tensor) attr.Method) (attr.Method, error) {
+	if files := p["feature_mask"]; files != "" {
+		var masks []*tensor.Tensor
+		for _, f := range strings.Split(files, ",") {
+			m, err := npy.ReadFile(strings.TrimSpace(f))
+			if err != nil {
+				return nil, fmt.Errorf("parameter feature_mask: %w", err)
+			}
+			if m.DType != tensor.Int64 {
+				return nil, fmt.Errorf("parameter feature_mask: %s holds %v, want int64 feature ids", f, m.DType)
+			}
+			masks = append(masks, m)
+		}
+		return build(masks), nil
+	}
 	cell, err := p.int("feature_grid")
 	if err != nil {
 		return nil, err
@@ -312,7 +330,7 @@ func Table() map[string]Spec {
 				return &attr.LayerGradientShap{Net: nt, Layer: layer, NSamples: n, Stdevs: []float64{sd}, Seed: seed}, err
 			}},
 		"FeatureAblation": {Doc: "change of the target when each feature is set to the baseline",
-			Params: []Param{gridParam, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},
+			Params: []Param{maskParam, gridParam, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
 				n, err := p.int("perturbations_per_eval")
 				if err != nil {
@@ -322,15 +340,41 @@ func Table() map[string]Spec {
 					return &attr.FeatureAblation{Model: nt, FeatureMask: mask, PerturbationsPerEval: n}
 				})
 			}},
+		"ShapleyValues": {Doc: "exact Shapley values over every coalition of the features (2^features model evaluations: give a feature mask or grid of at most 12 features)",
+			Params: []Param{maskParam, gridParam, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
+				n, err := p.int("perturbations_per_eval")
+				if err != nil {
+					return nil, err
+				}
+				return masked(p, func(mask []*tensor.Tensor) attr.Method {
+					return &attr.ShapleyValues{Model: nt, FeatureMask: mask, PerturbationsPerEval: n}
+				})
+			}},
+		"FeaturePermutation": {Doc: "change of the target when each feature is shuffled across the batch (needs several examples)",
+			Params: []Param{maskParam, gridParam, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}, {"seed", "0", "random seed"}},
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
+				n, err := p.int("perturbations_per_eval")
+				if err != nil {
+					return nil, err
+				}
+				seed, err := p.int("seed")
+				if err != nil {
+					return nil, err
+				}
+				return masked(p, func(mask []*tensor.Tensor) attr.Method {
+					return &attr.FeaturePermutation{Model: nt, FeatureMask: mask, PerturbationsPerEval: n, Seed: uint64(seed)}
+				})
+			}},
 		"Lime": {Doc: "weighted linear surrogate fitted to random on/off samples of the features (lasso, alpha 0.01, as Captum)",
-			Params: []Param{gridParam, {"n_samples", "50", "samples"}, {"seed", "0", "random seed"}},
+			Params: []Param{maskParam, gridParam, {"n_samples", "50", "samples"}, {"seed", "0", "random seed"}},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
 				return sampled(p, func(mask []*tensor.Tensor, n int, seed uint64) attr.Method {
 					return &attr.Lime{Model: nt, FeatureMask: mask, NSamples: n, Seed: seed}
 				})
 			}},
 		"KernelShap": {Doc: "Shapley values estimated by a linear fit with the Shapley kernel",
-			Params: []Param{gridParam, {"n_samples", "25", "samples"}, {"seed", "0", "random seed"}},
+			Params: []Param{maskParam, gridParam, {"n_samples", "25", "samples"}, {"seed", "0", "random seed"}},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
 				return sampled(p, func(mask []*tensor.Tensor, n int, seed uint64) attr.Method {
 					return &attr.KernelShap{Model: nt, FeatureMask: mask, NSamples: n, Seed: seed}
@@ -396,7 +440,7 @@ func Table() map[string]Spec {
 				return oc, nil
 			}},
 		"ShapleyValueSampling": {Doc: "Shapley values by sampling permutations of the features",
-			Params: []Param{gridParam, {"n_samples", "25", "permutations"}, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}, {"seed", "0", "random seed"}},
+			Params: []Param{maskParam, gridParam, {"n_samples", "25", "permutations"}, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}, {"seed", "0", "random seed"}},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
 				n, err := p.int("n_samples")
 				if err != nil {

@@ -3,11 +3,13 @@ package methods
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/internal/demo"
+	"github.com/loupe-ml/loupe/npy"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -35,8 +37,10 @@ func TestTableRuns(t *testing.T) {
 		switch name {
 		case "Occlusion":
 			// The automatic window (3, Size/8, Size/8) with half strides.
-		case "ShapleyValueSampling", "FeatureAblation", "Lime", "KernelShap":
+		case "ShapleyValueSampling", "FeatureAblation", "Lime", "KernelShap", "FeaturePermutation":
 			given = []string{fmt.Sprintf("feature_grid=%d", demo.Size/4)} // 16 features
+		case "ShapleyValues":
+			given = []string{fmt.Sprintf("feature_grid=%d", demo.Size/3)} // 9 features, 512 coalitions
 		}
 		p, err := Resolve(name, spec, given)
 		if err != nil {
@@ -57,13 +61,19 @@ func TestTableRuns(t *testing.T) {
 		if spec.Distribution {
 			o.Baselines = DefaultDistribution([]*tensor.Tensor{x}, 0.5) // Captum requires a distribution
 		}
-		r, err := meth.Attribute(context.Background(), []*tensor.Tensor{x}, o)
+		in := x
+		if name == "FeaturePermutation" { // shuffles across the batch
+			in = tensor.New(2, 3, demo.Size, demo.Size)
+			copy(in.F, x.F)
+			o.Target = attr.Classes(0, 0)
+		}
+		r, err := meth.Attribute(context.Background(), []*tensor.Tensor{in}, o)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
 		a := r.Attributions[0]
-		if a == nil || a.Shape[0] != 1 {
+		if a == nil || a.Shape[0] != in.Shape[0] {
 			t.Errorf("%s: attributions %v", name, a)
 			continue
 		}
@@ -150,5 +160,50 @@ func TestDefaultDistribution(t *testing.T) {
 	d := DefaultDistribution([]*tensor.Tensor{tensor.New(5, 2, 3)}, 0.25)
 	if !tensor.SameShape(d[0].Shape, []int{2, 2, 3}) || d[0].F[0] != 0 || d[0].F[5] != 0 || d[0].F[6] != 0.25 || d[0].F[11] != 0.25 {
 		t.Errorf("distribution %v %v", d[0].Shape, d[0].F)
+	}
+}
+
+// A feature mask file groups elements as it says.
+func TestFeatureMaskFile(t *testing.T) {
+	m, _ := demo.Model()
+	nt, _ := attr.NewNet(m)
+	img, _ := demo.Draw(1, 2)
+	x, _ := img.Reshape(1, 3, demo.Size, demo.Size)
+	mask := tensor.NewInt(1, 1, demo.Size, demo.Size) // left and right halves
+	for i := range mask.I {
+		if i%demo.Size >= demo.Size/2 {
+			mask.I[i] = 1
+		}
+	}
+	f := filepath.Join(t.TempDir(), "mask.npy")
+	if err := npy.WriteFile(f, mask); err != nil {
+		t.Fatal(err)
+	}
+	spec := Table()["FeatureAblation"]
+	p, err := Resolve("FeatureAblation", spec, []string{"feature_mask=" + f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meth, err := spec.Build(nt, "", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := meth.Attribute(context.Background(), []*tensor.Tensor{x}, attr.Options{Target: attr.Class(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := r.Attributions[0].F
+	left, right := a[0], a[demo.Size-1]
+	for i, v := range a {
+		want := left
+		if i%demo.Size >= demo.Size/2 {
+			want = right
+		}
+		if v != want {
+			t.Fatalf("element %d: %g, want its half's %g", i, v, want)
+		}
+	}
+	if _, err := spec.Build(nt, "", Values{"feature_mask": "/nonexistent.npy", "perturbations_per_eval": "0"}); err == nil || !strings.Contains(err.Error(), "nonexistent") {
+		t.Errorf("missing mask file: %v", err)
 	}
 }
