@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/loupe-ml/loupe/attr"
+	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/npy"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -309,8 +310,37 @@ func Table() map[string]Spec {
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) { return &attr.GuidedBackprop{Net: nt}, nil }},
 		"Deconvolution": {Doc: "deconvolution (ReLUs pass back the positive incoming gradient)",
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) { return &attr.Deconvolution{Net: nt}, nil }},
-		"LRP": {Doc: "layer-wise relevance propagation, epsilon rule",
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) { return &attr.LRP{Net: nt}, nil }},
+		"LRP": {Doc: "layer-wise relevance propagation, a rule per kind of layer (a composite)",
+			Params: []Param{{"conv_rule", "epsilon", "rule of the convolutions: epsilon, gamma, alpha1beta0 or identity"},
+				{"linear_rule", "epsilon", "rule of the dense layers (Gemm, MatMul)"}, {"other_rule", "epsilon", "rule of pooling and batch norm"},
+				{"epsilon", "1e-9", "the epsilon rule's stabiliser"}, {"gamma", "0.25", "the gamma rule's factor"}},
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
+				eps, err := p.float("epsilon")
+				if err != nil {
+					return nil, err
+				}
+				gamma, err := p.float("gamma")
+				if err != nil {
+					return nil, err
+				}
+				rules := map[string]*attr.LRPRule{}
+				for _, k := range []string{"conv_rule", "linear_rule", "other_rule"} {
+					kind, ok := map[string]attr.LRPRuleKind{"epsilon": attr.Epsilon, "gamma": attr.Gamma, "alpha1beta0": attr.Alpha1Beta0, "identity": attr.Identity}[p[k]]
+					if !ok {
+						return nil, fmt.Errorf("parameter %s=%q: want epsilon, gamma, alpha1beta0 or identity", k, p[k])
+					}
+					rules[k] = &attr.LRPRule{Kind: kind, Epsilon: eps, Gamma: gamma}
+				}
+				return &attr.LRP{Net: nt, Rules: func(n *graph.Node) *attr.LRPRule {
+					switch n.OpType {
+					case "Conv":
+						return rules["conv_rule"]
+					case "Gemm", "MatMul":
+						return rules["linear_rule"]
+					}
+					return rules["other_rule"]
+				}}, nil
+			}},
 		"GradientShap": {Doc: "expected gradients from baseline samples", Distribution: true,
 			Params: []Param{{"n_samples", "5", "draws per example"}, {"stdevs", "0", "noise added to the input"}, {"seed", "0", "random seed"}},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {

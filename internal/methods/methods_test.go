@@ -207,3 +207,45 @@ func TestFeatureMaskFile(t *testing.T) {
 		t.Errorf("missing mask file: %v", err)
 	}
 }
+
+// LRP's rules come from the parameters: epsilon everywhere is the
+// default, and gamma on the convolutions changes the answer.
+func TestLRPRules(t *testing.T) {
+	m, _ := demo.Model()
+	nt, _ := attr.NewNet(m)
+	img, _ := demo.Draw(2, 3)
+	x, _ := img.Reshape(1, 3, demo.Size, demo.Size)
+	o := attr.Options{Target: attr.Class(2)}
+	run := func(given ...string) []float32 {
+		t.Helper()
+		spec := Table()["LRP"]
+		p, err := Resolve("LRP", spec, given)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meth, err := spec.Build(nt, "", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := meth.Attribute(context.Background(), []*tensor.Tensor{x}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Attributions[0].F
+	}
+	def, err := (&attr.LRP{Net: nt}).Attribute(context.Background(), []*tensor.Tensor{x}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := tensor.MaxAbsDiff(run(), def.Attributions[0].F); d != 0 {
+		t.Errorf("default parameters differ from attr.LRP's default by %g", d)
+	}
+	if d := tensor.MaxAbsDiff(run("conv_rule=gamma"), def.Attributions[0].F); d == 0 {
+		t.Error("gamma on the convolutions changed nothing")
+	}
+	spec := Table()["LRP"]
+	p, _ := Resolve("LRP", spec, []string{"conv_rule=zeta"})
+	if _, err := spec.Build(nt, "", p); err == nil || !strings.Contains(err.Error(), "zeta") {
+		t.Errorf("unknown rule: %v", err)
+	}
+}
