@@ -529,6 +529,42 @@ func Table() map[string]Spec {
 		"NeuronConductance": neuronPathMethod("conductance of the inputs through one neuron", func(nt *attr.Net, nr attr.Neuron, n int, method string, ibs int) attr.Method {
 			return &attr.NeuronConductance{Net: nt, Neuron: nr, NSteps: n, Method: method, InternalBatchSize: ibs}
 		}),
+		"NeuronDeepLiftShap": {Doc: "NeuronDeepLift averaged over a distribution of baselines", Layer: true, Distribution: true, Params: []Param{neuronParam},
+			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
+				nr, err := neuronOf(layer, p)
+				return &attr.NeuronDeepLiftShap{Net: nt, Neuron: nr}, err
+			}},
+		"NeuronGradientShap": {Doc: "expected gradients of one neuron from baseline samples", Layer: true, Distribution: true,
+			Params: []Param{neuronParam, {"n_samples", "5", "draws per example"}, {"stdevs", "0", "noise added to the input"}, {"seed", "0", "random seed"}},
+			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
+				nr, err := neuronOf(layer, p)
+				if err != nil {
+					return nil, err
+				}
+				n, sd, seed, err := shapArgs(p)
+				return &attr.NeuronGradientShap{Net: nt, Neuron: nr, NSamples: n, Stdevs: []float64{sd}, Seed: seed}, err
+			}},
+		"NeuronFeatureAblation": {Doc: "change of one neuron when each input feature is set to the baseline", Layer: true,
+			Params: []Param{neuronParam, maskParam, gridParam, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},
+			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
+				nr, err := neuronOf(layer, p)
+				if err != nil {
+					return nil, err
+				}
+				n, err := p.int("perturbations_per_eval")
+				if err != nil {
+					return nil, err
+				}
+				return masked(p, func(mask []*tensor.Tensor) attr.Method {
+					return &attr.NeuronFeatureAblation{Net: nt, Neuron: nr, FeatureMask: mask, PerturbationsPerEval: n}
+				})
+			}},
+		"LayerFeatureAblation": {Doc: "change of the target when each neuron of a layer is set to zero", Layer: true,
+			Params: []Param{{"perturbations_per_eval", "0", "copies per model call (0: chosen from the layer size)"}},
+			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
+				n, err := p.int("perturbations_per_eval")
+				return &attr.LayerFeatureAblation{Net: nt, Layer: layer, PerturbationsPerEval: n}, err
+			}},
 		"LayerActivation": {Doc: "a layer's activations", Layer: true,
 			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
 				return &attr.LayerActivation{Net: nt, Layer: layer}, nil

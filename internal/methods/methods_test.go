@@ -49,7 +49,11 @@ func TestTableRuns(t *testing.T) {
 		layer := ""
 		if strings.HasPrefix(name, "Neuron") {
 			layer = "conv3"
-			if p, err = Resolve(name, spec, []string{fmt.Sprintf("neuron=1,%d,%d", cy, cx)}); err != nil {
+			given = append(given, fmt.Sprintf("neuron=1,%d,%d", cy, cx))
+			if name == "NeuronFeatureAblation" {
+				given = append(given, fmt.Sprintf("feature_grid=%d", demo.Size/4))
+			}
+			if p, err = Resolve(name, spec, given); err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
 		}
