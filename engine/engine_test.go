@@ -347,6 +347,9 @@ func TestLayers(t *testing.T) {
 			t.Errorf("%s %s (input %v) = %q, %v; want %q", tc.model, tc.layer, tc.input, got, err, tc.want)
 		}
 	}
+	if _, err := load(t, "resnet_mini_s0.onnx").Resolve("", false); err == nil || !strings.Contains(err.Error(), "no layer named") {
+		t.Errorf("empty layer: error %v", err)
+	}
 	if _, err := load(t, "resnet_mini_s0.onnx").Resolve("layer9", false); err == nil || !strings.Contains(err.Error(), "layer4") {
 		t.Errorf("unknown layer: error %v should suggest modules", err)
 	}

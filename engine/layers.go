@@ -115,12 +115,25 @@ func (m *Model) Modules() []string {
 	return out
 }
 
+// exampleLayer returns a module path of the model, for messages.
+func (m *Model) exampleLayer() string {
+	for _, cn := range m.nodes {
+		if p := ModulePath(cn.node.Name); p != "" {
+			return p
+		}
+	}
+	return "layer4"
+}
+
 // Resolve turns a layer as a user names it into the tensor it refers to: a
 // tensor name is returned as it is; a module path ("layer4", "fc2") gives the
 // module's output (the output of its last node), or with input true its
 // input (the first non-constant tensor its first node reads from outside the
 // module); a node name gives that node's output or first input.
 func (m *Model) Resolve(layer string, input bool) (string, error) {
+	if layer == "" {
+		return "", fmt.Errorf("no layer named (give a module path such as %q, a node or a tensor name; Layers lists them)", m.exampleLayer())
+	}
 	if !input {
 		if _, ok := m.slots[layer]; ok {
 			return layer, nil

@@ -47,6 +47,9 @@ func TestTableRuns(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		layer := ""
+		if spec.Layer && name != "LayerGradCam" && name != "GuidedGradCam" { // those two default to the last convolution
+			layer = "conv3"
+		}
 		if strings.HasPrefix(name, "Neuron") {
 			layer = "conv3"
 			given = append(given, fmt.Sprintf("neuron=1,%d,%d", cy, cx))
