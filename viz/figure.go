@@ -39,7 +39,9 @@ type Panel struct {
 	// cell); figures scale it to fit.
 	Picture *image.RGBA
 	// Vector asks the SVG renderer to draw Picture as coloured cells
-	// rather than embed it as a PNG (heat maps).
+	// rather than embed it as a PNG (heat maps); pictures of more than
+	// MaxVectorCells pixels are embedded all the same (a 224×224 map would
+	// take megabytes of rectangles).
 	Vector bool
 	// Bar, when set, draws a colour bar of this map beside the picture,
 	// labelled from BarRange[0] (bottom) to BarRange[1] (top).
@@ -54,6 +56,9 @@ const (
 	barW      = 14 // width of a colour bar
 	barSpace  = 56 // room taken by a colour bar and its labels
 )
+
+// MaxVectorCells is the largest picture an SVG figure draws as cells.
+const MaxVectorCells = 128 * 128
 
 type rect struct{ x, y, w, h int }
 
@@ -241,7 +246,7 @@ func (f *Figure) SVG() string {
 			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle">%s</text>`, bx.title.x+bx.title.w/2, bx.title.y+14, html.EscapeString(p.Title))
 		}
 		if p.Picture != nil {
-			if p.Vector {
+			if p.Vector && p.Picture.Bounds().Dx()*p.Picture.Bounds().Dy() <= MaxVectorCells {
 				svgCells(&b, p.Picture, bx.pic)
 			} else {
 				var buf bytes.Buffer

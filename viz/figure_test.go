@@ -292,3 +292,20 @@ func TestTimeSeriesColours(t *testing.T) {
 		t.Errorf("overlay_individual: want a background cell per step (4) in the attribution's colour, got\n%s", svg)
 	}
 }
+
+// Large heat maps are embedded in SVG figures as PNG, small ones drawn as
+// cells.
+func TestSVGLargeHeatMap(t *testing.T) {
+	a := tensor.New(1, 200, 200)
+	for i := range a.F {
+		a.F[i] = float32(i % 17)
+	}
+	fig, err := ImageAttr(a, nil, ImageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svg := fig.SVG()
+	if !strings.Contains(svg, "<image") || len(svg) > 500000 {
+		t.Errorf("200x200 heat map: %d bytes of SVG, embedded image %v", len(svg), strings.Contains(svg, "<image"))
+	}
+}
