@@ -119,6 +119,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for _, m := range rep.Methods {
 		fmt.Fprintf(stdout, "  %-20s %.2f\n", m, rep.MeanInMask[m])
 	}
+	fmt.Fprintln(stdout, "to browse more examples and methods in a web app: loupe insights")
 	return nil
 }
 
