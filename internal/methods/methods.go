@@ -81,6 +81,12 @@ var pathParams = []Param{
 	{"internal_batch_size", "0", "rows per engine call (0: all)"},
 }
 
+var (
+	ppeParam   = Param{"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}
+	seedParam  = Param{"seed", "0", "random seed"}
+	shapParams = []Param{{"n_samples", "5", "draws per example"}, {"stdevs", "0", "noise added to the input"}, seedParam}
+)
+
 var maskParam = Param{"feature_mask", "", "features from .npy files of int64 ids, one per input (comma-separated), each broadcasting to its input without the batch dimension or with one of 1; overrides feature_grid"}
 
 var gridParam = Param{"feature_grid", "0", "features: squares of this many pixels per side across the channels of an image ([N,C,H,W]), or runs of this many elements (0: every element is a feature)"}
@@ -116,18 +122,33 @@ func masked(p Values, build func(mask []*tensor.Tensor) attr.Method) (attr.Metho
 	return gridMethod{cell: cell, build: build}, nil
 }
 
-// sampled is masked for the surrogate methods, which also take n_samples
-// and seed.
-func sampled(p Values, build func(mask []*tensor.Tensor, n int, seed uint64) attr.Method) (attr.Method, error) {
-	n, err := p.int("n_samples")
-	if err != nil {
-		return nil, err
+// counts are the perturbation methods' shared numeric arguments; those a
+// method does not take (not among its Params) stay zero.
+type counts struct {
+	ppe, n int // perturbations_per_eval, n_samples
+	seed   uint64
+}
+
+// perturbed is masked for the perturbation methods: it also reads their
+// perturbations_per_eval, n_samples and seed.
+func perturbed(p Values, build func(mask []*tensor.Tensor, c counts) attr.Method) (attr.Method, error) {
+	var c counts
+	var seed int
+	for _, a := range []struct {
+		name string
+		dst  *int
+	}{{"perturbations_per_eval", &c.ppe}, {"n_samples", &c.n}, {"seed", &seed}} {
+		if _, ok := p[a.name]; !ok {
+			continue
+		}
+		v, err := p.int(a.name)
+		if err != nil {
+			return nil, err
+		}
+		*a.dst = v
 	}
-	seed, err := p.int("seed")
-	if err != nil {
-		return nil, err
-	}
-	return masked(p, func(mask []*tensor.Tensor) attr.Method { return build(mask, n, uint64(seed)) })
+	c.seed = uint64(seed)
+	return masked(p, func(mask []*tensor.Tensor) attr.Method { return build(mask, c) })
 }
 
 // gridMethod runs a method with a grid feature mask shaped for its inputs.
@@ -342,7 +363,7 @@ func Table() map[string]Spec {
 				}}, nil
 			}},
 		"GradientShap": {Doc: "expected gradients from baseline samples", Distribution: true,
-			Params: []Param{{"n_samples", "5", "draws per example"}, {"stdevs", "0", "noise added to the input"}, {"seed", "0", "random seed"}},
+			Params: shapParams,
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
 				n, sd, seed, err := shapArgs(p)
 				return &attr.GradientShap{Net: nt, NSamples: n, Stdevs: []float64{sd}, Seed: seed}, err
@@ -354,65 +375,49 @@ func Table() map[string]Spec {
 				return &attr.LayerDeepLiftShap{Net: nt, Layer: layer}, nil
 			}},
 		"LayerGradientShap": {Doc: "expected gradients of a layer from baseline samples", Layer: true, Distribution: true,
-			Params: []Param{{"n_samples", "5", "draws per example"}, {"stdevs", "0", "noise added to the input"}, {"seed", "0", "random seed"}},
+			Params: shapParams,
 			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
 				n, sd, seed, err := shapArgs(p)
 				return &attr.LayerGradientShap{Net: nt, Layer: layer, NSamples: n, Stdevs: []float64{sd}, Seed: seed}, err
 			}},
 		"FeatureAblation": {Doc: "change of the target when each feature is set to the baseline",
-			Params: []Param{maskParam, gridParam, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},
+			Params: []Param{maskParam, gridParam, ppeParam},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				n, err := p.int("perturbations_per_eval")
-				if err != nil {
-					return nil, err
-				}
-				return masked(p, func(mask []*tensor.Tensor) attr.Method {
-					return &attr.FeatureAblation{Model: nt, FeatureMask: mask, PerturbationsPerEval: n}
+				return perturbed(p, func(mask []*tensor.Tensor, c counts) attr.Method {
+					return &attr.FeatureAblation{Model: nt, FeatureMask: mask, PerturbationsPerEval: c.ppe}
 				})
 			}},
 		"ShapleyValues": {Doc: "exact Shapley values over every coalition of the features (2^features model evaluations: give a feature mask or grid of at most 12 features)",
-			Params: []Param{maskParam, gridParam, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},
+			Params: []Param{maskParam, gridParam, ppeParam},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				n, err := p.int("perturbations_per_eval")
-				if err != nil {
-					return nil, err
-				}
-				return masked(p, func(mask []*tensor.Tensor) attr.Method {
-					return &attr.ShapleyValues{Model: nt, FeatureMask: mask, PerturbationsPerEval: n}
+				return perturbed(p, func(mask []*tensor.Tensor, c counts) attr.Method {
+					return &attr.ShapleyValues{Model: nt, FeatureMask: mask, PerturbationsPerEval: c.ppe}
 				})
 			}},
 		"FeaturePermutation": {Doc: "change of the target when each feature is shuffled across the batch (needs several examples)",
-			Params: []Param{maskParam, gridParam, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}, {"seed", "0", "random seed"}},
+			Params: []Param{maskParam, gridParam, ppeParam, seedParam},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				n, err := p.int("perturbations_per_eval")
-				if err != nil {
-					return nil, err
-				}
-				seed, err := p.int("seed")
-				if err != nil {
-					return nil, err
-				}
-				return masked(p, func(mask []*tensor.Tensor) attr.Method {
-					return &attr.FeaturePermutation{Model: nt, FeatureMask: mask, PerturbationsPerEval: n, Seed: uint64(seed)}
+				return perturbed(p, func(mask []*tensor.Tensor, c counts) attr.Method {
+					return &attr.FeaturePermutation{Model: nt, FeatureMask: mask, PerturbationsPerEval: c.ppe, Seed: c.seed}
 				})
 			}},
 		"Lime": {Doc: "weighted linear surrogate fitted to random on/off samples of the features (lasso, alpha 0.01, as Captum)",
-			Params: []Param{maskParam, gridParam, {"n_samples", "50", "samples"}, {"seed", "0", "random seed"}},
+			Params: []Param{maskParam, gridParam, {"n_samples", "50", "samples"}, seedParam},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				return sampled(p, func(mask []*tensor.Tensor, n int, seed uint64) attr.Method {
-					return &attr.Lime{Model: nt, FeatureMask: mask, NSamples: n, Seed: seed}
+				return perturbed(p, func(mask []*tensor.Tensor, c counts) attr.Method {
+					return &attr.Lime{Model: nt, FeatureMask: mask, NSamples: c.n, Seed: c.seed}
 				})
 			}},
 		"KernelShap": {Doc: "Shapley values estimated by a linear fit with the Shapley kernel",
-			Params: []Param{maskParam, gridParam, {"n_samples", "25", "samples"}, {"seed", "0", "random seed"}},
+			Params: []Param{maskParam, gridParam, {"n_samples", "25", "samples"}, seedParam},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				return sampled(p, func(mask []*tensor.Tensor, n int, seed uint64) attr.Method {
-					return &attr.KernelShap{Model: nt, FeatureMask: mask, NSamples: n, Seed: seed}
+				return perturbed(p, func(mask []*tensor.Tensor, c counts) attr.Method {
+					return &attr.KernelShap{Model: nt, FeatureMask: mask, NSamples: c.n, Seed: c.seed}
 				})
 			}},
 		"NoiseTunnel": {Doc: "an inner method averaged over noisy copies of the input (SmoothGrad and kin)",
 			Params: []Param{{"inner", "Saliency", "the method averaged: Saliency, InputXGradient, IntegratedGradients, GuidedBackprop, Deconvolution or DeepLift"},
-				{"nt_type", "smoothgrad", "smoothgrad, smoothgrad_sq or vargrad"}, {"nt_samples", "5", "noisy copies"}, {"stdevs", "1", "noise standard deviation"}, {"seed", "0", "random seed"}},
+				{"nt_type", "smoothgrad", "smoothgrad, smoothgrad_sq or vargrad"}, {"nt_samples", "5", "noisy copies"}, {"stdevs", "1", "noise standard deviation"}, seedParam},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
 				var inner attr.Method
 				switch p["inner"] {
@@ -444,7 +449,7 @@ func Table() map[string]Spec {
 			}},
 		"Occlusion": {Doc: "sliding window set to the baseline",
 			Params: []Param{{"sliding_window_shapes", "auto", "window shape without the batch dimension, e.g. 3,15,15 (auto: all channels and an eighth of the height and width, or of the last dimension)"},
-				{"strides", "", "steps, e.g. 3,8,8 (default: 1, or half the window with auto)"}, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},
+				{"strides", "", "steps, e.g. 3,8,8 (default: 1, or half the window with auto)"}, ppeParam},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
 				ppe, err := p.int("perturbations_per_eval")
 				if err != nil {
@@ -470,22 +475,10 @@ func Table() map[string]Spec {
 				return oc, nil
 			}},
 		"ShapleyValueSampling": {Doc: "Shapley values by sampling permutations of the features",
-			Params: []Param{maskParam, gridParam, {"n_samples", "25", "permutations"}, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}, {"seed", "0", "random seed"}},
+			Params: []Param{maskParam, gridParam, {"n_samples", "25", "permutations"}, ppeParam, seedParam},
 			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				n, err := p.int("n_samples")
-				if err != nil {
-					return nil, err
-				}
-				ppe, err := p.int("perturbations_per_eval")
-				if err != nil {
-					return nil, err
-				}
-				seed, err := p.int("seed")
-				if err != nil {
-					return nil, err
-				}
-				return masked(p, func(mask []*tensor.Tensor) attr.Method {
-					return &attr.ShapleyValueSampling{Model: nt, FeatureMask: mask, NSamples: n, PerturbationsPerEval: ppe, Seed: uint64(seed)}
+				return perturbed(p, func(mask []*tensor.Tensor, c counts) attr.Method {
+					return &attr.ShapleyValueSampling{Model: nt, FeatureMask: mask, NSamples: c.n, PerturbationsPerEval: c.ppe, Seed: c.seed}
 				})
 			}},
 		"LayerGradCam": {Doc: "Grad-CAM map of a layer (default: the last convolution)", Layer: true,
@@ -535,7 +528,7 @@ func Table() map[string]Spec {
 				return &attr.NeuronDeepLiftShap{Net: nt, Neuron: nr}, err
 			}},
 		"NeuronGradientShap": {Doc: "expected gradients of one neuron from baseline samples", Layer: true, Distribution: true,
-			Params: []Param{neuronParam, {"n_samples", "5", "draws per example"}, {"stdevs", "0", "noise added to the input"}, {"seed", "0", "random seed"}},
+			Params: append([]Param{neuronParam}, shapParams...),
 			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
 				nr, err := neuronOf(layer, p)
 				if err != nil {
@@ -545,18 +538,14 @@ func Table() map[string]Spec {
 				return &attr.NeuronGradientShap{Net: nt, Neuron: nr, NSamples: n, Stdevs: []float64{sd}, Seed: seed}, err
 			}},
 		"NeuronFeatureAblation": {Doc: "change of one neuron when each input feature is set to the baseline", Layer: true,
-			Params: []Param{neuronParam, maskParam, gridParam, {"perturbations_per_eval", "0", "copies per model call (0: chosen from the input size)"}},
+			Params: []Param{neuronParam, maskParam, gridParam, ppeParam},
 			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
 				nr, err := neuronOf(layer, p)
 				if err != nil {
 					return nil, err
 				}
-				n, err := p.int("perturbations_per_eval")
-				if err != nil {
-					return nil, err
-				}
-				return masked(p, func(mask []*tensor.Tensor) attr.Method {
-					return &attr.NeuronFeatureAblation{Net: nt, Neuron: nr, FeatureMask: mask, PerturbationsPerEval: n}
+				return perturbed(p, func(mask []*tensor.Tensor, c counts) attr.Method {
+					return &attr.NeuronFeatureAblation{Net: nt, Neuron: nr, FeatureMask: mask, PerturbationsPerEval: c.ppe}
 				})
 			}},
 		"LayerFeatureAblation": {Doc: "change of the target when each neuron of a layer is set to zero", Layer: true,
