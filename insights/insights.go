@@ -25,6 +25,7 @@ import (
 
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/internal/methods"
+	"github.com/loupe-ml/loupe/internal/picture"
 	"github.com/loupe-ml/loupe/tensor"
 	"github.com/loupe-ml/loupe/viz"
 )
@@ -283,21 +284,15 @@ func (s *Server) figure(ex Example, a *tensor.Tensor, r Request, target int) (*v
 	if err != nil {
 		return nil, err
 	}
-	img := s.picture(ex)
-	if img != nil && a1.Rank() == 3 && (a1.Shape[1] != img.Shape[1] || a1.Shape[2] != img.Shape[2]) && a1.Shape[1] <= img.Shape[1] {
-		// A layer's map (Grad-CAM): upsample to the picture.
-		up, err := attr.Interpolate(a, img.Shape[1:], "bilinear")
-		if err != nil {
-			return nil, err
-		}
-		a1, _ = up.Reshape(up.Shape[1:]...)
+	a1, img, err := picture.Fit(a1, s.picture(ex))
+	if err != nil {
+		return nil, err
 	}
 	view := r.View
 	if view == "" {
 		view = viz.MethodBlendedHeatMap
 	}
-	if img == nil || a1.Rank() != 3 || a1.Shape[1] != img.Shape[1] || a1.Shape[2] != img.Shape[2] {
-		img = nil
+	if img == nil {
 		view = viz.MethodHeatMap
 	}
 	title := fmt.Sprintf("%s, target %s", r.Method, s.className(target))
@@ -312,10 +307,8 @@ func (s *Server) picture(ex Example) *tensor.Tensor {
 	if len(ex.Inputs) == 0 {
 		return nil
 	}
-	x := ex.Inputs[0]
-	if x.Rank() == 4 && x.Shape[0] == 1 && (x.Shape[1] == 1 || x.Shape[1] == 3) && x.DType == tensor.Float32 {
-		img, _ := x.Reshape(x.Shape[1:]...)
-		return img
+	if x := ex.Inputs[0]; x.Rank() == 4 && x.Shape[0] == 1 {
+		return picture.Of(x, 0)
 	}
 	return nil
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/loupe-ml/loupe/engine"
 	"github.com/loupe-ml/loupe/internal/demo"
 	"github.com/loupe-ml/loupe/internal/methods"
+	"github.com/loupe-ml/loupe/internal/picture"
 	"github.com/loupe-ml/loupe/npy"
 	"github.com/loupe-ml/loupe/tensor"
 	"github.com/loupe-ml/loupe/viz"
@@ -467,28 +468,18 @@ func writePictures(dir string, i int, a, x, shown *tensor.Tensor, p *pictures) (
 	var files []string
 	for e := 0; e < a.Shape[0]; e++ {
 		ae, _ := tensor.FromFloat32(a.F[e*a.Len()/a.Shape[0]:(e+1)*a.Len()/a.Shape[0]], a.Shape[1:]...)
-		_, h, w, err := viz.Map2D(ae, false)
-		if err != nil {
+		if _, _, _, err := viz.Map2D(ae, false); err != nil {
 			return files, nil // not an image: the .npy file is all
 		}
 		img := shown
-		if img == nil && x.Rank() == 4 && (x.Shape[1] == 1 || x.Shape[1] == 3) && x.DType == tensor.Float32 {
-			img, _ = tensor.FromFloat32(x.F[e*x.Len()/x.Shape[0]:(e+1)*x.Len()/x.Shape[0]], x.Shape[1:]...)
+		if img == nil {
+			img = picture.Of(x, e)
 		}
-		if img != nil && img.Rank() == 3 && ae.Rank() == 3 && h < img.Shape[1] && w < img.Shape[2] {
-			// A layer's coarser map (Grad-CAM): drawn upsampled over the
-			// image, as Captum's LayerAttribution.interpolate; the .npy
-			// file keeps the layer's resolution.
-			a4, _ := ae.Reshape(append([]int{1}, ae.Shape...)...)
-			up, err := attr.Interpolate(a4, img.Shape[1:], "bilinear")
-			if err != nil {
-				return files, err
-			}
-			ae, _ = up.Reshape(up.Shape[1:]...)
-			h, w = img.Shape[1], img.Shape[2]
-		}
-		if img != nil && (img.Rank() != 3 || img.Shape[1] != h || img.Shape[2] != w) {
-			img = nil
+		// A layer's coarser map (Grad-CAM) is drawn upsampled over the
+		// image; the .npy file keeps the layer's resolution.
+		ae, img, err := picture.Fit(ae, img)
+		if err != nil {
+			return files, err
 		}
 		views := p.views
 		if views == nil {
