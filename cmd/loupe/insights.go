@@ -19,7 +19,6 @@ import (
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/insights"
 	"github.com/loupe-ml/loupe/internal/demo"
-	"github.com/loupe-ml/loupe/npy"
 	"github.com/loupe-ml/loupe/tensor"
 	"github.com/loupe-ml/loupe/viz"
 )
@@ -138,8 +137,7 @@ func loadExamples(dir string, pre viz.Preprocess) ([]insights.Example, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		switch strings.ToLower(filepath.Ext(e.Name())) {
-		case ".png", ".jpg", ".jpeg", ".npy":
+		if isImageFile(e.Name()) || strings.ToLower(filepath.Ext(e.Name())) == ".npy" {
 			names = append(names, e.Name())
 		}
 	}
@@ -150,24 +148,14 @@ func loadExamples(dir string, pre viz.Preprocess) ([]insights.Example, error) {
 	var exs []insights.Example
 	for _, n := range names {
 		path := filepath.Join(dir, n)
-		ex := insights.Example{ID: n, Label: -1}
-		if strings.ToLower(filepath.Ext(n)) == ".npy" {
-			x, err := npy.ReadFile(path)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", path, err)
-			}
-			if x.Rank() == 0 || x.Shape[0] != 1 {
-				x, _ = x.Reshape(append([]int{1}, x.Shape...)...)
-			}
-			ex.Inputs = []*tensor.Tensor{x}
-		} else {
-			x, shown, err := viz.LoadImage(path, pre)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", path, err)
-			}
-			ex.Inputs, ex.Image = []*tensor.Tensor{x}, shown
+		x, shown, err := readInput(path, pre)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		exs = append(exs, ex)
+		if x.Rank() == 0 || x.Shape[0] != 1 {
+			x, _ = x.Reshape(append([]int{1}, x.Shape...)...)
+		}
+		exs = append(exs, insights.Example{ID: n, Label: -1, Inputs: []*tensor.Tensor{x}, Image: shown})
 	}
 	return exs, nil
 }

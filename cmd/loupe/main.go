@@ -224,15 +224,8 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	xs := make([]*tensor.Tensor, len(inputs))
 	shown := make([]*tensor.Tensor, len(inputs))
 	for i, f := range inputs {
-		switch strings.ToLower(filepath.Ext(f)) {
-		case ".png", ".jpg", ".jpeg":
-			if xs[i], shown[i], err = viz.LoadImage(f, pre); err != nil {
-				return fmt.Errorf("input %s: %w", f, err)
-			}
-		default:
-			if xs[i], err = npy.ReadFile(f); err != nil {
-				return fmt.Errorf("input %s: %w", f, err)
-			}
+		if xs[i], shown[i], err = readInput(f, pre); err != nil {
+			return fmt.Errorf("input %s: %w", f, err)
 		}
 	}
 	o := attr.Options{Progress: progressBar(stderr, *name, *quiet), Additional: extraVals}
@@ -508,6 +501,25 @@ func writePictures(dir string, i int, a, x, shown *tensor.Tensor, p *pictures) (
 		}
 	}
 	return files, nil
+}
+
+// isImageFile says whether a file name is a PNG or JPEG picture's.
+func isImageFile(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".png", ".jpg", ".jpeg":
+		return true
+	}
+	return false
+}
+
+// readInput reads an input file: a picture, preprocessed (and also
+// returned as shown, for drawing), or else a .npy array.
+func readInput(path string, pre viz.Preprocess) (x, shown *tensor.Tensor, err error) {
+	if isImageFile(path) {
+		return viz.LoadImage(path, pre)
+	}
+	x, err = npy.ReadFile(path)
+	return x, nil, err
 }
 
 // imageFlags adds the image preprocessing flags to fs; the function it
