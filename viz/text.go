@@ -288,6 +288,7 @@ func TimeSeriesSVG(data, attr [][]float64, mode string, width, height int) (stri
 	default:
 		return "", fmt.Errorf("viz: unknown time-series mode %q (want overlay_individual, overlay_combined or colored_graph)", mode)
 	}
+	cm := DefaultColormap(All)
 	ph := float64(height) / float64(panels)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d"><rect width="100%%" height="100%%" fill="white"/>`, width, height)
@@ -320,7 +321,7 @@ func TimeSeriesSVG(data, attr [][]float64, mode string, width, height int) (stri
 				if mode == OverlayCombined {
 					s /= float64(len(chans))
 				}
-				col := colour(norm(s), All)
+				col := cm.At(position(norm(s), All))
 				fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="rgb(%d,%d,%d)"/>`, float64(t)*dx-dx/2, top, dx, ph, col.R, col.G, col.B)
 			}
 		}
@@ -328,7 +329,7 @@ func TimeSeriesSVG(data, attr [][]float64, mode string, width, height int) (stri
 			for t := 1; t < T; t++ {
 				stroke := "black"
 				if mode == ColoredGraph {
-					col := colour(norm(attr[c][t]), All)
+					col := cm.At(position(norm(attr[c][t]), All))
 					if norm(attr[c][t]) == 0 {
 						col.R, col.G, col.B = 128, 128, 128
 					}

@@ -127,10 +127,6 @@ func Normalize(v []float64, s Sign, outlierPerc float64) []float64 {
 	return out
 }
 
-// colour returns the sign's default colour for a normalised value in
-// [-1, 1].
-func colour(t float64, s Sign) color.RGBA { return DefaultColormap(s).At(position(t, s)) }
-
 // HeatMap draws normalised values (from Normalize) as an h×w image with the
 // sign's default colour map, scaled up by an integer factor.
 func HeatMap(v []float64, h, w int, s Sign, scale int) *image.RGBA {
@@ -232,6 +228,7 @@ func scaled(img *tensor.Tensor, v []float64, h, w int, s Sign, scale int, alpha 
 // ColourBar draws a vertical colour bar of the sign's colour map, from the
 // top (largest) to the bottom, width×height pixels.
 func ColourBar(s Sign, width, height int) *image.RGBA {
+	cm := DefaultColormap(s)
 	img := image.NewRGBA(image.Rect(0, 0, width, height))
 	lo := 0.0
 	if s == All || s == Negative {
@@ -243,7 +240,7 @@ func ColourBar(s Sign, width, height int) *image.RGBA {
 	}
 	for y := 0; y < height; y++ {
 		t := hi - (hi-lo)*float64(y)/float64(max(height-1, 1))
-		c := colour(t, s)
+		c := cm.At(position(t, s))
 		for x := 0; x < width; x++ {
 			img.SetRGBA(x, y, c)
 		}
