@@ -89,27 +89,90 @@ func New(ctx context.Context, nt *attr.Net, classes []string, examples []Example
 		if len(ex.Inputs) != len(nt.Inputs) {
 			return nil, fmt.Errorf("insights: example %d (%s) has %d inputs, the model takes %d (%s)", i, ex.ID, len(ex.Inputs), len(nt.Inputs), strings.Join(nt.Inputs, ", "))
 		}
-		y, err := nt.Eval(ctx, ex.Inputs)
+	}
+	// Run the model on runs of up to predictBatch examples of one shape.
+	for lo := 0; lo < len(examples); {
+		hi := lo + 1
+		for hi < len(examples) && hi-lo < predictBatch && sameShapes(examples[lo].Inputs, examples[hi].Inputs) {
+			hi++
+		}
+		top, prob, err := s.predict(ctx, examples[lo:hi])
+		if err != nil && hi-lo > 1 {
+			hi = lo + 1 // find the example at fault
+			top, prob, err = s.predict(ctx, examples[lo:hi])
+		}
 		if err != nil {
-			return nil, fmt.Errorf("insights: example %d (%s): %w", i, ex.ID, err)
+			return nil, fmt.Errorf("insights: example %d (%s): %w", lo, examples[lo].ID, err)
 		}
-		top, prob, err := attr.TopClasses(y)
-		if err != nil || len(top) != 1 {
-			return nil, fmt.Errorf("insights: the model's output for example %d (%s) has shape %v, want [1, classes]", i, ex.ID, y.Shape)
+		for k, ex := range examples[lo:hi] {
+			p := Prediction{Index: lo + k, ID: ex.ID, Label: ex.Label, Predicted: top[k], Probability: prob[k]}
+			p.Name = s.className(p.Predicted)
+			if ex.Label >= 0 {
+				c := ex.Label == p.Predicted
+				p.Correct = &c
+				p.LabelName = s.className(ex.Label)
+			}
+			s.preds = append(s.preds, p)
+			if progress != nil {
+				progress(lo+k+1, len(examples))
+			}
 		}
-		p := Prediction{Index: i, ID: ex.ID, Label: ex.Label, Predicted: top[0], Probability: prob[0]}
-		p.Name = s.className(p.Predicted)
-		if ex.Label >= 0 {
-			c := ex.Label == p.Predicted
-			p.Correct = &c
-			p.LabelName = s.className(ex.Label)
-		}
-		s.preds = append(s.preds, p)
-		if progress != nil {
-			progress(i+1, len(examples))
-		}
+		lo = hi
 	}
 	return s, nil
+}
+
+// predictBatch is the most examples New runs the model on at once.
+const predictBatch = 32
+
+// predict runs the model on examples of one shape, stacked into a batch.
+func (s *Server) predict(ctx context.Context, exs []Example) ([]int, []float64, error) {
+	inputs := make([]*tensor.Tensor, len(exs[0].Inputs))
+	for k := range inputs {
+		parts := make([]*tensor.Tensor, len(exs))
+		for j, ex := range exs {
+			parts[j] = ex.Inputs[k]
+		}
+		inputs[k] = stack(parts)
+	}
+	y, err := s.nt.Eval(ctx, inputs)
+	if err != nil {
+		return nil, nil, err
+	}
+	top, prob, err := attr.TopClasses(y)
+	if err != nil || len(top) != len(exs) {
+		return nil, nil, fmt.Errorf("the model's output has shape %v, want [%d, classes]", y.Shape, len(exs))
+	}
+	return top, prob, nil
+}
+
+// sameShapes says whether two examples' inputs have the same shapes and
+// types, so that they can share a batch.
+func sameShapes(a, b []*tensor.Tensor) bool {
+	for k := range a {
+		if a[k].DType != b[k].DType || !tensor.SameShape(a[k].Shape, b[k].Shape) {
+			return false
+		}
+	}
+	return true
+}
+
+// stack concatenates tensors of one shape and type, each with a batch
+// dimension, along that dimension.
+func stack(parts []*tensor.Tensor) *tensor.Tensor {
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	shape := append([]int{0}, parts[0].Shape[1:]...)
+	for _, p := range parts {
+		shape[0] += p.Shape[0]
+	}
+	out := tensor.Zeros(parts[0].DType, shape)
+	f, i, b := out.F[:0], out.I[:0], out.B[:0]
+	for _, p := range parts {
+		f, i, b = append(f, p.F...), append(i, p.I...), append(b, p.B...)
+	}
+	return out
 }
 
 func (s *Server) className(i int) string {

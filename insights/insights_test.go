@@ -151,6 +151,11 @@ func TestNewErrors(t *testing.T) {
 	if _, err := New(context.Background(), nt, nil, []Example{{ID: "small", Inputs: []*tensor.Tensor{tensor.New(1, 3, 5, 5)}}}, nil); err == nil || !strings.Contains(err.Error(), "small") {
 		t.Errorf("wrong size: %v", err)
 	}
+	good := Example{ID: "good", Inputs: []*tensor.Tensor{x}}
+	bad := Example{ID: "small", Inputs: []*tensor.Tensor{tensor.New(1, 3, 5, 5)}}
+	if _, err := New(context.Background(), nt, nil, []Example{good, good, bad, bad}, nil); err == nil || !strings.Contains(err.Error(), "example 2 (small)") {
+		t.Errorf("wrong size after two good examples: %v", err)
+	}
 }
 
 // Concurrent requests, some for the same figure, give the same bytes as
