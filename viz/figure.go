@@ -214,11 +214,7 @@ func newFace(size float64) font.Face {
 // drawText draws s in black with its baseline at y; anchor -1 puts its
 // left end at x, 0 its middle, 1 its right end.
 func drawText(dst *image.RGBA, face font.Face, s string, x, y, anchor int) {
-	drawTextColour(dst, face, s, x, y, anchor, image.Black)
-}
-
-func drawTextColour(dst *image.RGBA, face font.Face, s string, x, y, anchor int, src image.Image) {
-	d := font.Drawer{Dst: dst, Src: src, Face: face}
+	d := font.Drawer{Dst: dst, Src: image.Black, Face: face}
 	w := d.MeasureString(s).Round()
 	switch anchor {
 	case 0:

@@ -175,7 +175,7 @@ func TextPNG(records []TextRecord, width int) *image.RGBA {
 		name string
 		a    float64
 	}{{"Negative", -1}, {"Neutral", 0}, {"Positive", 1}} {
-		frameBox(img, x, 6, 14, 14)
+		frame(img, rect{x, 6, 14, 14}, color.RGBA{180, 180, 180, 255})
 		box(x, 6, 14, 14, tokenColour(l.a))
 		x += 18
 		drawText(img, face, l.name, x, 18, -1)
@@ -209,11 +209,6 @@ func TextPNG(records []TextRecord, width int) *image.RGBA {
 		box(pad, y-1, width-2*pad, 1, grey)
 	}
 	return img
-}
-
-// frameBox draws a one-pixel grey frame just outside the box at x, y.
-func frameBox(img *image.RGBA, x, y, w, h int) {
-	frame(img, rect{x, y, w, h}, color.RGBA{180, 180, 180, 255})
 }
 
 // View is one picture of a grid with its title.
