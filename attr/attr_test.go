@@ -8,10 +8,11 @@ import (
 	"testing"
 
 	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-const modelDir = "../internal/conformance/testdata/oracle/models"
+var modelDir = testmodels.Dir()
 
 func net(t testing.TB, name string, extra ...string) *Net {
 	t.Helper()

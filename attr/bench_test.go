@@ -2,29 +2,19 @@ package attr
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-// resnet18 finds the oracle's resnet18 (45 MB, kept out of the
+// resnet18 loads the oracle's resnet18 (45 MB, kept out of the
 // repository): $LOUPE_RESNET18, or shared/oracle/models/resnet18_s0.onnx in
-// a folder above this one.
+// a folder above the repository.
 func resnet18(b *testing.B) *Net {
-	p := os.Getenv("LOUPE_RESNET18")
-	if p == "" {
-		dir, _ := filepath.Abs(".")
-		for i := 0; i < 6 && p == ""; i++ {
-			c := filepath.Join(dir, "shared", "oracle", "models", "resnet18_s0.onnx")
-			if _, err := os.Stat(c); err == nil {
-				p = c
-			}
-			dir = filepath.Dir(dir)
-		}
-	}
+	p := testmodels.ResNet18()
 	if p == "" {
 		b.Skip("resnet18_s0.onnx not found; set LOUPE_RESNET18")
 	}

@@ -7,11 +7,12 @@ import (
 
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
 // Captum README's toy model: two linear layers around a ReLU.
-const toyModel = "../internal/conformance/testdata/oracle/models/toy.onnx"
+var toyModel = testmodels.Path("toy.onnx")
 
 func toyInputs() []*tensor.Tensor {
 	x, _ := tensor.FromFloat32([]float32{

@@ -3,30 +3,15 @@ package engine
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-// resnet18Path finds the oracle's resnet18 (45 MB, kept out of the
-// repository): $LOUPE_RESNET18, or shared/oracle/models/resnet18_s0.onnx in
-// a folder above this one.
-func resnet18Path() string {
-	if p := os.Getenv("LOUPE_RESNET18"); p != "" {
-		return p
-	}
-	dir, _ := filepath.Abs(".")
-	for i := 0; i < 6; i++ {
-		p := filepath.Join(dir, "shared", "oracle", "models", "resnet18_s0.onnx")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		dir = filepath.Dir(dir)
-	}
-	return ""
-}
+// resnet18Path finds the oracle's resnet18 (kept out of the repository).
+func resnet18Path() string { return testmodels.ResNet18() }
 
 func benchModel(b *testing.B, path string, batch int, shape []int, grad bool) {
 	m, err := Load(path)

@@ -11,10 +11,11 @@ import (
 	"testing"
 
 	"github.com/loupe-ml/loupe/graph"
+	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-const modelDir = "../internal/conformance/testdata/oracle/models"
+var modelDir = testmodels.Dir()
 
 func load(t testing.TB, name string) *Model {
 	t.Helper()

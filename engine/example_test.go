@@ -6,13 +6,14 @@ import (
 	"log"
 
 	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
 // Run a model, read an intermediate tensor, and take the gradient of one
 // output with respect to the input.
 func Example() {
-	m, err := engine.Load("../internal/conformance/testdata/oracle/models/toy.onnx")
+	m, err := engine.Load(testmodels.Path("toy.onnx"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -41,7 +42,7 @@ func Example() {
 
 // Replace a tensor by a value of one's own: the network runs on from it.
 func ExampleOptions_inject() {
-	m, err := engine.Load("../internal/conformance/testdata/oracle/models/toy.onnx")
+	m, err := engine.Load(testmodels.Path("toy.onnx"))
 	if err != nil {
 		log.Fatal(err)
 	}

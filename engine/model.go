@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/loupe-ml/loupe/engine/op"
+	"github.com/loupe-ml/loupe/engine/internal/op"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/onnx"
 	"github.com/loupe-ml/loupe/tensor"

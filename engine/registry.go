@@ -1,10 +1,10 @@
 package engine
 
 import (
-	"github.com/loupe-ml/loupe/engine/op"
-	"github.com/loupe-ml/loupe/engine/ops/mathops"
-	"github.com/loupe-ml/loupe/engine/ops/nnops"
-	"github.com/loupe-ml/loupe/engine/ops/shapeops"
+	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/ops/mathops"
+	"github.com/loupe-ml/loupe/engine/internal/ops/nnops"
+	"github.com/loupe-ml/loupe/engine/internal/ops/shapeops"
 )
 
 // Registry returns a new map of every op type the engine supports to the

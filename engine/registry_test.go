@@ -3,10 +3,10 @@ package engine
 import (
 	"testing"
 
-	"github.com/loupe-ml/loupe/engine/op"
-	"github.com/loupe-ml/loupe/engine/ops/mathops"
-	"github.com/loupe-ml/loupe/engine/ops/nnops"
-	"github.com/loupe-ml/loupe/engine/ops/shapeops"
+	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/ops/mathops"
+	"github.com/loupe-ml/loupe/engine/internal/ops/nnops"
+	"github.com/loupe-ml/loupe/engine/internal/ops/shapeops"
 )
 
 // Each op type has one kernel package: none silently shadows another.

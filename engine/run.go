@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/loupe-ml/loupe/engine/op"
+	"github.com/loupe-ml/loupe/engine/internal/op"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )

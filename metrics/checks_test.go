@@ -9,6 +9,7 @@ import (
 
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -99,7 +100,7 @@ func TestModelRandomisation(t *testing.T) {
 	ctx := context.Background()
 	// The oracle's CNN (conv, batch norm, pool, twice, and a linear
 	// layer) on a random image.
-	m, err := engine.Load("../internal/conformance/testdata/oracle/models/cnn_s0.onnx")
+	m, err := engine.Load(testmodels.Path("cnn_s0.onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}

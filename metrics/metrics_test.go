@@ -4,16 +4,16 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"path/filepath"
 	"testing"
 
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
 func linearNet(t *testing.T) *attr.Net {
-	m, err := engine.Load(filepath.Join("../internal/conformance/testdata/oracle/models/linear_s0.onnx"))
+	m, err := engine.Load(testmodels.Path("linear_s0.onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -24,7 +24,7 @@ func TestMetricsTable(t *testing.T) {
 		file  string
 		shape []int
 	}{{"cnn_s0.onnx", []int{4, 3, 32, 32}}, {"resnet_mini_s0.onnx", []int{2, 3, 224, 224}}} {
-		m, err := engine.Load(filepath.Join("../internal/conformance/testdata/oracle/models", mc.file))
+		m, err := engine.Load(testmodels.Path(mc.file))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,10 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-const modelDir = "../internal/conformance/testdata/oracle/models"
+var modelDir = testmodels.Dir()
 
 func TestParseOracleModels(t *testing.T) {
 	tests := []struct {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/loupe-ml/loupe/insights"
 	"image/png"
 	"io"
 	"math"
@@ -17,15 +16,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/loupe-ml/loupe/insights"
+
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/engine"
 	"github.com/loupe-ml/loupe/internal/demo"
+	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/npy"
 	"github.com/loupe-ml/loupe/tensor"
 	"github.com/loupe-ml/loupe/viz"
 )
 
-const cnn = "../../internal/conformance/testdata/oracle/models/cnn_s0.onnx"
+var cnn = testmodels.Path("cnn_s0.onnx")
 
 func runCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
@@ -184,7 +186,7 @@ func TestExplainExtraInput(t *testing.T) {
 	npy.WriteFile(filepath.Join(dir, "x.npy"), x)
 	npy.WriteFile(filepath.Join(dir, "mask.npy"), mask)
 	out := filepath.Join(dir, "out")
-	model := "../../internal/conformance/testdata/oracle/models/masked_s0.onnx"
+	model := testmodels.Path("masked_s0.onnx")
 	if msg, err := runCLI(t, "explain", "--model", model, "--input", filepath.Join(dir, "x.npy"), "--extra", "mask="+filepath.Join(dir, "mask.npy"), "--method", "Saliency", "--target", "1", "--out", out, "--quiet"); err != nil {
 		t.Fatalf("%v\n%s", err, msg)
 	}
@@ -346,7 +348,7 @@ func TestExplainText(t *testing.T) {
 	npy.WriteFile(in, tok)
 	os.WriteFile(tf, []byte("the film was a real <b>treat</b> .\nnot good , not bad either .\n"), 0o644)
 	out := filepath.Join(dir, "out")
-	model := "../../internal/conformance/testdata/oracle/models/text_s0.onnx"
+	model := testmodels.Path("text_s0.onnx")
 	msg, err := runCLI(t, "explain", "--model", model, "--input", in, "--method", "LayerIntegratedGradients", "--layer", "emb", "--param", "n_steps=10",
 		"--target", "1", "--tokens", tf, "--out", out, "--quiet")
 	if err != nil {
@@ -389,7 +391,7 @@ func TestExplainSeries(t *testing.T) {
 	in := filepath.Join(dir, "x.npy")
 	npy.WriteFile(in, x)
 	out := filepath.Join(dir, "out")
-	model := "../../internal/conformance/testdata/oracle/models/linear_s0.onnx"
+	model := testmodels.Path("linear_s0.onnx")
 	if msg, err := runCLI(t, "explain", "--model", model, "--input", in, "--method", "Saliency", "--target", "0", "--series", "colored_graph", "--out", out, "--quiet"); err != nil {
 		t.Fatalf("%v\n%s", err, msg)
 	}

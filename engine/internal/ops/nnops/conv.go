@@ -1,0 +1,188 @@
+package nnops
+
+import (
+	"fmt"
+
+	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/graph"
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+// convWindows holds the window attributes of a convolution node for each
+// spatial rank its weight may have (1 or 2) when kernel_shape is absent.
+type convWindows struct {
+	node *graph.Node
+	win  [3]window
+	err  [3]error
+}
+
+func parseConvWindows(n *graph.Node) (*convWindows, error) {
+	cw := &convWindows{node: n}
+	if n.Has("kernel_shape") {
+		w, err := parseWindow(n, nil, false)
+		if err != nil {
+			return nil, err
+		}
+		for r := 1; r <= 2; r++ {
+			cw.err[r] = fmt.Errorf("weight rank %d does not match kernel_shape %v", r+2, n.Ints("kernel_shape", nil))
+		}
+		cw.win[w.rank], cw.err[w.rank] = w, nil
+		return cw, nil
+	}
+	ok := false
+	for r := 1; r <= 2; r++ {
+		k := []int{1, 1}[:r]
+		cw.win[r], cw.err[r] = parseWindow(n, k, false)
+		ok = ok || cw.err[r] == nil
+	}
+	if !ok {
+		return nil, cw.err[2]
+	}
+	return cw, nil
+}
+
+// get returns the window for a weight of shape ws ([M, C/g, k...]).
+func (cw *convWindows) get(ws []int) (window, error) {
+	r := len(ws) - 2
+	if r < 1 || r > 2 {
+		return window{}, fmt.Errorf("input 1 (weight) has shape %v: only 1-D and 2-D convolutions are supported", ws)
+	}
+	if cw.err[r] != nil {
+		return window{}, fmt.Errorf("input 1 (weight) has shape %v: %v", ws, cw.err[r])
+	}
+	w := cw.win[r]
+	ks := ws[2:]
+	if cw.node.Has("kernel_shape") {
+		if !tensor.SameShape(ks, []int{w.k[0], w.k[1]}[2-r:]) {
+			return w, fmt.Errorf("input 1 (weight) has shape %v, which does not match kernel_shape %v", ws, cw.node.Ints("kernel_shape", nil))
+		}
+		return w, nil
+	}
+	for i, k := range ks {
+		if k < 1 {
+			return w, fmt.Errorf("input 1 (weight) has shape %v with an empty kernel", ws)
+		}
+		w.k[2-r+i] = k
+	}
+	return w, nil
+}
+
+// conv is the Conv kernel.
+type conv struct {
+	wins  *convWindows
+	group int
+}
+
+func newConv(n *graph.Node, opset int) (op.Kernel, error) {
+	group := int(n.Int("group", 1))
+	if group < 1 {
+		return nil, op.Errorf(n, "group %d must be positive", group)
+	}
+	ws, err := parseConvWindows(n)
+	if err != nil {
+		return nil, err
+	}
+	return &conv{wins: ws, group: group}, nil
+}
+
+// setup validates the inputs and returns the convolution's parameters.
+func (c *conv) setup(in []*tensor.Tensor) (convParams, geom, error) {
+	var p convParams
+	x, err := wantFloat(in, 0)
+	if err != nil {
+		return p, geom{}, err
+	}
+	w, err := wantFloat(in, 1)
+	if err != nil {
+		return p, geom{}, err
+	}
+	win, err := c.wins.get(w.Shape)
+	if err != nil {
+		return p, geom{}, err
+	}
+	g, err := win.resolve(x, "input 0")
+	if err != nil {
+		return p, geom{}, err
+	}
+	m := w.Shape[0]
+	if g.C != w.Shape[1]*c.group {
+		return p, g, fmt.Errorf("input 0 has shape %v (%d channels) but input 1 (weight) has shape %v: with group %d it wants %d channels", x.Shape, g.C, w.Shape, c.group, w.Shape[1]*c.group)
+	}
+	if m%c.group != 0 {
+		return p, g, fmt.Errorf("input 1 (weight) has shape %v: %d output channels do not split into %d groups", w.Shape, m, c.group)
+	}
+	if b := input(in, 2); b != nil {
+		if b.DType != tensor.Float32 || b.Rank() != 1 || b.Shape[0] != m || len(b.F) != m {
+			return p, g, fmt.Errorf("input 2 (bias) is %s%v, want float32 [%d]", b.DType, b.Shape, m)
+		}
+	}
+	p = convParams{N: g.N, C: g.C, H: g.H, W: g.W, M: m, KH: g.KH, KW: g.KW,
+		StrideH: g.SH, StrideW: g.SW, PadT: g.PT, PadL: g.PL, PadB: g.PB, PadR: g.PR,
+		DilH: g.DH, DilW: g.DW, Group: c.group}
+	return p, g, nil
+}
+
+func (c *conv) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	p, g, err := c.setup(in)
+	if err != nil {
+		return nil, err
+	}
+	var bias []float32
+	if b := input(in, 2); b != nil {
+		bias = b.F
+	}
+	y := tensor.New(g.outShape(p.M)...)
+	if y.Len() > 0 {
+		conv2D(p, in[0].F, in[1].F, bias, y.F)
+	}
+	return []*tensor.Tensor{y}, nil
+}
+
+func (c *conv) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
+	p, g, err := c.setup(in)
+	if err != nil {
+		return nil, err
+	}
+	grads := make([]*tensor.Tensor, len(in))
+	gy := gradOut(gout, 0)
+	if gy != nil && !tensor.SameShape(gy.Shape, g.outShape(p.M)) {
+		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, g.outShape(p.M))
+	}
+	if needs(need, 0) {
+		gx := tensor.New(in[0].Shape...)
+		if gy != nil && gx.Len() > 0 {
+			conv2DInputGrad(p, in[1].F, gy.F, gx.F)
+		}
+		grads[0] = gx
+	}
+	if needs(need, 1) {
+		gw := tensor.New(in[1].Shape...)
+		if gy != nil && gw.Len() > 0 {
+			conv2DWeightGrad(p, in[0].F, gy.F, gw.F)
+		}
+		grads[1] = gw
+	}
+	if needs(need, 2) && input(in, 2) != nil {
+		gb := tensor.New(p.M)
+		if gy != nil {
+			channelSums(gy.F, p.N, p.M, g.OH*g.OW, gb.F)
+		}
+		grads[2] = gb
+	}
+	return grads, nil
+}
+
+// channelSums sets sum[c] to the sum of x [n, c, plane] over n and plane.
+func channelSums(x []float32, n, c, plane int, sum []float32) {
+	for ci := 0; ci < c; ci++ {
+		var acc float64
+		for ni := 0; ni < n; ni++ {
+			var s float32
+			for _, v := range x[(ni*c+ci)*plane : (ni*c+ci+1)*plane] {
+				s += v
+			}
+			acc += float64(s)
+		}
+		sum[ci] = float32(acc)
+	}
+}
