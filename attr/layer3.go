@@ -108,7 +108,7 @@ func (l *LayerLRP) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 
 // GuidedGradCam multiplies guided backpropagation by the Grad-CAM map of a
 // layer (with ReLU), upsampled to each input's spatial size by nearest
-// neighbour (Selvaraju et al., ICCV 2017). Inputs without spatial
+// neighbor (Selvaraju et al., ICCV 2017). Inputs without spatial
 // dimensions get no attribution (nil). Cost: two forward and backward rows
 // per example.
 type GuidedGradCam struct {

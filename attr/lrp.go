@@ -16,7 +16,7 @@ type LRPRuleKind int
 const (
 	// Epsilon divides by z + eps*sign(z) (z the layer's output).
 	Epsilon LRPRuleKind = iota
-	// Gamma favours positive contributions: weights w + gamma*max(w, 0).
+	// Gamma favors positive contributions: weights w + gamma*max(w, 0).
 	Gamma
 	// Alpha1Beta0 keeps only positive contributions: weights max(w, 0).
 	Alpha1Beta0

@@ -65,7 +65,7 @@ func TestPerturbationProperties(t *testing.T) {
 		results[name] = r
 		// The ignored feature gets nothing from the methods that ablate it
 		// alone (Lime and KernelShap only estimate it, by regression; an
-		// Occlusion window also covers its neighbours).
+		// Occlusion window also covers its neighbors).
 		if name == "Lime" || name == "KernelShap" || name == "Occlusion" {
 			continue
 		}

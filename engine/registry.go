@@ -11,7 +11,7 @@ import (
 // factory that builds its kernel.
 func Registry() map[string]op.Factory {
 	m := map[string]op.Factory{}
-	// nnops: convolution, pooling, normalisation, Pad, Resize; mathops:
+	// nnops: convolution, pooling, normalization, Pad, Resize; mathops:
 	// elementwise, reduction, softmax and matrix ops; shapeops: shape ops and
 	// recurrent layers. The packages do not overlap.
 	nnops.Register(m)

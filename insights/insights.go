@@ -359,7 +359,7 @@ func (s *Server) figure(ex Example, a *tensor.Tensor, r Request, target int) (*v
 		view = viz.MethodHeatMap
 	}
 	title := fmt.Sprintf("%s, target %s", r.Method, s.className(target))
-	return viz.ImageAttr(a1, img, viz.ImageOptions{Method: view, Sign: r.Sign, ColourBar: true, Title: title, Width: 360, Height: 330})
+	return viz.ImageAttr(a1, img, viz.ImageOptions{Method: view, Sign: r.Sign, ColorBar: true, Title: title, Width: 360, Height: 330})
 }
 
 // picture returns the image shown for an example, or nil.
@@ -385,16 +385,16 @@ func (s *Server) Picture(i int) ([]byte, error) {
 	if img == nil {
 		return nil, fmt.Errorf("example %d is not an image", i)
 	}
-	pic, err := viz.Original(normalised(img), max(1, 160/max(img.Shape[1], img.Shape[2])))
+	pic, err := viz.Original(normalized(img), max(1, 160/max(img.Shape[1], img.Shape[2])))
 	if err != nil {
 		return nil, err
 	}
 	return encodePNG(pic)
 }
 
-// normalised scales an image whose values leave [0, 1] (a normalised
+// normalized scales an image whose values leave [0, 1] (a normalized
 // model input) to its own range, so that it can be seen.
-func normalised(img *tensor.Tensor) *tensor.Tensor {
+func normalized(img *tensor.Tensor) *tensor.Tensor {
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, v := range img.F {
 		lo, hi = math.Min(lo, float64(v)), math.Max(hi, float64(v))

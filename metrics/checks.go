@@ -194,7 +194,7 @@ type Randomisation struct {
 	// Spearman is the rank correlation of the absolute attributions with
 	// the original explanation's, per example.
 	Spearman []float64
-	// SSIM is the structural similarity of the normalised absolute
+	// SSIM is the structural similarity of the normalized absolute
 	// attributions, per example.
 	SSIM []float64
 }
@@ -256,7 +256,7 @@ func ModelRandomisation(ctx context.Context, nt *attr.Net, explain func(*attr.Ne
 		for e := 0; e < n; e++ {
 			a, b := absRow(orig.Attributions, e, n), absRow(r.Attributions, e, n)
 			step.Spearman = append(step.Spearman, spearman(a, b))
-			step.SSIM = append(step.SSIM, ssim(normalise(a), normalise(b)))
+			step.SSIM = append(step.SSIM, ssim(normalize(a), normalize(b)))
 		}
 		out = append(out, step)
 	}
@@ -327,7 +327,7 @@ func moments(a, b []float64) (ma, mb, va, vb, cov float64) {
 	return ma, mb, va / n, vb / n, cov / n
 }
 
-func normalise(v []float64) []float64 {
+func normalize(v []float64) []float64 {
 	m := 0.0
 	for _, x := range v {
 		m = math.Max(m, x)

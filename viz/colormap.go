@@ -8,14 +8,14 @@ import (
 	"strings"
 )
 
-// Colormap maps a number in [0, 1] to a colour, by linear interpolation
+// Colormap maps a number in [0, 1] to a color, by linear interpolation
 // between equally spaced stops.
 type Colormap struct {
 	Name  string
 	stops []color.RGBA
 }
 
-// At returns the colour of t, clamped to [0, 1]; NaN gives the first stop.
+// At returns the color of t, clamped to [0, 1]; NaN gives the first stop.
 func (c Colormap) At(t float64) color.RGBA {
 	if len(c.stops) == 0 {
 		return color.RGBA{0, 0, 0, 255}
@@ -62,7 +62,7 @@ var colormaps = map[string][]string{
 	"RdWhGn":   {"ff0000", "ffffff", "008000"},
 }
 
-// ColormapNames lists the colour maps ColormapByName knows.
+// ColormapNames lists the color maps ColormapByName knows.
 func ColormapNames() []string {
 	names := make([]string, 0, len(colormaps))
 	for n := range colormaps {
@@ -72,13 +72,13 @@ func ColormapNames() []string {
 	return names
 }
 
-// ColormapByName returns a named colour map (see ColormapNames); a name
+// ColormapByName returns a named color map (see ColormapNames); a name
 // ending in "_r" gives the map reversed, as matplotlib's.
 func ColormapByName(name string) (Colormap, error) {
 	base, rev := strings.CutSuffix(name, "_r")
 	hex, ok := colormaps[base]
 	if !ok {
-		return Colormap{}, fmt.Errorf("viz: unknown colour map %q (known: %s)", name, strings.Join(ColormapNames(), ", "))
+		return Colormap{}, fmt.Errorf("viz: unknown color map %q (known: %s)", name, strings.Join(ColormapNames(), ", "))
 	}
 	stops := hexStops(hex...)
 	if rev {
@@ -89,7 +89,7 @@ func ColormapByName(name string) (Colormap, error) {
 	return Colormap{Name: name, stops: stops}, nil
 }
 
-// DefaultColormap returns Captum's colour map for a sign: Blues for
+// DefaultColormap returns Captum's color map for a sign: Blues for
 // absolute values, Greens for positive, Reds for negative and red to white
 // to green for all.
 func DefaultColormap(s Sign) Colormap {
@@ -98,8 +98,8 @@ func DefaultColormap(s Sign) Colormap {
 	return c
 }
 
-// position maps a normalised value (from Normalize, in [-1, 1]) to the
-// colour map's [0, 1] for a sign: the sign "all" spans -1 to 1, the others
+// position maps a normalized value (from Normalize, in [-1, 1]) to the
+// color map's [0, 1] for a sign: the sign "all" spans -1 to 1, the others
 // the magnitude from 0 to 1.
 func position(v float64, s Sign) float64 {
 	if s == All {

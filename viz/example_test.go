@@ -10,10 +10,10 @@ import (
 )
 
 // ExampleImageAttrMultiple draws an attribution map three ways side by
-// side, under a title, with colour bars, and writes the figure as PNG and
+// side, under a title, with color bars, and writes the figure as PNG and
 // SVG.
 func ExampleImageAttrMultiple() {
-	// A 3×8×8 image and attributions that light its centre.
+	// A 3×8×8 image and attributions that light its center.
 	img, attr := tensor.New(3, 8, 8), tensor.New(3, 8, 8)
 	for i := range img.F {
 		img.F[i] = 0.5
@@ -25,7 +25,7 @@ func ExampleImageAttrMultiple() {
 		{Method: viz.MethodOriginalImage, Title: "image"},
 		{Method: viz.MethodHeatMap, Sign: viz.Positive, Title: "heat map"},
 		{Method: viz.MethodBlendedHeatMap, Sign: viz.Positive, Title: "blended"},
-	}, viz.ImageOptions{Title: "Integrated gradients", ColourBar: true, Width: 900, Height: 360})
+	}, viz.ImageOptions{Title: "Integrated gradients", ColorBar: true, Width: 900, Height: 360})
 	if err != nil {
 		fmt.Println(err)
 		return

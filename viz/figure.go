@@ -20,7 +20,7 @@ import (
 )
 
 // Figure is a picture ready to be written: a title over one or more
-// panels, each a view with its own title and, optionally, a colour bar.
+// panels, each a view with its own title and, optionally, a color bar.
 // ImageAttr and ImageAttrMultiple make figures; PNG and SVG render them
 // (the SVG keeps heat maps as vector cells and text as text).
 type Figure struct {
@@ -38,12 +38,12 @@ type Panel struct {
 	// Picture is the view at its own resolution (one pixel per attribution
 	// cell); figures scale it to fit.
 	Picture *image.RGBA
-	// Vector asks the SVG renderer to draw Picture as coloured cells
+	// Vector asks the SVG renderer to draw Picture as colored cells
 	// rather than embed it as a PNG (heat maps); pictures of more than
 	// MaxVectorCells pixels are embedded all the same (a 224×224 map would
 	// take megabytes of rectangles).
 	Vector bool
-	// Bar, when set, draws a colour bar of this map beside the picture,
+	// Bar, when set, draws a color bar of this map beside the picture,
 	// labelled from BarRange[0] (bottom) to BarRange[1] (top).
 	Bar      *Colormap
 	BarRange [2]float64
@@ -53,8 +53,8 @@ const (
 	figPad    = 10 // space around and between panels
 	figTitleH = 30 // height of the figure's title line
 	panTitleH = 20 // height of a panel's title line
-	barW      = 14 // width of a colour bar
-	barSpace  = 56 // room taken by a colour bar and its labels
+	barW      = 14 // width of a color bar
+	barSpace  = 56 // room taken by a color bar and its labels
 )
 
 // MaxVectorCells is the largest picture an SVG figure draws as cells.
@@ -65,7 +65,7 @@ type rect struct{ x, y, w, h int }
 type panelBoxes struct{ title, pic, bar rect }
 
 // layout places the figure's title and each panel's title, picture and
-// colour bar.
+// color bar.
 func (f *Figure) layout() (rect, []panelBoxes) {
 	W, H := f.Width, f.Height
 	cols := f.Cols
@@ -114,7 +114,7 @@ func (f *Figure) layout() (rect, []panelBoxes) {
 	return title, boxes
 }
 
-// barTicks are the labels of a colour bar: its ends and middle.
+// barTicks are the labels of a color bar: its ends and middle.
 func barTicks(r [2]float64) [3]float64 {
 	return [3]float64{r[0], (r[0] + r[1]) / 2, r[1]}
 }
@@ -160,7 +160,7 @@ func (f *Figure) PNG() *image.RGBA {
 	return out
 }
 
-// scaleInto draws src into r of dst by nearest neighbour, compositing
+// scaleInto draws src into r of dst by nearest neighbor, compositing
 // transparent pixels over what is there.
 func scaleInto(dst *image.RGBA, src *image.RGBA, r rect) {
 	sb := src.Bounds()

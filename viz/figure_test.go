@@ -25,13 +25,13 @@ func testAttr() *tensor.Tensor {
 	return a
 }
 
-// cellCentre returns the centre of cell (y, x) of an h×w picture drawn in r.
-func cellCentre(r rect, h, w, y, x int) (int, int) {
+// cellCenter returns the center of cell (y, x) of an h×w picture drawn in r.
+func cellCenter(r rect, h, w, y, x int) (int, int) {
 	return r.x + (2*x+1)*r.w/(2*w), r.y + (2*y+1)*r.h/(2*h)
 }
 
 func TestImageAttrHeatMap(t *testing.T) {
-	fig, err := ImageAttr(testAttr(), nil, ImageOptions{Sign: Positive, ColourBar: true, Title: "IG"})
+	fig, err := ImageAttr(testAttr(), nil, ImageOptions{Sign: Positive, ColorBar: true, Title: "IG"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,22 +45,22 @@ func TestImageAttrHeatMap(t *testing.T) {
 		t.Errorf("picture drawn in %+v: want a large square", pic)
 	}
 	greens := DefaultColormap(Positive)
-	x, y := cellCentre(pic, 8, 8, 2, 5)
+	x, y := cellCenter(pic, 8, 8, 2, 5)
 	if got := img.RGBAAt(x, y); got != greens.At(1) {
 		t.Errorf("strongest cell drawn %v, want %v", got, greens.At(1))
 	}
-	x, y = cellCentre(pic, 8, 8, 6, 1)
+	x, y = cellCenter(pic, 8, 8, 6, 1)
 	if got := img.RGBAAt(x, y); got != greens.At(0) {
 		t.Errorf("negative cell in a positive map drawn %v, want %v", got, greens.At(0))
 	}
 	if top, bottom := img.RGBAAt(bar.x+bar.w/2, bar.y+1), img.RGBAAt(bar.x+bar.w/2, bar.y+bar.h-2); top.G > 100 || bottom.G < 240 {
-		t.Errorf("colour bar from %v (top) to %v (bottom): want dark to light green", top, bottom)
+		t.Errorf("color bar from %v (top) to %v (bottom): want dark to light green", top, bottom)
 	}
 	if n := darkPixels(img, boxes[0].title); n < 10 {
 		t.Errorf("title: %d dark pixels in its box", n)
 	}
 	if n := darkPixels(img, rect{bar.x + bar.w + 4, bar.y - 8, 40, bar.h + 16}); n < 20 {
-		t.Errorf("colour bar labels: %d dark pixels", n)
+		t.Errorf("color bar labels: %d dark pixels", n)
 	}
 	svg := fig.SVG()
 	for _, want := range []string{">IG</text>", "linearGradient", `fill="#00441b"`, ">0.5</text>"} {
@@ -126,7 +126,7 @@ func TestImageAttrLayoutsAndImages(t *testing.T) {
 	}
 	// Several views, each with its own title, and a figure title.
 	fig, err := ImageAttrMultiple(a, img, []ImageView{{MethodOriginalImage, AbsoluteValue, "image"}, {MethodHeatMap, All, "all"}, {MethodMaskedImage, Positive, "masked"}},
-		ImageOptions{Title: "three views", ColourBar: true})
+		ImageOptions{Title: "three views", ColorBar: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,11 +142,11 @@ func TestImageAttrLayoutsAndImages(t *testing.T) {
 		t.Errorf("views overlap: %+v", boxes)
 	}
 	// The "all" view: red for the negative cell, green for the positive.
-	x, y := cellCentre(boxes[1].pic, 8, 8, 6, 1)
+	x, y := cellCenter(boxes[1].pic, 8, 8, 6, 1)
 	if c := png.RGBAAt(x, y); !(c.R > 200 && c.G < 100) {
 		t.Errorf("negative cell with sign all drawn %v, want red", c)
 	}
-	x, y = cellCentre(boxes[1].pic, 8, 8, 2, 5)
+	x, y = cellCenter(boxes[1].pic, 8, 8, 2, 5)
 	if c := png.RGBAAt(x, y); c != (color.RGBA{0, 128, 0, 255}) {
 		t.Errorf("positive cell with sign all drawn %v, want green", c)
 	}
@@ -192,7 +192,7 @@ func TestImageAttrErrors(t *testing.T) {
 		{"unknown method", a, img, ImageOptions{Method: "hologram"}, `"hologram"`},
 		{"image size", a, tensor.New(3, 8, 9), ImageOptions{Method: MethodBlendedHeatMap}, "8x9"},
 		{"channels", a, tensor.New(4, 8, 8), ImageOptions{Method: MethodBlendedHeatMap}, "4 channels"},
-		{"colour map", a, img, ImageOptions{Colormap: "rainbowish"}, "rainbowish"},
+		{"color map", a, img, ImageOptions{Colormap: "rainbowish"}, "rainbowish"},
 		{"outliers", a, img, ImageOptions{OutlierPerc: 100}, "outlier"},
 		{"attr rank", tensor.New(8), img, ImageOptions{}, "not an image"},
 		{"nil attr", nil, img, ImageOptions{}, "no attributions"},
@@ -245,13 +245,13 @@ func TestTextPNG(t *testing.T) {
 	}
 	// "wonderful" has the largest attribution: its box is Captum's
 	// strongest green; "<pad>" (-0.5 of it) a red.
-	if n := count(one, tokenColour(1)); n < 100 {
-		t.Errorf("strongest token's colour covers %d pixels", n)
+	if n := count(one, tokenColor(1)); n < 100 {
+		t.Errorf("strongest token's color covers %d pixels", n)
 	}
-	if n := count(one, tokenColour(-0.5)); n < 50 {
-		t.Errorf("negative token's colour covers %d pixels", n)
+	if n := count(one, tokenColor(-0.5)); n < 50 {
+		t.Errorf("negative token's color covers %d pixels", n)
 	}
-	if got := tokenColour(1); got != (color.RGBA{32, 223, 32, 255}) {
+	if got := tokenColor(1); got != (color.RGBA{32, 223, 32, 255}) {
 		t.Errorf("hsl(120, 75%%, 50%%) = %v", got)
 	}
 	// Many tokens wrap onto more lines.
@@ -271,8 +271,8 @@ func TestTextPNG(t *testing.T) {
 }
 
 // Time series: each segment or background cell takes its attribution's
-// colour in the red-white-green map.
-func TestTimeSeriesColours(t *testing.T) {
+// color in the red-white-green map.
+func TestTimeSeriesColors(t *testing.T) {
 	data := [][]float64{{0, 1, 0, 1}}
 	at := [][]float64{{0, 1, 0, -1}}
 	svg, err := TimeSeriesSVG(data, at, ColoredGraph, 300, 100)
@@ -289,7 +289,7 @@ func TestTimeSeriesColours(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.Contains(svg, `fill="rgb(0,128,0)"`) || !strings.Contains(svg, `fill="rgb(255,0,0)"`) || strings.Count(svg, "<rect") != 5 {
-		t.Errorf("overlay_individual: want a background cell per step (4) in the attribution's colour, got\n%s", svg)
+		t.Errorf("overlay_individual: want a background cell per step (4) in the attribution's color, got\n%s", svg)
 	}
 }
 

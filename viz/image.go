@@ -9,23 +9,23 @@ import (
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-// Image visualisation methods, with Captum's names.
+// Image visualization methods, with Captum's names.
 const (
-	MethodHeatMap        = "heat_map"         // the attributions alone, in the sign's colour map
-	MethodBlendedHeatMap = "blended_heat_map" // the heat map over a grey copy of the image
+	MethodHeatMap        = "heat_map"         // the attributions alone, in the sign's color map
+	MethodBlendedHeatMap = "blended_heat_map" // the heat map over a gray copy of the image
 	MethodOriginalImage  = "original_image"   // the image alone
 	MethodMaskedImage    = "masked_image"     // the image scaled by the attributions
 	MethodAlphaScaling   = "alpha_scaling"    // the image with the attributions as opacity
 )
 
-// ImageMethods returns the visualisation methods ImageAttr knows.
+// ImageMethods returns the visualization methods ImageAttr knows.
 func ImageMethods() []string {
 	return []string{MethodHeatMap, MethodBlendedHeatMap, MethodOriginalImage, MethodMaskedImage, MethodAlphaScaling}
 }
 
 // ImageOptions are the arguments of ImageAttr, as Captum's
 // visualize_image_attr takes them. The zero value draws Captum's default:
-// a heat map of absolute values without title or colour bar, 600×600
+// a heat map of absolute values without title or color bar, 600×600
 // pixels.
 type ImageOptions struct {
 	// Method is one of ImageMethods(); "" is heat_map.
@@ -35,14 +35,14 @@ type ImageOptions struct {
 	// OutlierPerc is the percentage of the largest attributions clipped
 	// when scaling: 0 means Captum's 2, a negative value none.
 	OutlierPerc float64
-	// Colormap names the colour map (ColormapNames); "" is the sign's
+	// Colormap names the color map (ColormapNames); "" is the sign's
 	// default (DefaultColormap).
 	Colormap string
 	// AlphaOverlay is the heat map's opacity in blended_heat_map; 0 means
 	// Captum's 0.5.
 	AlphaOverlay float64
-	// ColourBar draws a colour bar beside each view.
-	ColourBar bool
+	// ColorBar draws a color bar beside each view.
+	ColorBar bool
 	// Title goes above the figure (ImageAttr) or is the figure's title
 	// over the views' own (ImageAttrMultiple).
 	Title string
@@ -144,7 +144,7 @@ func ImageAttrMultiple(attr, img *tensor.Tensor, views []ImageView, o ImageOptio
 		p := Panel{Title: view.Title}
 		switch method {
 		case MethodHeatMap:
-			p.Picture, p.Vector = colourCells(nv, h, w, view.Sign, cmap), true
+			p.Picture, p.Vector = colorCells(nv, h, w, view.Sign, cmap), true
 		case MethodBlendedHeatMap:
 			p.Picture = blendCells(chw, nv, h, w, view.Sign, cmap, alpha)
 		case MethodOriginalImage:
@@ -154,9 +154,9 @@ func ImageAttrMultiple(attr, img *tensor.Tensor, views []ImageView, o ImageOptio
 				return nil, err
 			}
 		default:
-			return nil, fmt.Errorf("viz: unknown visualisation method %q (want one of %v)", method, ImageMethods())
+			return nil, fmt.Errorf("viz: unknown visualization method %q (want one of %v)", method, ImageMethods())
 		}
-		if o.ColourBar && method != MethodOriginalImage {
+		if o.ColorBar && method != MethodOriginalImage {
 			c := cmap
 			p.Bar = &c
 			p.BarRange = [2]float64{0, 1}
@@ -208,8 +208,8 @@ func imageCHW(img *tensor.Tensor, channelsLast bool) (*tensor.Tensor, error) {
 	return out, nil
 }
 
-// colourCells draws normalised values as an h×w image in a colour map.
-func colourCells(v []float64, h, w int, s Sign, cmap Colormap) *image.RGBA {
+// colorCells draws normalized values as an h×w image in a color map.
+func colorCells(v []float64, h, w int, s Sign, cmap Colormap) *image.RGBA {
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	for i, x := range v {
 		img.SetRGBA(i%w, i/w, cmap.At(position(x, s)))
@@ -217,24 +217,24 @@ func colourCells(v []float64, h, w int, s Sign, cmap Colormap) *image.RGBA {
 	return img
 }
 
-// blendCells draws the heat map with opacity alpha over the image's grey
-// copy, the grey scaled to its own range as matplotlib shows it.
+// blendCells draws the heat map with opacity alpha over the image's gray
+// copy, the gray scaled to its own range as matplotlib shows it.
 func blendCells(img *tensor.Tensor, v []float64, h, w int, s Sign, cmap Colormap, alpha float64) *image.RGBA {
 	c := img.Shape[0]
-	grey := make([]float64, h*w)
+	gray := make([]float64, h*w)
 	lo, hi := math.Inf(1), math.Inf(-1)
-	for i := range grey {
+	for i := range gray {
 		for k := 0; k < c; k++ {
-			grey[i] += float64(img.F[k*h*w+i])
+			gray[i] += float64(img.F[k*h*w+i])
 		}
-		grey[i] /= float64(c)
-		lo, hi = math.Min(lo, grey[i]), math.Max(hi, grey[i])
+		gray[i] /= float64(c)
+		lo, hi = math.Min(lo, gray[i]), math.Max(hi, gray[i])
 	}
 	out := image.NewRGBA(image.Rect(0, 0, w, h))
 	for i, x := range v {
 		g := 0.0
 		if hi > lo {
-			g = (grey[i] - lo) / (hi - lo)
+			g = (gray[i] - lo) / (hi - lo)
 		}
 		hc := cmap.At(position(x, s))
 		mix := func(ch uint8) uint8 { return uint8(math.Round((1-alpha)*g*255 + alpha*float64(ch))) }

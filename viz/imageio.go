@@ -11,17 +11,17 @@ import (
 )
 
 // Preprocess says how to turn a picture file into a model input, as
-// torchvision's usual transforms: resize the shorter side, crop the centre,
-// scale to [0, 1], then normalise each channel by (x - Mean) / Std.
+// torchvision's usual transforms: resize the shorter side, crop the center,
+// scale to [0, 1], then normalize each channel by (x - Mean) / Std.
 type Preprocess struct {
 	Resize     int       // shorter side after resizing (0: keep)
-	CenterCrop int       // side of the centre crop (0: none)
-	Mean, Std  []float64 // per channel (nil: no normalisation)
+	CenterCrop int       // side of the center crop (0: none)
+	Mean, Std  []float64 // per channel (nil: no normalization)
 	Gray       bool      // one channel instead of three
 }
 
 // LoadImage reads a PNG or JPEG file into a [1, C, H, W] float tensor as
-// the preprocessing says, and also returns the image before normalisation
+// the preprocessing says, and also returns the image before normalization
 // (values in [0, 1], [C, H, W]) for drawing.
 func LoadImage(path string, p Preprocess) (input, shown *tensor.Tensor, err error) {
 	f, err := os.Open(path)
@@ -60,7 +60,7 @@ func LoadImage(path string, p Preprocess) (input, shown *tensor.Tensor, err erro
 		c = 1
 	}
 	shown = tensor.New(c, oh, ow)
-	// Bilinear sampling of the source at the resized grid (half-pixel centres).
+	// Bilinear sampling of the source at the resized grid (half-pixel centers).
 	sample := func(fx, fy float64) [3]float64 {
 		fx = fx*float64(w)/float64(rw) - 0.5
 		fy = fy*float64(h)/float64(rh) - 0.5
@@ -102,7 +102,7 @@ func LoadImage(path string, p Preprocess) (input, shown *tensor.Tensor, err erro
 	copy(input.F, shown.F)
 	if p.Mean != nil || p.Std != nil {
 		if len(p.Mean) != c || len(p.Std) != c {
-			return nil, nil, fmt.Errorf("normalisation needs %d means and %d standard deviations, got %d and %d", c, c, len(p.Mean), len(p.Std))
+			return nil, nil, fmt.Errorf("normalization needs %d means and %d standard deviations, got %d and %d", c, c, len(p.Mean), len(p.Std))
 		}
 		for k := 0; k < c; k++ {
 			for i := 0; i < oh*ow; i++ {

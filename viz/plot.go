@@ -35,7 +35,7 @@ func LinePlotSVG(title string, series []Series, width, height int) string {
 	w, h := float64(width), float64(height)
 	px := func(x float64) float64 { return m + (x-minX)/(maxX-minX)*(w-2*m) }
 	py := func(y float64) float64 { return h - m - (y-minY)/(maxY-minY)*(h-2*m) }
-	colours := []string{"#1b7837", "#b2182b", "#2166ac", "#762a83", "#e08214"}
+	colors := []string{"#1b7837", "#b2182b", "#2166ac", "#762a83", "#e08214"}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`, width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/><text x="%g" y="16" font-size="13">%s</text>`, m, html.EscapeString(title))
@@ -43,7 +43,7 @@ func LinePlotSVG(title string, series []Series, width, height int) string {
 	fmt.Fprintf(&b, `<text x="%g" y="%g">%.3g</text><text x="%g" y="%g" text-anchor="end">%.3g</text>`, m, h-m+14, minX, w-m, h-m+14, maxX)
 	fmt.Fprintf(&b, `<text x="%g" y="%g" text-anchor="end">%.3g</text><text x="%g" y="%g" text-anchor="end">%.3g</text>`, m-4, h-m, minY, m-4, m+4, maxY)
 	for k, s := range series {
-		c := colours[k%len(colours)]
+		c := colors[k%len(colors)]
 		var pts []string
 		for i := range s.X {
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(s.X[i]), py(s.Y[i])))

@@ -23,10 +23,10 @@ type TextRecord struct {
 	AttributionScore float64
 }
 
-// tokenColour is Captum's colour for a word's attribution clipped to
+// tokenColor is Captum's color for a word's attribution clipped to
 // [-1, 1]: a green whose lightness falls from 100% to 50% for positive
 // values, a red falling to 60% for negative ones (HSL, saturation 75%).
-func tokenColour(a float64) color.RGBA {
+func tokenColor(a float64) color.RGBA {
 	a = math.Max(-1, math.Min(1, a))
 	hue, light := 120.0, 100-float64(int(50*a))
 	if a < 0 {
@@ -35,7 +35,7 @@ func tokenColour(a float64) color.RGBA {
 	return hsl(hue, 0.75, light/100)
 }
 
-// hsl converts a colour from hue (degrees), saturation and lightness
+// hsl converts a color from hue (degrees), saturation and lightness
 // (0 to 1) to RGB.
 func hsl(h, s, l float64) color.RGBA {
 	c := (1 - math.Abs(2*l-1)) * s
@@ -87,13 +87,13 @@ func (r TextRecord) cells() []string {
 // TextHTML renders records as an HTML table under a legend, each token's
 // background green for positive and red for negative attribution, its
 // strength the attribution over the record's largest absolute value, in
-// Captum's colours (visualize_text).
+// Captum's colors (visualize_text).
 func TextHTML(records []TextRecord) string {
 	var b strings.Builder
 	rgb := func(c color.RGBA) string { return fmt.Sprintf("rgb(%d,%d,%d)", c.R, c.G, c.B) }
 	fmt.Fprintf(&b, `<p style="font-family:sans-serif;font-size:13px">Legend: <span style="background:%s">&nbsp;&nbsp;&nbsp;</span> Negative `+
 		`<span style="background:%s;border:1px solid #ccc">&nbsp;&nbsp;&nbsp;</span> Neutral <span style="background:%s">&nbsp;&nbsp;&nbsp;</span> Positive</p>`,
-		rgb(tokenColour(-1)), rgb(tokenColour(0)), rgb(tokenColour(1)))
+		rgb(tokenColor(-1)), rgb(tokenColor(0)), rgb(tokenColor(1)))
 	b.WriteString(`<table style="border-collapse:collapse;font-family:sans-serif;font-size:13px"><tr>`)
 	for _, h := range textHeader {
 		fmt.Fprintf(&b, "<th>%s</th>", h)
@@ -106,7 +106,7 @@ func TextHTML(records []TextRecord) string {
 		}
 		b.WriteString("<td>")
 		for i, a := range r.tokenShares() {
-			fmt.Fprintf(&b, `<mark style="background-color:%s;padding:1px 2px;margin:0 1px" title="%.4g">%s</mark>`, rgb(tokenColour(a)), a, html.EscapeString(r.Tokens[i]))
+			fmt.Fprintf(&b, `<mark style="background-color:%s;padding:1px 2px;margin:0 1px" title="%.4g">%s</mark>`, rgb(tokenColor(a)), a, html.EscapeString(r.Tokens[i]))
 		}
 		b.WriteString("</td></tr>")
 	}
@@ -176,13 +176,13 @@ func TextPNG(records []TextRecord, width int) *image.RGBA {
 		a    float64
 	}{{"Negative", -1}, {"Neutral", 0}, {"Positive", 1}} {
 		frame(img, rect{x, 6, 14, 14}, color.RGBA{180, 180, 180, 255})
-		box(x, 6, 14, 14, tokenColour(l.a))
+		box(x, 6, 14, 14, tokenColor(l.a))
 		x += 18
 		drawText(img, face, l.name, x, 18, -1)
 		x += measure(l.name) + 12
 	}
 	// Header and rows.
-	grey := color.RGBA{200, 200, 200, 255}
+	gray := color.RGBA{200, 200, 200, 255}
 	y := legendH
 	cx := pad
 	for k, h := range textHeader {
@@ -192,7 +192,7 @@ func TextPNG(records []TextRecord, width int) *image.RGBA {
 		}
 	}
 	y += lineH
-	box(pad, y, width-2*pad, 1, grey)
+	box(pad, y, width-2*pad, 1, gray)
 	for i, r := range records {
 		cx := pad
 		for k, c := range r.cells() {
@@ -202,11 +202,11 @@ func TextPNG(records []TextRecord, width int) *image.RGBA {
 		for _, p := range rows[i] {
 			tw := measure(p.tok) + 6
 			top := y + pad/2 + p.line*lineH
-			box(x0+p.x, top, tw, lineH-3, tokenColour(p.a))
+			box(x0+p.x, top, tw, lineH-3, tokenColor(p.a))
 			drawText(img, face, p.tok, x0+p.x+3, top+13, -1)
 		}
 		y += rowH[i]
-		box(pad, y-1, width-2*pad, 1, grey)
+		box(pad, y-1, width-2*pad, 1, gray)
 	}
 	return img
 }
@@ -250,8 +250,8 @@ const (
 // TimeSeriesSVG draws a multichannel series data[channel][t] with its
 // attributions attr[channel][t] (Captum's visualize_timeseries_attr):
 // OverlayIndividual gives each channel its own plot over a background
-// coloured by attribution, OverlayCombined puts all channels in one plot
-// over the summed attribution, ColoredGraph colours each line segment by
+// colored by attribution, OverlayCombined puts all channels in one plot
+// over the summed attribution, ColoredGraph colors each line segment by
 // its attribution.
 func TimeSeriesSVG(data, attr [][]float64, mode string, width, height int) (string, error) {
 	if len(data) == 0 || len(data) != len(attr) {

@@ -1,10 +1,10 @@
 // Package viz draws attributions as pictures, as Captum's visualization
 // module does but into files: ImageAttr and ImageAttrMultiple make figures
 // (heat maps, heat maps blended over the image, masked images, alpha
-// scaling; titles, colour bars, sizes) written as PNG or SVG, with Captum's
-// normalisation (sum over channels, scaling by a percentile of the absolute
-// values, clipping outliers) and colour maps per sign; TextHTML and TextPNG
-// colour tokens; TimeSeriesSVG draws series; LinePlotSVG draws curves. It
+// scaling; titles, color bars, sizes) written as PNG or SVG, with Captum's
+// normalization (sum over channels, scaling by a percentile of the absolute
+// values, clipping outliers) and color maps per sign; TextHTML and TextPNG
+// color tokens; TimeSeriesSVG draws series; LinePlotSVG draws curves. It
 // knows only tensors and images.
 package viz
 
@@ -127,10 +127,10 @@ func Normalize(v []float64, s Sign, outlierPerc float64) []float64 {
 	return out
 }
 
-// HeatMap draws normalised values (from Normalize) as an h×w image with the
-// sign's default colour map, scaled up by an integer factor.
+// HeatMap draws normalized values (from Normalize) as an h×w image with the
+// sign's default color map, scaled up by an integer factor.
 func HeatMap(v []float64, h, w int, s Sign, scale int) *image.RGBA {
-	return upscale(colourCells(v, h, w, s, DefaultColormap(s)), scale)
+	return upscale(colorCells(v, h, w, s, DefaultColormap(s)), scale)
 }
 
 // Blend draws the heat map over a greyscale copy of the image (an input
@@ -185,7 +185,7 @@ func WritePNG(path string, img image.Image) error {
 	return f.Close()
 }
 
-// Masked draws the image with each pixel scaled by its normalised
+// Masked draws the image with each pixel scaled by its normalized
 // attribution (values in [0, 1]; Captum's masked_image). It refuses the
 // sign All, whose values can be negative.
 func Masked(img *tensor.Tensor, v []float64, h, w int, s Sign, scale int) (*image.RGBA, error) {
@@ -193,7 +193,7 @@ func Masked(img *tensor.Tensor, v []float64, h, w int, s Sign, scale int) (*imag
 }
 
 // AlphaScaling draws the image with each pixel's opacity set to its
-// normalised attribution (Captum's alpha_scaling). It refuses the sign All.
+// normalized attribution (Captum's alpha_scaling). It refuses the sign All.
 func AlphaScaling(img *tensor.Tensor, v []float64, h, w int, s Sign, scale int) (*image.RGBA, error) {
 	return scaled(img, v, h, w, s, scale, true)
 }
@@ -225,9 +225,9 @@ func scaled(img *tensor.Tensor, v []float64, h, w int, s Sign, scale int, alpha 
 	return out, nil
 }
 
-// ColourBar draws a vertical colour bar of the sign's colour map, from the
+// ColorBar draws a vertical color bar of the sign's color map, from the
 // top (largest) to the bottom, width×height pixels.
-func ColourBar(s Sign, width, height int) *image.RGBA {
+func ColorBar(s Sign, width, height int) *image.RGBA {
 	cm := DefaultColormap(s)
 	img := image.NewRGBA(image.Rect(0, 0, width, height))
 	lo := 0.0

@@ -51,7 +51,7 @@ func TestLinePlotSVG(t *testing.T) {
 	}
 }
 
-func TestMaskedAlphaAndColourBar(t *testing.T) {
+func TestMaskedAlphaAndColorBar(t *testing.T) {
 	img := tensor.New(3, 2, 2)
 	for i := range img.F {
 		img.F[i] = 1
@@ -76,9 +76,9 @@ func TestMaskedAlphaAndColourBar(t *testing.T) {
 			t.Error("sign all: no error")
 		}
 	}
-	bar := ColourBar(All, 4, 11)
+	bar := ColorBar(All, 4, 11)
 	if top, mid := bar.RGBAAt(0, 0), bar.RGBAAt(0, 5); top.G >= mid.G || mid != (color.RGBA{255, 255, 255, 255}) {
-		t.Errorf("colour bar top %v, middle %v: want green over white", top, mid)
+		t.Errorf("color bar top %v, middle %v: want green over white", top, mid)
 	}
 }
 

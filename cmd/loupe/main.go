@@ -161,10 +161,10 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	preprocess := imageFlags(fs)
 	signName := fs.String("sign", "absolute_value", "pictures: absolute_value, positive, negative or all")
-	views := fs.String("views", "", "pictures: visualisations side by side, from "+strings.Join(viz.ImageMethods(), ", ")+
+	views := fs.String("views", "", "pictures: visualizations side by side, from "+strings.Join(viz.ImageMethods(), ", ")+
 		" (default heat_map, and blended_heat_map when the input is an image)")
-	cmap := fs.String("cmap", "", "pictures: colour map ("+strings.Join(viz.ColormapNames(), ", ")+"; default per sign)")
-	colourBar := fs.Bool("colorbar", true, "pictures: draw colour bars")
+	cmap := fs.String("cmap", "", "pictures: color map ("+strings.Join(viz.ColormapNames(), ", ")+"; default per sign)")
+	colorBar := fs.Bool("colorbar", true, "pictures: draw color bars")
 	title := fs.String("title", "", "pictures: figure title (default: method and target)")
 	size := fs.String("size", "", "pictures: figure size in pixels, WxH (default 600 per view by 600)")
 	format := fs.String("format", "png", "pictures: png, svg, both or none")
@@ -173,7 +173,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	pics, err := pictureOptions(*signName, *views, *cmap, *colourBar, *title, *size, *format)
+	pics, err := pictureOptions(*signName, *views, *cmap, *colorBar, *title, *size, *format)
 	if err != nil {
 		return usageError{err}
 	}
@@ -410,7 +410,7 @@ func pictureOptions(sign, views, cmap string, bar bool, title, size, format stri
 	if err != nil {
 		return nil, err
 	}
-	p := &pictures{o: viz.ImageOptions{Sign: s, Colormap: cmap, ColourBar: bar, Title: title}}
+	p := &pictures{o: viz.ImageOptions{Sign: s, Colormap: cmap, ColorBar: bar, Title: title}}
 	if cmap != "" {
 		if _, err := viz.ColormapByName(cmap); err != nil {
 			return nil, err
@@ -420,7 +420,7 @@ func pictureOptions(sign, views, cmap string, bar bool, title, size, format stri
 		for _, v := range strings.Split(views, ",") {
 			v = strings.TrimSpace(v)
 			if !slices.Contains(viz.ImageMethods(), v) {
-				return nil, fmt.Errorf("--views: unknown visualisation %q (want %s)", v, strings.Join(viz.ImageMethods(), ", "))
+				return nil, fmt.Errorf("--views: unknown visualization %q (want %s)", v, strings.Join(viz.ImageMethods(), ", "))
 			}
 			if s == viz.All && (v == viz.MethodMaskedImage || v == viz.MethodAlphaScaling) {
 				return nil, fmt.Errorf("--views %s needs --sign positive, negative or absolute_value, not all", v)
@@ -526,10 +526,10 @@ func readInput(path string, pre viz.Preprocess) (x, shown *tensor.Tensor, err er
 // returns reads them once fs is parsed.
 func imageFlags(fs *flag.FlagSet) func() (viz.Preprocess, error) {
 	resize := fs.Int("resize", 0, "image inputs: resize the shorter side to this many pixels")
-	crop := fs.Int("crop", 0, "image inputs: crop the centre to this size")
+	crop := fs.Int("crop", 0, "image inputs: crop the center to this size")
 	mean := fs.String("mean", "", "image inputs: per-channel means to subtract, e.g. 0.485,0.456,0.406")
 	std := fs.String("std", "", "image inputs: per-channel standard deviations, e.g. 0.229,0.224,0.225")
-	gray := fs.Bool("gray", false, "image inputs: one grey channel")
+	gray := fs.Bool("gray", false, "image inputs: one gray channel")
 	return func() (viz.Preprocess, error) {
 		pre := viz.Preprocess{Resize: *resize, CenterCrop: *crop, Gray: *gray}
 		var err error

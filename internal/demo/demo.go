@@ -214,7 +214,7 @@ func Run(ctx context.Context, dir string, perClass int, progress func(done, tota
 				if name == "Saliency" {
 					sign = viz.AbsoluteValue
 				}
-				view, err := viz.ImageAttr(a1, img, viz.ImageOptions{Method: viz.MethodBlendedHeatMap, Sign: sign, ColourBar: true,
+				view, err := viz.ImageAttr(a1, img, viz.ImageOptions{Method: viz.MethodBlendedHeatMap, Sign: sign, ColorBar: true,
 					Title: fmt.Sprintf("%s: %.0f%% on the shape", name, 100*res.InMask)})
 				if err != nil {
 					return nil, err
@@ -267,7 +267,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{"mul": fu
 </head><body>
 <h1>loupe demo</h1>
 <p>A small CNN tells squares, discs and triangles apart. Each row shows an image, the model's prediction, and what each
-attribution method credits for it (green: positive attribution; blue: absolute value), blended over a grey copy of the
+attribution method credits for it (green: positive attribution; blue: absolute value), blended over a gray copy of the
 image. The share of positive attribution that falls on the shape's pixels is in each title.</p>
 {{range .Examples}}<p><a href="{{.Vector}}"><img src="{{.Figure}}" alt="{{.Class}}, predicted {{.Predicted}}"></a></p>
 {{end}}

@@ -24,7 +24,7 @@ func TestTableRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	img, mask := demo.Draw(0, 1)
-	cy, cx, cnt := 0, 0, 0 // the shape's centre, where NeuronGradient looks
+	cy, cx, cnt := 0, 0, 0 // the shape's center, where NeuronGradient looks
 	for i, in := range mask {
 		if in {
 			cy, cx, cnt = cy+i/demo.Size, cx+i%demo.Size, cnt+1

@@ -9,10 +9,10 @@ import (
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-// layerNormKernel is LayerNormalization (opset 17): X is normalised over
+// layerNormKernel is LayerNormalization (opset 17): X is normalized over
 // the dimensions from axis (default -1) on, with epsilon (default 1e-5),
 // then scaled by Scale and shifted by B (both optional, broadcast to the
-// normalised shape). The Mean and InvStdDev outputs are produced only when
+// normalized shape). The Mean and InvStdDev outputs are produced only when
 // the node names them. Statistics are computed in float64.
 type layerNormKernel struct {
 	axis int64
@@ -64,7 +64,7 @@ func (k layerNormKernel) args(in []*tensor.Tensor) (*lnArgs, error) {
 			return nil, err
 		}
 		if s, e := tensor.BroadcastShape(t.Shape, r.normShape); e != nil || !tensor.SameShape(s, r.normShape) {
-			return nil, fmt.Errorf("input %d has shape %v, which does not broadcast to the normalised shape %v", i, t.Shape, r.normShape)
+			return nil, fmt.Errorf("input %d has shape %v, which does not broadcast to the normalized shape %v", i, t.Shape, r.normShape)
 		}
 		v := t.F
 		if len(v) != r.n {

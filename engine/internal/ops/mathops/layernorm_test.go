@@ -96,13 +96,13 @@ func TestLayerNorm(t *testing.T) {
 		near(t, out[2], stat, rstd, 1e-5)
 		optest.GradCheck(t, k3, in, wrt, optest.Options{Eps: 1e-3})
 	}
-	// Scale broadcast to the normalised shape.
+	// Scale broadcast to the normalized shape.
 	k := kern(t, "LayerNormalization", 17, aI("axis", 1))
 	s := ft(sh(4), 1, 2, 3, 4)
 	full := ft(sh(3, 4), 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4)
 	near(t, fwd(t, k, x, s)[0], x.Shape, f64(fwd(t, k, x, full)[0].F...), 0)
 	optest.GradCheck(t, k, []*tensor.Tensor{x, s}, []int{0, 1}, optest.Options{Eps: 1e-3})
-	fwdErr(t, k, "does not broadcast to the normalised shape", x, ft(sh(3)))
+	fwdErr(t, k, "does not broadcast to the normalized shape", x, ft(sh(3)))
 	fwdErr(t, kern(t, "LayerNormalization", 17, aI("axis", 3)), "out of range", x)
 	if _, err := registry["LayerNormalization"](mkNode("LayerNormalization", 1, aI("stash_type", 0)), 17); err == nil {
 		t.Fatal("stash_type 0 accepted")

@@ -82,7 +82,7 @@ func (c *goldenCase) node(t *testing.T) *graph.Node {
 
 // TestTorchGolden compares forward results and gradients with PyTorch's
 // (CPU, float32) on pooling with ties and ceil_mode, interpolation,
-// transposed and grouped convolutions, padding and batch normalisation.
+// transposed and grouped convolutions, padding and batch normalization.
 func TestTorchGolden(t *testing.T) {
 	raw, err := os.ReadFile("testdata/torch_golden.json")
 	if err != nil {

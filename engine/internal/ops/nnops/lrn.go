@@ -9,7 +9,7 @@ import (
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-// lrn is LRN, local response normalisation across channels:
+// lrn is LRN, local response normalization across channels:
 // y = x / (bias + alpha/size * sum of x^2 over the channel window)^beta,
 // where the window of channel c is [c - floor((size-1)/2), c + ceil((size-1)/2)].
 type lrn struct {

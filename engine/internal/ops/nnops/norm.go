@@ -160,7 +160,7 @@ func (k *batchNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 	return grads, nil
 }
 
-// instanceNorm is InstanceNormalization: each (n, c) plane normalised by
+// instanceNorm is InstanceNormalization: each (n, c) plane normalized by
 // its own mean and variance, then scaled and shifted per channel.
 type instanceNorm struct{ eps float64 }
 

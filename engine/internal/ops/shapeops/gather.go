@@ -18,7 +18,7 @@ func newGather(n *graph.Node, opset int) (op.Kernel, error) {
 	return gather{axis: n.Int("axis", 0)}, nil
 }
 
-// gatherIndices checks input 1 and returns its values normalised to [0, dim).
+// gatherIndices checks input 1 and returns its values normalized to [0, dim).
 func gatherIndices(in []*tensor.Tensor, dim int, axis int, dataShape []int) ([]int, error) {
 	t, err := checkInput(in, 1)
 	if err != nil {
