@@ -18,7 +18,7 @@ type Net struct {
 	Inputs []string // attributed inputs, in order
 	Extra  []string // inputs fed by Options.Additional, in order
 	Output string   // the output explained
-	// Inject replaces named tensors (weights, for the randomisation check)
+	// Inject replaces named tensors (weights, for the randomization check)
 	// in every evaluation.
 	Inject map[string]*tensor.Tensor
 }

@@ -78,9 +78,9 @@ func check(X [][]float64, y, w []float64) (int, int, []float64, error) {
 	return n, d, w, nil
 }
 
-// penalised checks a penalty and the data, and returns the sample weights
+// penalized checks a penalty and the data, and returns the sample weights
 // rescaled to sum to total.
-func penalised(alpha float64, X [][]float64, y, w []float64, total float64) (int, int, []float64, error) {
+func penalized(alpha float64, X [][]float64, y, w []float64, total float64) (int, int, []float64, error) {
 	if alpha < 0 || math.IsNaN(alpha) {
 		return 0, 0, nil, fmt.Errorf("linear: alpha %g must be non-negative", alpha)
 	}
@@ -140,7 +140,7 @@ func finish(b, xm []float64, ym float64) *Model {
 	return &Model{Weights: b, Bias: c}
 }
 
-// LeastSquares minimises sum_i w_i (y_i - x_i·b - c)^2, as scikit-learn's
+// LeastSquares minimizes sum_i w_i (y_i - x_i·b - c)^2, as scikit-learn's
 // LinearRegression; when the problem is rank deficient it returns the
 // minimum-norm solution (as LAPACK's gelsd, through an SVD).
 type LeastSquares struct {
@@ -248,8 +248,8 @@ func lstsq(a [][]float64, t []float64) []float64 {
 	return b
 }
 
-// Ridge minimises sum_i w_i (y_i - x_i·b - c)^2 + Alpha*||b||^2, as
-// scikit-learn's Ridge (the intercept is not penalised).
+// Ridge minimizes sum_i w_i (y_i - x_i·b - c)^2 + Alpha*||b||^2, as
+// scikit-learn's Ridge (the intercept is not penalized).
 type Ridge struct {
 	Alpha        float64
 	FitIntercept bool
@@ -291,7 +291,7 @@ func (r Ridge) Fit(X [][]float64, y, w []float64) (*Model, error) {
 	return finish(lstsq(a, t), xm, ym), nil
 }
 
-// Lasso minimises 1/(2n) sum_i w_i (y_i - x_i·b - c)^2 + Alpha*||b||_1 with
+// Lasso minimizes 1/(2n) sum_i w_i (y_i - x_i·b - c)^2 + Alpha*||b||_1 with
 // the weights rescaled to sum to n, as scikit-learn's Lasso, by cyclic
 // coordinate descent run to convergence (max coefficient change below Tol
 // times the largest coefficient, and at most MaxIter sweeps).
@@ -306,7 +306,7 @@ type Lasso struct {
 
 // Fit fits the model.
 func (l Lasso) Fit(X [][]float64, y, w []float64) (*Model, error) {
-	n, d, sw, err := penalised(l.Alpha, X, y, w, float64(len(X)))
+	n, d, sw, err := penalized(l.Alpha, X, y, w, float64(len(X)))
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +395,7 @@ type SGD struct {
 
 // Fit fits the model.
 func (s SGD) Fit(X [][]float64, y, w []float64) (*Model, error) {
-	n, d, p, err := penalised(s.Alpha, X, y, w, 1)
+	n, d, p, err := penalized(s.Alpha, X, y, w, 1)
 	if err != nil {
 		return nil, err
 	}

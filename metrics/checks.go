@@ -186,11 +186,11 @@ func DeletionCurves(ctx context.Context, m attr.Model, inputs, attributions []*t
 	return curves, nil
 }
 
-// Randomisation is one step of the model randomisation check: the
+// Randomization is one step of the model randomization check: the
 // explanation after the weights of Layers (the last Layers, from the
 // output down) were replaced by random values.
-type Randomisation struct {
-	Layers []string // nodes randomised so far, output first
+type Randomization struct {
+	Layers []string // nodes randomized so far, output first
 	// Spearman is the rank correlation of the absolute attributions with
 	// the original explanation's, per example.
 	Spearman []float64
@@ -199,13 +199,13 @@ type Randomisation struct {
 	SSIM []float64
 }
 
-// ModelRandomisation is the sanity check of Adebayo et al., "Sanity Checks
-// for Saliency Maps", NeurIPS 2018: it randomises the model's weights layer
+// ModelRandomization is the sanity check of Adebayo et al., "Sanity Checks
+// for Saliency Maps", NeurIPS 2018: it randomizes the model's weights layer
 // by layer from the output down (cascading) and measures how much the
 // explanation changes. An explanation that stays the same does not depend
 // on what the model learned. explain builds the method on a net (its
 // weights injected). Cost: one explanation per layer with weights, plus one.
-func ModelRandomisation(ctx context.Context, nt *attr.Net, explain func(*attr.Net) attr.Method, inputs []*tensor.Tensor, o attr.Options, seed uint64) ([]Randomisation, error) {
+func ModelRandomization(ctx context.Context, nt *attr.Net, explain func(*attr.Net) attr.Method, inputs []*tensor.Tensor, o attr.Options, seed uint64) ([]Randomization, error) {
 	n, err := batchOf(inputs)
 	if err != nil {
 		return nil, err
@@ -225,7 +225,7 @@ func ModelRandomisation(ctx context.Context, nt *attr.Net, explain func(*attr.Ne
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x72616e64))
 	inject := map[string]*tensor.Tensor{}
-	var out []Randomisation
+	var out []Randomization
 	var done []string
 	for i := len(layers) - 1; i >= 0; i-- {
 		node := layers[i]
@@ -250,9 +250,9 @@ func ModelRandomisation(ctx context.Context, nt *attr.Net, explain func(*attr.Ne
 		}
 		r, err := explain(&rnet).Attribute(ctx, inputs, o)
 		if err != nil {
-			return nil, fmt.Errorf("metrics: explanation after randomising %s: %w", node.Name, err)
+			return nil, fmt.Errorf("metrics: explanation after randomizing %s: %w", node.Name, err)
 		}
-		step := Randomisation{Layers: append([]string(nil), done...)}
+		step := Randomization{Layers: append([]string(nil), done...)}
 		for e := 0; e < n; e++ {
 			a, b := absRow(orig.Attributions, e, n), absRow(r.Attributions, e, n)
 			step.Spearman = append(step.Spearman, spearman(a, b))

@@ -93,10 +93,10 @@ func (edges) Attribute(ctx context.Context, in []*tensor.Tensor, o attr.Options)
 	return &attr.Result{Attributions: []*tensor.Tensor{a}}, nil
 }
 
-// The randomisation check tells Saliency on the trained demo model from an
-// edge detector: Saliency changes as the weights are randomised, the edge
+// The randomization check tells Saliency on the trained demo model from an
+// edge detector: Saliency changes as the weights are randomized, the edge
 // detector does not.
-func TestModelRandomisation(t *testing.T) {
+func TestModelRandomization(t *testing.T) {
 	ctx := context.Background()
 	// The oracle's CNN (conv, batch norm, pool, twice, and a linear
 	// layer) on a random image.
@@ -111,28 +111,28 @@ func TestModelRandomisation(t *testing.T) {
 		x.F[i] = float32(rng.NormFloat64())
 	}
 	o := attr.Options{Target: attr.Class(1)}
-	sal, err := ModelRandomisation(ctx, nt, func(n *attr.Net) attr.Method { return &attr.Saliency{Net: n} }, []*tensor.Tensor{x}, o, 1)
+	sal, err := ModelRandomization(ctx, nt, func(n *attr.Net) attr.Method { return &attr.Saliency{Net: n} }, []*tensor.Tensor{x}, o, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	edg, err := ModelRandomisation(ctx, nt, func(*attr.Net) attr.Method { return edges{} }, []*tensor.Tensor{x}, o, 1)
+	edg, err := ModelRandomization(ctx, nt, func(*attr.Net) attr.Method { return edges{} }, []*tensor.Tensor{x}, o, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(sal) != 3 {
-		t.Fatalf("%d randomisation steps, want 3 (fc, conv2, conv1)", len(sal))
+		t.Fatalf("%d randomization steps, want 3 (fc, conv2, conv1)", len(sal))
 	}
 	last := sal[len(sal)-1]
 	if last.Spearman[0] > 0.6 || last.SSIM[0] > 0.6 {
-		t.Errorf("Saliency after randomising every layer: Spearman %.2f, SSIM %.2f; want a clear change", last.Spearman[0], last.SSIM[0])
+		t.Errorf("Saliency after randomizing every layer: Spearman %.2f, SSIM %.2f; want a clear change", last.Spearman[0], last.SSIM[0])
 	}
 	for _, s := range edg {
 		if s.Spearman[0] < 0.999 || s.SSIM[0] < 0.999 {
-			t.Errorf("edge detector after randomising %v: Spearman %.3f SSIM %.3f, want 1", s.Layers, s.Spearman[0], s.SSIM[0])
+			t.Errorf("edge detector after randomizing %v: Spearman %.3f SSIM %.3f, want 1", s.Layers, s.Spearman[0], s.SSIM[0])
 		}
 	}
 	for _, s := range sal {
-		t.Logf("Saliency Spearman after randomising %v: %.2f", s.Layers, s.Spearman[0])
+		t.Logf("Saliency Spearman after randomizing %v: %.2f", s.Layers, s.Spearman[0])
 	}
 }
 

@@ -120,7 +120,7 @@ type Options struct {
 // perturbation causes (Yeh et al., "On the (In)fidelity and Sensitivity of
 // Explanations", NeurIPS 2019): mean over samples of
 // (sum(attr * I) - (f(x) - f(x - I)))². With normalize, the attributions
-// are first scaled by the beta that minimises it. Cost: NPerturbSamples
+// are first scaled by the beta that minimizes it. Cost: NPerturbSamples
 // forward rows per example, plus one.
 func Infidelity(ctx context.Context, m attr.Model, perturb Perturbation, inputs, attributions []*tensor.Tensor, o attr.Options, normalize bool, mo Options) (*tensor.Tensor, error) {
 	n, err := batchOf(inputs)

@@ -85,7 +85,7 @@ func TestInfidelityZeroOnLinearModel(t *testing.T) {
 			t.Errorf("input x gradient: infidelity of example %d is %g, want 0", e, f)
 		}
 	}
-	// A wrong explanation is penalised.
+	// A wrong explanation is penalized.
 	bad := []*tensor.Tensor{randn(9, 4, 6)}
 	v, _ = Infidelity(ctx, nt, GaussianNoise(0.3), x, bad, o, false, Options{})
 	if v.F[0] < 1e-3 {

@@ -6,7 +6,7 @@ import "math"
 // float64 and round once, so results agree with PyTorch's float32 kernels to
 // within an ulp. exp is a polynomial rather than math.Exp (about twice as
 // fast), and tanh and sigmoid are built on it (math.Tanh is slow). The hot
-// loops (Exp, Sigmoid, Tanh, Softmax) use the vectorised versions in vec.go
+// loops (Exp, Sigmoid, Tanh, Softmax) use the vectorized versions in vec.go
 // instead.
 //
 // Loops over float32 data do not call float64 functions element by element:

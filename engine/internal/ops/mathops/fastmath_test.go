@@ -29,7 +29,7 @@ func one(f func(y, x []float32)) func(float32) float32 {
 var sigmoid32, tanh32, vexp32 = one(sigmoidSlice), one(tanhSlice), one(vExp)
 
 func TestFastMathAccuracy(t *testing.T) {
-	// check evaluates f on the whole range at once (the vectorised path,
+	// check evaluates f on the whole range at once (the vectorized path,
 	// with a tail of fewer than 8 elements) and on single elements.
 	check := func(name string, f func(y, x []float32), ref func(float64) float64, lo, hi, step float32, tol int64) {
 		var xs []float32
@@ -90,7 +90,7 @@ func TestFastMathAccuracy(t *testing.T) {
 }
 
 // TestFastMathSpecialVector checks infinities, NaN, zeros and extreme values
-// on the vectorised path (16 elements, no tail).
+// on the vectorized path (16 elements, no tail).
 func TestFastMathSpecialVector(t *testing.T) {
 	inf, nan := float32(math.Inf(1)), float32(math.NaN())
 	negZero := float32(math.Copysign(0, -1))

@@ -21,7 +21,7 @@ const batchGrain = 1 << 16
 
 // forBatches runs fn for the batches [0, count), spread across the cores
 // when their outputs are distinct (independent); each product may itself be
-// parallelised by the GEMM, but splitting by batch costs less.
+// parallelized by the GEMM, but splitting by batch costs less.
 func forBatches(count, work int, independent bool, fn func(i int)) {
 	if !independent || count < 2 {
 		for i := range count {

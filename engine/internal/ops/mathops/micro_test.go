@@ -6,7 +6,7 @@ import (
 	"github.com/loupe-ml/loupe/engine/internal/op/optest"
 )
 
-// Micro-benchmarks of the vectorised transcendental loops (64k elements).
+// Micro-benchmarks of the vectorized transcendental loops (64k elements).
 
 var mx = optest.Rand(1, 1<<16).F
 var my = make([]float32, 1<<16)

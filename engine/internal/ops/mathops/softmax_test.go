@@ -96,7 +96,7 @@ func TestSoftmaxLarge(t *testing.T) {
 func ptr(v int64) *int64 { return &v }
 
 // TestSoftmaxMaskedRelative checks rows with masked (-1e9, -1e4) and large
-// logits on the vectorised path. Softmax is checked element by element in
+// logits on the vectorized path. Softmax is checked element by element in
 // relative terms against a reference that, like PyTorch, rounds x - max to
 // float32 before exponentiating.
 func TestSoftmaxMaskedRelative(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"github.com/viterin/vek/vek32"
 )
 
-// Vectorised loops over float32 slices, on top of the AVX2 kernels of
+// Vectorized loops over float32 slices, on top of the AVX2 kernels of
 // github.com/viterin/vek (already a dependency of engine/kernels; it falls
 // back to plain Go on other CPUs). Only vek's exactly rounded operations are
 // used (add, subtract, multiply, negate, maximum); its division, reciprocal
@@ -104,7 +104,7 @@ const (
 	expHi = 88
 )
 
-// vecExp reports whether vek's exp runs vectorised here (without AVX2 it
+// vecExp reports whether vek's exp runs vectorized here (without AVX2 it
 // falls back to a scalar exp that is off by up to 100 ulps near overflow).
 var vecExp = vek32.Info().Acceleration
 
@@ -135,7 +135,7 @@ func vExpInplace(d []float32) {
 }
 
 // expInRange reports whether every element of v is in [expLo, expHi]
-// (none is NaN), with vectorised passes: a sum over values in range is
+// (none is NaN), with vectorized passes: a sum over values in range is
 // finite, and it is NaN when an element is.
 func expInRange(v []float32) bool {
 	s := vek32.Sum(v)

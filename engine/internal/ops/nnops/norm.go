@@ -11,7 +11,7 @@ import (
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-// affine sets dst = src*a + b, vectorised (the same two roundings as the
+// affine sets dst = src*a + b, vectorized (the same two roundings as the
 // scalar expression).
 func affine(dst, src []float32, a, b float32) {
 	vek32.MulNumber_Into(dst, src, a)
