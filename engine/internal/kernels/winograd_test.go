@@ -1,0 +1,218 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestWinogradMatrices checks the identity behind F(4, 3) in float64,
+// Aᵀ[(G g) ⊙ (Bᵀ d)] = the correlation of d (6) with g (3), on basis
+// vectors, for the points in use and the common 0, ±1, ±2; and that the
+// float32 tables are those matrices.
+func TestWinogradMatrices(t *testing.T) {
+	for _, pts := range [][winoIn - 1]float64{winoPoints, {0, 1, -1, 2, -2}} {
+		at, g, bt := winoMatrices(pts)
+		for dj := 0; dj < winoIn; dj++ {
+			for gk := 0; gk < 3; gk++ {
+				for i := 0; i < winoOut; i++ {
+					var s float64
+					for j := 0; j < winoIn; j++ {
+						s += at[i][j] * g[j][gk] * bt[j][dj]
+					}
+					want := 0.0
+					if dj-i == gk {
+						want = 1
+					}
+					if math.Abs(s-want) > 1e-12 {
+						t.Fatalf("points %v: y[%d] for d=e%d, g=e%d is %g, want %g", pts, i, dj, gk, s, want)
+					}
+				}
+			}
+		}
+	}
+	at, g, bt := winoMatrices(winoPoints)
+	for i := 0; i < winoIn; i++ {
+		for j := 0; j < winoIn; j++ {
+			if wino.bt[i*winoIn+j] != float32(bt[i][j]) {
+				t.Fatalf("bt[%d][%d] = %g, want %g", i, j, wino.bt[i*winoIn+j], bt[i][j])
+			}
+			want := 0.0
+			if i < winoOut {
+				want = at[i][j]
+			}
+			if wino.at[i*winoIn+j] != float32(want) {
+				t.Fatalf("at[%d][%d] = %g, want %g", i, j, wino.at[i*winoIn+j], want)
+			}
+		}
+	}
+	if got, want := wino.gg[(1*winoIn+3)*9+2*3+1], float32(g[1][2]*g[3][1]); got != want {
+		t.Fatalf("gg = %g, want %g", got, want)
+	}
+}
+
+var winoCases = []struct {
+	name string
+	p    ConvParams
+}{
+	{"pad1 one tile", ConvParams{N: 1, C: 2, H: 4, W: 4, M: 3, PadT: 1, PadL: 1, PadB: 1, PadR: 1}},
+	{"pad0 odd", ConvParams{N: 2, C: 3, H: 9, W: 7, M: 5}},
+	{"pad1 odd", ConvParams{N: 3, C: 5, H: 11, W: 13, M: 7, PadT: 1, PadL: 1, PadB: 1, PadR: 1}},
+	{"asym pads", ConvParams{N: 2, C: 4, H: 10, W: 6, M: 4, PadT: 2, PadL: 0, PadB: 1, PadR: 2}},
+	{"tiny", ConvParams{N: 1, C: 1, H: 3, W: 3, M: 1}},
+	{"1 row", ConvParams{N: 2, C: 3, H: 1, W: 19, M: 2, PadT: 1, PadB: 1, PadL: 1, PadR: 1}},
+	{"many tiles", ConvParams{N: 3, C: 9, H: 30, W: 26, M: 13, PadT: 1, PadL: 1, PadB: 1, PadR: 1}},
+	{"deep", ConvParams{N: 2, C: 300, H: 6, W: 5, M: 8, PadT: 1, PadL: 1, PadB: 1, PadR: 1}},
+	{"wide", ConvParams{N: 1, C: 7, H: 8, W: 8, M: 150, PadT: 1, PadL: 1, PadB: 1, PadR: 1}},
+}
+
+func TestConv2DWinograd(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, tc := range winoCases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.p
+			p.KH, p.KW = 3, 3
+			p = p.norm()
+			if !winogradOK(p) {
+				t.Fatal("not a Winograd convolution")
+			}
+			nx, nw, ny := sizes(p)
+			x, w, bias := rnd(r, nx), rnd(r, nw), rnd(r, p.M)
+			for _, b := range [][]float32{nil, bias} {
+				want := naiveConv(p, x, w, b)
+				for _, workers := range []int{0, 1, 3} {
+					y := nanSlice(ny)
+					conv2DWinograd(p, x, w, b, y, workers)
+					closeTo(t, fmt.Sprintf("workers=%d bias=%v", workers, b != nil), y, want, 1e-4)
+				}
+			}
+		})
+	}
+}
+
+// winoErr returns the relative L2 error of y against want and its largest
+// error relative to max|want|.
+func winoErr(y []float32, want []float64) (rel2, relMax float64) {
+	var e2, w2, emax, wmax float64
+	for i, v := range y {
+		d := float64(v) - want[i]
+		e2 += d * d
+		w2 += want[i] * want[i]
+		emax = max(emax, math.Abs(d))
+		wmax = max(wmax, math.Abs(want[i]))
+	}
+	return math.Sqrt(e2 / w2), emax / wmax
+}
+
+// naiveConv64 is naiveConv without the final rounding to float32.
+func naiveConv64(p ConvParams, x, w []float32) []float64 {
+	OH, OW := p.OutH(), p.OutW()
+	y := make([]float64, p.N*p.M*OH*OW)
+	for n := 0; n < p.N; n++ {
+		for m := 0; m < p.M; m++ {
+			for c := 0; c < p.C; c++ {
+				xc := x[(n*p.C+c)*p.H*p.W:]
+				for kh := 0; kh < 3; kh++ {
+					for kw := 0; kw < 3; kw++ {
+						wv := float64(w[((m*p.C+c)*3+kh)*3+kw])
+						for oh := 0; oh < OH; oh++ {
+							ih := oh - p.PadT + kh
+							if ih < 0 || ih >= p.H {
+								continue
+							}
+							yr := y[((n*p.M+m)*OH+oh)*OW:]
+							for ow := 0; ow < OW; ow++ {
+								iw := ow - p.PadL + kw
+								if iw < 0 || iw >= p.W {
+									continue
+								}
+								yr[ow] += wv * float64(xc[ih*p.W+iw])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return y
+}
+
+// resnet18Wino lists resnet18's 3×3 stride-1 layers: channels and size.
+var resnet18Wino = []struct{ c, h int }{{64, 56}, {128, 28}, {256, 14}, {512, 7}}
+
+// TestWinogradAccuracy compares Winograd and direct convolutions with a
+// float64 reference on resnet18's 3×3 layers, with N(0,1) inputs and
+// He-initialized weights (std √(2/9C)), forward and input gradient.
+func TestWinogradAccuracy(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, l := range resnet18Wino {
+		m := l.c
+		if testing.Short() {
+			m = 16
+		}
+		p := ConvParams{N: 2, C: l.c, H: l.h, W: l.h, M: m, KH: 3, KW: 3, PadT: 1, PadL: 1, PadB: 1, PadR: 1}.norm()
+		nx, nw, ny := sizes(p)
+		x, w := rnd(r, nx), rnd(r, nw)
+		std := float32(math.Sqrt(2 / float64(9*p.C)))
+		for i := range w {
+			w[i] *= std
+		}
+		want := naiveConv64(p, x, w)
+		y := make([]float32, ny)
+		conv2DDirect(p, x, w, nil, y, 0)
+		d2, dmax := winoErr(y, want)
+		conv2DWinograd(p, x, w, nil, y, 0)
+		w2, wmax := winoErr(y, want)
+		t.Logf("%d->%d %dx%d: direct rel L2 %.2e max %.2e; Winograd rel L2 %.2e max %.2e", p.C, p.M, p.H, p.W, d2, dmax, w2, wmax)
+		if !(w2 <= 1e-5 && wmax <= 1e-4) {
+			t.Errorf("%d->%d %dx%d: Winograd rel L2 %.2e, max %.2e of max|y|", p.C, p.M, p.H, p.W, w2, wmax)
+		}
+	}
+}
+
+// TestWinogradSpeed prints the speed of direct and Winograd convolutions
+// on resnet18's 3×3 layers, measured interleaved, when LOUPE_WINO_BENCH
+// is set.
+func TestWinogradSpeed(t *testing.T) {
+	if os.Getenv("LOUPE_WINO_BENCH") == "" {
+		t.Skip("set LOUPE_WINO_BENCH=1")
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	rounds := 5
+	for _, batch := range []int{1, 10} {
+		for _, l := range resnet18Wino {
+			p := ConvParams{N: batch, C: l.c, H: l.h, W: l.h, M: l.c, KH: 3, KW: 3, PadT: 1, PadL: 1, PadB: 1, PadR: 1}.norm()
+			nx, nw, ny := sizes(p)
+			x, w, bias, y, gy, gx := rnd(r, nx), rnd(r, nw), rnd(r, p.M), make([]float32, ny), rnd(r, ny), make([]float32, nx)
+			flops := 2 * float64(p.N*p.M*p.C*9*p.OutH()*p.OutW())
+			variants := []struct {
+				name string
+				f    func()
+			}{
+				{"direct", func() { conv2DDirect(p, x, w, bias, y, 0) }},
+				{"winograd", func() { conv2DWinograd(p, x, w, bias, y, 0) }},
+				{"grad", func() { conv2DInputGrad(p, w, gy, gx, 0) }},
+				{"grad-wino", func() { winoInputGrad(p, w, gy, gx, 0) }},
+			}
+			best := make([]float64, len(variants))
+			for round := 0; round < rounds; round++ {
+				for i, v := range variants {
+					v.f()
+					n := 0
+					start := time.Now()
+					for time.Since(start) < 150*time.Millisecond {
+						v.f()
+						n++
+					}
+					g := flops * float64(n) / time.Since(start).Seconds() / 1e9
+					best[i] = max(best[i], g)
+				}
+			}
+			t.Logf("N=%-2d %3d %2dx%-2d fwd direct %6.1f wino %6.1f (x%.2f) | grad direct %6.1f wino %6.1f (x%.2f) GFLOP/s",
+				batch, l.c, l.h, l.h, best[0], best[1], best[1]/best[0], best[2], best[3], best[3]/best[2])
+		}
+	}
+}
