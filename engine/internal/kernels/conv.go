@@ -191,6 +191,10 @@ func conv2D(p ConvParams, x, w, bias, y []float32, workers int) {
 		conv2DUnfused(p, x, w, bias, y, workers)
 		return
 	}
+	if useWinograd(p) {
+		conv2DWinograd(p, x, w, bias, y, workers)
+		return
+	}
 	// Reading the input in place saves building im2col blocks, but cuts
 	// the output into panels per output row; with rows of at most 8 and
 	// many output channels to share the im2col cost, packing is faster
@@ -694,6 +698,10 @@ func Conv2DInputGrad(p ConvParams, w, gy, gx []float32) {
 func conv2DInputGrad(p ConvParams, w, gy, gx []float32, workers int) {
 	p = p.norm()
 	p.check(len(gx), len(w), len(gy), "gx", "w", "gy")
+	if q, ok := p.transposed(); ok && fusedConv && useWinograd(q) {
+		winoInputGrad(p, w, gy, gx, workers)
+		return
+	}
 	// With stride 1 the input gradient is itself a convolution: of gy
 	// with the weights flipped and their channel axes swapped, padded so
 	// that the output is H×W. Run as one (conv2DDirect) it needs no

@@ -1,6 +1,9 @@
 package kernels
 
-import "runtime"
+import (
+	"runtime"
+	"sync"
+)
 
 // Winograd convolution F(4×4, 3×3) (Lavin & Gray, "Fast Algorithms for
 // Convolutional Neural Networks", 2016) for 3×3 convolutions with stride
@@ -37,7 +40,7 @@ const (
 type winoTables struct {
 	bt [winoIn * winoIn]float32 // Bᵀ (6×6)
 	at [winoIn * winoIn]float32 // Aᵀ (4×6) padded with two zero rows
-	gg [winoPos * 9]float32     // G⊗G: row ξ = 6a+b, column 3·kh+kw
+	g  [winoIn * 3]float32      // G (6×3)
 }
 
 // winoPoints are the finite interpolation points (the sixth is ∞).
@@ -109,12 +112,8 @@ func newWinoTables(pts [winoIn - 1]float64) *winoTables {
 		}
 	}
 	for a := 0; a < winoIn; a++ {
-		for b := 0; b < winoIn; b++ {
-			for kh := 0; kh < 3; kh++ {
-				for kw := 0; kw < 3; kw++ {
-					t.gg[(a*winoIn+b)*9+kh*3+kw] = float32(g[a][kh] * g[b][kw])
-				}
-			}
+		for k := 0; k < 3; k++ {
+			t.g[a*3+k] = float32(g[a][k])
 		}
 	}
 	return t
@@ -127,23 +126,48 @@ func winogradOK(p ConvParams) bool {
 		p.DilH == 1 && p.DilW == 1 && p.Group == 1
 }
 
-// winoPlan is how conv2DWinograd splits its work: tiles in blocks of
-// block tiles (a multiple of winoTile), output channels in chunks of
-// mchunk rows per GEMM pass.
+// useWinograd reports whether Conv2D should run the convolution p
+// (normalized) by conv2DWinograd: a 3×3 stride-1 convolution with enough
+// tiles to pay for transforming the weights on every call, and enough
+// channels to pay for transforming the input and output.
+func useWinograd(p ConvParams) bool {
+	if !winogradOK(p) {
+		return false
+	}
+	tiles := p.N * ((p.OutH() + winoOut - 1) / winoOut) * ((p.OutW() + winoOut - 1) / winoOut)
+	return tiles >= 32 && p.C >= 32 && p.M >= 32
+}
+
+// winoPlan is how conv2DWinograd splits its work. Tiles are numbered
+// image by image, row by row, and grouped in blocks of block tiles (a
+// multiple of winoTile); the transformed input of a block is laid out as
+// 36 packed C×roundUp(tiles, winoTile) matrices, one per position ξ.
+//
+// With band = 0 ("tiles" mode) the weights are transformed first, all of
+// them, and then each task takes a block: it transforms its input,
+// multiplies and transforms the output, all in cache. With band > 0
+// ("bands" mode, for few tiles) the input of all blocks is transformed
+// first, shared, and each task takes a band of band output channels: it
+// transforms their weights, in cache, and runs the GEMMs and output
+// transforms of all blocks for them.
 type winoPlan struct {
 	th, tw, tiles int // tile rows and columns per image, tiles in all
+	hp, wq        int // rows and columns of a phase of the zero-padded input (see winoRun)
 	block, blocks int
-	mchunk        int
-	hp, wp        int // padded input plane
+	band, bands   int
 	workers       int
 }
 
+// planWinograd plans conv2DWinograd for p on up to workers goroutines (0:
+// automatic).
 func planWinograd(p ConvParams, workers int) winoPlan {
 	OH, OW := p.OutH(), p.OutW()
 	var pl winoPlan
 	pl.th, pl.tw = (OH+winoOut-1)/winoOut, (OW+winoOut-1)/winoOut
 	pl.tiles = p.N * pl.th * pl.tw
-	pl.hp, pl.wp = winoOut*pl.th+2, winoOut*pl.tw+2
+	// (At least nr columns: the portable micro-kernel reads rows of B at
+	// least nr apart.)
+	pl.hp, pl.wq = winoOut*pl.th+2, max(pl.tw+1, nr)
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 		if p.N*p.M*p.C*9*OH*OW < convGrain {
@@ -153,10 +177,32 @@ func planWinograd(p ConvParams, workers int) winoPlan {
 	pl.workers = workers
 	// The transformed input of a block, 36·C·block floats, should stay
 	// in L2.
-	pl.block = max(winoTile, (96<<10)/(winoPos*p.C)/winoTile*winoTile)
-	pl.block = min(pl.block, roundUp(pl.tiles, winoTile))
+	block := max(winoTile, (96<<10)/(winoPos*p.C)/winoTile*winoTile)
+	if pl.tiles < 4*block*workers {
+		return pl.withBands(p, (pl.tiles+winoTile-1)/winoTile*winoTile, 0)
+	}
+	return pl.withBlock(block)
+}
+
+// withBlock returns pl in tiles mode with blocks of block tiles.
+func (pl winoPlan) withBlock(block int) winoPlan {
+	pl.block = min(block, roundUp(pl.tiles, winoTile))
 	pl.blocks = (pl.tiles + pl.block - 1) / pl.block
-	pl.mchunk = p.M
+	pl.band, pl.bands = 0, 0
+	return pl
+}
+
+// withBands returns pl in bands mode with blocks of block tiles and bands
+// of band output channels (0: automatic).
+func (pl winoPlan) withBands(p ConvParams, block, band int) winoPlan {
+	pl = pl.withBlock(block)
+	if band <= 0 {
+		// Enough bands to share out, of at least 24 rows.
+		nb := max(1, min(4*pl.workers, p.M/24))
+		band = roundUp((p.M+nb-1)/nb, mr)
+	}
+	pl.band = min(band, p.M)
+	pl.bands = (p.M + pl.band - 1) / pl.band
 	return pl
 }
 
@@ -167,158 +213,337 @@ func conv2DWinograd(p ConvParams, x, w, bias, y []float32, workers int) {
 	if p.N == 0 {
 		return
 	}
-	pl := planWinograd(p, workers)
+	winoRun(p, planWinograd(p, workers), x, w, bias, y)
+}
+
+// winoRun is conv2DWinograd as planned by pl.
+func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32) {
 	C, M := p.C, p.M
-	// Transformed weights: U[ξ] (M×C) = Σ_k gg[ξ][k] w[m][c][k], one GEMM
-	// of gg (36×9) by the weights seen as a (M·C)×9 matrix, transposed.
-	uBuf := getBuf(winoPos * M * C)
-	u := *uBuf
-	gemm(pl.workers, false, true, winoPos, M*C, 9, 1, wino.gg[:], 9, w, 9, 0, u, M*C)
-	// Zero-padded input, planes of hp×wp: tile (i, j) reads rows 4i..4i+5
-	// and columns 4j..4j+5 of its plane.
-	plane := pl.hp * pl.wp
-	xpBuf := getBuf(p.N * C * plane)
+	// The input is copied zero-padded and split into 4 column phases:
+	// phase q of a plane holds, for each padded row h, the elements of
+	// columns q, q+4, q+8, ... of the padded row (wq of them), so that
+	// column s of tile j's window is element j + s/4 of phase s mod 4: for
+	// consecutive tiles of a tile row, consecutive elements.
+	qplane := winoOut * pl.hp * pl.wq
+	xpBuf := getBuf(p.N*C*qplane + winoTile)
 	xp := *xpBuf
-	parallelRange(p.N*C, max(1, copyGrain/plane), pl.workers, func(lo, hi int) {
+	clear(xp[p.N*C*qplane:])
+	padChunk := max(1, copyGrain/qplane)
+	padTasks := (p.N*C + padChunk - 1) / padChunk
+	q4 := p
+	q4.StrideH, q4.StrideW = 1, winoOut
+	// pad fills the phases of input planes [lo, hi).
+	pad := func(t int) {
+		lo, hi := t*padChunk, min((t+1)*padChunk, p.N*C)
 		for ic := lo; ic < hi; ic++ {
-			fillPhase(p, x[ic*p.H*p.W:(ic+1)*p.H*p.W], xp[ic*plane:(ic+1)*plane], 0, 0, pl.hp, pl.wp)
-		}
-	})
-	parallelTasks(pl.blocks, pl.workers, func(_ int, next func() int) {
-		var vBuf, mBuf *[]float32
-		for b := next(); b >= 0; b = next() {
-			if vBuf == nil {
-				vBuf = getBuf(winoPos * C * pl.block)
-				mBuf = getBuf(winoPos * pl.mchunk * pl.block)
+			in := x[ic*p.H*p.W : (ic+1)*p.H*p.W]
+			for q := 0; q < winoOut; q++ {
+				fillPhase(q4, in, xp[ic*qplane+q*pl.hp*pl.wq:][:pl.hp*pl.wq], 0, q, pl.hp, pl.wq)
 			}
-			t0, t1 := b*pl.block, min((b+1)*pl.block, pl.tiles)
-			winoBlock(p, &pl, xp, u, bias, y, t0, t1, *vBuf, *mBuf)
-		}
-		putBuf(vBuf)
-		putBuf(mBuf)
-	})
-	putBuf(xpBuf)
-	putBuf(uBuf)
-}
-
-// winoBlock computes the output tiles [t0, t1) (numbered image by image,
-// row by row): it transforms their input into v, runs the 36 GEMMs into
-// m and transforms the results into y.
-func winoBlock(p ConvParams, pl *winoPlan, xp, u, bias, y []float32, t0, t1 int, v, m []float32) {
-	C, M := p.C, p.M
-	nt := t1 - t0
-	ntp := roundUp(nt, winoTile)
-	vs := C * ntp // one position's packed C×ntp matrix
-	for t := t0; t < t1; t += winoTile {
-		winoInput(p, pl, xp, v, vs, ntp, t, min(t+winoTile, t1), t-t0)
-	}
-	for m0 := 0; m0 < M; m0 += pl.mchunk {
-		m1 := min(m0+pl.mchunk, M)
-		ms := (m1 - m0) * ntp
-		for xi := 0; xi < winoPos; xi++ {
-			op := gemmOp{m: m1 - m0, n: nt, k: C, alpha: 1,
-				a: u[(xi*M+m0)*C : (xi*M+m1)*C], lda: C,
-				c: m[xi*ms : (xi+1)*ms], ldc: ntp}
-			op.run(0, m1-m0, 0, nt, v[xi*vs:(xi+1)*vs], nil)
-		}
-		for t := t0; t < t1; t += winoTile {
-			winoOutput(p, pl, m, ms, ntp, bias, y, m0, m1, t, min(t+winoTile, t1), t-t0)
 		}
 	}
-}
-
-// winoInput transforms the input of tiles [t0, t1) (at most winoTile)
-// for all channels: V[ξ][c][col+j] for tile t0+j, in the packed layout of
-// packBAll for a C×ntp matrix, the matrices of successive ξ vs apart.
-func winoInput(p ConvParams, pl *winoPlan, xp, v []float32, vs, ntp, t0, t1, col int) {
-	C := p.C
-	plane := pl.hp * pl.wp
-	// Offsets of the tiles' windows within their image's first plane.
-	var base [winoTile]int
-	n := t1 - t0
-	for j := 0; j < n; j++ {
-		t := t0 + j
-		img, r := t/(pl.th*pl.tw), t%(pl.th*pl.tw)
-		ti, tj := r/pl.tw, r%pl.tw
-		base[j] = img*C*plane + winoOut*ti*pl.wp + winoOut*tj
+	_, xs := winoVDims(pl.block, C)
+	ldm := roundUp(pl.block, winoTile)
+	if pl.band == 0 {
+		// Tiles mode: all the weights transformed, U[ξ] (M×C), in chunks.
+		uBuf := getBuf(winoPos * M * C)
+		u := *uBuf
+		uChunk := roundUp(max(1, copyGrain/winoPos), nr)
+		uTasks := (M*C + uChunk - 1) / uChunk
+		q := newPhaseQueue(padTasks+uTasks, pl.blocks)
+		parallelTasks(q.total(), pl.workers, func(_ int, next func() int) {
+			var vBuf, mBuf *[]float32
+			for t := next(); t >= 0; t = next() {
+				ph, i := q.split(t)
+				switch {
+				case ph == 0 && i < padTasks:
+					pad(i)
+				case ph == 0:
+					i -= padTasks
+					i0, i1 := i*uChunk, min((i+1)*uChunk, M*C)
+					winoWeights(w[i0*9:i1*9], u[i0:], M*C)
+				default:
+					q.wait(ph)
+					if vBuf == nil {
+						vBuf = getBuf(winoPos * xs)
+						mBuf = getBuf(winoPos * M * ldm)
+					}
+					t0, t1 := i*pl.block, min((i+1)*pl.block, pl.tiles)
+					winoInput(&p, &pl, xp, *vBuf, t0, t1, 0, C)
+					winoGemm(u, M*C, M, C, *vBuf, t1-t0, *mBuf)
+					winoOutput(&p, &pl, *mBuf, t1-t0, bias, y, 0, M, t0, t1)
+				}
+				q.finish(ph)
+			}
+			putBuf(vBuf)
+			putBuf(mBuf)
+		})
+		putBuf(uBuf)
+		putBuf(xpBuf)
+		return
 	}
-	var d, z [winoPos * winoTile]float32
-	for c := 0; c < C; c++ {
-		// d[(6r+s)·16 + j] is element (r, s) of tile j's window.
-		for j := 0; j < n; j++ {
-			src := xp[base[j]+c*plane:]
-			for r := 0; r < winoIn; r++ {
-				row := src[r*pl.wp : r*pl.wp+winoIn]
-				for s, val := range row {
-					d[(r*winoIn+s)*winoTile+j] = val
+	// Bands mode: transform the input of all blocks, in tasks of a block
+	// and a chunk of channels.
+	vAll := getBuf(pl.blocks * winoPos * xs)
+	v := *vAll
+	cChunk := max(1, min(C, 4096/pl.block))
+	cChunks := (C + cChunk - 1) / cChunk
+	q := newPhaseQueue(padTasks, pl.blocks*cChunks, pl.bands)
+	parallelTasks(q.total(), pl.workers, func(_ int, next func() int) {
+		var uBuf, mBuf *[]float32
+		for t := next(); t >= 0; t = next() {
+			ph, i := q.split(t)
+			switch ph {
+			case 0:
+				pad(i)
+			case 1:
+				q.wait(ph)
+				b, cc := i/cChunks, i%cChunks
+				t0, t1 := b*pl.block, min((b+1)*pl.block, pl.tiles)
+				winoInput(&p, &pl, xp, v[b*winoPos*xs:(b+1)*winoPos*xs], t0, t1, cc*cChunk, min((cc+1)*cChunk, C))
+			case 2:
+				m0, m1 := i*pl.band, min((i+1)*pl.band, M)
+				rows := m1 - m0
+				if uBuf == nil {
+					uBuf = getBuf(winoPos * pl.band * C)
+					mBuf = getBuf(winoPos * pl.band * ldm)
+				}
+				// The band's weights, transformed while the input is.
+				winoWeights(w[m0*C*9:m1*C*9], *uBuf, rows*C)
+				q.wait(ph)
+				for b := 0; b < pl.blocks; b++ {
+					t0, t1 := b*pl.block, min((b+1)*pl.block, pl.tiles)
+					winoGemm(*uBuf, rows*C, rows, C, v[b*winoPos*xs:(b+1)*winoPos*xs], t1-t0, *mBuf)
+					winoOutput(&p, &pl, *mBuf, t1-t0, bias, y, m0, m1, t0, t1)
 				}
 			}
+			q.finish(ph)
 		}
-		if n < winoTile {
-			for k := 0; k < winoPos; k++ {
-				clear(d[k*winoTile+n : (k+1)*winoTile])
-			}
+		putBuf(uBuf)
+		putBuf(mBuf)
+	})
+	putBuf(vAll)
+	putBuf(xpBuf)
+}
+
+// winoWeights transforms the 3×3 kernels w[9i:9i+9] into u[ξ·us+i], ξ
+// = 6a+b: U = G g Gᵀ, in chunks of winoTile kernels transposed so that
+// the micro-kernel works on 16 kernels at once: t[a][kw] = Σ_kh G[a][kh]
+// g[kh][kw], then U[6a+b] = Σ_kw G[b][kw] t[a][kw].
+func winoWeights(w, u []float32, us int) {
+	n := len(w) / 9
+	var wt [9 * winoTile]float32         // wt[(3kh+kw)·16 + j]: kernel j's tap (kh, kw)
+	var t [winoIn * 3 * winoTile]float32 // t[(3a+kw)·16 + j]
+	var tail [winoPos * winoTile]float32 // a last partial chunk's U
+	for i0 := 0; i0 < n; i0 += winoTile {
+		cnt := min(winoTile, n-i0)
+		for j := 0; j < cnt; j++ {
+			src := (*[9]float32)(w[(i0+j)*9:])
+			jj := j & (winoTile - 1)
+			wt[jj] = src[0]
+			wt[winoTile+jj] = src[1]
+			wt[2*winoTile+jj] = src[2]
+			wt[3*winoTile+jj] = src[3]
+			wt[4*winoTile+jj] = src[4]
+			wt[5*winoTile+jj] = src[5]
+			wt[6*winoTile+jj] = src[6]
+			wt[7*winoTile+jj] = src[7]
+			wt[8*winoTile+jj] = src[8]
 		}
-		// z[(6a+s)·16 + j] = Σ_r Bᵀ[a][r] d[(6r+s)·16 + j], column by
-		// column s.
-		for s := 0; s < winoIn; s++ {
-			microKernel(winoIn, wino.bt[:], winoIn, 1, d[s*winoTile:], winoIn*winoTile, z[s*winoTile:], winoIn*winoTile, 1, 0, nil)
+		for kw := 0; kw < 3; kw++ {
+			microKernel(3, wino.g[:], 3, 1, wt[kw*winoTile:], 3*winoTile, t[kw*winoTile:], 3*winoTile, 1, 0, nil)
 		}
-		// V[6a+b] = Σ_s Bᵀ[b][s] z[6a+s], row by row a, into the packed
-		// layout: depth block pc, panel col, row c-pc.
-		pc := c / kcBlock * kcBlock
-		kcur := min(kcBlock, C-pc)
-		off := pc*ntp + col*kcur + (c-pc)*winoTile
+		dst, ld := u[i0:], us
+		if cnt < winoTile {
+			dst, ld = tail[:], winoTile
+		}
 		for a := 0; a < winoIn; a++ {
-			microKernel(winoIn, wino.bt[:], winoIn, 1, z[a*winoIn*winoTile:], winoTile, v[a*winoIn*vs+off:], vs, 1, 0, nil)
+			microKernel(3, wino.g[:], 3, 1, t[a*3*winoTile:], winoTile, dst[a*winoIn*ld:], ld, 1, 0, nil)
+		}
+		if cnt < winoTile {
+			for xi := 0; xi < winoPos; xi++ {
+				copy(u[xi*us+i0:xi*us+i0+cnt], tail[xi*winoTile:])
+			}
 		}
 	}
 }
 
-// winoOutput transforms the GEMM results m of output channels [m0, m1)
-// (position ξ's (m1-m0)×ntp matrix at m[ξ·ms:]) for tiles [t0, t1) (at
-// most winoTile, from column col on) into y, adding the bias.
-func winoOutput(p ConvParams, pl *winoPlan, m []float32, ms, ntp int, bias, y []float32, m0, m1, t0, t1, col int) {
+// winoVDims returns the layout of the transformed input of a block of nt
+// tiles: position ξ's C×nt matrix V[ξ] has rows of ldv floats (a slack
+// of winoTile at the end of each, see winoInput) and starts at ξ·xs.
+func winoVDims(nt, C int) (ldv, xs int) {
+	ldv = roundUp(nt, winoTile) + winoTile
+	return ldv, C * ldv
+}
+
+// phaseQueue numbers the tasks of successive phases for parallelTasks,
+// and lets a task wait for all tasks of the earlier phases. Tasks are
+// handed out in order, so the tasks a task waits for have all been
+// taken, by running goroutines: waiting cannot deadlock.
+type phaseQueue struct {
+	ends []int
+	done []sync.WaitGroup
+}
+
+func newPhaseQueue(counts ...int) *phaseQueue {
+	q := &phaseQueue{ends: make([]int, len(counts)), done: make([]sync.WaitGroup, len(counts))}
+	n := 0
+	for k, c := range counts {
+		n += c
+		q.ends[k] = n
+		q.done[k].Add(c)
+	}
+	return q
+}
+
+func (q *phaseQueue) total() int { return q.ends[len(q.ends)-1] }
+
+// split returns the phase of task t and its number within the phase.
+func (q *phaseQueue) split(t int) (phase, i int) {
+	start := 0
+	for k, e := range q.ends {
+		if t < e {
+			return k, t - start
+		}
+		start = e
+	}
+	panic("kernels: task out of range")
+}
+
+// wait blocks until all tasks of the phases before phase are complete.
+func (q *phaseQueue) wait(phase int) {
+	for k := 0; k < phase; k++ {
+		q.done[k].Wait()
+	}
+}
+
+// finish marks a task of phase complete.
+func (q *phaseQueue) finish(phase int) { q.done[phase].Done() }
+
+// winoGemm runs the 36 GEMMs of a block of nt tiles: m[ξ] (rows×nt at
+// m[ξ·rows·ldm:], row stride ldm = roundUp(nt, winoTile)) = u[ξ]
+// (rows×C at u[ξ·us:], row stride C) · v[ξ] (C×nt, see winoVDims).
+func winoGemm(u []float32, us, rows, C int, v []float32, nt int, m []float32) {
+	ldv, xs := winoVDims(nt, C)
+	ldm := roundUp(nt, winoTile)
+	ms := rows * ldm
+	for xi := 0; xi < winoPos; xi++ {
+		op := gemmOp{m: rows, n: nt, k: C, alpha: 1, a: u[xi*us:], lda: C,
+			b: v[xi*xs : (xi+1)*xs], ldb: ldv, c: m[xi*ms : (xi+1)*ms], ldc: ldm}
+		op.run(0, rows, 0, nt, nil, nil)
+	}
+}
+
+// winoOffs are the offsets, in a row a of the vertical transforms z
+// (winoInput), of the six columns of a window: column s is phase s mod 4,
+// shifted by s/4 tiles.
+var winoOffs = [winoIn]int32{0, winoTile, 2 * winoTile, 3 * winoTile, 1, winoTile + 1}
+
+// winoInput transforms the input of channels [c0, c1) of tiles [t0, t1)
+// into v: V[ξ][c][t-t0] (see winoVDims). It works by segments of tiles
+// of one tile row, at most winoTile-1: for each channel and segment,
+// z[a][q][j] = Σ_r Bᵀ[a][r] (phase q of row 4i+r)[j0+j] for the four
+// phases q, and then V[6a+b][c][j] = Σ_s Bᵀ[b][s] z[a][s mod 4][j + s/4],
+// both on the micro-kernel, 16 (or 8) tiles at a time. The second writes
+// whole rows of 16 (8): the columns past the segment, which belong to
+// the next segment or to the slack at the end of the row, are written
+// again later.
+func winoInput(p *ConvParams, pl *winoPlan, xp, v []float32, t0, t1, c0, c1 int) {
+	C := p.C
+	_, xs := winoVDims(t1-t0, C)
+	ldv := xs / C
+	qplane := winoOut * pl.hp * pl.wq
+	var z [winoIn*winoOut*winoTile + winoTile]float32
+	for c := c0; c < c1; c++ {
+		for t := t0; t < t1; {
+			img, r := t/(pl.th*pl.tw), t%(pl.th*pl.tw)
+			ti, tj := r/pl.tw, r%pl.tw
+			n := min(pl.tw-tj, t1-t, winoTile-1)
+			half := n < winoTile/2
+			src := xp[(img*C+c)*qplane+winoOut*ti*pl.wq+tj:]
+			for q := 0; q < winoOut; q++ {
+				sq := src[q*pl.hp*pl.wq:]
+				if half {
+					microKernelHalf(winoIn, wino.bt[:], winoIn, 1, sq, pl.wq, z[q*winoTile:], winoOut*winoTile, 1, 0, nil)
+				} else {
+					microKernel(winoIn, wino.bt[:], winoIn, 1, sq, pl.wq, z[q*winoTile:], winoOut*winoTile, 1, 0, nil)
+				}
+			}
+			dst := v[c*ldv+t-t0:]
+			for a := 0; a < winoIn; a++ {
+				microKernelIdx(half, winoIn, wino.bt[:], winoIn, 1, z[a*winoOut*winoTile:], winoOffs[:], winoTile+1,
+					dst[a*winoIn*xs:], xs, 1, 0, nil)
+			}
+			t += n
+		}
+	}
+}
+
+// winoOutput transforms the GEMM results m of a block of nt tiles, for
+// output channels [m0, m1) (position ξ's (m1-m0)×ntp matrix at m[ξ·ms:],
+// ms = (m1-m0)·ntp), into the outputs of tiles [t0, t1) (all or a part of
+// the block's), adding the bias.
+func winoOutput(p *ConvParams, pl *winoPlan, m []float32, nt int, bias, y []float32, m0, m1, t0, t1 int) {
 	OH, OW := p.OutH(), p.OutW()
 	P := OH * OW
-	n := t1 - t0
-	var base [winoTile]int
-	var hv, wv [winoTile]int // valid rows and columns of each tile
-	for j := 0; j < n; j++ {
-		t := t0 + j
-		img, r := t/(pl.th*pl.tw), t%(pl.th*pl.tw)
-		ti, tj := r/pl.tw, r%pl.tw
-		base[j] = img*p.M*P + winoOut*ti*OW + winoOut*tj
-		hv[j], wv[j] = min(winoOut, OH-winoOut*ti), min(winoOut, OW-winoOut*tj)
-	}
+	ntp := roundUp(nt, winoTile)
+	ms := (m1 - m0) * ntp // ntp: the row stride of m
 	var z [winoPos * winoTile]float32
 	var out [winoOut * winoIn * winoTile]float32
 	var bv [mr]float32
-	for o := m0; o < m1; o++ {
-		// z[(6u+b)·16 + j] = Σ_a Aᵀ[u][a] m[6a+b][o][j] (rows u = 4, 5 are
-		// zero), column by column b.
-		src := m[(o-m0)*ntp+col:]
-		for b := 0; b < winoIn; b++ {
-			microKernel(winoIn, wino.at[:], winoIn, 1, src[b*ms:], winoIn*ms, z[b*winoTile:], winoIn*winoTile, 1, 0, nil)
-		}
-		// out[(6u+v)·16 + j] = Σ_b Aᵀ[v][b] z[6u+b] + bias.
-		var pb []float32
-		if bias != nil {
-			for i := range bv {
-				bv[i] = bias[o]
-			}
-			pb = bv[:]
-		}
-		for uu := 0; uu < winoOut; uu++ {
-			microKernel(winoIn, wino.at[:], winoIn, 1, z[uu*winoIn*winoTile:], winoTile, out[uu*winoIn*winoTile:], winoTile, 1, 0, pb)
-		}
-		yo := y[o*P:]
+	for tp := t0; tp < t1; tp += winoTile {
+		var base [winoTile]int
+		var full [winoTile]bool
+		var hv, wv [winoTile]int // valid rows and columns of each tile
+		n := min(winoTile, t1-tp)
 		for j := 0; j < n; j++ {
-			dst := yo[base[j]:]
-			for uu := 0; uu < hv[j]; uu++ {
-				row := dst[uu*OW : uu*OW+wv[j]]
-				for vv := range row {
-					row[vv] = out[(uu*winoIn+vv)*winoTile+j]
+			t := tp + j
+			img, r := t/(pl.th*pl.tw), t%(pl.th*pl.tw)
+			ti, tj := r/pl.tw, r%pl.tw
+			base[j] = img*p.M*P + winoOut*ti*OW + winoOut*tj
+			hv[j], wv[j] = min(winoOut, OH-winoOut*ti), min(winoOut, OW-winoOut*tj)
+			full[j] = hv[j] == winoOut && wv[j] == winoOut
+		}
+		col := tp - t0
+		for o := m0; o < m1; o++ {
+			// z[(6u+b)·16 + j] = Σ_a Aᵀ[u][a] m[6a+b][o][j] (rows u = 4, 5
+			// are zero), column by column b.
+			src := m[(o-m0)*ntp+col:]
+			for b := 0; b < winoIn; b++ {
+				microKernel(winoIn, wino.at[:], winoIn, 1, src[b*ms:], winoIn*ms, z[b*winoTile:], winoIn*winoTile, 1, 0, nil)
+			}
+			// out[(6u+v)·16 + j] = Σ_b Aᵀ[v][b] z[6u+b] + bias.
+			var pb []float32
+			if bias != nil {
+				for i := range bv {
+					bv[i] = bias[o]
+				}
+				pb = bv[:]
+			}
+			for uu := 0; uu < winoOut; uu++ {
+				microKernel(winoIn, wino.at[:], winoIn, 1, z[uu*winoIn*winoTile:], winoTile, out[uu*winoIn*winoTile:], winoTile, 1, 0, pb)
+			}
+			yo := y[o*P:]
+			for j := 0; j < n; j++ {
+				jj := j & (winoTile - 1)
+				if full[j] {
+					dst := yo[base[j] : base[j]+3*OW+winoOut]
+					for uu := 0; uu < winoOut; uu++ {
+						row := (*[winoOut]float32)(dst[uu*OW:])
+						ou := (*[winoIn * winoTile]float32)(out[uu*winoIn*winoTile:])
+						row[0] = ou[jj]
+						row[1] = ou[winoTile+jj]
+						row[2] = ou[2*winoTile+jj]
+						row[3] = ou[3*winoTile+jj]
+					}
+					continue
+				}
+				dst := yo[base[j]:]
+				for uu := 0; uu < hv[j]; uu++ {
+					row := dst[uu*OW : uu*OW+wv[j]]
+					for vv := range row {
+						row[vv] = out[(uu*winoIn+vv)*winoTile+jj]
+					}
 				}
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -49,8 +50,12 @@ func TestWinogradMatrices(t *testing.T) {
 			}
 		}
 	}
-	if got, want := wino.gg[(1*winoIn+3)*9+2*3+1], float32(g[1][2]*g[3][1]); got != want {
-		t.Fatalf("gg = %g, want %g", got, want)
+	for a := 0; a < winoIn; a++ {
+		for k := 0; k < 3; k++ {
+			if got, want := wino.g[a*3+k], float32(g[a][k]); got != want {
+				t.Fatalf("g[%d][%d] = %g, want %g", a, k, got, want)
+			}
+		}
 	}
 }
 
@@ -86,10 +91,36 @@ func TestConv2DWinograd(t *testing.T) {
 				for _, workers := range []int{0, 1, 3} {
 					y := nanSlice(ny)
 					conv2DWinograd(p, x, w, b, y, workers)
-					closeTo(t, fmt.Sprintf("workers=%d bias=%v", workers, b != nil), y, want, 1e-4)
+					closeToMax(t, fmt.Sprintf("workers=%d bias=%v", workers, b != nil), y, want, 2e-5)
+					// Both modes, with several blocks and bands.
+					pl := planWinograd(p, workers)
+					for _, q := range []winoPlan{pl.withBlock(winoTile), pl.withBands(p, winoTile, mr), pl.withBands(p, 2*winoTile, 0)} {
+						y := nanSlice(ny)
+						winoRun(p, q, x, w, b, y)
+						closeToMax(t, fmt.Sprintf("workers=%d bias=%v plan %+v", workers, b != nil, q), y, want, 2e-5)
+					}
 				}
 			}
 		})
+	}
+}
+
+// closeToMax fails unless every element of got is within tol·max(1,
+// max|want|) of want's (Winograd's errors scale with the largest
+// outputs, not with each one).
+func closeToMax(t *testing.T, what string, got, want []float32, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: len %d, want %d", what, len(got), len(want))
+	}
+	scale := 1.0
+	for _, v := range want {
+		scale = max(scale, math.Abs(float64(v)))
+	}
+	for i := range got {
+		if d := math.Abs(float64(got[i] - want[i])); !(d <= tol*scale) {
+			t.Fatalf("%s: [%d] = %g, want %g (max |want| %g)", what, i, got[i], want[i], scale)
+		}
 	}
 }
 
@@ -145,7 +176,8 @@ var resnet18Wino = []struct{ c, h int }{{64, 56}, {128, 28}, {256, 14}, {512, 7}
 
 // TestWinogradAccuracy compares Winograd and direct convolutions with a
 // float64 reference on resnet18's 3×3 layers, with N(0,1) inputs and
-// He-initialized weights (std √(2/9C)), forward and input gradient.
+// He-initialized weights (std √(2/9C)), forward and input gradient (of
+// an N(0,1) output gradient).
 func TestWinogradAccuracy(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	for _, l := range resnet18Wino {
@@ -153,22 +185,43 @@ func TestWinogradAccuracy(t *testing.T) {
 		if testing.Short() {
 			m = 16
 		}
-		p := ConvParams{N: 2, C: l.c, H: l.h, W: l.h, M: m, KH: 3, KW: 3, PadT: 1, PadL: 1, PadB: 1, PadR: 1}.norm()
+		p := ConvParams{N: 1, C: l.c, H: l.h, W: l.h, M: m, KH: 3, KW: 3, PadT: 1, PadL: 1, PadB: 1, PadR: 1}.norm()
 		nx, nw, ny := sizes(p)
-		x, w := rnd(r, nx), rnd(r, nw)
+		x, w, gy := rnd(r, nx), rnd(r, nw), rnd(r, ny)
 		std := float32(math.Sqrt(2 / float64(9*p.C)))
 		for i := range w {
 			w[i] *= std
 		}
-		want := naiveConv64(p, x, w)
-		y := make([]float32, ny)
-		conv2DDirect(p, x, w, nil, y, 0)
-		d2, dmax := winoErr(y, want)
-		conv2DWinograd(p, x, w, nil, y, 0)
-		w2, wmax := winoErr(y, want)
-		t.Logf("%d->%d %dx%d: direct rel L2 %.2e max %.2e; Winograd rel L2 %.2e max %.2e", p.C, p.M, p.H, p.W, d2, dmax, w2, wmax)
-		if !(w2 <= 1e-5 && wmax <= 1e-4) {
-			t.Errorf("%d->%d %dx%d: Winograd rel L2 %.2e, max %.2e of max|y|", p.C, p.M, p.H, p.W, w2, wmax)
+		// The input gradient is the convolution q of gy with the weights
+		// flipped, their channel axes swapped.
+		q, _ := p.transposed()
+		wt := make([]float32, nw)
+		for c := 0; c < p.C; c++ {
+			for o := 0; o < p.M; o++ {
+				for k := 0; k < 9; k++ {
+					wt[(c*p.M+o)*9+8-k] = w[(o*p.C+c)*9+k]
+				}
+			}
+		}
+		for _, tc := range []struct {
+			what     string
+			direct   func(y []float32)
+			winograd func(y []float32)
+			want     []float64
+			n        int
+		}{
+			{"forward", func(y []float32) { conv2DDirect(p, x, w, nil, y, 0) }, func(y []float32) { conv2DWinograd(p, x, w, nil, y, 0) }, naiveConv64(p, x, w), ny},
+			{"input gradient", func(gx []float32) { inputGradChunked(p, w, gy, gx, 0) }, func(gx []float32) { winoInputGrad(p, w, gy, gx, 0) }, naiveConv64(q, gy, wt), nx},
+		} {
+			y := make([]float32, tc.n)
+			tc.direct(y)
+			d2, dmax := winoErr(y, tc.want)
+			tc.winograd(y)
+			w2, wmax := winoErr(y, tc.want)
+			t.Logf("%d->%d %dx%d %s: direct rel L2 %.2e max %.2e; Winograd rel L2 %.2e max %.2e", p.C, p.M, p.H, p.W, tc.what, d2, dmax, w2, wmax)
+			if !(w2 <= 1e-5 && wmax <= 1e-4) {
+				t.Errorf("%d->%d %dx%d %s: Winograd rel L2 %.2e, max %.2e of max|y|", p.C, p.M, p.H, p.W, tc.what, w2, wmax)
+			}
 		}
 	}
 }
@@ -181,9 +234,12 @@ func TestWinogradSpeed(t *testing.T) {
 		t.Skip("set LOUPE_WINO_BENCH=1")
 	}
 	r := rand.New(rand.NewPCG(1, 2))
-	rounds := 5
+	rounds := 7
 	for _, batch := range []int{1, 10} {
 		for _, l := range resnet18Wino {
+			if f := os.Getenv("LOUPE_WINO_BENCH"); f != "1" && !strings.Contains(f, fmt.Sprintf("%d/%d", l.c, batch)) {
+				continue
+			}
 			p := ConvParams{N: batch, C: l.c, H: l.h, W: l.h, M: l.c, KH: 3, KW: 3, PadT: 1, PadL: 1, PadB: 1, PadR: 1}.norm()
 			nx, nw, ny := sizes(p)
 			x, w, bias, y, gy, gx := rnd(r, nx), rnd(r, nw), rnd(r, p.M), make([]float32, ny), rnd(r, ny), make([]float32, nx)
@@ -203,7 +259,7 @@ func TestWinogradSpeed(t *testing.T) {
 					v.f()
 					n := 0
 					start := time.Now()
-					for time.Since(start) < 150*time.Millisecond {
+					for time.Since(start) < 100*time.Millisecond {
 						v.f()
 						n++
 					}
@@ -213,6 +269,39 @@ func TestWinogradSpeed(t *testing.T) {
 			}
 			t.Logf("N=%-2d %3d %2dx%-2d fwd direct %6.1f wino %6.1f (x%.2f) | grad direct %6.1f wino %6.1f (x%.2f) GFLOP/s",
 				batch, l.c, l.h, l.h, best[0], best[1], best[1]/best[0], best[2], best[3], best[3]/best[2])
+		}
+	}
+}
+
+// TestWinogradDispatch checks Conv2D and Conv2DInputGrad on shapes that
+// useWinograd sends to conv2DWinograd, against the float64 convolution
+// and against the direct paths.
+func TestWinogradDispatch(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, p := range []ConvParams{
+		{N: 2, C: 32, H: 17, W: 19, M: 40, PadT: 1, PadL: 1, PadB: 1, PadR: 1},
+		{N: 3, C: 36, H: 13, W: 10, M: 33, PadT: 2, PadL: 0, PadB: 1, PadR: 2},
+		{N: 1, C: 40, H: 30, W: 30, M: 32},
+	} {
+		p.KH, p.KW = 3, 3
+		p = p.norm()
+		q, _ := p.transposed()
+		if !useWinograd(p) || !useWinograd(q) {
+			t.Fatalf("%+v: not sent to conv2DWinograd", p)
+		}
+		nx, nw, ny := sizes(p)
+		x, w, bias, gy := rnd(r, nx), rnd(r, nw), rnd(r, p.M), rnd(r, ny)
+		y := nanSlice(ny)
+		Conv2D(p, x, w, bias, y)
+		closeToMax(t, fmt.Sprintf("%+v forward", p), y, naiveConv(p, x, w, bias), 2e-5)
+		gx, want := nanSlice(nx), nanSlice(nx)
+		Conv2DInputGrad(p, w, gy, gx)
+		inputGradChunked(p, w, gy, want, 0)
+		closeToMax(t, fmt.Sprintf("%+v input gradient", p), gx, want, 2e-5)
+		y2 := make([]float32, ny)
+		Conv2D(p, x, w, nil, y2)
+		if lhs, rhs := dot64(y2, gy), dot64(x, gx); math.Abs(lhs-rhs) > 1e-4*(1+math.Abs(lhs))*math.Sqrt(float64(ny)) {
+			t.Errorf("%+v: <conv(x,w), gy> = %g, <x, InputGrad(gy)> = %g", p, lhs, rhs)
 		}
 	}
 }
