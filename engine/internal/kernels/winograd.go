@@ -41,6 +41,7 @@ type winoTables struct {
 	bt [winoIn * winoIn]float32 // Bᵀ (6×6)
 	at [winoIn * winoIn]float32 // Aᵀ (4×6) padded with two zero rows
 	g  [winoIn * 3]float32      // G (6×3)
+	gf [winoIn * 3]float32      // G with its columns reversed
 }
 
 // winoPoints are the finite interpolation points (the sixth is ∞).
@@ -114,6 +115,7 @@ func newWinoTables(pts [winoIn - 1]float64) *winoTables {
 	for a := 0; a < winoIn; a++ {
 		for k := 0; k < 3; k++ {
 			t.g[a*3+k] = float32(g[a][k])
+			t.gf[a*3+2-k] = float32(g[a][k])
 		}
 	}
 	return t
@@ -213,11 +215,13 @@ func conv2DWinograd(p ConvParams, x, w, bias, y []float32, workers int) {
 	if p.N == 0 {
 		return
 	}
-	winoRun(p, planWinograd(p, workers), x, w, bias, y)
+	winoRun(p, planWinograd(p, workers), x, w, bias, y, false)
 }
 
-// winoRun is conv2DWinograd as planned by pl.
-func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32) {
+// winoRun is conv2DWinograd as planned by pl. With flip, w holds the
+// weights of the convolution whose input gradient this is (p transposed):
+// the kernel from input channel c to output o is w[c][o] rotated by 180°.
+func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 	C, M := p.C, p.M
 	// The input is copied zero-padded and split into 4 column phases:
 	// phase q of a plane holds, for each padded row h, the elements of
@@ -260,8 +264,7 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32) {
 					pad(i)
 				case ph == 0:
 					i -= padTasks
-					i0, i1 := i*uChunk, min((i+1)*uChunk, M*C)
-					winoWeights(w[i0*9:i1*9], u[i0:], M*C)
+					winoWeightRows(w, u, M*C, C, M, i*uChunk, min((i+1)*uChunk, M*C), flip)
 				default:
 					q.wait(ph)
 					if vBuf == nil {
@@ -309,7 +312,7 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32) {
 					mBuf = getBuf(winoPos * pl.band * ldm)
 				}
 				// The band's weights, transformed while the input is.
-				winoWeights(w[m0*C*9:m1*C*9], *uBuf, rows*C)
+				winoWeightRows(w[m0*winoKernel(flip, C, M):], *uBuf, rows*C, C, M, 0, rows*C, flip)
 				q.wait(ph)
 				for b := 0; b < pl.blocks; b++ {
 					t0, t1 := b*pl.block, min((b+1)*pl.block, pl.tiles)
@@ -326,19 +329,50 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32) {
 	putBuf(xpBuf)
 }
 
-// winoWeights transforms the 3×3 kernels w[9i:9i+9] into u[ξ·us+i], ξ
-// = 6a+b: U = G g Gᵀ, in chunks of winoTile kernels transposed so that
-// the micro-kernel works on 16 kernels at once: t[a][kw] = Σ_kh G[a][kh]
-// g[kh][kw], then U[6a+b] = Σ_kw G[b][kw] t[a][kw].
-func winoWeights(w, u []float32, us int) {
-	n := len(w) / 9
+// winoKernel returns the offset in w of the kernel from input channel
+// 1 to output 0, or from input 0 to output 1 (winoRun's w, flip or not,
+// for C input and M output channels): the steps of winoWeightRows.
+func winoKernel(flip bool, C, M int) int {
+	if flip {
+		return 9
+	}
+	return 9 * C
+}
+
+// winoWeightRows transforms the kernels [i0, i1) of winoRun's w (M
+// output and C input channels; kernel i = o·C + c is w[o][c], or w[c][o]
+// rotated by 180° if flip) into u[ξ·us + i].
+func winoWeightRows(w, u []float32, us, C, M, i0, i1 int, flip bool) {
+	for i := i0; i < i1; {
+		o, c := i/C, i%C
+		n := min(C-c, i1-i)
+		if flip {
+			winoWeights(w[(c*M+o)*9:], M, u[i:], n, us, true)
+		} else {
+			winoWeights(w[i*9:], 1, u[i:], n, us, false)
+		}
+		i += n
+	}
+}
+
+// winoWeights transforms n 3×3 kernels, kernel j at w[j·stride·9:] (rotated
+// by 180° if flip), into u[ξ·us+j], ξ = 6a+b: U = G g Gᵀ, in chunks of
+// winoTile kernels transposed so that the micro-kernel works on 16
+// kernels at once: t[a][kw] = Σ_kh G[a][kh] g[kh][kw], then U[6a+b] =
+// Σ_kw G[b][kw] t[a][kw]. Rotating g is reversing the columns of G in
+// both.
+func winoWeights(w []float32, stride int, u []float32, n, us int, flip bool) {
+	g := wino.g[:]
+	if flip {
+		g = wino.gf[:]
+	}
 	var wt [9 * winoTile]float32         // wt[(3kh+kw)·16 + j]: kernel j's tap (kh, kw)
 	var t [winoIn * 3 * winoTile]float32 // t[(3a+kw)·16 + j]
 	var tail [winoPos * winoTile]float32 // a last partial chunk's U
 	for i0 := 0; i0 < n; i0 += winoTile {
 		cnt := min(winoTile, n-i0)
 		for j := 0; j < cnt; j++ {
-			src := (*[9]float32)(w[(i0+j)*9:])
+			src := (*[9]float32)(w[(i0+j)*stride*9:])
 			jj := j & (winoTile - 1)
 			wt[jj] = src[0]
 			wt[winoTile+jj] = src[1]
@@ -351,14 +385,14 @@ func winoWeights(w, u []float32, us int) {
 			wt[8*winoTile+jj] = src[8]
 		}
 		for kw := 0; kw < 3; kw++ {
-			microKernel(3, wino.g[:], 3, 1, wt[kw*winoTile:], 3*winoTile, t[kw*winoTile:], 3*winoTile, 1, 0, nil)
+			microKernel(3, g, 3, 1, wt[kw*winoTile:], 3*winoTile, t[kw*winoTile:], 3*winoTile, 1, 0, nil)
 		}
 		dst, ld := u[i0:], us
 		if cnt < winoTile {
 			dst, ld = tail[:], winoTile
 		}
 		for a := 0; a < winoIn; a++ {
-			microKernel(3, wino.g[:], 3, 1, t[a*3*winoTile:], winoTile, dst[a*winoIn*ld:], ld, 1, 0, nil)
+			microKernel(3, g, 3, 1, t[a*3*winoTile:], winoTile, dst[a*winoIn*ld:], ld, 1, 0, nil)
 		}
 		if cnt < winoTile {
 			for xi := 0; xi < winoPos; xi++ {
@@ -552,21 +586,13 @@ func winoOutput(p *ConvParams, pl *winoPlan, m []float32, nt int, bias, y []floa
 
 // winoInputGrad is conv2DInputGrad by conv2DWinograd, for p (normalized)
 // with winogradOK(p) and padding at most 2 on each side: the input
-// gradient is then the convolution of gy with the weights flipped and
-// their channel axes swapped (see ConvParams.transposed).
+// gradient is then the convolution of gy with the weights rotated by 180°
+// and their channel axes swapped (see ConvParams.transposed), which
+// winoRun reads from w as they are.
 func winoInputGrad(p ConvParams, w, gy, gx []float32, workers int) {
 	q, _ := p.transposed()
-	wtBuf := getBuf(p.M * p.C * 9)
-	wt := *wtBuf
-	for c := 0; c < p.C; c++ {
-		for m := 0; m < p.M; m++ {
-			src := w[(m*p.C+c)*9:][:9]
-			dst := wt[(c*p.M+m)*9:][:9]
-			for i, v := range src {
-				dst[8-i] = v
-			}
-		}
+	if q.N == 0 {
+		return
 	}
-	conv2DWinograd(q, gy, wt, nil, gx, workers)
-	putBuf(wtBuf)
+	winoRun(q, planWinograd(q, workers), gy, w, nil, gx, true)
 }
