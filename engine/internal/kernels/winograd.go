@@ -234,23 +234,18 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 	clear(xp[p.N*C*qplane:])
 	padChunk := max(1, copyGrain/qplane)
 	padTasks := (p.N*C + padChunk - 1) / padChunk
-	q4 := p
-	q4.StrideH, q4.StrideW = 1, winoOut
 	// pad fills the phases of input planes [lo, hi).
 	pad := func(t int) {
 		lo, hi := t*padChunk, min((t+1)*padChunk, p.N*C)
 		for ic := lo; ic < hi; ic++ {
-			in := x[ic*p.H*p.W : (ic+1)*p.H*p.W]
-			for q := 0; q < winoOut; q++ {
-				fillPhase(q4, in, xp[ic*qplane+q*pl.hp*pl.wq:][:pl.hp*pl.wq], 0, q, pl.hp, pl.wq)
-			}
+			winoPhases(&p, &pl, x[ic*p.H*p.W:(ic+1)*p.H*p.W], xp[ic*qplane:(ic+1)*qplane])
 		}
 	}
 	_, xs := winoVDims(pl.block, C)
-	ldm := roundUp(pl.block, winoTile)
 	if pl.band == 0 {
 		// Tiles mode: all the weights transformed, U[ξ] (M×C), in chunks.
-		uBuf := getBuf(winoPos * M * C)
+		us := winoStride(M * C)
+		uBuf := getBuf(winoPos * us)
 		u := *uBuf
 		uChunk := roundUp(max(1, copyGrain/winoPos), nr)
 		uTasks := (M*C + uChunk - 1) / uChunk
@@ -264,16 +259,17 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 					pad(i)
 				case ph == 0:
 					i -= padTasks
-					winoWeightRows(w, u, M*C, C, M, i*uChunk, min((i+1)*uChunk, M*C), flip)
+					winoWeightRows(w, u, us, C, M, i*uChunk, min((i+1)*uChunk, M*C), flip)
 				default:
 					q.wait(ph)
 					if vBuf == nil {
 						vBuf = getBuf(winoPos * xs)
-						mBuf = getBuf(winoPos * M * ldm)
+						_, ms := winoMDims(pl.block, M)
+						mBuf = getBuf(winoPos*ms + 8)
 					}
 					t0, t1 := i*pl.block, min((i+1)*pl.block, pl.tiles)
 					winoInput(&p, &pl, xp, *vBuf, t0, t1, 0, C)
-					winoGemm(u, M*C, M, C, *vBuf, t1-t0, *mBuf)
+					winoGemm(u, us, M, C, *vBuf, t1-t0, *mBuf)
 					winoOutput(&p, &pl, *mBuf, t1-t0, bias, y, 0, M, t0, t1)
 				}
 				q.finish(ph)
@@ -307,16 +303,18 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 			case 2:
 				m0, m1 := i*pl.band, min((i+1)*pl.band, M)
 				rows := m1 - m0
+				us := winoStride(rows * C)
 				if uBuf == nil {
-					uBuf = getBuf(winoPos * pl.band * C)
-					mBuf = getBuf(winoPos * pl.band * ldm)
+					_, ms := winoMDims(pl.block, pl.band)
+					uBuf = getBuf(winoPos * winoStride(pl.band*C))
+					mBuf = getBuf(winoPos*ms + 8)
 				}
 				// The band's weights, transformed while the input is.
-				winoWeightRows(w[m0*winoKernel(flip, C, M):], *uBuf, rows*C, C, M, 0, rows*C, flip)
+				winoWeightRows(w[m0*winoKernel(flip, C, M):], *uBuf, us, C, M, 0, rows*C, flip)
 				q.wait(ph)
 				for b := 0; b < pl.blocks; b++ {
 					t0, t1 := b*pl.block, min((b+1)*pl.block, pl.tiles)
-					winoGemm(*uBuf, rows*C, rows, C, v[b*winoPos*xs:(b+1)*winoPos*xs], t1-t0, *mBuf)
+					winoGemm(*uBuf, us, rows, C, v[b*winoPos*xs:(b+1)*winoPos*xs], t1-t0, *mBuf)
 					winoOutput(&p, &pl, *mBuf, t1-t0, bias, y, m0, m1, t0, t1)
 				}
 			}
@@ -407,7 +405,62 @@ func winoWeights(w []float32, stride int, u []float32, n, us int, flip bool) {
 // of winoTile at the end of each, see winoInput) and starts at ξ·xs.
 func winoVDims(nt, C int) (ldv, xs int) {
 	ldv = roundUp(nt, winoTile) + winoTile
-	return ldv, C * ldv
+	return ldv, winoStride(C * ldv)
+}
+
+// winoMDims returns the layout of the GEMM results of a block of nt tiles
+// for rows output channels: position ξ's rows×nt matrix has rows of ldm
+// floats and starts at ξ·ms.
+func winoMDims(nt, rows int) (ldm, ms int) {
+	ldm = roundUp(nt, winoTile)
+	return ldm, winoStride(rows * ldm)
+}
+
+// winoStride returns the distance to put between the matrices of
+// successive positions ξ, at least n floats: an odd number of 64-byte
+// lines, so that the 36 rows a transform reads or writes at once fall in
+// different cache sets (at a multiple of 4 KiB they would all fall in one
+// set, and run 3 times slower).
+func winoStride(n int) int {
+	n = roundUp(n, 16)
+	if n/16%2 == 0 {
+		n += 16
+	}
+	return n
+}
+
+// winoPhases writes the four column phases of one zero-padded input
+// plane in (H×W) into dst (4 phases of hp×wq): phase q, row h, column j is
+// the padded input's element (h, 4j+q), that is in[h-PadT][4j+q-PadL] or
+// zero outside in.
+func winoPhases(p *ConvParams, pl *winoPlan, in, dst []float32) {
+	ps := pl.hp * pl.wq
+	d0, d1, d2, d3 := dst[:ps], dst[ps:2*ps], dst[2*ps:3*ps], dst[3*ps:4*ps]
+	var rowBuf [4 * 64]float32
+	row := rowBuf[:]
+	if n := winoOut * pl.wq; n > len(row) {
+		row = make([]float32, n) // images over 250 wide
+	}
+	row = row[:winoOut*pl.wq]
+	for h := 0; h < pl.hp; h++ {
+		ih := h - p.PadT
+		r0, r1, r2, r3 := d0[h*pl.wq:(h+1)*pl.wq], d1[h*pl.wq:(h+1)*pl.wq], d2[h*pl.wq:(h+1)*pl.wq], d3[h*pl.wq:(h+1)*pl.wq]
+		if ih < 0 || ih >= p.H {
+			clear(r0)
+			clear(r1)
+			clear(r2)
+			clear(r3)
+			continue
+		}
+		// The padded row, then split.
+		clear(row[:min(p.PadL, len(row))])
+		n := copy(row[min(p.PadL, len(row)):], in[ih*p.W:(ih+1)*p.W])
+		clear(row[min(p.PadL, len(row))+n:])
+		for j := range r0 {
+			q := (*[winoOut]float32)(row[winoOut*j:])
+			r0[j], r1[j], r2[j], r3[j] = q[0], q[1], q[2], q[3]
+		}
+	}
 }
 
 // phaseQueue numbers the tasks of successive phases for parallelTasks,
@@ -454,13 +507,12 @@ func (q *phaseQueue) wait(phase int) {
 // finish marks a task of phase complete.
 func (q *phaseQueue) finish(phase int) { q.done[phase].Done() }
 
-// winoGemm runs the 36 GEMMs of a block of nt tiles: m[ξ] (rows×nt at
-// m[ξ·rows·ldm:], row stride ldm = roundUp(nt, winoTile)) = u[ξ]
-// (rows×C at u[ξ·us:], row stride C) · v[ξ] (C×nt, see winoVDims).
+// winoGemm runs the 36 GEMMs of a block of nt tiles: m[ξ] (rows×nt, see
+// winoMDims) = u[ξ] (rows×C at u[ξ·us:], row stride C) · v[ξ] (C×nt, see
+// winoVDims).
 func winoGemm(u []float32, us, rows, C int, v []float32, nt int, m []float32) {
 	ldv, xs := winoVDims(nt, C)
-	ldm := roundUp(nt, winoTile)
-	ms := rows * ldm
+	ldm, ms := winoMDims(nt, rows)
 	for xi := 0; xi < winoPos; xi++ {
 		op := gemmOp{m: rows, n: nt, k: C, alpha: 1, a: u[xi*us:], lda: C,
 			b: v[xi*xs : (xi+1)*xs], ldb: ldv, c: m[xi*ms : (xi+1)*ms], ldc: ldm}
@@ -484,9 +536,28 @@ var winoOffs = [winoIn]int32{0, winoTile, 2 * winoTile, 3 * winoTile, 1, winoTil
 // again later.
 func winoInput(p *ConvParams, pl *winoPlan, xp, v []float32, t0, t1, c0, c1 int) {
 	C := p.C
-	_, xs := winoVDims(t1-t0, C)
-	ldv := xs / C
+	ldv, xs := winoVDims(t1-t0, C)
 	qplane := winoOut * pl.hp * pl.wq
+	if winoAsm() {
+		// 8 tiles at a time, any number of them from a tile row.
+		ps := pl.hp * pl.wq
+		for c := c0; c < c1; c++ {
+			for t := t0; t < t1; {
+				img, r := t/(pl.th*pl.tw), t%(pl.th*pl.tw)
+				ti, tj := r/pl.tw, r%pl.tw
+				n := min(pl.tw-tj, t1-t)
+				src := xp[(img*C+c)*qplane+winoOut*ti*pl.wq+tj:]
+				dst := v[c*ldv+t-t0:]
+				for j := 0; j < n; j += 8 {
+					_ = src[j+3*ps+5*pl.wq+8]
+					_ = dst[j+(winoPos-1)*xs+7]
+					winoInAVX2(&src[j], ps, pl.wq, &dst[j], xs)
+				}
+				t += n
+			}
+		}
+		return
+	}
 	var z [winoIn*winoOut*winoTile + winoTile]float32
 	for c := c0; c < c1; c++ {
 		for t := t0; t < t1; {
@@ -520,8 +591,43 @@ func winoInput(p *ConvParams, pl *winoPlan, xp, v []float32, t0, t1, c0, c1 int)
 func winoOutput(p *ConvParams, pl *winoPlan, m []float32, nt int, bias, y []float32, m0, m1, t0, t1 int) {
 	OH, OW := p.OutH(), p.OutW()
 	P := OH * OW
-	ntp := roundUp(nt, winoTile)
-	ms := (m1 - m0) * ntp // ntp: the row stride of m
+	ntp, ms := winoMDims(nt, m1-m0)
+	if winoAsm() {
+		// 8 tiles of a tile row at a time, straight into y if they are
+		// whole, else through tmp.
+		var tmp [winoOut * 8 * winoOut]float32
+		for o := m0; o < m1; o++ {
+			var bv float32
+			if bias != nil {
+				bv = bias[o]
+			}
+			mo := m[(o-m0)*ntp:]
+			for t := t0; t < t1; {
+				img, r := t/(pl.th*pl.tw), t%(pl.th*pl.tw)
+				ti, tj := r/pl.tw, r%pl.tw
+				n := min(pl.tw-tj, t1-t)
+				rows := min(winoOut, OH-winoOut*ti)
+				yo := y[(img*p.M+o)*P+winoOut*ti*OW:]
+				for j := 0; j < n; j += 8 {
+					src := mo[t-t0+j:]
+					_ = src[(winoPos-1)*ms+7]
+					x0 := winoOut * (tj + j)
+					cols := min(winoOut*min(8, n-j), OW-x0)
+					if rows == winoOut && cols == winoOut*8 {
+						_ = yo[3*OW+x0+cols-1]
+						winoOutAVX2(&src[0], ms, &yo[x0], OW, bv)
+						continue
+					}
+					winoOutAVX2(&src[0], ms, &tmp[0], winoOut*8, bv)
+					for u := 0; u < rows; u++ {
+						copy(yo[u*OW+x0:u*OW+x0+cols], tmp[u*winoOut*8:])
+					}
+				}
+				t += n
+			}
+		}
+		return
+	}
 	var z [winoPos * winoTile]float32
 	var out [winoOut * winoIn * winoTile]float32
 	var bv [mr]float32

@@ -1,0 +1,18 @@
+//go:build amd64 && !purego && !openblas
+
+package kernels
+
+// winoInAVX2 transforms the input windows of 8 consecutive tiles of a
+// tile row; see winograd_amd64.s.
+//
+//go:noescape
+func winoInAVX2(src *float32, ps, rs int, dst *float32, xs int)
+
+// winoOutAVX2 transforms the GEMM results of 8 consecutive tiles of a
+// tile row into their outputs; see winograd_amd64.s.
+//
+//go:noescape
+func winoOutAVX2(src *float32, ms int, y *float32, ldy int, bias float32)
+
+// winoAsm reports whether the AVX2 transforms can run.
+func winoAsm() bool { return useAVX2 }
