@@ -42,6 +42,8 @@ type winoTables struct {
 	at [winoIn * winoIn]float32 // Aᵀ (4×6) padded with two zero rows
 	g  [winoIn * 3]float32      // G (6×3)
 	gf [winoIn * 3]float32      // G with its columns reversed
+	// G and gf with each entry repeated 8 times, for winoWeightsAVX2.
+	gv, gfv [winoIn * 3 * 8]float32
 }
 
 // winoPoints are the finite interpolation points (the sixth is ∞).
@@ -116,6 +118,10 @@ func newWinoTables(pts [winoIn - 1]float64) *winoTables {
 		for k := 0; k < 3; k++ {
 			t.g[a*3+k] = float32(g[a][k])
 			t.gf[a*3+2-k] = float32(g[a][k])
+			for l := 0; l < 8; l++ {
+				t.gv[(a*3+k)*8+l] = float32(g[a][k])
+				t.gfv[(a*3+2-k)*8+l] = float32(g[a][k])
+			}
 		}
 	}
 	return t
@@ -167,9 +173,12 @@ func planWinograd(p ConvParams, workers int) winoPlan {
 	var pl winoPlan
 	pl.th, pl.tw = (OH+winoOut-1)/winoOut, (OW+winoOut-1)/winoOut
 	pl.tiles = p.N * pl.th * pl.tw
-	// (At least nr columns: the portable micro-kernel reads rows of B at
-	// least nr apart.)
-	pl.hp, pl.wq = winoOut*pl.th+2, max(pl.tw+1, nr)
+	// (At least nr columns for the portable transforms: the portable
+	// micro-kernel reads rows of B at least nr apart.)
+	pl.hp, pl.wq = winoOut*pl.th+2, pl.tw+1
+	if !winoAsm() {
+		pl.wq = max(pl.wq, nr)
+	}
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 		if p.N*p.M*p.C*9*OH*OW < convGrain {
@@ -360,14 +369,26 @@ func winoWeightRows(w, u []float32, us, C, M, i0, i1 int, flip bool) {
 // Σ_kw G[b][kw] t[a][kw]. Rotating g is reversing the columns of G in
 // both.
 func winoWeights(w []float32, stride int, u []float32, n, us int, flip bool) {
-	g := wino.g[:]
+	g, gv := wino.g[:], wino.gv[:]
 	if flip {
-		g = wino.gf[:]
+		g, gv = wino.gf[:], wino.gfv[:]
+	}
+	start := 0
+	if winoAsm() && n >= 8 {
+		var idx [8]int32
+		for j := range idx {
+			idx[j] = int32(j * stride * 9)
+		}
+		for ; start+8 <= n; start += 8 {
+			_ = w[(start+7)*stride*9+8]
+			_ = u[(winoPos-1)*us+start+7]
+			winoWeightsAVX2(&w[start*stride*9], &idx[0], &gv[0], &u[start], us)
+		}
 	}
 	var wt [9 * winoTile]float32         // wt[(3kh+kw)·16 + j]: kernel j's tap (kh, kw)
 	var t [winoIn * 3 * winoTile]float32 // t[(3a+kw)·16 + j]
 	var tail [winoPos * winoTile]float32 // a last partial chunk's U
-	for i0 := 0; i0 < n; i0 += winoTile {
+	for i0 := start; i0 < n; i0 += winoTile {
 		cnt := min(winoTile, n-i0)
 		for j := 0; j < cnt; j++ {
 			src := (*[9]float32)(w[(i0+j)*stride*9:])

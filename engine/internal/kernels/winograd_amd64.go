@@ -14,5 +14,10 @@ func winoInAVX2(src *float32, ps, rs int, dst *float32, xs int)
 //go:noescape
 func winoOutAVX2(src *float32, ms int, y *float32, ldy int, bias float32)
 
+// winoWeightsAVX2 transforms 8 3×3 kernels; see winograd_amd64.s.
+//
+//go:noescape
+func winoWeightsAVX2(w *float32, idx *int32, gm *float32, u *float32, us int)
+
 // winoAsm reports whether the AVX2 transforms can run.
 func winoAsm() bool { return useAVX2 }
