@@ -137,33 +137,41 @@ func winogradOK(p ConvParams) bool {
 // useWinograd reports whether Conv2D should run the convolution p
 // (normalized) by conv2DWinograd: a 3×3 stride-1 convolution with enough
 // tiles to pay for transforming the weights on every call, and enough
-// channels to pay for transforming the input and output.
+// channels to pay for transforming the input and output. Measured against
+// conv2DDirect on 2 cores (see TestWinogradSpeed): with 64 to 512
+// channels and 16 tiles or more (resnet18's 3×3 layers but the 7×7 ones
+// at batch 1), 1.5 to 2.8 times faster; at 4 tiles (7×7, batch 1) 2 to 3
+// times slower; with 32 channels 0.95 to 1.8 times as fast, with 16 or 8
+// 0.75 to 1.05.
 func useWinograd(p ConvParams) bool {
 	if !winogradOK(p) {
 		return false
 	}
 	tiles := p.N * ((p.OutH() + winoOut - 1) / winoOut) * ((p.OutW() + winoOut - 1) / winoOut)
-	return tiles >= 32 && p.C >= 32 && p.M >= 32
+	return tiles >= 16 && p.C >= 32 && p.M >= 32
 }
 
 // winoPlan is how conv2DWinograd splits its work. Tiles are numbered
-// image by image, row by row, and grouped in blocks of block tiles (a
-// multiple of winoTile); the transformed input of a block is laid out as
-// 36 packed C×roundUp(tiles, winoTile) matrices, one per position ξ.
+// image by image, row by row, and grouped in blocks of block tiles; the
+// transformed input of a block is laid out as 36 C×block matrices, one
+// per position ξ (see winoVDims). The input is first copied, padded and
+// split into column phases, and the weights transformed, all of them, in
+// tasks of the first phase. Then:
 //
-// With band = 0 ("tiles" mode) the weights are transformed first, all of
-// them, and then each task takes a block: it transforms its input,
-// multiplies and transforms the output, all in cache. With band > 0
-// ("bands" mode, for few tiles) the input of all blocks is transformed
-// first, shared, and each task takes a band of band output channels: it
-// transforms their weights, in cache, and runs the GEMMs and output
-// transforms of all blocks for them.
+// With band = 0 ("tiles" mode, for many tiles) each task takes a block:
+// it transforms its input, runs the GEMMs for all output channels and
+// transforms their results, all in cache. With band > 0 ("shared" mode)
+// the input of all blocks is transformed in a second phase, and each task
+// of the third takes a block and a band of band output channels.
 type winoPlan struct {
 	th, tw, tiles int // tile rows and columns per image, tiles in all
 	hp, wq        int // rows and columns of a phase of the zero-padded input (see winoRun)
 	block, blocks int
 	band, bands   int
-	workers       int
+	// ownWeights: in shared mode, each task takes a band and all blocks,
+	// and transforms the band's weights itself, in cache.
+	ownWeights bool
+	workers    int
 }
 
 // planWinograd plans conv2DWinograd for p on up to workers goroutines (0:
@@ -186,34 +194,45 @@ func planWinograd(p ConvParams, workers int) winoPlan {
 		}
 	}
 	pl.workers = workers
-	// The transformed input of a block, 36·C·block floats, should stay
-	// in L2.
-	block := max(winoTile, (96<<10)/(winoPos*p.C)/winoTile*winoTile)
-	if pl.tiles < 4*block*workers {
-		return pl.withBands(p, (pl.tiles+winoTile-1)/winoTile*winoTile, 0)
+	// Tiles mode when there are blocks enough to share out, of 32 or 48
+	// tiles so that a block's transformed input (36·C·block floats) and
+	// GEMM results (36·M·block) stay in L2, and at most 128 channels so
+	// that rereading the transformed weights for each block costs little
+	// (measured on resnet18's layers: 48 tiles for 64 channels, 32 for
+	// 128; for 256, shared mode is faster). Else shared mode, with the
+	// bands transforming their own weights: tasks of bands of 24 to 48
+	// output channels, about two per worker, and blocks of up to 64 tiles.
+	block := 0
+	switch c := max(p.C, p.M); {
+	case c <= 64:
+		block = 48
+	case c <= 128:
+		block = 32
 	}
-	return pl.withBlock(block)
+	if block > 0 && pl.tiles >= 2*workers*block {
+		return pl.withBlock(block)
+	}
+	band := min(p.M, max(24, min(48, roundUp((p.M+2*workers-1)/(2*workers), mr))))
+	nblk := (pl.tiles + 63) / 64
+	block = roundUp((pl.tiles+nblk-1)/nblk, 8)
+	return pl.withBands(p, block, band, true)
 }
 
 // withBlock returns pl in tiles mode with blocks of block tiles.
 func (pl winoPlan) withBlock(block int) winoPlan {
-	pl.block = min(block, roundUp(pl.tiles, winoTile))
+	pl.block = min(block, pl.tiles)
 	pl.blocks = (pl.tiles + pl.block - 1) / pl.block
-	pl.band, pl.bands = 0, 0
+	pl.band, pl.bands, pl.ownWeights = 0, 0, false
 	return pl
 }
 
-// withBands returns pl in bands mode with blocks of block tiles and bands
-// of band output channels (0: automatic).
-func (pl winoPlan) withBands(p ConvParams, block, band int) winoPlan {
+// withBands returns pl in shared mode with blocks of block tiles and
+// bands of band output channels, transforming their own weights if own.
+func (pl winoPlan) withBands(p ConvParams, block, band int, own bool) winoPlan {
 	pl = pl.withBlock(block)
-	if band <= 0 {
-		// Enough bands to share out, of at least 24 rows.
-		nb := max(1, min(4*pl.workers, p.M/24))
-		band = roundUp((p.M+nb-1)/nb, mr)
-	}
 	pl.band = min(band, p.M)
 	pl.bands = (p.M + pl.band - 1) / pl.band
+	pl.ownWeights = own
 	return pl
 }
 
@@ -251,36 +270,50 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 		}
 	}
 	_, xs := winoVDims(pl.block, C)
+	// U[ξ] (M×C), all the weights transformed, in tasks of uChunk
+	// kernels.
+	us := winoStride(M * C)
+	var uBuf *[]float32
+	var u []float32
+	if !pl.ownWeights {
+		uBuf = getBuf(winoPos * us)
+		u = *uBuf
+	}
+	uChunk := roundUp(max(1, copyGrain/winoPos), nr)
+	uTasks := (M*C + uChunk - 1) / uChunk
+	if pl.ownWeights {
+		uTasks = 0
+	}
+	// first runs task i of the first phase.
+	first := func(i int) {
+		if i < padTasks {
+			pad(i)
+			return
+		}
+		i -= padTasks
+		winoWeightRows(w, u, us, C, M, i*uChunk, min((i+1)*uChunk, M*C), flip)
+	}
 	if pl.band == 0 {
-		// Tiles mode: all the weights transformed, U[ξ] (M×C), in chunks.
-		us := winoStride(M * C)
-		uBuf := getBuf(winoPos * us)
-		u := *uBuf
-		uChunk := roundUp(max(1, copyGrain/winoPos), nr)
-		uTasks := (M*C + uChunk - 1) / uChunk
 		q := newPhaseQueue(padTasks+uTasks, pl.blocks)
 		parallelTasks(q.total(), pl.workers, func(_ int, next func() int) {
 			var vBuf, mBuf *[]float32
 			for t := next(); t >= 0; t = next() {
 				ph, i := q.split(t)
-				switch {
-				case ph == 0 && i < padTasks:
-					pad(i)
-				case ph == 0:
-					i -= padTasks
-					winoWeightRows(w, u, us, C, M, i*uChunk, min((i+1)*uChunk, M*C), flip)
-				default:
-					q.wait(ph)
-					if vBuf == nil {
-						vBuf = getBuf(winoPos * xs)
-						_, ms := winoMDims(pl.block, M)
-						mBuf = getBuf(winoPos*ms + 8)
-					}
-					t0, t1 := i*pl.block, min((i+1)*pl.block, pl.tiles)
-					winoInput(&p, &pl, xp, *vBuf, t0, t1, 0, C)
-					winoGemm(u, us, M, C, *vBuf, t1-t0, *mBuf)
-					winoOutput(&p, &pl, *mBuf, t1-t0, bias, y, 0, M, t0, t1)
+				if ph == 0 {
+					first(i)
+					q.finish(ph)
+					continue
 				}
+				q.wait(ph)
+				if vBuf == nil {
+					_, ms := winoMDims(pl.block, M)
+					vBuf = getBuf(winoPos * xs)
+					mBuf = getBuf(winoPos*ms + 8)
+				}
+				t0, t1 := i*pl.block, min((i+1)*pl.block, pl.tiles)
+				winoInput(&p, &pl, xp, *vBuf, t0, t1, 0, C)
+				winoGemm(u, us, M, C, *vBuf, t1-t0, *mBuf)
+				winoOutput(&p, &pl, *mBuf, t1-t0, bias, y, 0, M, t0, t1)
 				q.finish(ph)
 			}
 			putBuf(vBuf)
@@ -290,56 +323,73 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 		putBuf(xpBuf)
 		return
 	}
-	// Bands mode: transform the input of all blocks, in tasks of a block
-	// and a chunk of channels.
+	// Shared mode: the input of all blocks transformed in tasks of a block
+	// and a chunk of channels, then tasks of a block and a band.
 	vAll := getBuf(pl.blocks * winoPos * xs)
 	v := *vAll
 	cChunk := max(1, min(C, 4096/pl.block))
 	cChunks := (C + cChunk - 1) / cChunk
-	q := newPhaseQueue(padTasks, pl.blocks*cChunks, pl.bands)
+	tasks2 := pl.blocks * pl.bands
+	if pl.ownWeights {
+		tasks2 = pl.bands
+	}
+	q := newPhaseQueue(padTasks+uTasks, pl.blocks*cChunks, tasks2)
 	parallelTasks(q.total(), pl.workers, func(_ int, next func() int) {
-		var uBuf, mBuf *[]float32
+		var mBuf, ubBuf *[]float32
 		for t := next(); t >= 0; t = next() {
 			ph, i := q.split(t)
 			switch ph {
 			case 0:
-				pad(i)
+				first(i)
 			case 1:
 				q.wait(ph)
 				b, cc := i/cChunks, i%cChunks
 				t0, t1 := b*pl.block, min((b+1)*pl.block, pl.tiles)
 				winoInput(&p, &pl, xp, v[b*winoPos*xs:(b+1)*winoPos*xs], t0, t1, cc*cChunk, min((cc+1)*cChunk, C))
 			case 2:
-				m0, m1 := i*pl.band, min((i+1)*pl.band, M)
-				rows := m1 - m0
-				us := winoStride(rows * C)
-				if uBuf == nil {
+				if mBuf == nil {
 					_, ms := winoMDims(pl.block, pl.band)
-					uBuf = getBuf(winoPos * winoStride(pl.band*C))
 					mBuf = getBuf(winoPos*ms + 8)
 				}
-				// The band's weights, transformed while the input is.
-				winoWeightRows(w[m0*winoKernel(flip, C, M):], *uBuf, us, C, M, 0, rows*C, flip)
-				q.wait(ph)
-				for b := 0; b < pl.blocks; b++ {
-					t0, t1 := b*pl.block, min((b+1)*pl.block, pl.tiles)
-					winoGemm(*uBuf, us, rows, C, v[b*winoPos*xs:(b+1)*winoPos*xs], t1-t0, *mBuf)
-					winoOutput(&p, &pl, *mBuf, t1-t0, bias, y, m0, m1, t0, t1)
+				if pl.ownWeights {
+					// The band's weights, transformed while the input is,
+					// for all blocks.
+					m0, m1 := i*pl.band, min((i+1)*pl.band, M)
+					ubs := winoStride((m1 - m0) * C)
+					if ubBuf == nil {
+						ubBuf = getBuf(winoPos * winoStride(pl.band*C))
+					}
+					winoWeightRows(w[m0*winoKernelStep(flip, C):], *ubBuf, ubs, C, M, 0, (m1-m0)*C, flip)
+					q.wait(ph)
+					for b := 0; b < pl.blocks; b++ {
+						t0, t1 := b*pl.block, min((b+1)*pl.block, pl.tiles)
+						winoGemm(*ubBuf, ubs, m1-m0, C, v[b*winoPos*xs:(b+1)*winoPos*xs], t1-t0, *mBuf)
+						winoOutput(&p, &pl, *mBuf, t1-t0, bias, y, m0, m1, t0, t1)
+					}
+					break
 				}
+				q.wait(ph)
+				b, band := i/pl.bands, i%pl.bands
+				m0, m1 := band*pl.band, min((band+1)*pl.band, M)
+				t0, t1 := b*pl.block, min((b+1)*pl.block, pl.tiles)
+				winoGemm(u[m0*C:], us, m1-m0, C, v[b*winoPos*xs:(b+1)*winoPos*xs], t1-t0, *mBuf)
+				winoOutput(&p, &pl, *mBuf, t1-t0, bias, y, m0, m1, t0, t1)
 			}
 			q.finish(ph)
 		}
-		putBuf(uBuf)
 		putBuf(mBuf)
+		putBuf(ubBuf)
 	})
 	putBuf(vAll)
+	putBuf(uBuf)
 	putBuf(xpBuf)
 }
 
-// winoKernel returns the offset in w of the kernel from input channel
-// 1 to output 0, or from input 0 to output 1 (winoRun's w, flip or not,
-// for C input and M output channels): the steps of winoWeightRows.
-func winoKernel(flip bool, C, M int) int {
+// winoKernelStep returns the offset in winoRun's w (C input channels)
+// from the kernels of output channel 0 to those of output channel 1: the
+// kernel from input c to output o is at 9·(o·C + c), or if flip at
+// 9·(c·M + o).
+func winoKernelStep(flip bool, C int) int {
 	if flip {
 		return 9
 	}

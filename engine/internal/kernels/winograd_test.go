@@ -94,7 +94,7 @@ func TestConv2DWinograd(t *testing.T) {
 					closeToMax(t, fmt.Sprintf("workers=%d bias=%v", workers, b != nil), y, want, 2e-5)
 					// Both modes, with several blocks and bands.
 					pl := planWinograd(p, workers)
-					for _, q := range []winoPlan{pl.withBlock(winoTile), pl.withBands(p, winoTile, mr), pl.withBands(p, 2*winoTile, 0)} {
+					for _, q := range []winoPlan{pl.withBlock(winoTile), pl.withBlock(8), pl.withBands(p, 8, mr, false), pl.withBands(p, 2*winoTile, 2*mr, false), pl.withBands(p, 8, mr, true)} {
 						y := nanSlice(ny)
 						winoRun(p, q, x, w, b, y, false)
 						closeToMax(t, fmt.Sprintf("workers=%d bias=%v plan %+v", workers, b != nil, q), y, want, 2e-5)
@@ -111,7 +111,7 @@ func TestConv2DWinograd(t *testing.T) {
 				winoInputGrad(p, w, gy, gx, workers)
 				closeToMax(t, fmt.Sprintf("input gradient workers=%d", workers), gx, want, 2e-5)
 				pl := planWinograd(q, workers)
-				for _, ql := range []winoPlan{pl.withBlock(winoTile), pl.withBands(q, winoTile, mr), pl.withBands(q, 2*winoTile, 0)} {
+				for _, ql := range []winoPlan{pl.withBlock(winoTile), pl.withBlock(8), pl.withBands(q, 8, mr, false), pl.withBands(q, 2*winoTile, 2*mr, false), pl.withBands(q, 8, mr, true)} {
 					gx := nanSlice(nx)
 					winoRun(q, ql, gy, w, nil, gx, true)
 					closeToMax(t, fmt.Sprintf("input gradient workers=%d plan %+v", workers, ql), gx, want, 2e-5)
@@ -251,9 +251,16 @@ func TestWinogradSpeed(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	rounds := 10
+	// LOUPE_WINO_BENCH=1: resnet18's layers; =C/N,C/N,...: those of
+	// them with C channels at batch N; =small: smaller ones (as in the
+	// conformance suite's resnet_mini, and others).
+	layers := resnet18Wino
+	if os.Getenv("LOUPE_WINO_BENCH") == "small" {
+		layers = []struct{ c, h int }{{8, 56}, {16, 28}, {32, 14}, {64, 7}, {16, 56}, {32, 28}, {32, 56}, {48, 28}, {48, 14}, {128, 14}}
+	}
 	for _, batch := range []int{1, 10} {
-		for _, l := range resnet18Wino {
-			if f := os.Getenv("LOUPE_WINO_BENCH"); f != "1" && !strings.Contains(f, fmt.Sprintf("%d/%d", l.c, batch)) {
+		for _, l := range layers {
+			if f := os.Getenv("LOUPE_WINO_BENCH"); f != "1" && f != "small" && !strings.Contains(f, fmt.Sprintf("small%d/%d", l.c, batch)) && !strings.Contains(f, fmt.Sprintf("%d/%d", l.c, batch)) {
 				continue
 			}
 			p := ConvParams{N: batch, C: l.c, H: l.h, W: l.h, M: l.c, KH: 3, KW: 3, PadT: 1, PadL: 1, PadB: 1, PadR: 1}.norm()
