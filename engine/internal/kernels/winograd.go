@@ -472,10 +472,14 @@ func winoWeights(w []float32, stride int, u []float32, n, us int, flip bool) {
 }
 
 // winoVDims returns the layout of the transformed input of a block of nt
-// tiles: position ξ's C×nt matrix V[ξ] has rows of ldv floats (a slack
-// of winoTile at the end of each, see winoInput) and starts at ξ·xs.
+// tiles: position ξ's C×nt matrix V[ξ] has rows of ldv floats (with a
+// slack at the end of each for the transforms' extra columns, 8 or 16,
+// see winoInput) and starts at ξ·xs.
 func winoVDims(nt, C int) (ldv, xs int) {
-	ldv = roundUp(nt, winoTile) + winoTile
+	ldv = roundUp(nt, 8) + 8
+	if !winoAsm() {
+		ldv = roundUp(nt, winoTile) + winoTile
+	}
 	return ldv, winoStride(C * ldv)
 }
 
@@ -507,12 +511,24 @@ func winoStride(n int) int {
 func winoPhases(p *ConvParams, pl *winoPlan, in, dst []float32) {
 	ps := pl.hp * pl.wq
 	d0, d1, d2, d3 := dst[:ps], dst[ps:2*ps], dst[2*ps:3*ps], dst[3*ps:4*ps]
-	var rowBuf [4 * 64]float32
-	row := rowBuf[:]
-	if n := winoOut * pl.wq; n > len(row) {
+	// Groups of 8 columns of each phase split by winoSplitAVX2: all the
+	// columns, the last group's extra ones falling in the next rows
+	// (written later), except near the end of the phase.
+	groups, lastGroups := 0, 0
+	n := winoOut * pl.wq
+	if winoAsm() {
+		groups, lastGroups = (pl.wq+7)/8, pl.wq/8
+		n = max(n, 32*groups)
+	}
+	// row is a padded input row: only in[ih] is copied in, at PadL, the
+	// rest stays zero.
+	var rowBuf [256]float32
+	var row []float32
+	if n <= len(rowBuf) {
+		row = rowBuf[:n]
+	} else {
 		row = make([]float32, n) // images over 250 wide
 	}
-	row = row[:winoOut*pl.wq]
 	for h := 0; h < pl.hp; h++ {
 		ih := h - p.PadT
 		r0, r1, r2, r3 := d0[h*pl.wq:(h+1)*pl.wq], d1[h*pl.wq:(h+1)*pl.wq], d2[h*pl.wq:(h+1)*pl.wq], d3[h*pl.wq:(h+1)*pl.wq]
@@ -523,11 +539,18 @@ func winoPhases(p *ConvParams, pl *winoPlan, in, dst []float32) {
 			clear(r3)
 			continue
 		}
-		// The padded row, then split.
-		clear(row[:min(p.PadL, len(row))])
-		n := copy(row[min(p.PadL, len(row)):], in[ih*p.W:(ih+1)*p.W])
-		clear(row[min(p.PadL, len(row))+n:])
-		for j := range r0 {
+		copy(row[p.PadL:], in[ih*p.W:(ih+1)*p.W])
+		j0, g := 0, groups
+		if (h*pl.wq + 8*g) > ps {
+			g = lastGroups
+		}
+		if g > 0 {
+			_ = d3[h*pl.wq+8*g-1]
+			_ = row[32*g-1]
+			winoSplitAVX2(&row[0], g, &r0[0], ps)
+			j0 = min(8*g, pl.wq)
+		}
+		for j := j0; j < len(r0); j++ {
 			q := (*[winoOut]float32)(row[winoOut*j:])
 			r0[j], r1[j], r2[j], r3[j] = q[0], q[1], q[2], q[3]
 		}

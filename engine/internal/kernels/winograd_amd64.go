@@ -19,5 +19,11 @@ func winoOutAVX2(src *float32, ms int, y *float32, ldy int, bias float32)
 //go:noescape
 func winoWeightsAVX2(w *float32, idx *int32, gm *float32, u *float32, us int)
 
+// winoSplitAVX2 splits groups of 32 floats into their 4 column phases;
+// see winograd_amd64.s.
+//
+//go:noescape
+func winoSplitAVX2(src *float32, n int, dst *float32, ps int)
+
 // winoAsm reports whether the AVX2 transforms can run.
 func winoAsm() bool { return useAVX2 }

@@ -106,6 +106,17 @@ DATA ·winoK<>+376(SB)/4, $0xc1000000 // -8
 DATA ·winoK<>+380(SB)/4, $0xc1000000 // -8
 GLOBL ·winoK<>(SB), RODATA|NOPTR, $384
 
+// Lane order after the in-lane transposes of winoSplitAVX2.
+DATA ·winoPerm<>+0(SB)/4, $0
+DATA ·winoPerm<>+4(SB)/4, $4
+DATA ·winoPerm<>+8(SB)/4, $1
+DATA ·winoPerm<>+12(SB)/4, $5
+DATA ·winoPerm<>+16(SB)/4, $2
+DATA ·winoPerm<>+20(SB)/4, $6
+DATA ·winoPerm<>+24(SB)/4, $3
+DATA ·winoPerm<>+28(SB)/4, $7
+GLOBL ·winoPerm<>(SB), RODATA|NOPTR, $32
+
 // func winoInAVX2(src *float32, ps, rs int, dst *float32, xs int)
 //
 // Transforms the input windows of 8 consecutive tiles of a tile row:
@@ -1314,6 +1325,48 @@ TEXT ·winoWeightsAVX2(SB), $576-40
 	VMOVUPS Y7, (DI)
 	ADDQ DX, DI
 	VMOVUPS Y8, (DI)
+	VZEROUPPER
+	RET
+
+// func winoSplitAVX2(src *float32, n int, dst *float32, ps int)
+//
+// Splits n groups of 32 floats into their 4 column phases: dst[q·ps + j]
+// = src[4j + q] for j < 8n.
+TEXT ·winoSplitAVX2(SB), NOSPLIT, $0-32
+	MOVQ src+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVQ dst+16(FP), DI
+	MOVQ ps+24(FP), DX
+	SHLQ $2, DX
+	LEAQ (DI)(DX*2), R8
+	VMOVDQU ·winoPerm<>(SB), Y15
+
+split:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	VUNPCKLPS Y1, Y0, Y4
+	VUNPCKHPS Y1, Y0, Y5
+	VUNPCKLPS Y3, Y2, Y6
+	VUNPCKHPS Y3, Y2, Y7
+	VUNPCKLPD Y6, Y4, Y0
+	VUNPCKHPD Y6, Y4, Y1
+	VUNPCKLPD Y7, Y5, Y2
+	VUNPCKHPD Y7, Y5, Y3
+	VPERMPS Y0, Y15, Y0
+	VPERMPS Y1, Y15, Y1
+	VPERMPS Y2, Y15, Y2
+	VPERMPS Y3, Y15, Y3
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, (DI)(DX*1)
+	VMOVUPS Y2, (R8)
+	VMOVUPS Y3, (R8)(DX*1)
+	ADDQ $128, SI
+	ADDQ $32, DI
+	ADDQ $32, R8
+	DECQ CX
+	JNZ split
 	VZEROUPPER
 	RET
 

@@ -14,5 +14,9 @@ func winoWeightsAVX2(w *float32, idx *int32, gm *float32, u *float32, us int) {
 	panic("kernels: no AVX2 Winograd transforms in this build")
 }
 
+func winoSplitAVX2(src *float32, n int, dst *float32, ps int) {
+	panic("kernels: no AVX2 Winograd transforms in this build")
+}
+
 // winoAsm reports whether the AVX2 transforms can run.
 func winoAsm() bool { return false }
