@@ -7,32 +7,43 @@ import (
 
 // Winograd convolution F(4×4, 3×3) (Lavin & Gray, "Fast Algorithms for
 // Convolutional Neural Networks", 2016) for 3×3 convolutions with stride
-// and dilation 1 and one group.
+// and dilation 1 and one group, and so for their input gradients, which
+// are such convolutions too.
 //
 // The output is cut into 4×4 tiles; tile (i, j) of an image reads the
-// 6×6 window d of the zero-padded input at rows 4i.., columns 4j.., and
+// 6×6 window d_c of the zero-padded input channel c at rows 4i..,
+// columns 4j.., and
 //
-//	y_tile = Aᵀ [ Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c Bᵀᵀ) ] A
+//	y_tile = Aᵀ [ Σ_c (G g_c Gᵀ) ⊙ (Bᵀ d_c B) ] A
 //
 // where g_c is the 3×3 kernel of input channel c. For each of the 36
 // transform positions ξ this is a GEMM, Y[ξ] (M × tiles) = U[ξ] (M × C,
-// transformed weights) · V[ξ] (C × tiles, transformed input), which runs
-// on the blocked GEMM's micro-kernel. The transforms are small matrix
-// products too (6×6 by 6×16 tiles at a time), also run on the
-// micro-kernel, so that they are vectorized.
+// transformed weights) · V[ξ] (C × tiles, transformed input), run on the
+// blocked GEMM (gemmOp) with the tiles of all images side by side: 36/144
+// of the direct convolution's multiplications for whole tiles.
+//
+// The transforms are vectorized across 8 tiles (or kernels): in AVX2
+// assembly on amd64 (winograd_amd64.s, written out by a script for these
+// points), else as small matrix products on the micro-kernel. For the
+// input transform the padded input is first split into 4 column phases
+// (column 4j+q of the padded input is column j of phase q), so that the
+// windows of consecutive tiles of a tile row are consecutive in memory.
 //
 // The matrices come from the interpolation points 0, 1, -1, 1/2, -2 and
-// ∞ (Toom-Cook). Measured in float32 on resnet18's 3×3 layers against a
-// float64 reference, they give a relative L2 error of 1.2e-6 to 2.6e-6
-// and a largest error of 2e-6 to 5e-6 of max|y|; the common points
-// 0, ±1, ±2 give 1.8e-6 to 3.1e-6 and up to 1.2e-5 (direct float32
-// convolution: 4e-7 to 1.1e-6).
+// ∞ (Toom-Cook). Measured in float32 on resnet18's 3×3 layers with
+// N(0,1) inputs and He-initialized weights, against a float64 reference,
+// they give a relative L2 error of 1.1e-6 to 2e-6 and a largest error of
+// 2e-6 to 4.4e-6 of max|y|, forward and input gradient; the common points
+// 0, ±1, ±2 gave 1.8e-6 to 3.1e-6 and up to 1.2e-5, F(2×2, 3×3) 2.7e-7 to
+// 6.3e-7, and the direct float32 convolution 1.6e-7 to 1.1e-6
+// (TestWinogradAccuracy). Changing the points means generating the
+// assembly again: the tests then fail until it is.
 
 const (
 	winoOut  = 4  // output tile side
 	winoIn   = 6  // input tile side
 	winoPos  = 36 // transform positions
-	winoTile = nr // tiles transformed at a time (one micro-kernel panel)
+	winoTile = nr // tiles transformed at a time by the portable transforms (one micro-kernel panel)
 )
 
 // winoTables holds the transform matrices in float32, each laid out as
@@ -620,14 +631,15 @@ func winoGemm(u []float32, us, rows, C int, v []float32, nt int, m []float32) {
 var winoOffs = [winoIn]int32{0, winoTile, 2 * winoTile, 3 * winoTile, 1, winoTile + 1}
 
 // winoInput transforms the input of channels [c0, c1) of tiles [t0, t1)
-// into v: V[ξ][c][t-t0] (see winoVDims). It works by segments of tiles
-// of one tile row, at most winoTile-1: for each channel and segment,
-// z[a][q][j] = Σ_r Bᵀ[a][r] (phase q of row 4i+r)[j0+j] for the four
-// phases q, and then V[6a+b][c][j] = Σ_s Bᵀ[b][s] z[a][s mod 4][j + s/4],
-// both on the micro-kernel, 16 (or 8) tiles at a time. The second writes
-// whole rows of 16 (8): the columns past the segment, which belong to
-// the next segment or to the slack at the end of the row, are written
-// again later.
+// from the column phases xp into v: V[ξ][c][t-t0] (see winoVDims). It
+// works by segments of tiles of one tile row, 8 tiles at a time with
+// winoInAVX2. Else the segments have at most winoTile-1 tiles: for each
+// channel and segment, z[a][q][j] = Σ_r Bᵀ[a][r] (phase q of row
+// 4i+r)[j0+j] for the four phases q, and then V[6a+b][c][j] = Σ_s
+// Bᵀ[b][s] z[a][s mod 4][j + s/4], both on the micro-kernel, 16 (or 8)
+// tiles at a time. Both write whole rows of 8 or 16 tiles: the columns
+// past the segment, which belong to the next segment or to the slack at
+// the end of the row, are written again later.
 func winoInput(p *ConvParams, pl *winoPlan, xp, v []float32, t0, t1, c0, c1 int) {
 	C := p.C
 	ldv, xs := winoVDims(t1-t0, C)
@@ -679,9 +691,10 @@ func winoInput(p *ConvParams, pl *winoPlan, xp, v []float32, t0, t1, c0, c1 int)
 }
 
 // winoOutput transforms the GEMM results m of a block of nt tiles, for
-// output channels [m0, m1) (position ξ's (m1-m0)×ntp matrix at m[ξ·ms:],
-// ms = (m1-m0)·ntp), into the outputs of tiles [t0, t1) (all or a part of
-// the block's), adding the bias.
+// output channels [m0, m1) (see winoMDims), into the outputs of tiles
+// [t0, t1) (all or a part of the block's), adding the bias: with
+// winoOutAVX2 8 tiles of a tile row at a time, else on the micro-kernel
+// 16 tiles at a time.
 func winoOutput(p *ConvParams, pl *winoPlan, m []float32, nt int, bias, y []float32, m0, m1, t0, t1 int) {
 	OH, OW := p.OutH(), p.OutW()
 	P := OH * OW
