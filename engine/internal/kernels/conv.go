@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+
+	"github.com/loupe-ml/loupe/engine/internal/par"
 )
 
 // ConvParams describes a 2-D convolution over NCHW float32 tensors: the
@@ -207,7 +209,7 @@ func conv2D(p ConvParams, x, w, bias, y []float32, workers int) {
 	panels := (P + nr - 1) / nr
 	plan := planConv(p.N*p.Group, panels, P, K, mg, workers)
 	tasks := p.N * p.Group * plan.chunks * plan.bands
-	parallelTasks(tasks, plan.workers, func(_ int, next func() int) {
+	par.Tasks(tasks, plan.workers, func(_ int, next func() int) {
 		buf := getBuf(K * plan.maxCols)
 		lastChunk := -1
 		for t := next(); t >= 0; t = next() {
@@ -286,7 +288,7 @@ func conv2DDirect(p ConvParams, x, w, bias, y []float32, workers int) {
 		copyBuf = getBuf(images*imgLen + nr)
 		src = *copyBuf
 		clear(src[images*imgLen:])
-		parallelRange(images*cg, max(1, copyGrain/chanLen), plan.workers, func(lo, hi int) {
+		par.Range(images*cg, max(1, copyGrain/chanLen), plan.workers, func(lo, hi int) {
 			for ic := lo; ic < hi; ic++ {
 				in := x[ic*p.H*p.W : (ic+1)*p.H*p.W]
 				for a, ia := range phaseA {
@@ -318,7 +320,7 @@ func conv2DDirect(p ConvParams, x, w, bias, y []float32, workers int) {
 		}
 	}
 	tasks := images * plan.chunks * plan.bands
-	parallelTasks(tasks, plan.workers, func(_ int, next func() int) {
+	par.Tasks(tasks, plan.workers, func(_ int, next func() int) {
 		for t := next(); t >= 0; t = next() {
 			band := t % plan.bands
 			ch := t / plan.bands % plan.chunks
@@ -732,7 +734,7 @@ func conv2DInputGrad(p ConvParams, w, gy, gx []float32, workers int) {
 	inPlane := p.H * p.W
 	pw := p.pointwise()
 	batch, threads := batchWorkers(p.N, p.M*K*P, workers)
-	parallelRange(p.N, 1, batch, func(lo, hi int) {
+	par.Range(p.N, 1, batch, func(lo, hi int) {
 		var colsBuf *[]float32
 		var cols []float32
 		if !pw {
@@ -793,10 +795,10 @@ func inputGradChunked(p ConvParams, w, gy, gx []float32, workers int) {
 		bands = min(cg, (2*workers+perRound-1)/perRound)
 	}
 	maxCh := (cg + bands - 1) / bands
-	ParallelFor(len(gx[:p.N*p.C*inPlane]), 1<<16, func(lo, hi int) { clear(gx[lo:hi]) })
+	par.For(len(gx[:p.N*p.C*inPlane]), 1<<16, func(lo, hi int) { clear(gx[lo:hi]) })
 	for round := 0; round < 2; round++ {
 		nb := (blocks - round + 1) / 2 // blocks of this parity
-		parallelTasks(images*nb*bands, workers, func(_ int, next func() int) {
+		par.Tasks(images*nb*bands, workers, func(_ int, next func() int) {
 			var buf *[]float32
 			for t := next(); t >= 0; t = next() {
 				if buf == nil {
@@ -904,7 +906,7 @@ func conv2DWeightGrad(p ConvParams, x, gy, gw []float32, workers int) {
 		parts = *partsBuf
 	}
 	used := make([]bool, batch)
-	parallelTasks(p.N, batch, func(i int, next func() int) {
+	par.Tasks(p.N, batch, func(i int, next func() int) {
 		var colsBuf *[]float32
 		for n := next(); n >= 0; n = next() {
 			acc := gw[:nw]
@@ -980,7 +982,7 @@ func im2col(p ConvParams, xg, cols []float32, threads int) {
 	P := OH * OW
 	kk := p.KH * p.KW
 	rows := (p.C / p.Group) * kk
-	parallelRange(rows, copyChunk(threads, P), copyWorkers(threads, rows*P), func(lo, hi int) {
+	par.Range(rows, copyChunk(threads, P), copyWorkers(threads, rows*P), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			c, kh, kw := r/kk, r%kk/p.KW, r%p.KW
 			plane := xg[c*p.H*p.W : (c+1)*p.H*p.W]
@@ -1026,7 +1028,7 @@ func col2im(p ConvParams, cols, gxg []float32, threads int) {
 	if workers > 1 {
 		rowBlocks = min(p.H, max(1, (4*workers+cg-1)/cg))
 	}
-	parallelRange(cg*rowBlocks, copyChunk(threads, kk*P/rowBlocks), workers, func(lo, hi int) {
+	par.Range(cg*rowBlocks, copyChunk(threads, kk*P/rowBlocks), workers, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			c, rb := t/rowBlocks, t%rowBlocks
 			h0, h1 := rb*p.H/rowBlocks, (rb+1)*p.H/rowBlocks

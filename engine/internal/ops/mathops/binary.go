@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -234,11 +235,11 @@ func binaryApply(op arith, a, b *tensor.Tensor, ia, ib int) (*tensor.Tensor, err
 			return y, nil
 		}
 		if tensor.SameShape(a.Shape, b.Shape) {
-			parallel(y.Len(), func(lo, hi int) { floatLoop(op, y.F[lo:hi], a.F[lo:hi], b.F[lo:hi], true, true) })
+			par.For(y.Len(), par.MinWork, func(lo, hi int) { floatLoop(op, y.F[lo:hi], a.F[lo:hi], b.F[lo:hi], true, true) })
 			return y, nil
 		}
 		if len(b.F) == 1 && len(a.F) == len(y.F) {
-			parallel(y.Len(), func(lo, hi int) { floatLoop(op, y.F[lo:hi], a.F[lo:hi], b.F, true, false) })
+			par.For(y.Len(), par.MinWork, func(lo, hi int) { floatLoop(op, y.F[lo:hi], a.F[lo:hi], b.F, true, false) })
 			return y, nil
 		}
 		p := planBcast(out, a.Shape, b.Shape)

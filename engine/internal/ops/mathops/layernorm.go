@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -114,7 +115,7 @@ func (k layerNormKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) 
 		rt = tensor.New(p.statShape...)
 	}
 	if n > 0 {
-		parallelWork(p.rows, n*4, func(lo, hi int) {
+		par.For(p.rows, par.Grain(n*4), func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				xr, yr := x.F[r*n:(r+1)*n], y.F[r*n:(r+1)*n]
 				mean, rstd := k.stats(xr)
@@ -175,12 +176,12 @@ func (k layerNormKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) (
 	}
 	c := 1
 	if n > 0 {
-		c = chunkCount(rows, n*8)
+		c = par.ChunkCount(rows, n*8)
 	}
 	sBufs := make([][]float64, c)
 	bBufs := make([][]float64, c)
 	if n > 0 && (gy != nil || gm != nil || gr != nil) {
-		runChunks(rows, c, func(ci, lo, hi int) {
+		par.Chunks(rows, c, func(ci, lo, hi int) {
 			var ds, db []float64
 			if needS && gy != nil {
 				ds = make([]float64, n)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/loupe-ml/loupe/engine/internal/kernels"
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -29,7 +30,7 @@ func forBatches(count, work int, independent bool, fn func(i int)) {
 		}
 		return
 	}
-	kernels.ParallelFor(count, max(1, batchGrain/max(work, 1)), func(lo, hi int) {
+	par.For(count, max(1, batchGrain/max(work, 1)), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			fn(i)
 		}

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -213,10 +214,10 @@ func sumRun(a float64, xs []float32) float64 {
 func accumulate(data []float32, from, keep []int, init float64, f, combine func(a, v float64) float64, run func(a float64, xs []float32) float64) []float64 {
 	p := planBcast(from, keep)
 	size := tensor.Size(keep)
-	c := chunkCount(p.n, 2)
+	c := par.ChunkCount(p.n, 2)
 	bufs := make([][]float64, c)
 	unit := p.unit(0)
-	runChunks(p.n, c, func(ci, lo, hi int) {
+	par.Chunks(p.n, c, func(ci, lo, hi int) {
 		acc := make([]float64, size)
 		if init != 0 {
 			for i := range acc {

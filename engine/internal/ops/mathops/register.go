@@ -3,7 +3,6 @@ package mathops
 import (
 	"fmt"
 
-	"github.com/loupe-ml/loupe/engine/internal/kernels"
 	"github.com/loupe-ml/loupe/engine/internal/op"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
@@ -44,22 +43,6 @@ func Register(m map[string]op.Factory) {
 	m["MatMul"] = newMatMul
 	m["Gemm"] = newGemm
 	m["LayerNormalization"] = newLayerNorm
-}
-
-// grain is the number of elements below which elementwise loops stay on one
-// goroutine.
-const grain = 1 << 15
-
-// parallel runs fn over [0,n) split across the cores when n is large.
-func parallel(n int, fn func(lo, hi int)) {
-	kernels.ParallelFor(n, grain, fn)
-}
-
-// parallelWork is parallel for loops whose iterations cost about `cost`
-// elementary operations each.
-func parallelWork(n, cost int, fn func(lo, hi int)) {
-	g := grain / max(cost, 1)
-	kernels.ParallelFor(n, max(g, 1), fn)
 }
 
 // arg returns in[i], or nil when the input is omitted.

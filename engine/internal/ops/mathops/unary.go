@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -27,7 +28,7 @@ func (k *unaryKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	switch {
 	case x.DType == tensor.Float32:
 		y := tensor.New(x.Shape...)
-		parallelWork(len(x.F), k.cost, func(lo, hi int) { k.fwd(y.F[lo:hi], x.F[lo:hi]) })
+		par.For(len(x.F), par.Grain(k.cost), func(lo, hi int) { k.fwd(y.F[lo:hi], x.F[lo:hi]) })
 		return []*tensor.Tensor{y}, nil
 	case x.DType == tensor.Int64 && k.ints != nil:
 		y := tensor.NewInt(x.Shape...)
@@ -78,7 +79,7 @@ func (k *unaryKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*
 		return res, err
 	}
 	gx := tensor.New(x.Shape...)
-	parallelWork(len(x.F), k.cost+1, func(lo, hi int) { k.bwd(gx.F[lo:hi], g.F[lo:hi], x.F[lo:hi], y.F[lo:hi]) })
+	par.For(len(x.F), par.Grain(k.cost+1), func(lo, hi int) { k.bwd(gx.F[lo:hi], g.F[lo:hi], x.F[lo:hi], y.F[lo:hi]) })
 	res[0] = gx
 	return res, nil
 }

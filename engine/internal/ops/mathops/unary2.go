@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -85,7 +86,7 @@ func (k clipKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	case tensor.Float32:
 		y := tensor.New(x.Shape...)
 		l, h := float32(lo), float32(hi)
-		parallel(len(x.F), func(a, b int) {
+		par.For(len(x.F), par.MinWork, func(a, b int) {
 			dst := y.F[a:b]
 			for i, v := range x.F[a:b] {
 				if v < l {
@@ -127,7 +128,7 @@ func (k clipKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 	}
 	if needs(need, 0) {
 		gx := zerosLike(x)
-		parallel(len(x.F), func(a, b int) {
+		par.For(len(x.F), par.MinWork, func(a, b int) {
 			for i := a; i < b; i++ {
 				if v := x.F[i]; v >= l && v <= h {
 					gx.F[i] = g.F[i]
@@ -296,7 +297,7 @@ func (k preluKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*t
 	}
 	if needs(need, 1) {
 		full := zerosLike(x)
-		parallel(len(x.F), func(a, b int) {
+		par.For(len(x.F), par.MinWork, func(a, b int) {
 			for e := a; e < b; e++ {
 				if v := x.F[e]; !(v > 0) {
 					full.F[e] = v * g.F[e]

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -153,7 +154,7 @@ func (k *convTranspose) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	}
 	if b := input(in, 2); b != nil {
 		plane := p.H * p.W
-		parallel(p.N*p.C, y.Len(), func(lo, hi int) {
+		par.Chunks(p.N*p.C, par.ChunkCount(p.N*p.C, plane), func(_, lo, hi int) {
 			for i := lo; i < hi; i++ {
 				bv := b.F[i%p.C]
 				for j := range y.F[i*plane : (i+1)*plane] {

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -70,7 +71,7 @@ func (k *lrn) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	}
 	x := in[0]
 	y := tensor.New(x.Shape...)
-	parallel(n*c, n*c*plane*k.size, func(lo, hi int) {
+	par.Chunks(n*c, par.ChunkCount(n*c, plane*k.size), func(_, lo, hi int) {
 		d := make([]float64, plane)
 		for nc := lo; nc < hi; nc++ {
 			k.denom(x.F, c, plane, nc/c, nc%c, d)
@@ -107,7 +108,7 @@ func (k *lrn) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.T
 	}
 	// First pass: gx holds gy d^-beta; t holds gy x d^(-beta-1).
 	t := make([]float64, len(x.F))
-	parallel(n*c, n*c*plane*k.size, func(lo, hi int) {
+	par.Chunks(n*c, par.ChunkCount(n*c, plane*k.size), func(_, lo, hi int) {
 		d := make([]float64, plane)
 		for nc := lo; nc < hi; nc++ {
 			k.denom(x.F, c, plane, nc/c, nc%c, d)
@@ -121,7 +122,7 @@ func (k *lrn) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.T
 		}
 	})
 	coef := 2 * k.alpha * k.beta / float64(k.size)
-	parallel(n*c, n*c*plane*k.size, func(lo, hi int) {
+	par.Chunks(n*c, par.ChunkCount(n*c, plane*k.size), func(_, lo, hi int) {
 		acc := make([]float64, plane)
 		for nc := lo; nc < hi; nc++ {
 			ni, cj := nc/c, nc%c

@@ -7,6 +7,7 @@ import (
 	"github.com/viterin/vek/vek32"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -84,7 +85,7 @@ func (k *batchNorm) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	x := in[0]
 	y := tensor.New(x.Shape...)
 	a, b, _ := k.coefs(in, c)
-	parallel(n*c, n*c*plane, func(lo, hi int) {
+	par.Chunks(n*c, par.ChunkCount(n*c, plane), func(_, lo, hi int) {
 		for nc := lo; nc < hi; nc++ {
 			affine(y.F[nc*plane:(nc+1)*plane], x.F[nc*plane:(nc+1)*plane], a[nc%c], b[nc%c])
 		}
@@ -114,7 +115,7 @@ func (k *batchNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 	a, _, inv := k.coefs(in, c)
 	if needs(need, 0) {
 		gx := grads[0]
-		parallel(n*c, n*c*plane, func(lo, hi int) {
+		par.Chunks(n*c, par.ChunkCount(n*c, plane), func(_, lo, hi int) {
 			for nc := lo; nc < hi; nc++ {
 				vek32.MulNumber_Into(gx.F[nc*plane:(nc+1)*plane], gy.F[nc*plane:(nc+1)*plane], a[nc%c])
 			}
@@ -126,7 +127,7 @@ func (k *batchNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 	// Per channel: s1 = sum(gy), s2 = sum(gy * (x - mean)).
 	s1, s2 := make([]float64, c), make([]float64, c)
 	mean := in[3].F
-	parallel(c, 2*n*c*plane, func(lo, hi int) {
+	par.Chunks(c, par.ChunkCount(c, 2*n*plane), func(_, lo, hi int) {
 		for ci := lo; ci < hi; ci++ {
 			m := mean[ci]
 			for ni := 0; ni < n; ni++ {
@@ -171,7 +172,7 @@ func newInstanceNorm(n *graph.Node, opset int) (op.Kernel, error) {
 // stats returns the mean and 1/sqrt(var+eps) of every plane.
 func (k *instanceNorm) stats(x []float32, nc, plane int) (mu, inv []float64) {
 	mu, inv = make([]float64, nc), make([]float64, nc)
-	parallel(nc, 2*nc*plane, func(lo, hi int) {
+	par.Chunks(nc, par.ChunkCount(nc, 2*plane), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			p := x[i*plane : (i+1)*plane]
 			var s float64
@@ -203,7 +204,7 @@ func (k *instanceNorm) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	y := tensor.New(x.Shape...)
 	mu, inv := k.stats(x.F, n*c, plane)
 	scale, bias := in[1].F, in[2].F
-	parallel(n*c, n*c*plane, func(lo, hi int) {
+	par.Chunks(n*c, par.ChunkCount(n*c, plane), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			a := inv[i] * float64(scale[i%c])
 			af := float32(a)
@@ -240,7 +241,7 @@ func (k *instanceNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]
 	// Per plane: sg = sum(gy), sgx = sum(gy * xhat).
 	sg, sgx := make([]float64, n*c), make([]float64, n*c)
 	scale := in[1].F
-	parallel(n*c, 3*n*c*plane, func(lo, hi int) {
+	par.Chunks(n*c, par.ChunkCount(n*c, 3*plane), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			g, xs := gy.F[i*plane:(i+1)*plane], x.F[i*plane:(i+1)*plane]
 			m, iv := mu[i], inv[i]

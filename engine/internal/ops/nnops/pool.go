@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -88,7 +89,7 @@ func windowMax(xp []float32, w, hs, h0, h1, dh, ws, w0, w1, dw int) (float32, in
 func maxPoolValues(g geom, th, tw taps, x, y []float32) {
 	plane, inPlane := g.OH*g.OW, g.H*g.W
 	ninf := float32(math.Inf(-1))
-	parallel(g.N*g.C, g.N*g.C*plane*g.KH*g.KW, func(lo, hi int) {
+	par.Chunks(g.N*g.C, par.ChunkCount(g.N*g.C, plane*g.KH*g.KW), func(_, lo, hi int) {
 		tmp := make([]float32, g.W)
 		for nc := lo; nc < hi; nc++ {
 			xp := x[nc*inPlane : (nc+1)*inPlane]
@@ -144,7 +145,7 @@ func (k *maxPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		maxPoolValues(g, th, tw, x.F, y.F)
 		return []*tensor.Tensor{y}, nil
 	}
-	parallel(g.N*g.C, g.N*g.C*plane*g.KH*g.KW, func(lo, hi int) {
+	par.Chunks(g.N*g.C, par.ChunkCount(g.N*g.C, plane*g.KH*g.KW), func(_, lo, hi int) {
 		for nc := lo; nc < hi; nc++ {
 			xp := x.F[nc*inPlane : (nc+1)*inPlane]
 			yp := y.F[nc*plane : (nc+1)*plane]
@@ -221,7 +222,7 @@ func (k *maxPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tens
 		maxPoolValues(g, th, tw, x.F, y)
 	}
 	w, dh, dw, ow := g.W, g.DH, g.DW, g.OW
-	parallel(g.N*g.C, g.N*g.C*plane*g.KH*g.KW, func(lo, hi int) {
+	par.Chunks(g.N*g.C, par.ChunkCount(g.N*g.C, plane*g.KH*g.KW), func(_, lo, hi int) {
 		for nc := lo; nc < hi; nc++ {
 			xp := x.F[nc*inPlane : (nc+1)*inPlane]
 			gp := gx.F[nc*inPlane : (nc+1)*inPlane]
@@ -305,7 +306,7 @@ func (k *avgPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	// Sum the window's rows first (whole input rows at once), then its
 	// columns.
 	w, dh, dw, ow := g.W, g.DH, g.DW, g.OW
-	parallel(g.N*g.C, g.N*g.C*plane*g.KH*g.KW, func(lo, hi int) {
+	par.Chunks(g.N*g.C, par.ChunkCount(g.N*g.C, plane*g.KH*g.KW), func(_, lo, hi int) {
 		tmp := make([]float32, w)
 		for nc := lo; nc < hi; nc++ {
 			xp := x.F[nc*inPlane : (nc+1)*inPlane]
@@ -352,7 +353,7 @@ func (k *avgPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tens
 	// Spread each output row's gradient over a row of taps, then add that
 	// row to every input row its windows cover.
 	w, dh, dw, ow := g.W, g.DH, g.DW, g.OW
-	parallel(g.N*g.C, g.N*g.C*plane*g.KH*g.KW, func(lo, hi int) {
+	par.Chunks(g.N*g.C, par.ChunkCount(g.N*g.C, plane*g.KH*g.KW), func(_, lo, hi int) {
 		tmp := make([]float32, w)
 		for nc := lo; nc < hi; nc++ {
 			gp := gx.F[nc*inPlane : (nc+1)*inPlane]
@@ -436,7 +437,7 @@ func (k globalPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		return nil, err
 	}
 	y := tensor.New(os...)
-	parallel(nc, nc*plane, func(lo, hi int) {
+	par.Chunks(nc, par.ChunkCount(nc, plane), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			p := x.F[i*plane : (i+1)*plane]
 			if k.max {
@@ -497,7 +498,7 @@ func (k globalPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 	if !tensor.SameShape(gy.Shape, os) {
 		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, os)
 	}
-	parallel(nc, nc*plane, func(lo, hi int) {
+	par.Chunks(nc, par.ChunkCount(nc, plane), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			gp := gx.F[i*plane : (i+1)*plane]
 			if k.max {

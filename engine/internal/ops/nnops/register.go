@@ -2,8 +2,6 @@ package nnops
 
 import (
 	"fmt"
-	"runtime"
-	"sync"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
 	"github.com/loupe-ml/loupe/tensor"
@@ -23,29 +21,6 @@ func Register(m map[string]op.Factory) {
 	m["Pad"] = newPad
 	m["Resize"] = newResize
 	m["Upsample"] = newUpsample
-}
-
-// parallel splits [0,n) into contiguous chunks run on all CPUs when work (a
-// rough count of elementary operations) is large enough to pay for
-// goroutines; otherwise it calls fn(0, n) directly.
-func parallel(n, work int, fn func(lo, hi int)) {
-	p := runtime.GOMAXPROCS(0)
-	if p < 2 || n < 2 || work < 1<<15 {
-		fn(0, n)
-		return
-	}
-	p = min(p, n)
-	var wg sync.WaitGroup
-	wg.Add(p - 1)
-	for i := 1; i < p; i++ {
-		lo, hi := i*n/p, (i+1)*n/p
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	fn(0, n/p)
-	wg.Wait()
 }
 
 // input returns in[i] when it is present, nil otherwise.

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -262,7 +263,7 @@ func (k *resize) sampler(axis, n, m int, scale float32) sample1D {
 func (s *sample1D) apply(src []float32, shape []int) []float32 {
 	outer, inner := tensor.Size(shape[:s.axis]), tensor.Size(shape[s.axis+1:])
 	dst := make([]float32, outer*s.out*inner)
-	parallel(outer, len(dst)*2, func(lo, hi int) {
+	par.Chunks(outer, par.ChunkCount(outer, 2*s.out*inner), func(_, lo, hi int) {
 		for b := lo; b < hi; b++ {
 			sb := src[b*s.in*inner : (b+1)*s.in*inner]
 			db := dst[b*s.out*inner : (b+1)*s.out*inner]
@@ -301,7 +302,7 @@ func (s *sample1D) apply(src []float32, shape []int) []float32 {
 func (s *sample1D) transpose(gdst []float32, shape []int) []float32 {
 	outer, inner := tensor.Size(shape[:s.axis]), tensor.Size(shape[s.axis+1:])
 	gsrc := make([]float32, outer*s.in*inner)
-	parallel(outer, len(gdst)*2, func(lo, hi int) {
+	par.Chunks(outer, par.ChunkCount(outer, 2*s.out*inner), func(_, lo, hi int) {
 		for b := lo; b < hi; b++ {
 			sb := gsrc[b*s.in*inner : (b+1)*s.in*inner]
 			db := gdst[b*s.out*inner : (b+1)*s.out*inner]

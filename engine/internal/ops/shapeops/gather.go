@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -87,7 +88,7 @@ func gatherBlocks[T elem](dst, src []T, p gatherPlan) {
 	if in == 0 {
 		return
 	}
-	parallel(p.outer*k, in, func(lo, hi int) {
+	par.For(p.outer*k, par.Grain(in), func(lo, hi int) {
 		for b := lo; b < hi; b++ {
 			o, j := b/k, b%k
 			s := (o*p.dim + p.idx[j]) * in
@@ -115,7 +116,7 @@ func (k gather) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor
 	nk, inner := len(p.idx), p.inner
 	// Each outer slice owns its own part of g, so outer slices run in
 	// parallel; repeated indices within one accumulate serially.
-	parallel(p.outer, nk*inner, func(lo, hi int) {
+	par.For(p.outer, par.Grain(nk*inner), func(lo, hi int) {
 		for o := lo; o < hi; o++ {
 			for j, ix := range p.idx {
 				d := g.F[(o*p.dim+ix)*inner : (o*p.dim+ix+1)*inner]
@@ -208,7 +209,7 @@ func (k gatherElements) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	}
 	x := in[0]
 	out := like(x.DType, p.shape)
-	parallel(p.rows(), p.shape[len(p.shape)-1], func(lo, hi int) {
+	par.For(p.rows(), par.Grain(p.shape[len(p.shape)-1]), func(lo, hi int) {
 		switch x.DType {
 		case tensor.Float32:
 			p.each(lo, hi, func(i, off int) { out.F[i] = x.F[off] })

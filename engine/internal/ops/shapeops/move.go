@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -164,7 +165,7 @@ func copyBlocks[T elem](dst, src []T, outer, w, dstRow, off int) {
 	if w == 0 {
 		return
 	}
-	parallel(outer, w, func(lo, hi int) {
+	par.For(outer, par.Grain(w), func(lo, hi int) {
 		for o := lo; o < hi; o++ {
 			copy(dst[o*dstRow+off:o*dstRow+off+w], src[o*w:o*w+w])
 		}
@@ -177,7 +178,7 @@ func extractBlocks[T elem](dst, src []T, outer, w, srcRow, off int) {
 	if w == 0 {
 		return
 	}
-	parallel(outer, w, func(lo, hi int) {
+	par.For(outer, par.Grain(w), func(lo, hi int) {
 		for o := lo; o < hi; o++ {
 			copy(dst[o*w:o*w+w], src[o*srcRow+off:o*srcRow+off+w])
 		}

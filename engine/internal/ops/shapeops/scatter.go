@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -118,7 +119,7 @@ func copySlices[T elem](dst, src []T, bases []int, inner int) {
 	if inner == 0 {
 		return
 	}
-	parallel(len(bases), inner, func(lo, hi int) {
+	par.For(len(bases), par.Grain(inner), func(lo, hi int) {
 		for m := lo; m < hi; m++ {
 			copy(dst[m*inner:(m+1)*inner], src[bases[m]:bases[m]+inner])
 		}

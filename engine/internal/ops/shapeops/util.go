@@ -3,13 +3,9 @@ package shapeops
 import (
 	"fmt"
 
-	"github.com/loupe-ml/loupe/engine/internal/kernels"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/tensor"
 )
-
-// parallelGrain is the number of elements below which work stays on one
-// goroutine.
-const parallelGrain = 32768
 
 // elem is the set of element types a tensor can hold.
 type elem interface {
@@ -117,13 +113,6 @@ func view(t *tensor.Tensor, shape []int) *tensor.Tensor {
 	return &r
 }
 
-// parallel runs fn over [0,n) split across the available cores when the
-// work (n items of cost elements each) is large enough.
-func parallel(n, cost int, fn func(lo, hi int)) {
-	grain := parallelGrain / max(cost, 1)
-	kernels.ParallelFor(n, max(grain, 1), fn)
-}
-
 // strided describes a strided read of a source buffer: element i of an
 // output of shape shape comes from src[base + sum_d idx_d*strides[d]].
 // Strides may be zero (broadcast) or negative (reversed slices).
@@ -165,7 +154,7 @@ func gatherStrided[T elem](dst, src []T, v strided) {
 		return
 	}
 	rows := len(dst) / n
-	parallel(rows, n, func(lo, hi int) {
+	par.For(rows, par.Grain(n), func(lo, hi int) {
 		walkRows(v, lo, hi, func(row, off int) {
 			out := dst[row*n : row*n+n]
 			switch s := v.strides[r-1]; s {
@@ -188,9 +177,9 @@ func gatherStrided[T elem](dst, src []T, v strided) {
 }
 
 // scatterAddStrided adds src (of the view's size) into dst through the view:
-// the transpose of gatherStrided. It runs in parallel only when par is set,
-// which is safe when no two view elements share a destination.
-func scatterAddStrided(dst, src []float32, v strided, par bool) {
+// the transpose of gatherStrided. It runs in parallel only when distinct is
+// set: no two view elements share a destination.
+func scatterAddStrided(dst, src []float32, v strided, distinct bool) {
 	v = v.simplify()
 	r := len(v.shape)
 	n := v.shape[r-1]
@@ -222,8 +211,8 @@ func scatterAddStrided(dst, src []float32, v strided, par bool) {
 			}
 		})
 	}
-	if par {
-		parallel(rows, n, body)
+	if distinct {
+		par.For(rows, par.Grain(n), body)
 	} else {
 		body(0, rows)
 	}
