@@ -284,11 +284,11 @@ func newBinary(name string) op.Factory {
 }
 
 func (k binaryKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	a, err := anyArg(in, 0)
+	a, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
-	b, err := anyArg(in, 1)
+	b, err := op.AnyArg(in, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -330,12 +330,12 @@ func powForward(a, b *tensor.Tensor) (*tensor.Tensor, error) {
 
 func (k binaryKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	res := make([]*tensor.Tensor, len(in))
-	a, b := arg(in, 0), arg(in, 1)
+	a, b := op.Arg(in, 0), op.Arg(in, 1)
 	if a == nil || b == nil {
 		return nil, fmt.Errorf("backward needs both inputs")
 	}
-	needA := needs(need, 0) && a.DType == tensor.Float32
-	needB := needs(need, 1) && b.DType == tensor.Float32
+	needA := op.Needs(need, 0) && a.DType == tensor.Float32
+	needB := op.Needs(need, 1) && b.DType == tensor.Float32
 	if !needA && !needB {
 		return res, nil
 	}
@@ -344,7 +344,7 @@ func (k binaryKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*
 		b = b.AsFloat32()
 		needB = false
 	}
-	g := gradAt(gout, 0)
+	g := op.GradAt(gout, 0)
 	outShape, err := tensor.BroadcastShape(a.Shape, b.Shape)
 	if err != nil {
 		return nil, broadcastErr(0, 1, a, b)
@@ -379,7 +379,7 @@ func (k binaryKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*
 	}
 	var y *tensor.Tensor
 	if k.op == opPow && needB {
-		y = arg(out, 0)
+		y = op.Arg(out, 0)
 		if y == nil || !tensor.SameShape(y.Shape, outShape) || y.DType != tensor.Float32 {
 			if y, err = binaryApply(opPow, a, b, 0, 1); err != nil {
 				return nil, err
@@ -481,7 +481,7 @@ func (k variadicKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	if len(in) == 0 {
 		return nil, fmt.Errorf("no inputs")
 	}
-	y, err := anyArg(in, 0)
+	y, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -489,7 +489,7 @@ func (k variadicKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		return nil, fmt.Errorf("input 0 is %s, want float32", y.DType)
 	}
 	for i := 1; i < len(in); i++ {
-		x, err := anyArg(in, i)
+		x, err := op.AnyArg(in, i)
 		if err != nil {
 			return nil, err
 		}
@@ -522,7 +522,7 @@ func (k variadicKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([
 	if err != nil {
 		return nil, err
 	}
-	g := gradAt(gout, 0)
+	g := op.GradAt(gout, 0)
 	if g == nil {
 		g = tensor.New(outShape...)
 	} else if !tensor.SameShape(g.Shape, outShape) {
@@ -534,7 +534,7 @@ func (k variadicKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([
 			scale = 1 / float32(len(in))
 		}
 		for i, x := range in {
-			if !needs(need, i) || x.DType != tensor.Float32 {
+			if !op.Needs(need, i) || x.DType != tensor.Float32 {
 				continue
 			}
 			gi := sumTo(g, x.Shape)
@@ -551,7 +551,7 @@ func (k variadicKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([
 	}
 	// Max, Min: the gradient goes to the inputs equal to the result, split
 	// evenly between ties (as torch.maximum does for two inputs).
-	y := arg(out, 0)
+	y := op.Arg(out, 0)
 	if y == nil || !tensor.SameShape(y.Shape, outShape) || y.DType != tensor.Float32 {
 		o, err := k.Forward(in)
 		if err != nil {
@@ -579,7 +579,7 @@ func (k variadicKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([
 		})
 	}
 	for i, x := range in {
-		if !needs(need, i) {
+		if !op.Needs(need, i) {
 			continue
 		}
 		full := tensor.New(outShape...)

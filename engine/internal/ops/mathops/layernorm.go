@@ -28,7 +28,7 @@ func newLayerNorm(n *graph.Node, _ int) (op.Kernel, error) {
 	return layerNormKernel{
 		axis: n.Int("axis", -1),
 		eps:  float64(n.Float("epsilon", 1e-5)),
-		nOut: max(outputCount(n), 1),
+		nOut: max(op.OutputCount(n), 1),
 	}, nil
 }
 
@@ -43,11 +43,11 @@ type lnArgs struct {
 }
 
 func (k layerNormKernel) args(in []*tensor.Tensor) (*lnArgs, error) {
-	x, err := floatArg(in, 0)
+	x, err := op.FloatArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
-	a, err := normAxis(k.axis, len(x.Shape))
+	a, err := op.NormAxis(k.axis, len(x.Shape))
 	if err != nil {
 		return nil, err
 	}
@@ -57,10 +57,10 @@ func (k layerNormKernel) args(in []*tensor.Tensor) (*lnArgs, error) {
 		r.statShape = append(r.statShape, 1)
 	}
 	for i := 1; i <= 2; i++ {
-		if arg(in, i) == nil {
+		if op.Arg(in, i) == nil {
 			continue
 		}
-		t, err := floatArg(in, i)
+		t, err := op.FloatArg(in, i)
 		if err != nil {
 			return nil, err
 		}
@@ -158,7 +158,7 @@ func (k layerNormKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) (
 		return nil, err
 	}
 	x, n, rows := p.x, p.n, p.rows
-	gy, gm, gr := gradAt(gout, 0), gradAt(gout, 1), gradAt(gout, 2)
+	gy, gm, gr := op.GradAt(gout, 0), op.GradAt(gout, 1), op.GradAt(gout, 2)
 	if gy != nil && len(gy.F) != len(x.F) {
 		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, x.Shape)
 	}
@@ -167,9 +167,9 @@ func (k layerNormKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) (
 			return nil, fmt.Errorf("statistics gradient has shape %v, want %v", t.Shape, p.statShape)
 		}
 	}
-	needX := needs(need, 0)
-	needS := needs(need, 1) && p.scale != nil
-	needB := needs(need, 2) && p.bias != nil
+	needX := op.Needs(need, 0)
+	needS := op.Needs(need, 1) && p.scale != nil
+	needB := op.Needs(need, 2) && p.bias != nil
 	var gx *tensor.Tensor
 	if needX {
 		gx = zerosLike(x)

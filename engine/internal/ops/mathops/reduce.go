@@ -59,7 +59,7 @@ func newReduce(name string) op.Factory {
 // with the reduced axes kept as 1, and the output shape as returned.
 func (k *reduceKernel) plan(in []*tensor.Tensor, shape []int) (keep, outShape []int, err error) {
 	axes := k.axes
-	if a := arg(in, 1); a != nil {
+	if a := op.Arg(in, 1); a != nil {
 		if a.DType != tensor.Int64 {
 			return nil, nil, fmt.Errorf("input 1 (axes) is %s, want int64", a.DType)
 		}
@@ -80,7 +80,7 @@ func (k *reduceKernel) plan(in []*tensor.Tensor, shape []int) (keep, outShape []
 		}
 	}
 	for _, a := range axes {
-		ax, err := normAxis(a, len(shape))
+		ax, err := op.NormAxis(a, len(shape))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -103,7 +103,7 @@ func (k *reduceKernel) plan(in []*tensor.Tensor, shape []int) (keep, outShape []
 }
 
 func (k *reduceKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := anyArg(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -314,15 +314,15 @@ func (k *reduceKernel) reduceInt(x *tensor.Tensor, keep []int) []int64 {
 
 func (k *reduceKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	res := make([]*tensor.Tensor, len(in))
-	x := arg(in, 0)
-	if !needs(need, 0) || x == nil || x.DType != tensor.Float32 {
+	x := op.Arg(in, 0)
+	if !op.Needs(need, 0) || x == nil || x.DType != tensor.Float32 {
 		return res, nil
 	}
 	keep, outShape, err := k.plan(in, x.Shape)
 	if err != nil {
 		return nil, err
 	}
-	g := gradAt(gout, 0)
+	g := op.GradAt(gout, 0)
 	gx := zerosLike(x)
 	res[0] = gx
 	if g == nil || len(x.F) == 0 {
@@ -334,7 +334,7 @@ func (k *reduceKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]
 	var y []float32
 	switch k.kind {
 	case rMax, rMin, rL2, rLogSumExp, rProd:
-		if o := arg(out, 0); o != nil && o.DType == tensor.Float32 && len(o.F) == len(g.F) {
+		if o := op.Arg(out, 0); o != nil && o.DType == tensor.Float32 && len(o.F) == len(g.F) {
 			y = o.F
 		} else {
 			y = k.reduceFloat(x, keep)
@@ -457,14 +457,14 @@ func newArg(isMax bool) op.Factory {
 }
 
 func (k argKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := anyArg(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
 	if x.DType != tensor.Float32 && x.DType != tensor.Int64 {
 		return nil, fmt.Errorf("input 0 is %s, want float32 or int64", x.DType)
 	}
-	a, err := normAxis(k.axis, len(x.Shape))
+	a, err := op.NormAxis(k.axis, len(x.Shape))
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,7 @@ func (k softmaxKernel) layout(shape []int) (outer, n, inner int, err error) {
 	if len(shape) == 0 {
 		shape = []int{1}
 	}
-	a, err := normAxis(k.axis, len(shape))
+	a, err := op.NormAxis(k.axis, len(shape))
 	if err != nil {
 		return
 	}
@@ -58,7 +58,7 @@ func (k softmaxKernel) layout(shape []int) (outer, n, inner int, err error) {
 }
 
 func (k softmaxKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := floatArg(in, 0)
+	x, err := op.FloatArg(in, 0)
 	if err != nil {
 		return nil, err
 	}

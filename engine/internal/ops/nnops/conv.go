@@ -88,11 +88,11 @@ func newConv(n *graph.Node, opset int) (op.Kernel, error) {
 // setup validates the inputs and returns the convolution's parameters.
 func (c *conv) setup(in []*tensor.Tensor) (convParams, geom, error) {
 	var p convParams
-	x, err := wantFloat(in, 0)
+	x, err := op.FloatArg(in, 0)
 	if err != nil {
 		return p, geom{}, err
 	}
-	w, err := wantFloat(in, 1)
+	w, err := op.FloatArg(in, 1)
 	if err != nil {
 		return p, geom{}, err
 	}
@@ -111,7 +111,7 @@ func (c *conv) setup(in []*tensor.Tensor) (convParams, geom, error) {
 	if m%c.group != 0 {
 		return p, g, fmt.Errorf("input 1 (weight) has shape %v: %d output channels do not split into %d groups", w.Shape, m, c.group)
 	}
-	if b := input(in, 2); b != nil {
+	if b := op.Arg(in, 2); b != nil {
 		if b.DType != tensor.Float32 || b.Rank() != 1 || b.Shape[0] != m || len(b.F) != m {
 			return p, g, fmt.Errorf("input 2 (bias) is %s%v, want float32 [%d]", b.DType, b.Shape, m)
 		}
@@ -128,7 +128,7 @@ func (c *conv) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		return nil, err
 	}
 	var bias []float32
-	if b := input(in, 2); b != nil {
+	if b := op.Arg(in, 2); b != nil {
 		bias = b.F
 	}
 	y := tensor.New(g.outShape(p.M)...)
@@ -144,25 +144,25 @@ func (c *conv) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.
 		return nil, err
 	}
 	grads := make([]*tensor.Tensor, len(in))
-	gy := gradOut(gout, 0)
+	gy := op.GradAt(gout, 0)
 	if gy != nil && !tensor.SameShape(gy.Shape, g.outShape(p.M)) {
 		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, g.outShape(p.M))
 	}
-	if needs(need, 0) {
+	if op.Needs(need, 0) {
 		gx := tensor.New(in[0].Shape...)
 		if gy != nil && gx.Len() > 0 {
 			conv2DInputGrad(p, in[1].F, gy.F, gx.F)
 		}
 		grads[0] = gx
 	}
-	if needs(need, 1) {
+	if op.Needs(need, 1) {
 		gw := tensor.New(in[1].Shape...)
 		if gy != nil && gw.Len() > 0 {
 			conv2DWeightGrad(p, in[0].F, gy.F, gw.F)
 		}
 		grads[1] = gw
 	}
-	if needs(need, 2) && input(in, 2) != nil {
+	if op.Needs(need, 2) && op.Arg(in, 2) != nil {
 		gb := tensor.New(p.M)
 		if gy != nil {
 			channelSums(gy.F, p.N, p.M, g.OH*g.OW, gb.F)

@@ -46,11 +46,11 @@ func newConvTranspose(n *graph.Node, opset int) (op.Kernel, error) {
 // whose input gradient this op computes (its input is this op's output).
 func (k *convTranspose) setup(in []*tensor.Tensor) (convParams, []int, error) {
 	var p convParams
-	x, err := wantFloat(in, 0)
+	x, err := op.FloatArg(in, 0)
 	if err != nil {
 		return p, nil, err
 	}
-	w, err := wantFloat(in, 1)
+	w, err := op.FloatArg(in, 1)
 	if err != nil {
 		return p, nil, err
 	}
@@ -70,7 +70,7 @@ func (k *convTranspose) setup(in []*tensor.Tensor) (convParams, []int, error) {
 		return p, nil, fmt.Errorf("input 0 has %d channels, which do not split into %d groups", c, k.group)
 	}
 	m := w.Shape[1] * k.group
-	if b := input(in, 2); b != nil {
+	if b := op.Arg(in, 2); b != nil {
 		if b.DType != tensor.Float32 || b.Rank() != 1 || b.Shape[0] != m || len(b.F) != m {
 			return p, nil, fmt.Errorf("input 2 (bias) is %s%v, want float32 [%d]", b.DType, b.Shape, m)
 		}
@@ -152,7 +152,7 @@ func (k *convTranspose) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	if in[0].Len() > 0 {
 		conv2DInputGrad(p, in[1].F, in[0].F, y.F)
 	}
-	if b := input(in, 2); b != nil {
+	if b := op.Arg(in, 2); b != nil {
 		plane := p.H * p.W
 		par.Chunks(p.N*p.C, par.ChunkCount(p.N*p.C, plane), func(_, lo, hi int) {
 			for i := lo; i < hi; i++ {
@@ -172,25 +172,25 @@ func (k *convTranspose) Backward(in, out, gout []*tensor.Tensor, need []bool) ([
 		return nil, err
 	}
 	grads := make([]*tensor.Tensor, len(in))
-	gy := gradOut(gout, 0)
+	gy := op.GradAt(gout, 0)
 	if gy != nil && !tensor.SameShape(gy.Shape, shape) {
 		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, shape)
 	}
-	if needs(need, 0) {
+	if op.Needs(need, 0) {
 		gx := tensor.New(in[0].Shape...)
 		if gy != nil && gx.Len() > 0 {
 			conv2D(p, gy.F, in[1].F, nil, gx.F)
 		}
 		grads[0] = gx
 	}
-	if needs(need, 1) {
+	if op.Needs(need, 1) {
 		gw := tensor.New(in[1].Shape...)
 		if gy != nil && gw.Len() > 0 {
 			conv2DWeightGrad(p, gy.F, in[0].F, gw.F)
 		}
 		grads[1] = gw
 	}
-	if needs(need, 2) && input(in, 2) != nil {
+	if op.Needs(need, 2) && op.Arg(in, 2) != nil {
 		gb := tensor.New(p.C)
 		if gy != nil {
 			channelSums(gy.F, p.N, p.C, p.H*p.W, gb.F)

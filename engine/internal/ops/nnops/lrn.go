@@ -39,7 +39,7 @@ func newLRN(n *graph.Node, opset int) (op.Kernel, error) {
 
 // shape checks x ([N, C, ...]) and returns N, C and the plane size.
 func (k *lrn) shape(in []*tensor.Tensor) (n, c, plane int, err error) {
-	x, err := wantFloat(in, 0)
+	x, err := op.FloatArg(in, 0)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -89,7 +89,7 @@ func (k *lrn) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 // of gy_i x_i d_i^(-beta-1).
 func (k *lrn) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
-	if !needs(need, 0) {
+	if !op.Needs(need, 0) {
 		return grads, nil
 	}
 	n, c, plane, err := k.shape(in)
@@ -99,7 +99,7 @@ func (k *lrn) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.T
 	x := in[0]
 	gx := tensor.New(x.Shape...)
 	grads[0] = gx
-	gy := gradOut(gout, 0)
+	gy := op.GradAt(gout, 0)
 	if gy == nil {
 		return grads, nil
 	}

@@ -43,7 +43,7 @@ func newBatchNorm(n *graph.Node, opset int) (op.Kernel, error) {
 
 // channels checks x ([N, C, ...]) and the C-vectors in[from:to].
 func channels(in []*tensor.Tensor, from, to int) (n, c, plane int, err error) {
-	x, err := wantFloat(in, 0)
+	x, err := op.FloatArg(in, 0)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -53,7 +53,7 @@ func channels(in []*tensor.Tensor, from, to int) (n, c, plane int, err error) {
 	n, c = x.Shape[0], x.Shape[1]
 	plane = tensor.Size(x.Shape[2:])
 	for i := from; i < to; i++ {
-		t, err := wantFloat(in, i)
+		t, err := op.FloatArg(in, i)
 		if err != nil {
 			return 0, 0, 0, err
 		}
@@ -101,11 +101,11 @@ func (k *batchNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 	x := in[0]
 	grads := make([]*tensor.Tensor, len(in))
 	for i := 0; i < 5; i++ {
-		if needs(need, i) {
+		if op.Needs(need, i) {
 			grads[i] = tensor.New(in[i].Shape...)
 		}
 	}
-	gy := gradOut(gout, 0)
+	gy := op.GradAt(gout, 0)
 	if gy == nil {
 		return grads, nil
 	}
@@ -113,7 +113,7 @@ func (k *batchNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, x.Shape)
 	}
 	a, _, inv := k.coefs(in, c)
-	if needs(need, 0) {
+	if op.Needs(need, 0) {
 		gx := grads[0]
 		par.Chunks(n*c, par.ChunkCount(n*c, plane), func(_, lo, hi int) {
 			for nc := lo; nc < hi; nc++ {
@@ -121,7 +121,7 @@ func (k *batchNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 			}
 		})
 	}
-	if !needs(need, 1) && !needs(need, 2) && !needs(need, 3) && !needs(need, 4) {
+	if !op.Needs(need, 1) && !op.Needs(need, 2) && !op.Needs(need, 3) && !op.Needs(need, 4) {
 		return grads, nil
 	}
 	// Per channel: s1 = sum(gy), s2 = sum(gy * (x - mean)).
@@ -145,16 +145,16 @@ func (k *batchNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 	})
 	scale := in[1].F
 	for ci := 0; ci < c; ci++ {
-		if needs(need, 1) {
+		if op.Needs(need, 1) {
 			grads[1].F[ci] = float32(s2[ci] * inv[ci])
 		}
-		if needs(need, 2) {
+		if op.Needs(need, 2) {
 			grads[2].F[ci] = float32(s1[ci])
 		}
-		if needs(need, 3) {
+		if op.Needs(need, 3) {
 			grads[3].F[ci] = float32(-s1[ci] * float64(scale[ci]) * inv[ci])
 		}
-		if needs(need, 4) {
+		if op.Needs(need, 4) {
 			grads[4].F[ci] = float32(-0.5 * s2[ci] * float64(scale[ci]) * inv[ci] * inv[ci] * inv[ci])
 		}
 	}
@@ -226,11 +226,11 @@ func (k *instanceNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]
 	}
 	grads := make([]*tensor.Tensor, len(in))
 	for i := 0; i < 3; i++ {
-		if needs(need, i) {
+		if op.Needs(need, i) {
 			grads[i] = tensor.New(in[i].Shape...)
 		}
 	}
-	gy := gradOut(gout, 0)
+	gy := op.GradAt(gout, 0)
 	if gy == nil {
 		return grads, nil
 	}
@@ -251,7 +251,7 @@ func (k *instanceNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]
 				b += float64(v) * (float64(xs[j]) - m) * iv
 			}
 			sg[i], sgx[i] = a, b
-			if !needs(need, 0) {
+			if !op.Needs(need, 0) {
 				continue
 			}
 			s := float64(scale[i%c])
@@ -269,10 +269,10 @@ func (k *instanceNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]
 			a += sgx[ni*c+ci]
 			b += sg[ni*c+ci]
 		}
-		if needs(need, 1) {
+		if op.Needs(need, 1) {
 			grads[1].F[ci] = float32(a)
 		}
-		if needs(need, 2) {
+		if op.Needs(need, 2) {
 			grads[2].F[ci] = float32(b)
 		}
 	}

@@ -59,7 +59,7 @@ func newMaxPool(n *graph.Node, opset int) (op.Kernel, error) {
 	if so != 0 && so != 1 {
 		return nil, op.Errorf(n, "unsupported storage_order %d", so)
 	}
-	return &maxPool{win: w, indices: len(n.Outputs) > 1 && n.Outputs[1] != "", columnMajor: so == 1, nodeForError: n}, nil
+	return &maxPool{win: w, indices: op.OutputCount(n) > 1, columnMajor: so == 1, nodeForError: n}, nil
 }
 
 // windowMax returns the first maximum of one window (as PyTorch's CPU
@@ -126,7 +126,7 @@ func maxPoolValues(g geom, th, tw taps, x, y []float32) {
 }
 
 func (k *maxPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := wantFloat(in, 0)
+	x, err := op.FloatArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -180,10 +180,10 @@ func (k *maxPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 // output gradient, checked; gy is nil when there is nothing to propagate.
 func poolBackwardStart(win window, in, gout []*tensor.Tensor, need []bool) (grads []*tensor.Tensor, g geom, gx, gy *tensor.Tensor, err error) {
 	grads = make([]*tensor.Tensor, len(in))
-	if !needs(need, 0) {
+	if !op.Needs(need, 0) {
 		return grads, g, nil, nil, nil
 	}
-	x, err := wantFloat(in, 0)
+	x, err := op.FloatArg(in, 0)
 	if err != nil {
 		return nil, g, nil, nil, err
 	}
@@ -192,7 +192,7 @@ func poolBackwardStart(win window, in, gout []*tensor.Tensor, need []bool) (grad
 	}
 	gx = tensor.New(x.Shape...)
 	grads[0] = gx
-	if gy = gradOut(gout, 0); gy == nil {
+	if gy = op.GradAt(gout, 0); gy == nil {
 		return grads, g, gx, nil, nil
 	}
 	if !tensor.SameShape(gy.Shape, g.outShape(g.C)) {
@@ -292,7 +292,7 @@ func (k *avgPool) divisor(th, tw taps, oh, ow int) float32 {
 }
 
 func (k *avgPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := wantFloat(in, 0)
+	x, err := op.FloatArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -428,7 +428,7 @@ func planeMax(p []float32) (float32, int) {
 }
 
 func (k globalPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := wantFloat(in, 0)
+	x, err := op.FloatArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -478,10 +478,10 @@ func mean(p []float32) float32 {
 
 func (k globalPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
-	if !needs(need, 0) {
+	if !op.Needs(need, 0) {
 		return grads, nil
 	}
-	x, err := wantFloat(in, 0)
+	x, err := op.FloatArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -491,7 +491,7 @@ func (k globalPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 	}
 	gx := tensor.New(x.Shape...)
 	grads[0] = gx
-	gy := gradOut(gout, 0)
+	gy := op.GradAt(gout, 0)
 	if gy == nil {
 		return grads, nil
 	}

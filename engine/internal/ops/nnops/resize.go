@@ -94,7 +94,7 @@ type sample1D struct {
 
 // plan returns the output shape and the 1-D passes, last axis first.
 func (k *resize) plan(in []*tensor.Tensor) ([]int, []sample1D, error) {
-	x := input(in, 0)
+	x := op.Arg(in, 0)
 	if x == nil {
 		return nil, nil, fmt.Errorf("input 0 is missing")
 	}
@@ -125,14 +125,14 @@ func (k *resize) plan(in []*tensor.Tensor) ([]int, []sample1D, error) {
 	}
 	var sizes *tensor.Tensor
 	if k.sizesInput >= 0 {
-		if s := input(in, k.sizesInput); s != nil && s.Len() > 0 {
+		if s := op.Arg(in, k.sizesInput); s != nil && s.Len() > 0 {
 			sizes = s
 		}
 	}
 	var scales []float32
 	if k.scalesInput < 0 {
 		scales = k.scalesAttr
-	} else if s := input(in, k.scalesInput); s != nil && s.Len() > 0 {
+	} else if s := op.Arg(in, k.scalesInput); s != nil && s.Len() > 0 {
 		if s.DType != tensor.Float32 || s.Check() != nil {
 			return nil, nil, fmt.Errorf("input %d (scales) is %s%v, want float32", k.scalesInput, s.DType, s.Shape)
 		}
@@ -328,7 +328,7 @@ func (s *sample1D) transpose(gdst []float32, shape []int) []float32 {
 }
 
 func (k *resize) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	if _, err := wantFloat(in, 0); err != nil {
+	if _, err := op.FloatArg(in, 0); err != nil {
 		return nil, err
 	}
 	out, passes, err := k.plan(in)
@@ -350,10 +350,10 @@ func (k *resize) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 
 func (k *resize) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
-	if !needs(need, 0) {
+	if !op.Needs(need, 0) {
 		return grads, nil
 	}
-	if _, err := wantFloat(in, 0); err != nil {
+	if _, err := op.FloatArg(in, 0); err != nil {
 		return nil, err
 	}
 	os, passes, err := k.plan(in)
@@ -361,7 +361,7 @@ func (k *resize) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tenso
 		return nil, err
 	}
 	x := in[0]
-	gy := gradOut(gout, 0)
+	gy := op.GradAt(gout, 0)
 	if gy == nil {
 		grads[0] = tensor.New(x.Shape...)
 		return grads, nil

@@ -21,7 +21,7 @@ func newGather(n *graph.Node, opset int) (op.Kernel, error) {
 
 // gatherIndices checks input 1 and returns its values normalized to [0, dim).
 func gatherIndices(in []*tensor.Tensor, dim int, axis int, dataShape []int) ([]int, error) {
-	t, err := checkInput(in, 1)
+	t, err := op.AnyArg(in, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -49,11 +49,11 @@ type gatherPlan struct {
 }
 
 func (k gather) plan(in []*tensor.Tensor) (gatherPlan, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return gatherPlan{}, err
 	}
-	axis, err := normAxis(k.axis, x.Rank())
+	axis, err := op.NormAxis(k.axis, x.Rank())
 	if err != nil {
 		return gatherPlan{}, fmt.Errorf("input 0 of shape %v: %v", x.Shape, err)
 	}
@@ -100,7 +100,7 @@ func gatherBlocks[T elem](dst, src []T, p gatherPlan) {
 func (k gather) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
 	x := in[0]
-	if !needAt(need, 0) || x.DType != tensor.Float32 {
+	if !op.Needs(need, 0) || x.DType != tensor.Float32 {
 		return grads, nil
 	}
 	p, err := k.plan(in)
@@ -149,16 +149,16 @@ type gePlan struct {
 }
 
 func (k gatherElements) plan(in []*tensor.Tensor) (gePlan, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return gePlan{}, err
 	}
-	ind, err := checkInput(in, 1)
+	ind, err := op.AnyArg(in, 1)
 	if err != nil {
 		return gePlan{}, err
 	}
 	r := x.Rank()
-	axis, err := normAxis(k.axis, r)
+	axis, err := op.NormAxis(k.axis, r)
 	if err != nil {
 		return gePlan{}, fmt.Errorf("input 0 of shape %v: %v", x.Shape, err)
 	}
@@ -225,7 +225,7 @@ func (k gatherElements) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 func (k gatherElements) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
 	x := in[0]
-	if !needAt(need, 0) || x.DType != tensor.Float32 {
+	if !op.Needs(need, 0) || x.DType != tensor.Float32 {
 		return grads, nil
 	}
 	p, err := k.plan(in)
@@ -247,7 +247,7 @@ type expand struct{}
 func newExpand(n *graph.Node, opset int) (op.Kernel, error) { return expand{}, nil }
 
 func (expand) plan(in []*tensor.Tensor) ([]int, strided, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, strided{}, err
 	}
@@ -296,7 +296,7 @@ type tile struct{}
 func newTile(n *graph.Node, opset int) (op.Kernel, error) { return tile{}, nil }
 
 func (tile) plan(in []*tensor.Tensor) ([]int, strided, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, strided{}, err
 	}

@@ -101,7 +101,7 @@ func (k trilu) keep(i, j int, diag int64) bool {
 }
 
 func (k trilu) diag(in []*tensor.Tensor) (int64, error) {
-	if input(in, 1) == nil {
+	if op.Arg(in, 1) == nil {
 		return 0, nil
 	}
 	t := in[1]
@@ -130,7 +130,7 @@ func triluMask[T elem](k trilu, dst, src []T, rows, cols int, diag int64) {
 }
 
 func (k trilu) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +157,7 @@ func (k trilu) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 func (k trilu) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
 	x := in[0]
-	if !needAt(need, 0) || x.DType != tensor.Float32 {
+	if !op.Needs(need, 0) || x.DType != tensor.Float32 {
 		return grads, nil
 	}
 	d, err := k.diag(in)

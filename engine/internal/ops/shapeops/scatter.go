@@ -78,11 +78,11 @@ func newGatherND(n *graph.Node, opset int) (op.Kernel, error) {
 }
 
 func (k gatherND) plan(in []*tensor.Tensor) ([]int, int, []int, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	ind, err := checkInput(in, 1)
+	ind, err := op.AnyArg(in, 1)
 	if err != nil {
 		return nil, 0, nil, err
 	}
@@ -129,7 +129,7 @@ func copySlices[T elem](dst, src []T, bases []int, inner int) {
 func (k gatherND) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
 	x := in[0]
-	if !needAt(need, 0) || x.DType != tensor.Float32 {
+	if !op.Needs(need, 0) || x.DType != tensor.Float32 {
 		return grads, nil
 	}
 	bases, inner, _, err := k.plan(in)
@@ -208,15 +208,15 @@ func newScatterElements(n *graph.Node, opset int) (op.Kernel, error) {
 // dest returns, for every element of the updates, the flat data offset it
 // goes to.
 func (k scatter) dest(in []*tensor.Tensor) ([]int, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
-	ind, err := checkInput(in, 1)
+	ind, err := op.AnyArg(in, 1)
 	if err != nil {
 		return nil, err
 	}
-	u, err := checkInput(in, 2)
+	u, err := op.AnyArg(in, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +253,7 @@ func (k scatter) destND(x, ind, u *tensor.Tensor) ([]int, error) {
 
 func (k scatter) destElements(x, ind, u *tensor.Tensor) ([]int, error) {
 	r := x.Rank()
-	axis, err := normAxis(k.axis, r)
+	axis, err := op.NormAxis(k.axis, r)
 	if err != nil {
 		return nil, fmt.Errorf("input 0 of shape %v: %v", x.Shape, err)
 	}
@@ -345,7 +345,7 @@ func (k scatter) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 func (k scatter) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
 	x := in[0]
-	if x.DType != tensor.Float32 || !(needAt(need, 0) || needAt(need, 2)) {
+	if x.DType != tensor.Float32 || !(op.Needs(need, 0) || op.Needs(need, 2)) {
 		return grads, nil
 	}
 	dst, err := k.dest(in)
@@ -377,10 +377,10 @@ func (k scatter) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tenso
 	case redMax, redMin:
 		scatterExtremeGrad(gx.F, gu.F, g, x.F, u.F, out[0].F, dst)
 	}
-	if needAt(need, 0) {
+	if op.Needs(need, 0) {
 		grads[0] = gx
 	}
-	if needAt(need, 2) {
+	if op.Needs(need, 2) {
 		grads[2] = gu
 	}
 	return grads, nil

@@ -41,12 +41,12 @@ func (k slice) plan(in []*tensor.Tensor) ([]int, strided, error) {
 		if ends, err = intList(in, 2, "ends"); err != nil {
 			return nil, strided{}, err
 		}
-		if input(in, 3) != nil {
+		if op.Arg(in, 3) != nil {
 			if axes, err = intList(in, 3, "axes"); err != nil {
 				return nil, strided{}, err
 			}
 		}
-		if input(in, 4) != nil {
+		if op.Arg(in, 4) != nil {
 			if steps, err = intList(in, 4, "steps"); err != nil {
 				return nil, strided{}, err
 			}
@@ -65,7 +65,7 @@ func (k slice) plan(in []*tensor.Tensor) ([]int, strided, error) {
 	for i := 0; i < n; i++ {
 		ax := i
 		if axes != nil {
-			a, err := normAxis(axes[i], r)
+			a, err := op.NormAxis(axes[i], r)
 			if err != nil {
 				return nil, strided{}, fmt.Errorf("axes %v for input 0 of shape %v: %v", axes, x.Shape, err)
 			}
@@ -136,7 +136,7 @@ func (k slice) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.
 // strided view (Slice, DepthToSpace, SpaceToDepth): plan gives the output
 // shape and the view.
 func viewForward(in []*tensor.Tensor, plan func() ([]int, strided, error)) ([]*tensor.Tensor, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +162,7 @@ func viewBackward(in, gout []*tensor.Tensor, need []bool, plan func() ([]int, st
 func scatterBack(in, gout []*tensor.Tensor, need []bool, plan func() (strided, error), distinct bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
 	x := in[0]
-	if !needAt(need, 0) || x.DType != tensor.Float32 {
+	if !op.Needs(need, 0) || x.DType != tensor.Float32 {
 		return grads, nil
 	}
 	v, err := plan()

@@ -3,6 +3,7 @@ package shapeops
 import (
 	"fmt"
 
+	"github.com/loupe-ml/loupe/engine/internal/op"
 	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -12,45 +13,10 @@ type elem interface {
 	~float32 | ~int64 | ~bool
 }
 
-// normAxis maps axis in [-rank, rank) to [0, rank).
-func normAxis(axis int64, rank int) (int, error) {
-	a := axis
-	if a < 0 {
-		a += int64(rank)
-	}
-	if a < 0 || a >= int64(rank) {
-		return 0, fmt.Errorf("axis %d is out of range for rank %d", axis, rank)
-	}
-	return int(a), nil
-}
-
-// needAt reports whether need[i] is set.
-func needAt(need []bool, i int) bool { return i < len(need) && need[i] }
-
-// input returns in[i], or nil when it is absent.
-func input(in []*tensor.Tensor, i int) *tensor.Tensor {
-	if i < len(in) {
-		return in[i]
-	}
-	return nil
-}
-
-// checkInput returns an error unless input i is present and well formed.
-func checkInput(in []*tensor.Tensor, i int) (*tensor.Tensor, error) {
-	t := input(in, i)
-	if t == nil {
-		return nil, fmt.Errorf("input %d is missing", i)
-	}
-	if err := t.Check(); err != nil {
-		return nil, fmt.Errorf("input %d: %v", i, err)
-	}
-	return t, nil
-}
-
 // intList reads input i, an int64 tensor of rank 0 or 1 (shapes, axes,
 // indices given as inputs).
 func intList(in []*tensor.Tensor, i int, what string) ([]int64, error) {
-	t, err := checkInput(in, i)
+	t, err := op.AnyArg(in, i)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", what, err)
 	}

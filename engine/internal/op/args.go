@@ -1,0 +1,82 @@
+package op
+
+import (
+	"fmt"
+
+	"github.com/loupe-ml/loupe/graph"
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+// The helpers below read the arguments of Forward and Backward. Their
+// errors name the input by its index ("input 2 is missing"); the engine
+// adds the node.
+
+// Arg returns in[i], or nil when the input is omitted (an empty name in the
+// node, or fewer inputs than i+1).
+func Arg(in []*tensor.Tensor, i int) *tensor.Tensor {
+	if i < len(in) {
+		return in[i]
+	}
+	return nil
+}
+
+// AnyArg returns input i, or an error unless it is present and well formed
+// (tensor.Check).
+func AnyArg(in []*tensor.Tensor, i int) (*tensor.Tensor, error) {
+	t := Arg(in, i)
+	if t == nil {
+		return nil, fmt.Errorf("input %d is missing", i)
+	}
+	if err := t.Check(); err != nil {
+		return nil, fmt.Errorf("input %d: %v", i, err)
+	}
+	return t, nil
+}
+
+// FloatArg returns input i, or an error unless it is present, well formed
+// and float32.
+func FloatArg(in []*tensor.Tensor, i int) (*tensor.Tensor, error) {
+	t, err := AnyArg(in, i)
+	if err != nil {
+		return nil, err
+	}
+	if t.DType != tensor.Float32 {
+		return nil, fmt.Errorf("input %d is %s, want float32", i, t.DType)
+	}
+	return t, nil
+}
+
+// GradAt returns gout[j], the gradient of output j, or nil when it is
+// absent (the output does not reach the loss: treat it as zero).
+func GradAt(gout []*tensor.Tensor, j int) *tensor.Tensor {
+	return Arg(gout, j)
+}
+
+// Needs reports need[i], whether Backward must return the gradient of
+// input i (false when need is too short).
+func Needs(need []bool, i int) bool { return i < len(need) && need[i] }
+
+// NormAxis maps an axis attribute or input in [-rank, rank) into [0, rank),
+// negative axes counting from the end.
+func NormAxis(axis int64, rank int) (int, error) {
+	if axis < -int64(rank) || axis >= int64(rank) {
+		return 0, fmt.Errorf("axis %d is out of range for rank %d", axis, rank)
+	}
+	if axis < 0 {
+		axis += int64(rank)
+	}
+	return int(axis), nil
+}
+
+// OutputCount returns the number of outputs the node names: the index of
+// its last non-empty output plus one (trailing optional outputs may be
+// omitted or named "").
+func OutputCount(n *graph.Node) int {
+	c := 0
+	for i, o := range n.Outputs {
+		if o != "" {
+			c = i + 1
+		}
+	}
+	return c
+}
