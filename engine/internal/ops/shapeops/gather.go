@@ -19,12 +19,9 @@ func newGather(n *graph.Node, opset int) (op.Kernel, error) {
 	return gather{axis: n.Int("axis", 0)}, nil
 }
 
-// gatherIndices checks input 1 and returns its values normalized to [0, dim).
-func gatherIndices(in []*tensor.Tensor, dim int, axis int, dataShape []int) ([]int, error) {
-	t, err := op.AnyArg(in, 1)
-	if err != nil {
-		return nil, err
-	}
+// gatherIndices checks the indices t (input 1) and returns their values
+// normalized to [0, dim).
+func gatherIndices(t *tensor.Tensor, dim int, axis int, dataShape []int) ([]int, error) {
 	if t.DType != tensor.Int64 {
 		return nil, fmt.Errorf("input 1 (indices) is %s, want int64", t.DType)
 	}
@@ -57,8 +54,12 @@ func (k gather) plan(in []*tensor.Tensor) (gatherPlan, error) {
 	if err != nil {
 		return gatherPlan{}, fmt.Errorf("input 0 of shape %v: %v", x.Shape, err)
 	}
+	ind, err := op.AnyArg(in, 1)
+	if err != nil {
+		return gatherPlan{}, err
+	}
 	p := gatherPlan{axis: axis, outer: tensor.Size(x.Shape[:axis]), dim: x.Shape[axis], inner: tensor.Size(x.Shape[axis+1:])}
-	if p.idx, err = gatherIndices(in, p.dim, axis, x.Shape); err != nil {
+	if p.idx, err = gatherIndices(ind, p.dim, axis, x.Shape); err != nil {
 		return gatherPlan{}, err
 	}
 	p.outShape = append(append(copyShape(x.Shape[:axis]), in[1].Shape...), x.Shape[axis+1:]...)
@@ -98,36 +99,28 @@ func gatherBlocks[T elem](dst, src []T, p gatherPlan) {
 }
 
 func (k gather) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	grads := make([]*tensor.Tensor, len(in))
-	x := in[0]
-	if !op.Needs(need, 0) || x.DType != tensor.Float32 {
-		return grads, nil
-	}
-	p, err := k.plan(in)
-	if err != nil {
-		return nil, err
-	}
-	g := tensor.New(x.Shape...)
-	grads[0] = g
-	if gout[0] == nil {
-		return grads, nil
-	}
-	gf := gout[0].F
-	nk, inner := len(p.idx), p.inner
-	// Each outer slice owns its own part of g, so outer slices run in
-	// parallel; repeated indices within one accumulate serially.
-	par.For(p.outer, par.Grain(nk*inner), func(lo, hi int) {
-		for o := lo; o < hi; o++ {
-			for j, ix := range p.idx {
-				d := g.F[(o*p.dim+ix)*inner : (o*p.dim+ix+1)*inner]
-				s := gf[(o*nk+j)*inner : (o*nk+j+1)*inner]
-				for e, v := range s {
-					d[e] += v
+	return dataGrad(in, need, func(g []float32) error {
+		p, err := k.plan(in)
+		if err != nil || gout[0] == nil {
+			return err
+		}
+		gf := gout[0].F
+		nk, inner := len(p.idx), p.inner
+		// Each outer slice owns its own part of g, so outer slices run in
+		// parallel; repeated indices within one accumulate serially.
+		par.For(p.outer, par.Grain(nk*inner), func(lo, hi int) {
+			for o := lo; o < hi; o++ {
+				for j, ix := range p.idx {
+					d := g[(o*p.dim+ix)*inner : (o*p.dim+ix+1)*inner]
+					s := gf[(o*nk+j)*inner : (o*nk+j+1)*inner]
+					for e, v := range s {
+						d[e] += v
+					}
 				}
 			}
-		}
+		})
+		return nil
 	})
-	return grads, nil
 }
 
 // gatherElements is GatherElements: out[i] = data[i with its axis
@@ -157,8 +150,14 @@ func (k gatherElements) plan(in []*tensor.Tensor) (gePlan, error) {
 	if err != nil {
 		return gePlan{}, err
 	}
+	return planElements(x, ind, k.axis)
+}
+
+// planElements checks the indices ind (input 1) of GatherElements or
+// ScatterElements against the data x (input 0) and plans the walk.
+func planElements(x, ind *tensor.Tensor, axisAttr int64) (gePlan, error) {
 	r := x.Rank()
-	axis, err := op.NormAxis(k.axis, r)
+	axis, err := op.NormAxis(axisAttr, r)
 	if err != nil {
 		return gePlan{}, fmt.Errorf("input 0 of shape %v: %v", x.Shape, err)
 	}
@@ -170,7 +169,7 @@ func (k gatherElements) plan(in []*tensor.Tensor) (gePlan, error) {
 			return gePlan{}, fmt.Errorf("input 1 (indices) has shape %v, larger than input 0's %v off axis %d", ind.Shape, x.Shape, axis)
 		}
 	}
-	idx, err := gatherIndices(in, x.Shape[axis], axis, x.Shape)
+	idx, err := gatherIndices(ind, x.Shape[axis], axis, x.Shape)
 	if err != nil {
 		return gePlan{}, err
 	}
@@ -223,22 +222,15 @@ func (k gatherElements) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 }
 
 func (k gatherElements) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	grads := make([]*tensor.Tensor, len(in))
-	x := in[0]
-	if !op.Needs(need, 0) || x.DType != tensor.Float32 {
-		return grads, nil
-	}
-	p, err := k.plan(in)
-	if err != nil {
-		return nil, err
-	}
-	g := tensor.New(x.Shape...)
-	grads[0] = g
-	if gout[0] != nil {
+	return dataGrad(in, need, func(g []float32) error {
+		p, err := k.plan(in)
+		if err != nil || gout[0] == nil {
+			return err
+		}
 		gf := gout[0].F
-		p.each(0, p.rows(), func(i, off int) { g.F[off] += gf[i] })
-	}
-	return grads, nil
+		p.each(0, p.rows(), func(i, off int) { g[off] += gf[i] })
+		return nil
+	})
 }
 
 // expand is Expand: numpy broadcasting of the input to the shape input.

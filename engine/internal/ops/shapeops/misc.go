@@ -155,19 +155,13 @@ func (k trilu) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 }
 
 func (k trilu) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	grads := make([]*tensor.Tensor, len(in))
-	x := in[0]
-	if !op.Needs(need, 0) || x.DType != tensor.Float32 {
-		return grads, nil
-	}
-	d, err := k.diag(in)
-	if err != nil {
-		return nil, err
-	}
-	g := tensor.New(x.Shape...)
-	if gout[0] != nil {
-		triluMask(k, g.F, gout[0].F, x.Shape[x.Rank()-2], x.Shape[x.Rank()-1], d)
-	}
-	grads[0] = g
-	return grads, nil
+	return dataGrad(in, need, func(g []float32) error {
+		d, err := k.diag(in)
+		if err != nil || gout[0] == nil {
+			return err
+		}
+		x := in[0]
+		triluMask(k, g, gout[0].F, x.Shape[x.Rank()-2], x.Shape[x.Rank()-1], d)
+		return nil
+	})
 }

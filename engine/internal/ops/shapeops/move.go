@@ -328,27 +328,23 @@ func (k split) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 }
 
 func (k split) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	grads := make([]*tensor.Tensor, len(in))
-	x := in[0]
-	if !op.Needs(need, 0) || x.DType != tensor.Float32 {
-		return grads, nil
-	}
-	axis, sizes, err := k.geometry(x, in)
-	if err != nil {
-		return nil, err
-	}
-	outer := tensor.Size(x.Shape[:axis])
-	inner := tensor.Size(x.Shape[axis+1:])
-	row := x.Shape[axis] * inner
-	g := tensor.New(x.Shape...)
-	off := 0
-	for i, s := range sizes {
-		w := s * inner
-		if gi := op.Arg(gout, i); gi != nil {
-			copyBlocks(g.F, gi.F, outer, w, row, off)
+	return dataGrad(in, need, func(g []float32) error {
+		x := in[0]
+		axis, sizes, err := k.geometry(x, in)
+		if err != nil {
+			return err
 		}
-		off += w
-	}
-	grads[0] = g
-	return grads, nil
+		outer := tensor.Size(x.Shape[:axis])
+		inner := tensor.Size(x.Shape[axis+1:])
+		row := x.Shape[axis] * inner
+		off := 0
+		for i, s := range sizes {
+			w := s * inner
+			if gi := op.GradAt(gout, i); gi != nil {
+				copyBlocks(g, gi.F, outer, w, row, off)
+			}
+			off += w
+		}
+		return nil
+	})
 }

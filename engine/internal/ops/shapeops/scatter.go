@@ -127,29 +127,21 @@ func copySlices[T elem](dst, src []T, bases []int, inner int) {
 }
 
 func (k gatherND) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	grads := make([]*tensor.Tensor, len(in))
-	x := in[0]
-	if !op.Needs(need, 0) || x.DType != tensor.Float32 {
-		return grads, nil
-	}
-	bases, inner, _, err := k.plan(in)
-	if err != nil {
-		return nil, err
-	}
-	g := tensor.New(x.Shape...)
-	grads[0] = g
-	if gout[0] == nil {
-		return grads, nil
-	}
-	// Tuples may repeat, so the slices are added serially.
-	gf := gout[0].F
-	for m, b := range bases {
-		d := g.F[b : b+inner]
-		for e, v := range gf[m*inner : (m+1)*inner] {
-			d[e] += v
+	return dataGrad(in, need, func(g []float32) error {
+		bases, inner, _, err := k.plan(in)
+		if err != nil || gout[0] == nil {
+			return err
 		}
-	}
-	return grads, nil
+		// Tuples may repeat, so the slices are added serially.
+		gf := gout[0].F
+		for m, b := range bases {
+			d := g[b : b+inner]
+			for e, v := range gf[m*inner : (m+1)*inner] {
+				d[e] += v
+			}
+		}
+		return nil
+	})
 }
 
 // Scatter reductions (attribute reduction: opset 16 none, add and mul;
@@ -252,35 +244,14 @@ func (k scatter) destND(x, ind, u *tensor.Tensor) ([]int, error) {
 }
 
 func (k scatter) destElements(x, ind, u *tensor.Tensor) ([]int, error) {
-	r := x.Rank()
-	axis, err := op.NormAxis(k.axis, r)
-	if err != nil {
-		return nil, fmt.Errorf("input 0 of shape %v: %v", x.Shape, err)
-	}
-	if ind.DType != tensor.Int64 {
-		return nil, fmt.Errorf("input 1 (indices) is %s, want int64", ind.DType)
-	}
 	if !tensor.SameShape(ind.Shape, u.Shape) {
 		return nil, fmt.Errorf("input 1 (indices) has shape %v, input 2 (updates) %v: they must be equal", ind.Shape, u.Shape)
 	}
-	if ind.Rank() != r {
-		return nil, fmt.Errorf("input 1 (indices) has shape %v, input 0 has %v: ranks differ", ind.Shape, x.Shape)
-	}
-	for d := range r {
-		if d != axis && ind.Shape[d] > x.Shape[d] {
-			return nil, fmt.Errorf("input 1 (indices) has shape %v, larger than input 0's %v off axis %d", ind.Shape, x.Shape, axis)
-		}
-	}
-	in := []*tensor.Tensor{x, ind}
-	idx, err := gatherIndices(in, x.Shape[axis], axis, x.Shape)
+	p, err := planElements(x, ind, k.axis)
 	if err != nil {
 		return nil, err
 	}
-	st := tensor.Strides(x.Shape)
-	vs := copyShape(st)
-	vs[axis] = 0
-	p := gePlan{axis: axis, view: strided{shape: ind.Shape, strides: vs}, astr: st[axis], idx: idx, shape: copyShape(ind.Shape)}
-	dst := make([]int, len(idx))
+	dst := make([]int, len(p.idx))
 	if len(dst) > 0 {
 		p.each(0, p.rows(), func(i, off int) { dst[i] = off })
 	}

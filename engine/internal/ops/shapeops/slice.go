@@ -160,19 +160,12 @@ func viewBackward(in, gout []*tensor.Tensor, need []bool, plan func() ([]int, st
 // view plan gives; distinct says no two view elements share an input
 // element (the scatter may then run in parallel).
 func scatterBack(in, gout []*tensor.Tensor, need []bool, plan func() (strided, error), distinct bool) ([]*tensor.Tensor, error) {
-	grads := make([]*tensor.Tensor, len(in))
-	x := in[0]
-	if !op.Needs(need, 0) || x.DType != tensor.Float32 {
-		return grads, nil
-	}
-	v, err := plan()
-	if err != nil {
-		return nil, err
-	}
-	g := tensor.New(x.Shape...)
-	grads[0] = g
-	if gout[0] != nil {
-		scatterAddStrided(g.F, gout[0].F, v, distinct)
-	}
-	return grads, nil
+	return dataGrad(in, need, func(g []float32) error {
+		v, err := plan()
+		if err != nil || gout[0] == nil {
+			return err
+		}
+		scatterAddStrided(g, gout[0].F, v, distinct)
+		return nil
+	})
 }

@@ -13,6 +13,25 @@ type elem interface {
 	~float32 | ~int64 | ~bool
 }
 
+// dataGrad is the Backward of an op whose outputs are made of elements of
+// input 0 (moved, repeated or masked): when input 0's gradient is wanted
+// and input 0 is float32, fill checks the inputs and adds the output
+// gradients into g, zero at first, which becomes that gradient. The other
+// inputs (indices, shapes) get none.
+func dataGrad(in []*tensor.Tensor, need []bool, fill func(g []float32) error) ([]*tensor.Tensor, error) {
+	grads := make([]*tensor.Tensor, len(in))
+	x := in[0]
+	if !op.Needs(need, 0) || x.DType != tensor.Float32 {
+		return grads, nil
+	}
+	g := tensor.New(x.Shape...)
+	if err := fill(g.F); err != nil {
+		return nil, err
+	}
+	grads[0] = g
+	return grads, nil
+}
+
 // intList reads input i, an int64 tensor of rank 0 or 1 (shapes, axes,
 // indices given as inputs).
 func intList(in []*tensor.Tensor, i int, what string) ([]int64, error) {
