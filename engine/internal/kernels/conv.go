@@ -495,17 +495,7 @@ func (d *directConv) run(m0, m1, pa, pb int) {
 					} else {
 						microKernelIdx(half, kcur, ap, rs, cs, b, offs, maxOff, tile[:], nr, 1, 0, bsp)
 					}
-					for r := 0; r < min(mr, mcur-ir); r++ {
-						crow := c[r*d.P : r*d.P+width]
-						trow := tile[r*nr : r*nr+width]
-						if beta == 0 {
-							copy(crow, trow)
-							continue
-						}
-						for j, v := range trow {
-							crow[j] = v + beta*crow[j]
-						}
-					}
+					storeTile(c, d.P, &tile, min(mr, mcur-ir), width, beta)
 				}
 			}
 		}
@@ -854,21 +844,7 @@ func col2imBlock(p ConvParams, cols, gxg []float32, c0, c1, oh0, oh1 int) {
 				if ih < 0 || ih >= p.H {
 					continue
 				}
-				d := plane[ih*p.W : (ih+1)*p.W]
-				s := src[(oh-oh0)*OW : (oh-oh0+1)*OW]
-				if p.StrideW == 1 {
-					d = d[owLo+offW : owHi+offW]
-					s = s[owLo:owHi]
-					for i, v := range s {
-						d[i] += v
-					}
-					continue
-				}
-				iw := owLo*p.StrideW + offW
-				for ow := owLo; ow < owHi; ow++ {
-					d[iw] += s[ow]
-					iw += p.StrideW
-				}
+				addRow(plane[ih*p.W:(ih+1)*p.W], src[(oh-oh0)*OW:(oh-oh0+1)*OW], owLo, owHi, offW, p.StrideW)
 			}
 		}
 	}
@@ -974,6 +950,26 @@ func colRange(off, stride, size, out int) (lo, hi int) {
 	return lo, hi
 }
 
+// addRow is col2im for one input row d and one row s of the patch matrix
+// (one output row, for one channel and tap): it adds s[ow] into
+// d[ow*stride + offW] for the output columns ow in [owLo, owHi) (see
+// colRange).
+func addRow(d, s []float32, owLo, owHi, offW, stride int) {
+	if stride == 1 {
+		d = d[owLo+offW : owHi+offW]
+		s = s[owLo:owHi]
+		for i, v := range s {
+			d[i] += v
+		}
+		return
+	}
+	iw := owLo*stride + offW
+	for ow := owLo; ow < owHi; ow++ {
+		d[iw] += s[ow]
+		iw += stride
+	}
+}
+
 // im2col writes the (C/Group·KH·KW)×(OH·OW) patch matrix of one image
 // group xg (C/Group planes of H×W) into cols. threads 1 keeps it on the
 // calling goroutine.
@@ -1046,21 +1042,7 @@ func col2im(p ConvParams, cols, gxg []float32, threads int) {
 				ohLo, ohHi := colRange(kh*p.DilH-p.PadT-h0, p.StrideH, h1-h0, OH)
 				for oh := ohLo; oh < ohHi; oh++ {
 					ih := oh*p.StrideH - p.PadT + kh*p.DilH
-					d := plane[ih*p.W : (ih+1)*p.W]
-					s := src[oh*OW : (oh+1)*OW]
-					if p.StrideW == 1 {
-						d = d[owLo+offW : owHi+offW]
-						s = s[owLo:owHi]
-						for i, v := range s {
-							d[i] += v
-						}
-						continue
-					}
-					iw := owLo*p.StrideW + offW
-					for ow := owLo; ow < owHi; ow++ {
-						d[iw] += s[ow]
-						iw += p.StrideW
-					}
+					addRow(plane[ih*p.W:(ih+1)*p.W], src[oh*OW:(oh+1)*OW], owLo, owHi, offW, p.StrideW)
 				}
 			}
 		}

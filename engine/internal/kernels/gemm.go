@@ -254,22 +254,28 @@ func macroKernel(kcur, mcur, ncur int, a []float32, rs, cs int, bp []float32, bs
 			} else {
 				microKernel(kcur, ap, prs, pcs, bpan, pbs, tile[:], nr, alpha, 0, bsp)
 			}
-			mrr := min(mr, mcur-ir)
-			for r := 0; r < mrr; r++ {
-				crow := c[(ir+r)*ldc+jr : (ir+r)*ldc+jr+nrr]
-				trow := tile[r*nr : r*nr+nrr]
-				if beta == 0 {
-					copy(crow, trow)
-					continue
-				}
-				for j, v := range trow {
-					crow[j] = v + beta*crow[j]
-				}
-			}
+			storeTile(c[ir*ldc+jr:], ldc, &tile, min(mr, mcur-ir), nrr, beta)
 		}
 	}
 	putBuf(edge)
 	putBuf(bedge)
+}
+
+// storeTile sets the top-left rows×cols corner of C (c, row stride ldc)
+// to that of a micro-kernel tile computed aside, plus beta times C: how a
+// partial tile at the edge of C is kept.
+func storeTile(c []float32, ldc int, tile *[mr * nr]float32, rows, cols int, beta float32) {
+	for r := 0; r < rows; r++ {
+		crow := c[r*ldc : r*ldc+cols]
+		trow := tile[r*nr : r*nr+cols]
+		if beta == 0 {
+			copy(crow, trow)
+			continue
+		}
+		for j, v := range trow {
+			crow[j] = v + beta*crow[j]
+		}
+	}
 }
 
 // packB copies op(B)[pc:pc+kcur, jc:jc+ncur] into dst as consecutive
