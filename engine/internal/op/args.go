@@ -46,6 +46,34 @@ func FloatArg(in []*tensor.Tensor, i int) (*tensor.Tensor, error) {
 	return t, nil
 }
 
+// AnyArgs sets *dst[i] to input i, for inputs 0 to len(dst)-1, checking
+// each as AnyArg does; it returns the first error:
+//
+//	var a, b *tensor.Tensor
+//	if err := op.AnyArgs(in, &a, &b); err != nil {
+func AnyArgs(in []*tensor.Tensor, dst ...**tensor.Tensor) error {
+	for i, d := range dst {
+		t, err := AnyArg(in, i)
+		if err != nil {
+			return err
+		}
+		*d = t
+	}
+	return nil
+}
+
+// FloatArgs is AnyArgs for inputs that must be float32 (FloatArg).
+func FloatArgs(in []*tensor.Tensor, dst ...**tensor.Tensor) error {
+	for i, d := range dst {
+		t, err := FloatArg(in, i)
+		if err != nil {
+			return err
+		}
+		*d = t
+	}
+	return nil
+}
+
 // GradAt returns gout[j], the gradient of output j, or nil when it is
 // absent (the output does not reach the loss: treat it as zero).
 func GradAt(gout []*tensor.Tensor, j int) *tensor.Tensor {

@@ -43,6 +43,16 @@ func TestArgs(t *testing.T) {
 			t.Errorf("input %d: error %v, want %q", c.i, err, c.err)
 		}
 	}
+	var a, b, c *tensor.Tensor
+	if err := AnyArgs(in, &a, &b); err == nil || !strings.Contains(err.Error(), "input 1 is missing") || a != x {
+		t.Errorf("AnyArgs: %v, %v", a, err)
+	}
+	if err := FloatArgs(in[:1], &c); err != nil || c != x {
+		t.Errorf("FloatArgs: %v, %v", c, err)
+	}
+	if err := FloatArgs([]*tensor.Tensor{x, i}, &a, &b); err == nil || !strings.Contains(err.Error(), "input 1 is int64") {
+		t.Errorf("FloatArgs: %v", err)
+	}
 	need := []bool{false, true}
 	if Needs(need, 0) || !Needs(need, 1) || Needs(need, 2) {
 		t.Error("Needs")

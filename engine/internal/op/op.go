@@ -5,8 +5,8 @@
 // at once: a Kernel must not keep mutable state between calls.
 //
 // The op packages (engine/internal/ops/...) share the helpers of this
-// package to read a kernel's arguments: Arg, AnyArg and FloatArg for
-// inputs, GradAt and Needs for Backward's output gradients and wanted input
+// package to read a kernel's arguments: Arg, AnyArg, FloatArg, AnyArgs and
+// FloatArgs for inputs, GradAt and Needs for Backward's output gradients and wanted input
 // gradients, NormAxis and OutputCount for attributes and node outputs, and
 // Errorf and WantFloat for errors.
 package op

@@ -28,16 +28,18 @@ var arithByName = map[string]arith{
 	"Sum": opAdd, "Mean": opAdd, "Max": opMax, "Min": opMin,
 }
 
-// maxf is max propagating NaN (torch.maximum).
-func maxf(a, b float32) float32 {
+// maxf is max propagating NaN (torch.maximum): a when a > b or a is NaN,
+// else b.
+func maxf[T float32 | float64](a, b T) T {
 	if a > b || a != a {
 		return a
 	}
 	return b
 }
 
-// minf is min propagating NaN (torch.minimum).
-func minf(a, b float32) float32 {
+// minf is min propagating NaN (torch.minimum): a when a < b or a is NaN,
+// else b.
+func minf[T float32 | float64](a, b T) T {
 	if a < b || a != a {
 		return a
 	}
@@ -284,12 +286,8 @@ func newBinary(name string) op.Factory {
 }
 
 func (k binaryKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	a, err := op.AnyArg(in, 0)
-	if err != nil {
-		return nil, err
-	}
-	b, err := op.AnyArg(in, 1)
-	if err != nil {
+	var a, b *tensor.Tensor
+	if err := op.AnyArgs(in, &a, &b); err != nil {
 		return nil, err
 	}
 	if k.op == opPow {

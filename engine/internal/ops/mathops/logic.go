@@ -80,12 +80,8 @@ func compareLoop[T any](p *bcast, y []bool, a, b []T, f func(x, z T) bool) {
 }
 
 func (k compareKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	a, err := op.AnyArg(in, 0)
-	if err != nil {
-		return nil, err
-	}
-	b, err := op.AnyArg(in, 1)
-	if err != nil {
+	var a, b *tensor.Tensor
+	if err := op.AnyArgs(in, &a, &b); err != nil {
 		return nil, err
 	}
 	if a.DType != b.DType {
@@ -165,13 +161,7 @@ func whereLoop[T any](p *bcast, dst []T, c []bool, x, y []T) {
 }
 
 func (whereKernel) check(in []*tensor.Tensor) (c, x, y *tensor.Tensor, out []int, err error) {
-	if c, err = op.AnyArg(in, 0); err != nil {
-		return
-	}
-	if x, err = op.AnyArg(in, 1); err != nil {
-		return
-	}
-	if y, err = op.AnyArg(in, 2); err != nil {
+	if err = op.AnyArgs(in, &c, &x, &y); err != nil {
 		return
 	}
 	if c.DType != tensor.Bool {

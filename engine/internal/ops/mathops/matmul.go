@@ -101,6 +101,8 @@ type matmulKernel struct{}
 func newMatMul(*graph.Node, int) (op.Kernel, error) { return matmulKernel{}, nil }
 
 func (matmulKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	// Not FloatArgs: taking the addresses of a and b would move them to
+	// the heap, as the batch closures capture them.
 	a, err := op.FloatArg(in, 0)
 	if err != nil {
 		return nil, err
@@ -203,10 +205,7 @@ func newGemm(n *graph.Node, _ int) (op.Kernel, error) {
 
 // dims checks the inputs and returns m, n, k and C (nil if omitted).
 func (g gemmKernel) dims(in []*tensor.Tensor) (a, b, c *tensor.Tensor, m, n, k int, err error) {
-	if a, err = op.FloatArg(in, 0); err != nil {
-		return
-	}
-	if b, err = op.FloatArg(in, 1); err != nil {
+	if err = op.FloatArgs(in, &a, &b); err != nil {
 		return
 	}
 	if len(a.Shape) != 2 {

@@ -175,19 +175,10 @@ func (k *reduceKernel) reduceFloat(x *tensor.Tensor, keep []int) []float32 {
 
 func add64(a, v float64) float64 { return a + v }
 
-func maxNaN(a, v float64) float64 {
-	if v > a || v != v {
-		return v
-	}
-	return a
-}
-
-func minNaN(a, v float64) float64 {
-	if v < a || v != v {
-		return v
-	}
-	return a
-}
+// maxNaN and minNaN fold value v into the running maximum or minimum a,
+// propagating NaN.
+func maxNaN(a, v float64) float64 { return maxf(v, a) }
+func minNaN(a, v float64) float64 { return minf(v, a) }
 
 // sumRun is the sum of a contiguous run, with four partial sums.
 func sumRun(a float64, xs []float32) float64 {

@@ -232,10 +232,7 @@ type preluKernel struct{}
 func newPRelu(*graph.Node, int) (op.Kernel, error) { return preluKernel{}, nil }
 
 func (preluKernel) check(in []*tensor.Tensor) (x, s *tensor.Tensor, p *bcast, err error) {
-	if x, err = op.FloatArg(in, 0); err != nil {
-		return
-	}
-	if s, err = op.FloatArg(in, 1); err != nil {
+	if err = op.FloatArgs(in, &x, &s); err != nil {
 		return
 	}
 	if out, e := tensor.BroadcastShape(x.Shape, s.Shape); e != nil || !tensor.SameShape(out, x.Shape) {

@@ -88,12 +88,8 @@ func newConv(n *graph.Node, opset int) (op.Kernel, error) {
 // setup validates the inputs and returns the convolution's parameters.
 func (c *conv) setup(in []*tensor.Tensor) (convParams, geom, error) {
 	var p convParams
-	x, err := op.FloatArg(in, 0)
-	if err != nil {
-		return p, geom{}, err
-	}
-	w, err := op.FloatArg(in, 1)
-	if err != nil {
+	var x, w *tensor.Tensor
+	if err := op.FloatArgs(in, &x, &w); err != nil {
 		return p, geom{}, err
 	}
 	win, err := c.wins.get(w.Shape)

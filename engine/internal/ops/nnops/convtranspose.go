@@ -46,12 +46,8 @@ func newConvTranspose(n *graph.Node, opset int) (op.Kernel, error) {
 // whose input gradient this op computes (its input is this op's output).
 func (k *convTranspose) setup(in []*tensor.Tensor) (convParams, []int, error) {
 	var p convParams
-	x, err := op.FloatArg(in, 0)
-	if err != nil {
-		return p, nil, err
-	}
-	w, err := op.FloatArg(in, 1)
-	if err != nil {
+	var x, w *tensor.Tensor
+	if err := op.FloatArgs(in, &x, &w); err != nil {
 		return p, nil, err
 	}
 	win, err := k.wins.get(w.Shape)

@@ -142,12 +142,8 @@ type gePlan struct {
 }
 
 func (k gatherElements) plan(in []*tensor.Tensor) (gePlan, error) {
-	x, err := op.AnyArg(in, 0)
-	if err != nil {
-		return gePlan{}, err
-	}
-	ind, err := op.AnyArg(in, 1)
-	if err != nil {
+	var x, ind *tensor.Tensor
+	if err := op.AnyArgs(in, &x, &ind); err != nil {
 		return gePlan{}, err
 	}
 	return planElements(x, ind, k.axis)

@@ -78,12 +78,8 @@ func newGatherND(n *graph.Node, opset int) (op.Kernel, error) {
 }
 
 func (k gatherND) plan(in []*tensor.Tensor) ([]int, int, []int, error) {
-	x, err := op.AnyArg(in, 0)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	ind, err := op.AnyArg(in, 1)
-	if err != nil {
+	var x, ind *tensor.Tensor
+	if err := op.AnyArgs(in, &x, &ind); err != nil {
 		return nil, 0, nil, err
 	}
 	bases, inner, lead, err := ndIndex(x, ind, k.batch, 1)
@@ -200,16 +196,8 @@ func newScatterElements(n *graph.Node, opset int) (op.Kernel, error) {
 // dest returns, for every element of the updates, the flat data offset it
 // goes to.
 func (k scatter) dest(in []*tensor.Tensor) ([]int, error) {
-	x, err := op.AnyArg(in, 0)
-	if err != nil {
-		return nil, err
-	}
-	ind, err := op.AnyArg(in, 1)
-	if err != nil {
-		return nil, err
-	}
-	u, err := op.AnyArg(in, 2)
-	if err != nil {
+	var x, ind, u *tensor.Tensor
+	if err := op.AnyArgs(in, &x, &ind, &u); err != nil {
 		return nil, err
 	}
 	if u.DType != x.DType {
