@@ -80,6 +80,19 @@ func GradAt(gout []*tensor.Tensor, j int) *tensor.Tensor {
 	return Arg(gout, j)
 }
 
+// ShapedGrad returns gout[j] as GradAt does (nil when absent), or an error
+// unless it has the given shape, that of output j.
+func ShapedGrad(gout []*tensor.Tensor, j int, shape []int) (*tensor.Tensor, error) {
+	g := GradAt(gout, j)
+	if g == nil || tensor.SameShape(g.Shape, shape) {
+		return g, nil
+	}
+	if j == 0 {
+		return nil, fmt.Errorf("output gradient has shape %v, want %v", g.Shape, shape)
+	}
+	return nil, fmt.Errorf("output %d gradient has shape %v, want %v", j, g.Shape, shape)
+}
+
 // Needs reports need[i], whether Backward must return the gradient of
 // input i (false when need is too short).
 func Needs(need []bool, i int) bool { return i < len(need) && need[i] }

@@ -53,6 +53,18 @@ func TestArgs(t *testing.T) {
 	if err := FloatArgs([]*tensor.Tensor{x, i}, &a, &b); err == nil || !strings.Contains(err.Error(), "input 1 is int64") {
 		t.Errorf("FloatArgs: %v", err)
 	}
+	if g, err := ShapedGrad(in, 0, []int{2}); g != x || err != nil {
+		t.Errorf("ShapedGrad: %v, %v", g, err)
+	}
+	if g, err := ShapedGrad(in, 1, []int{2}); g != nil || err != nil {
+		t.Errorf("ShapedGrad of an absent gradient: %v, %v", g, err)
+	}
+	if _, err := ShapedGrad(in, 0, []int{3}); err == nil || err.Error() != "output gradient has shape [2], want [3]" {
+		t.Errorf("ShapedGrad: %v", err)
+	}
+	if _, err := ShapedGrad(in, 2, []int{3}); err == nil || err.Error() != "output 2 gradient has shape [], want [3]" {
+		t.Errorf("ShapedGrad: %v", err)
+	}
 	need := []bool{false, true}
 	if Needs(need, 0) || !Needs(need, 1) || Needs(need, 2) {
 		t.Error("Needs")

@@ -6,9 +6,9 @@
 //
 // The op packages (engine/internal/ops/...) share the helpers of this
 // package to read a kernel's arguments: Arg, AnyArg, FloatArg, AnyArgs and
-// FloatArgs for inputs, GradAt and Needs for Backward's output gradients and wanted input
-// gradients, NormAxis and OutputCount for attributes and node outputs, and
-// Errorf and WantFloat for errors.
+// FloatArgs for inputs; GradAt, ShapedGrad and Needs for Backward's output
+// gradients and wanted input gradients; NormAxis and OutputCount for
+// attributes and node outputs; Errorf and WantFloat for errors.
 package op
 
 import (

@@ -342,15 +342,13 @@ func (k binaryKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*
 		b = b.AsFloat32()
 		needB = false
 	}
-	g := op.GradAt(gout, 0)
 	outShape, err := tensor.BroadcastShape(a.Shape, b.Shape)
 	if err != nil {
 		return nil, broadcastErr(0, 1, a, b)
 	}
-	if g == nil {
-		g = tensor.New(outShape...)
-	} else if !tensor.SameShape(g.Shape, outShape) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", g.Shape, outShape)
+	g, err := gradOrZeros(gout, outShape)
+	if err != nil {
+		return nil, err
 	}
 	switch k.op {
 	case opAdd:
@@ -520,11 +518,9 @@ func (k variadicKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([
 	if err != nil {
 		return nil, err
 	}
-	g := op.GradAt(gout, 0)
-	if g == nil {
-		g = tensor.New(outShape...)
-	} else if !tensor.SameShape(g.Shape, outShape) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", g.Shape, outShape)
+	g, err := gradOrZeros(gout, outShape)
+	if err != nil {
+		return nil, err
 	}
 	if k.op == opAdd {
 		scale := float32(1)

@@ -208,11 +208,9 @@ func (k whereKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*t
 	if x.DType != tensor.Float32 || (!op.Needs(need, 1) && !op.Needs(need, 2)) {
 		return res, nil
 	}
-	g := op.GradAt(gout, 0)
-	if g == nil {
-		g = tensor.New(shape...)
-	} else if !tensor.SameShape(g.Shape, shape) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", g.Shape, shape)
+	g, err := gradOrZeros(gout, shape)
+	if err != nil {
+		return nil, err
 	}
 	p := planBcast(shape, c.Shape)
 	sc := p.st[0][len(p.dims)-1]

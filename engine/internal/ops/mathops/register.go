@@ -46,6 +46,16 @@ func Register(m map[string]op.Factory) {
 // opset, 0, counts as modern).
 func modern(opset int) bool { return opset <= 0 || opset >= 13 }
 
+// gradOrZeros returns the output gradient, checked to have the given shape,
+// or zeros of that shape when it is absent.
+func gradOrZeros(gout []*tensor.Tensor, shape []int) (*tensor.Tensor, error) {
+	g, err := op.ShapedGrad(gout, 0, shape)
+	if g == nil && err == nil {
+		g = tensor.New(shape...)
+	}
+	return g, err
+}
+
 // zerosLike returns a float32 zero tensor of t's shape.
 func zerosLike(t *tensor.Tensor) *tensor.Tensor { return tensor.New(t.Shape...) }
 

@@ -140,9 +140,9 @@ func (c *conv) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.
 		return nil, err
 	}
 	grads := make([]*tensor.Tensor, len(in))
-	gy := op.GradAt(gout, 0)
-	if gy != nil && !tensor.SameShape(gy.Shape, g.outShape(p.M)) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, g.outShape(p.M))
+	gy, err := op.ShapedGrad(gout, 0, g.outShape(p.M))
+	if err != nil {
+		return nil, err
 	}
 	if op.Needs(need, 0) {
 		gx := tensor.New(in[0].Shape...)

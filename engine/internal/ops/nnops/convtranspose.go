@@ -168,9 +168,9 @@ func (k *convTranspose) Backward(in, out, gout []*tensor.Tensor, need []bool) ([
 		return nil, err
 	}
 	grads := make([]*tensor.Tensor, len(in))
-	gy := op.GradAt(gout, 0)
-	if gy != nil && !tensor.SameShape(gy.Shape, shape) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, shape)
+	gy, err := op.ShapedGrad(gout, 0, shape)
+	if err != nil {
+		return nil, err
 	}
 	if op.Needs(need, 0) {
 		gx := tensor.New(in[0].Shape...)

@@ -99,12 +99,12 @@ func (k *lrn) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.T
 	x := in[0]
 	gx := tensor.New(x.Shape...)
 	grads[0] = gx
-	gy := op.GradAt(gout, 0)
+	gy, err := op.ShapedGrad(gout, 0, x.Shape)
+	if err != nil {
+		return nil, err
+	}
 	if gy == nil {
 		return grads, nil
-	}
-	if !tensor.SameShape(gy.Shape, x.Shape) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, x.Shape)
 	}
 	// First pass: gx holds gy d^-beta; t holds gy x d^(-beta-1).
 	t := make([]float64, len(x.F))

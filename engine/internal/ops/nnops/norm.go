@@ -64,6 +64,22 @@ func channels(in []*tensor.Tensor, from, to int) (n, c, plane int, err error) {
 	return n, c, plane, nil
 }
 
+// normGrads starts a normalization's Backward: zero gradients for those of
+// its first count inputs (x and the C-vectors) that need asks for, and the
+// output gradient, nil when absent.
+func normGrads(in, gout []*tensor.Tensor, need []bool, count int) (grads []*tensor.Tensor, gy *tensor.Tensor, err error) {
+	grads = make([]*tensor.Tensor, len(in))
+	for i := 0; i < count; i++ {
+		if op.Needs(need, i) {
+			grads[i] = tensor.New(in[i].Shape...)
+		}
+	}
+	if gy, err = op.ShapedGrad(gout, 0, in[0].Shape); err != nil {
+		return nil, nil, err
+	}
+	return grads, gy, nil
+}
+
 // coefs returns a, b with y = x*a + b per channel, and 1/sqrt(var+eps).
 func (k *batchNorm) coefs(in []*tensor.Tensor, c int) (a, b []float32, inv []float64) {
 	a, b, inv = make([]float32, c), make([]float32, c), make([]float64, c)
@@ -99,18 +115,9 @@ func (k *batchNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 		return nil, err
 	}
 	x := in[0]
-	grads := make([]*tensor.Tensor, len(in))
-	for i := 0; i < 5; i++ {
-		if op.Needs(need, i) {
-			grads[i] = tensor.New(in[i].Shape...)
-		}
-	}
-	gy := op.GradAt(gout, 0)
-	if gy == nil {
-		return grads, nil
-	}
-	if !tensor.SameShape(gy.Shape, x.Shape) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, x.Shape)
+	grads, gy, err := normGrads(in, gout, need, 5)
+	if err != nil || gy == nil {
+		return grads, err
 	}
 	a, _, inv := k.coefs(in, c)
 	if op.Needs(need, 0) {
@@ -169,6 +176,18 @@ func newInstanceNorm(n *graph.Node, opset int) (op.Kernel, error) {
 	return &instanceNorm{eps: float64(n.Float("epsilon", 1e-5))}, nil
 }
 
+// channels checks x (input 0, [N, C, spatial dims]) and the C-vectors
+// scale and B.
+func (k *instanceNorm) channels(in []*tensor.Tensor) (n, c, plane int, err error) {
+	if n, c, plane, err = channels(in, 1, 3); err != nil {
+		return 0, 0, 0, err
+	}
+	if x := in[0]; x.Rank() < 3 {
+		return 0, 0, 0, fmt.Errorf("input 0 has shape %v, want rank >= 3 (N, C, spatial dims)", x.Shape)
+	}
+	return n, c, plane, nil
+}
+
 // stats returns the mean and 1/sqrt(var+eps) of every plane.
 func (k *instanceNorm) stats(x []float32, nc, plane int) (mu, inv []float64) {
 	mu, inv = make([]float64, nc), make([]float64, nc)
@@ -193,14 +212,11 @@ func (k *instanceNorm) stats(x []float32, nc, plane int) (mu, inv []float64) {
 }
 
 func (k *instanceNorm) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	n, c, plane, err := channels(in, 1, 3)
+	n, c, plane, err := k.channels(in)
 	if err != nil {
 		return nil, err
 	}
 	x := in[0]
-	if x.Rank() < 3 {
-		return nil, fmt.Errorf("input 0 has shape %v, want rank >= 3 (N, C, spatial dims)", x.Shape)
-	}
 	y := tensor.New(x.Shape...)
 	mu, inv := k.stats(x.F, n*c, plane)
 	scale, bias := in[1].F, in[2].F
@@ -216,26 +232,14 @@ func (k *instanceNorm) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 }
 
 func (k *instanceNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	n, c, plane, err := channels(in, 1, 3)
+	n, c, plane, err := k.channels(in)
 	if err != nil {
 		return nil, err
 	}
 	x := in[0]
-	if x.Rank() < 3 {
-		return nil, fmt.Errorf("input 0 has shape %v, want rank >= 3 (N, C, spatial dims)", x.Shape)
-	}
-	grads := make([]*tensor.Tensor, len(in))
-	for i := 0; i < 3; i++ {
-		if op.Needs(need, i) {
-			grads[i] = tensor.New(in[i].Shape...)
-		}
-	}
-	gy := op.GradAt(gout, 0)
-	if gy == nil {
-		return grads, nil
-	}
-	if !tensor.SameShape(gy.Shape, x.Shape) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, x.Shape)
+	grads, gy, err := normGrads(in, gout, need, 3)
+	if err != nil || gy == nil {
+		return grads, err
 	}
 	mu, inv := k.stats(x.F, n*c, plane)
 	// Per plane: sg = sum(gy), sgx = sum(gy * xhat).

@@ -255,9 +255,9 @@ func (k *pad) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.T
 	if err != nil {
 		return nil, err
 	}
-	gy := op.GradAt(gout, 0)
-	if gy != nil && !tensor.SameShape(gy.Shape, p.shape) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, p.shape)
+	gy, err := op.ShapedGrad(gout, 0, p.shape)
+	if err != nil {
+		return nil, err
 	}
 	var gx *tensor.Tensor
 	if wantX {

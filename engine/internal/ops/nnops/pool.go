@@ -84,41 +84,66 @@ func windowMax(xp []float32, w, hs, h0, h1, dh, ws, w0, w1, dw int) (float32, in
 	return best, bi
 }
 
-// maxPoolValues writes the maximum of every window of x into y: the
-// maximum over the window's rows first, then over its columns.
-func maxPoolValues(g geom, th, tw taps, x, y []float32) {
+// poolWindows writes into y the maximum (avg nil) or the average (by
+// avg.divisor) of every window of x: over the window's rows first, whole
+// input rows at once, then over its columns.
+func poolWindows(g geom, th, tw taps, x, y []float32, avg *avgPool) {
 	plane, inPlane := g.OH*g.OW, g.H*g.W
-	ninf := float32(math.Inf(-1))
+	w, dh, dw, ow := g.W, g.DH, g.DW, g.OW
+	empty := float32(math.Inf(-1)) // the maximum of no element
+	if avg != nil {
+		empty = 0
+	}
 	par.Chunks(g.N*g.C, par.ChunkCount(g.N*g.C, plane*g.KH*g.KW), func(_, lo, hi int) {
-		tmp := make([]float32, g.W)
+		tmp := make([]float32, w)
 		for nc := lo; nc < hi; nc++ {
 			xp := x[nc*inPlane : (nc+1)*inPlane]
 			yp := y[nc*plane : (nc+1)*plane]
 			for oh := 0; oh < g.OH; oh++ {
 				hs, h0, h1 := th.start[oh], th.k0[oh], th.k1[oh]
-				yr := yp[oh*g.OW : (oh+1)*g.OW]
+				yr := yp[oh*ow : (oh+1)*ow]
 				if h0 >= h1 {
 					for i := range yr {
-						yr[i] = ninf
+						yr[i] = empty
 					}
 					continue
 				}
-				r0 := (hs + h0*g.DH) * g.W
-				copy(tmp, xp[r0:r0+g.W])
+				r0 := (hs + h0*dh) * w
+				copy(tmp, xp[r0:r0+w])
 				for kh := h0 + 1; kh < h1; kh++ {
-					r := (hs + kh*g.DH) * g.W
-					row := xp[r : r+g.W]
-					for i, v := range row {
-						tmp[i] = max(tmp[i], v)
+					r := (hs + kh*dh) * w
+					row := xp[r : r+w]
+					if avg == nil {
+						for i, v := range row {
+							tmp[i] = max(tmp[i], v)
+						}
+					} else {
+						for i, v := range row {
+							tmp[i] += v
+						}
 					}
 				}
-				for ow := range yr {
-					ws, w0, w1 := tw.start[ow], tw.k0[ow], tw.k1[ow]
-					m := ninf
-					for kw := w0; kw < w1; kw++ {
-						m = max(m, tmp[ws+kw*g.DW])
+				if avg == nil {
+					for o := range yr {
+						ws, w0, w1 := tw.start[o], tw.k0[o], tw.k1[o]
+						m := empty
+						for kw := w0; kw < w1; kw++ {
+							m = max(m, tmp[ws+kw*dw])
+						}
+						yr[o] = m
 					}
-					yr[ow] = m
+					continue
+				}
+				for o := range yr {
+					ws, w0, w1 := tw.start[o], tw.k0[o], tw.k1[o]
+					var s float32
+					for kw := w0; kw < w1; kw++ {
+						s += tmp[ws+kw*dw]
+					}
+					if d := avg.divisor(th, tw, oh, o); d != 0 {
+						s /= d
+					}
+					yr[o] = s
 				}
 			}
 		}
@@ -142,7 +167,7 @@ func (k *maxPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	th, tw := g.poolTaps()
 	plane, inPlane := g.OH*g.OW, g.H*g.W
 	if idx == nil {
-		maxPoolValues(g, th, tw, x.F, y.F)
+		poolWindows(g, th, tw, x.F, y.F, nil)
 		return []*tensor.Tensor{y}, nil
 	}
 	par.Chunks(g.N*g.C, par.ChunkCount(g.N*g.C, plane*g.KH*g.KW), func(_, lo, hi int) {
@@ -192,11 +217,8 @@ func poolBackwardStart(win window, in, gout []*tensor.Tensor, need []bool) (grad
 	}
 	gx = tensor.New(x.Shape...)
 	grads[0] = gx
-	if gy = op.GradAt(gout, 0); gy == nil {
-		return grads, g, gx, nil, nil
-	}
-	if !tensor.SameShape(gy.Shape, g.outShape(g.C)) {
-		return nil, g, nil, nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, g.outShape(g.C))
+	if gy, err = op.ShapedGrad(gout, 0, g.outShape(g.C)); err != nil {
+		return nil, g, nil, nil, err
 	}
 	return grads, g, gx, gy, nil
 }
@@ -219,7 +241,7 @@ func (k *maxPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tens
 		y = out[0].F
 	} else {
 		y = make([]float32, gy.Len())
-		maxPoolValues(g, th, tw, x.F, y)
+		poolWindows(g, th, tw, x.F, y, nil)
 	}
 	w, dh, dw, ow := g.W, g.DH, g.DW, g.OW
 	par.Chunks(g.N*g.C, par.ChunkCount(g.N*g.C, plane*g.KH*g.KW), func(_, lo, hi int) {
@@ -302,44 +324,7 @@ func (k *avgPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	}
 	y := tensor.New(g.outShape(g.C)...)
 	th, tw := g.poolTaps()
-	plane, inPlane := g.OH*g.OW, g.H*g.W
-	// Sum the window's rows first (whole input rows at once), then its
-	// columns.
-	w, dh, dw, ow := g.W, g.DH, g.DW, g.OW
-	par.Chunks(g.N*g.C, par.ChunkCount(g.N*g.C, plane*g.KH*g.KW), func(_, lo, hi int) {
-		tmp := make([]float32, w)
-		for nc := lo; nc < hi; nc++ {
-			xp := x.F[nc*inPlane : (nc+1)*inPlane]
-			yp := y.F[nc*plane : (nc+1)*plane]
-			for oh := 0; oh < g.OH; oh++ {
-				hs, h0, h1 := th.start[oh], th.k0[oh], th.k1[oh]
-				yr := yp[oh*ow : (oh+1)*ow]
-				if h0 >= h1 {
-					clear(yr)
-					continue
-				}
-				r0 := (hs + h0*dh) * w
-				copy(tmp, xp[r0:r0+w])
-				for kh := h0 + 1; kh < h1; kh++ {
-					r := (hs + kh*dh) * w
-					for i, v := range xp[r : r+w] {
-						tmp[i] += v
-					}
-				}
-				for o := range yr {
-					ws, w0, w1 := tw.start[o], tw.k0[o], tw.k1[o]
-					var s float32
-					for kw := w0; kw < w1; kw++ {
-						s += tmp[ws+kw*dw]
-					}
-					if d := k.divisor(th, tw, oh, o); d != 0 {
-						s /= d
-					}
-					yr[o] = s
-				}
-			}
-		}
-	})
+	poolWindows(g, th, tw, x.F, y.F, k)
 	return []*tensor.Tensor{y}, nil
 }
 
@@ -491,12 +476,12 @@ func (k globalPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 	}
 	gx := tensor.New(x.Shape...)
 	grads[0] = gx
-	gy := op.GradAt(gout, 0)
+	gy, err := op.ShapedGrad(gout, 0, os)
+	if err != nil {
+		return nil, err
+	}
 	if gy == nil {
 		return grads, nil
-	}
-	if !tensor.SameShape(gy.Shape, os) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, os)
 	}
 	par.Chunks(nc, par.ChunkCount(nc, plane), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {

@@ -361,13 +361,13 @@ func (k *resize) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tenso
 		return nil, err
 	}
 	x := in[0]
-	gy := op.GradAt(gout, 0)
+	gy, err := op.ShapedGrad(gout, 0, os)
+	if err != nil {
+		return nil, err
+	}
 	if gy == nil {
 		grads[0] = tensor.New(x.Shape...)
 		return grads, nil
-	}
-	if !tensor.SameShape(gy.Shape, os) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, os)
 	}
 	shape := append([]int(nil), os...)
 	data := gy.F
