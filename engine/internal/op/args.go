@@ -52,20 +52,18 @@ func FloatArg(in []*tensor.Tensor, i int) (*tensor.Tensor, error) {
 //	var a, b *tensor.Tensor
 //	if err := op.AnyArgs(in, &a, &b); err != nil {
 func AnyArgs(in []*tensor.Tensor, dst ...**tensor.Tensor) error {
-	for i, d := range dst {
-		t, err := AnyArg(in, i)
-		if err != nil {
-			return err
-		}
-		*d = t
-	}
-	return nil
+	return args(AnyArg, in, dst)
 }
 
 // FloatArgs is AnyArgs for inputs that must be float32 (FloatArg).
 func FloatArgs(in []*tensor.Tensor, dst ...**tensor.Tensor) error {
+	return args(FloatArg, in, dst)
+}
+
+// args sets *dst[i] to get(in, i) for each i.
+func args(get func([]*tensor.Tensor, int) (*tensor.Tensor, error), in []*tensor.Tensor, dst []**tensor.Tensor) error {
 	for i, d := range dst {
-		t, err := FloatArg(in, i)
+		t, err := get(in, i)
 		if err != nil {
 			return err
 		}

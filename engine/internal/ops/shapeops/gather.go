@@ -232,7 +232,9 @@ func (k gatherElements) Backward(in, out, gout []*tensor.Tensor, need []bool) ([
 // expand is Expand: numpy broadcasting of the input to the shape input.
 type expand struct{}
 
-func newExpand(n *graph.Node, opset int) (op.Kernel, error) { return expand{}, nil }
+func newExpand(n *graph.Node, opset int) (op.Kernel, error) {
+	return stridedKernel{plan: expand{}.plan, repeats: true}, nil
+}
 
 func (expand) plan(in []*tensor.Tensor) ([]int, strided, error) {
 	x, err := op.AnyArg(in, 0)
@@ -257,31 +259,12 @@ func (expand) plan(in []*tensor.Tensor) ([]int, strided, error) {
 	return shape, strided{shape: shape, strides: tensor.BroadcastStrides(x.Shape, shape)}, nil
 }
 
-func (k expand) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	shape, v, err := k.plan(in)
-	if err != nil {
-		return nil, err
-	}
-	return []*tensor.Tensor{gatherAny(in[0], v, shape)}, nil
-}
-
-func (k expand) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	return broadcastBackward(in, gout, need, func() (strided, error) {
-		_, v, err := k.plan(in)
-		return v, err
-	})
-}
-
-// broadcastBackward sums gout[0] back through a view that may repeat input
-// elements (Expand, Tile).
-func broadcastBackward(in, gout []*tensor.Tensor, need []bool, plan func() (strided, error)) ([]*tensor.Tensor, error) {
-	return scatterBack(in, gout, need, plan, false)
-}
-
 // tile is Tile: the input repeated along each axis.
 type tile struct{}
 
-func newTile(n *graph.Node, opset int) (op.Kernel, error) { return tile{}, nil }
+func newTile(n *graph.Node, opset int) (op.Kernel, error) {
+	return stridedKernel{plan: tile{}.plan, repeats: true}, nil
+}
 
 func (tile) plan(in []*tensor.Tensor) ([]int, strided, error) {
 	x, err := op.AnyArg(in, 0)
@@ -309,19 +292,4 @@ func (tile) plan(in []*tensor.Tensor) ([]int, strided, error) {
 		vst[2*d], vst[2*d+1] = 0, st[d]
 	}
 	return shape, strided{shape: vs, strides: vst}, nil
-}
-
-func (k tile) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	shape, v, err := k.plan(in)
-	if err != nil {
-		return nil, err
-	}
-	return []*tensor.Tensor{gatherAny(in[0], v, shape)}, nil
-}
-
-func (k tile) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	return broadcastBackward(in, gout, need, func() (strided, error) {
-		_, v, err := k.plan(in)
-		return v, err
-	})
 }

@@ -29,7 +29,7 @@ func newDepthToSpace(n *graph.Node, opset int) (op.Kernel, error) {
 	default:
 		return nil, op.Errorf(n, "mode %q is not supported (DCR or CRD)", m)
 	}
-	return k, nil
+	return stridedKernel{plan: k.plan}, nil
 }
 
 func newSpaceToDepth(n *graph.Node, opset int) (op.Kernel, error) {
@@ -37,10 +37,11 @@ func newSpaceToDepth(n *graph.Node, opset int) (op.Kernel, error) {
 	if b < 1 {
 		return nil, op.Errorf(n, "blocksize %d must be at least 1", b)
 	}
-	return blockMove{b: int(b)}, nil
+	return stridedKernel{plan: blockMove{b: int(b)}.plan}, nil
 }
 
-func (k blockMove) plan(x *tensor.Tensor) ([]int, strided, error) {
+func (k blockMove) plan(in []*tensor.Tensor) ([]int, strided, error) {
+	x := in[0]
 	if x.Rank() != 4 {
 		return nil, strided{}, fmt.Errorf("input 0 has shape %v, want 4-D [N C H W]", x.Shape)
 	}
@@ -72,14 +73,6 @@ func (k blockMove) plan(x *tensor.Tensor) ([]int, strided, error) {
 		v.strides[i] = st[p]
 	}
 	return out, v, nil
-}
-
-func (k blockMove) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	return viewForward(in, func() ([]int, strided, error) { return k.plan(in[0]) })
-}
-
-func (k blockMove) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	return viewBackward(in, gout, need, func() ([]int, strided, error) { return k.plan(in[0]) })
 }
 
 // trilu is Trilu: the upper (or lower) triangle of the last two axes,
