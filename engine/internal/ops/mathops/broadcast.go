@@ -131,45 +131,11 @@ func sumTo(g *tensor.Tensor, shape []int) *tensor.Tensor {
 		return g
 	}
 	out := tensor.New(shape...)
-	acc := sumToF64(g.F, g.Shape, shape)
+	acc := accumulate(g.F, g.Shape, shape, 1, 0, add64, add64, seqSum)
 	for i, v := range acc {
 		out.F[i] = float32(v)
 	}
 	return out
-}
-
-// sumToF64 sums data (of shape from) down to shape `to` in float64.
-func sumToF64(data []float32, from, to []int) []float64 {
-	p := planBcast(from, to)
-	size := tensor.Size(to)
-	c := par.ChunkCount(p.n, 1)
-	bufs := make([][]float64, c)
-	unit := p.unit(0)
-	par.Chunks(p.n, c, func(ci, lo, hi int) {
-		acc := make([]float64, size)
-		p.walk(lo, hi, func(o int, offs []int, run int) {
-			src := data[o : o+run]
-			if unit {
-				dst := acc[offs[0] : offs[0]+run]
-				for i, v := range src {
-					dst[i] += float64(v)
-				}
-				return
-			}
-			s := 0.0
-			for _, v := range src {
-				s += float64(v)
-			}
-			acc[offs[0]] += s
-		})
-		bufs[ci] = acc
-	})
-	for _, b := range bufs[1:] {
-		for i, v := range b {
-			bufs[0][i] += v
-		}
-	}
-	return bufs[0]
 }
 
 // expandTo returns src (float32) broadcast to shape, as a new tensor.

@@ -139,18 +139,18 @@ func (k *reduceKernel) reduceFloat(x *tensor.Tensor, keep []int) []float32 {
 	var shift []float32
 	switch k.kind {
 	case rSum, rMean:
-		acc = accumulate(x.F, x.Shape, keep, 0, add64, add64, sumRun)
+		acc = accumulate(x.F, x.Shape, keep, 2, 0, add64, add64, sumRun)
 	case rSumSquare, rL2:
-		acc = accumulate(x.F, x.Shape, keep, 0, func(a, v float64) float64 { return a + v*v }, add64, nil)
+		acc = accumulate(x.F, x.Shape, keep, 2, 0, func(a, v float64) float64 { return a + v*v }, add64, nil)
 	case rProd:
 		mul := func(a, v float64) float64 { return a * v }
-		acc = accumulate(x.F, x.Shape, keep, 1, mul, mul, nil)
+		acc = accumulate(x.F, x.Shape, keep, 2, 1, mul, mul, nil)
 	case rMax:
-		acc = accumulate(x.F, x.Shape, keep, math.Inf(-1), maxNaN, maxNaN, nil)
+		acc = accumulate(x.F, x.Shape, keep, 2, math.Inf(-1), maxNaN, maxNaN, nil)
 	case rMin:
-		acc = accumulate(x.F, x.Shape, keep, math.Inf(1), minNaN, minNaN, nil)
+		acc = accumulate(x.F, x.Shape, keep, 2, math.Inf(1), minNaN, minNaN, nil)
 	case rLogSumExp:
-		m := accumulate(x.F, x.Shape, keep, math.Inf(-1), maxNaN, maxNaN, nil)
+		m := accumulate(x.F, x.Shape, keep, 2, math.Inf(-1), maxNaN, maxNaN, nil)
 		shift = make([]float32, size)
 		for i, v := range m {
 			if !math.IsInf(v, 0) && !math.IsNaN(v) {
@@ -175,6 +175,15 @@ func (k *reduceKernel) reduceFloat(x *tensor.Tensor, keep []int) []float32 {
 
 func add64(a, v float64) float64 { return a + v }
 
+// seqSum adds a run in order to a.
+func seqSum(a float64, xs []float32) float64 {
+	s := 0.0
+	for _, v := range xs {
+		s += float64(v)
+	}
+	return a + s
+}
+
 // maxNaN and minNaN fold value v into the running maximum or minimum a,
 // propagating NaN.
 func maxNaN(a, v float64) float64 { return maxf(v, a) }
@@ -197,15 +206,16 @@ func sumRun(a float64, xs []float32) float64 {
 }
 
 // accumulate folds data (of shape from) into a float64 buffer of shape keep
-// (from with reduced axes set to 1), starting every output at init. f folds
-// one value; run, when not nil, folds a contiguous run into one output
-// faster, and marks f as addition (so that runs over kept axes add
-// directly). Work is split across cores with per-chunk buffers merged by
-// combine, for which init must be the identity.
-func accumulate(data []float32, from, keep []int, init float64, f, combine func(a, v float64) float64, run func(a float64, xs []float32) float64) []float64 {
+// (from with reduced axes set to 1, or a shape from was broadcast from),
+// starting every output at init. f folds one value; run, when not nil,
+// folds a contiguous run into one output faster, and marks f as addition
+// (so that runs over kept axes add directly). Work is split across cores,
+// by the cost of one value, with per-chunk buffers merged by combine, for
+// which init must be the identity.
+func accumulate(data []float32, from, keep []int, cost int, init float64, f, combine func(a, v float64) float64, run func(a float64, xs []float32) float64) []float64 {
 	p := planBcast(from, keep)
 	size := tensor.Size(keep)
-	c := par.ChunkCount(p.n, 2)
+	c := par.ChunkCount(p.n, cost)
 	bufs := make([][]float64, c)
 	unit := p.unit(0)
 	par.Chunks(p.n, c, func(ci, lo, hi int) {
