@@ -37,6 +37,16 @@ func newTaps(in, out, k, s, d, pb, pe int) taps {
 	return t
 }
 
+// input reads a pooling's input 0 (float32) and resolves the window on it.
+func (w window) input(in []*tensor.Tensor) (*tensor.Tensor, geom, error) {
+	x, err := op.FloatArg(in, 0)
+	if err != nil {
+		return nil, geom{}, err
+	}
+	g, err := w.resolve(x, "input 0")
+	return x, g, err
+}
+
 // poolTaps returns the taps of both axes of a resolved window.
 func (g geom) poolTaps() (th, tw taps) {
 	return newTaps(g.H, g.OH, g.KH, g.SH, g.DH, g.PT, g.PB), newTaps(g.W, g.OW, g.KW, g.SW, g.DW, g.PL, g.PR)
@@ -151,11 +161,7 @@ func poolWindows(g geom, th, tw taps, x, y []float32, avg *avgPool) {
 }
 
 func (k *maxPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := op.FloatArg(in, 0)
-	if err != nil {
-		return nil, err
-	}
-	g, err := k.win.resolve(x, "input 0")
+	x, g, err := k.win.input(in)
 	if err != nil {
 		return nil, err
 	}
@@ -208,11 +214,8 @@ func poolBackwardStart(win window, in, gout []*tensor.Tensor, need []bool) (grad
 	if !op.Needs(need, 0) {
 		return grads, g, nil, nil, nil
 	}
-	x, err := op.FloatArg(in, 0)
+	x, g, err := win.input(in)
 	if err != nil {
-		return nil, g, nil, nil, err
-	}
-	if g, err = win.resolve(x, "input 0"); err != nil {
 		return nil, g, nil, nil, err
 	}
 	gx = tensor.New(x.Shape...)
@@ -314,11 +317,7 @@ func (k *avgPool) divisor(th, tw taps, oh, ow int) float32 {
 }
 
 func (k *avgPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := op.FloatArg(in, 0)
-	if err != nil {
-		return nil, err
-	}
-	g, err := k.win.resolve(x, "input 0")
+	x, g, err := k.win.input(in)
 	if err != nil {
 		return nil, err
 	}
