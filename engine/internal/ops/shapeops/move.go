@@ -160,27 +160,27 @@ func (k concat) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 }
 
 // copyBlocks copies outer rows of w elements from src into dst rows of
-// stride dstRow starting at column off.
+// stride dstRow starting at column off (Concat).
 func copyBlocks[T elem](dst, src []T, outer, w, dstRow, off int) {
-	if w == 0 {
-		return
-	}
-	par.For(outer, par.Grain(w), func(lo, hi int) {
-		for o := lo; o < hi; o++ {
-			copy(dst[o*dstRow+off:o*dstRow+off+w], src[o*w:o*w+w])
-		}
-	})
+	moveBlocks(dst, dstRow, off, src, w, 0, outer, w)
 }
 
 // extractBlocks is the inverse of copyBlocks: rows of w elements taken from
-// column off of src rows of stride srcRow.
+// column off of src rows of stride srcRow (Split).
 func extractBlocks[T elem](dst, src []T, outer, w, srcRow, off int) {
+	moveBlocks(dst, w, 0, src, srcRow, off, outer, w)
+}
+
+// moveBlocks copies, for o in [0, outer), the w elements of src from
+// o*srcRow+srcOff to dst from o*dstRow+dstOff.
+func moveBlocks[T elem](dst []T, dstRow, dstOff int, src []T, srcRow, srcOff, outer, w int) {
 	if w == 0 {
 		return
 	}
 	par.For(outer, par.Grain(w), func(lo, hi int) {
 		for o := lo; o < hi; o++ {
-			copy(dst[o*w:o*w+w], src[o*srcRow+off:o*srcRow+off+w])
+			d, s := o*dstRow+dstOff, o*srcRow+srcOff
+			copy(dst[d:d+w], src[s:s+w])
 		}
 	})
 }
