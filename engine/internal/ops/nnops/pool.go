@@ -383,17 +383,21 @@ func newGlobalMaxPool(n *graph.Node, opset int) (op.Kernel, error) {
 	return globalPool{max: true}, nil
 }
 
-// shape returns N*C, the spatial size and the output shape.
-func (k globalPool) shape(x *tensor.Tensor) (int, int, []int, error) {
-	if x.Rank() < 2 {
-		return 0, 0, nil, fmt.Errorf("input 0 has shape %v, want rank >= 2 (N, C, spatial dims)", x.Shape)
+// input reads input 0 (float32, [N, C, spatial dims]) and returns it with
+// N*C, the spatial size and the output shape.
+func (k globalPool) input(in []*tensor.Tensor) (x *tensor.Tensor, nc, plane int, os []int, err error) {
+	if x, err = op.FloatArg(in, 0); err != nil {
+		return nil, 0, 0, nil, err
 	}
-	os := make([]int, x.Rank())
+	if x.Rank() < 2 {
+		return nil, 0, 0, nil, fmt.Errorf("input 0 has shape %v, want rank >= 2 (N, C, spatial dims)", x.Shape)
+	}
+	os = make([]int, x.Rank())
 	os[0], os[1] = x.Shape[0], x.Shape[1]
 	for i := 2; i < len(os); i++ {
 		os[i] = 1
 	}
-	return x.Shape[0] * x.Shape[1], tensor.Size(x.Shape[2:]), os, nil
+	return x, x.Shape[0] * x.Shape[1], tensor.Size(x.Shape[2:]), os, nil
 }
 
 // planeMax returns the first maximum of p (NaN wins, as PyTorch) and its
@@ -412,11 +416,7 @@ func planeMax(p []float32) (float32, int) {
 }
 
 func (k globalPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := op.FloatArg(in, 0)
-	if err != nil {
-		return nil, err
-	}
-	nc, plane, os, err := k.shape(x)
+	x, nc, plane, os, err := k.input(in)
 	if err != nil {
 		return nil, err
 	}
@@ -465,11 +465,7 @@ func (k globalPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 	if !op.Needs(need, 0) {
 		return grads, nil
 	}
-	x, err := op.FloatArg(in, 0)
-	if err != nil {
-		return nil, err
-	}
-	nc, plane, os, err := k.shape(x)
+	x, nc, plane, os, err := k.input(in)
 	if err != nil {
 		return nil, err
 	}
