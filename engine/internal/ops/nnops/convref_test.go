@@ -3,7 +3,7 @@ package nnops
 import "github.com/loupe-ml/loupe/engine/internal/par"
 
 // Direct convolution loops, the references TestConvPaths checks
-// engine/kernels' convolutions against (with refConv).
+// engine/internal/kernels' convolutions against (with refConv).
 
 // tapRanges returns, for every kernel row kh, the output rows whose input row
 // is inside the image, and the same for kernel columns.
