@@ -209,10 +209,10 @@ func conv2D(p ConvParams, x, w, bias, y []float32, workers int) {
 	panels := (P + nr - 1) / nr
 	plan := planConv(p.N*p.Group, panels, P, K, mg, workers)
 	tasks := p.N * p.Group * plan.chunks * plan.bands
-	par.Tasks(tasks, plan.workers, func(_ int, next func() int) {
+	par.Tasks(tasks, plan.workers, func(_ int, q *par.Queue) {
 		buf := getBuf(K * plan.maxCols)
 		lastChunk := -1
-		for t := next(); t >= 0; t = next() {
+		for t := q.Next(-1); t >= 0; t = q.Next(t) {
 			band := t % plan.bands
 			ch := t / plan.bands % plan.chunks
 			im := t / (plan.bands * plan.chunks) // n*Group + g
@@ -320,8 +320,8 @@ func conv2DDirect(p ConvParams, x, w, bias, y []float32, workers int) {
 		}
 	}
 	tasks := images * plan.chunks * plan.bands
-	par.Tasks(tasks, plan.workers, func(_ int, next func() int) {
-		for t := next(); t >= 0; t = next() {
+	par.Tasks(tasks, plan.workers, func(_ int, q *par.Queue) {
+		for t := q.Next(-1); t >= 0; t = q.Next(t) {
 			band := t % plan.bands
 			ch := t / plan.bands % plan.chunks
 			im := t / (plan.bands * plan.chunks)
@@ -788,9 +788,9 @@ func inputGradChunked(p ConvParams, w, gy, gx []float32, workers int) {
 	par.For(len(gx[:p.N*p.C*inPlane]), 1<<16, func(lo, hi int) { clear(gx[lo:hi]) })
 	for round := 0; round < 2; round++ {
 		nb := (blocks - round + 1) / 2 // blocks of this parity
-		par.Tasks(images*nb*bands, workers, func(_ int, next func() int) {
+		par.Tasks(images*nb*bands, workers, func(_ int, q *par.Queue) {
 			var buf *[]float32
-			for t := next(); t >= 0; t = next() {
+			for t := q.Next(-1); t >= 0; t = q.Next(t) {
 				if buf == nil {
 					buf = getBuf(maxCh * kk * rows * OW)
 				}
@@ -882,9 +882,9 @@ func conv2DWeightGrad(p ConvParams, x, gy, gw []float32, workers int) {
 		parts = *partsBuf
 	}
 	used := make([]bool, batch)
-	par.Tasks(p.N, batch, func(i int, next func() int) {
+	par.Tasks(p.N, batch, func(i int, q *par.Queue) {
 		var colsBuf *[]float32
-		for n := next(); n >= 0; n = next() {
+		for n := q.Next(-1); n >= 0; n = q.Next(n) {
 			acc := gw[:nw]
 			if i > 0 {
 				acc = parts[(i-1)*nw : i*nw]

@@ -102,8 +102,8 @@ func smallGemm(threads int, transA, transB bool, m, n, k int, alpha float32, a [
 	tasks := min(k, 4*workers)
 	buf := getBuf((workers - 1) * m * n)
 	used := make([]bool, workers)
-	par.Tasks(tasks, workers, func(w int, next func() int) {
-		for t := next(); t >= 0; t = next() {
+	par.Tasks(tasks, workers, func(w int, q *par.Queue) {
+		for t := q.Next(-1); t >= 0; t = q.Next(t) {
 			lo, hi := t*k/tasks, (t+1)*k/tasks
 			ao, bo := lo, lo*ldb
 			if transA {

@@ -6,16 +6,17 @@
 // of goroutines, and Tasks tells each goroutine which one it is (for
 // per-goroutine buffers).
 //
-// All of them share out work dynamically: the caller and its helper
-// goroutines take tasks from a counter until none are left, and the caller
-// returns as soon as every task is complete, without waiting for helpers
-// that have not started yet. Starting a goroutine on an idle core can take
-// long (on the development machine, a Firecracker VM, about 175 µs from
-// the go statement to the first instruction, measured); with a fixed split
-// the caller would wait that long for the helper's share, with dynamic
-// tasks it works through them meanwhile. A helper that starts after the
-// work is done finds no task and exits at once, touching only the task
-// counter.
+// All of them share out work dynamically, through a Queue: the caller and
+// its helper goroutines take tasks from a counter until none are left, and
+// the caller returns as soon as every task is complete, without waiting
+// for helpers that have not started yet. Starting a goroutine on an idle
+// core can take long (on the development machine, a Firecracker VM, about
+// 175 µs from the go statement to the first instruction, measured); with a
+// fixed split the caller would wait that long for the helper's share, with
+// dynamic tasks it works through them meanwhile. A helper that starts
+// after the work is done finds no task and exits at once, touching only
+// the task counter. A call allocates its queue and starts its helpers,
+// nothing per task.
 package par
 
 import (
@@ -66,11 +67,8 @@ func Chunks(n, c int, fn func(chunk, lo, hi int)) {
 		fn(0, 0, n)
 		return
 	}
-	Tasks(c, c, func(_ int, next func() int) {
-		for t := next(); t >= 0; t = next() {
-			fn(t, t*n/c, (t+1)*n/c)
-		}
-	})
+	s := &split{n: n, chunk: fn}
+	s.run(c, c)
 }
 
 // Range runs fn over [0, n) in ranges of at least chunk elements (all of
@@ -82,62 +80,83 @@ func Range(n, chunk, workers int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	Tasks(tasks, workers, func(_ int, next func() int) {
-		for t := next(); t >= 0; t = next() {
-			fn(t*n/tasks, (t+1)*n/tasks)
-		}
-	})
+	s := &split{n: n, rng: fn}
+	s.run(tasks, workers)
 }
 
-// Tasks runs body(worker, next) on up to workers goroutines, worker 0
-// being the caller's, and the others numbered from 1. Each body calls next
-// for task numbers in [0, n) until it returns -1, processing each task
-// before calling next again. Tasks returns when all n tasks are complete. A
-// body must not change shared state before its first task, since a late
-// helper may run it after Tasks has returned.
-func Tasks(n, workers int, body func(worker int, next func() int)) {
+// split is the work of Range or Chunks: [0, n) cut into tasks ranges,
+// passed to rng, or with their number to chunk.
+type split struct {
+	q     Queue
+	n     int
+	rng   func(lo, hi int)
+	chunk func(chunk, lo, hi int)
+}
+
+// run does the tasks on up to workers goroutines (at least 2 tasks).
+func (s *split) run(tasks, workers int) {
+	s.q.start(tasks)
+	for w := 1; w < min(workers, tasks); w++ {
+		go s.work()
+	}
+	s.work()
+	s.q.done.Wait()
+}
+
+func (s *split) work() {
+	tasks := int(s.q.n)
+	for t := s.q.Next(-1); t >= 0; t = s.q.Next(t) {
+		lo, hi := t*s.n/tasks, (t+1)*s.n/tasks
+		if s.rng != nil {
+			s.rng(lo, hi)
+		} else {
+			s.chunk(t, lo, hi)
+		}
+	}
+}
+
+// Tasks runs body(worker, q) on up to workers goroutines, worker 0 being
+// the caller's, and the others numbered from 1. Each body takes task
+// numbers in [0, n) from q until there are none left:
+//
+//	for t := q.Next(-1); t >= 0; t = q.Next(t) {
+//
+// Tasks returns when all n tasks are complete. A body must not change
+// shared state before its first task, since a late helper may run it
+// after Tasks has returned.
+func Tasks(n, workers int, body func(worker int, q *Queue)) {
+	q := &Queue{}
+	q.start(n)
 	workers = min(workers, n)
-	if workers <= 1 {
-		i := 0
-		body(0, func() int {
-			if i >= n {
-				return -1
-			}
-			i++
-			return i - 1
-		})
-		return
-	}
-	q := &taskQueue{n: int64(n)}
-	q.done.Add(n)
 	for w := 1; w < workers; w++ {
-		go body(w, q.nextFunc())
+		go body(w, q)
 	}
-	body(0, q.nextFunc())
+	body(0, q)
 	q.done.Wait()
 }
 
-// taskQueue hands out task numbers and counts completed tasks.
-type taskQueue struct {
+// Queue hands out the task numbers of Tasks and counts completed tasks.
+type Queue struct {
 	next atomic.Int64
 	n    int64
 	done sync.WaitGroup
 }
 
-// nextFunc returns a function that marks the previously claimed task
-// complete and claims a new one, returning its number or -1 when none is
-// left.
-func (q *taskQueue) nextFunc() func() int {
-	claimed := false
-	return func() int {
-		if claimed {
-			q.done.Done()
-		}
-		i := q.next.Add(1) - 1
-		claimed = i < q.n
-		if !claimed {
-			return -1
-		}
-		return int(i)
+func (q *Queue) start(n int) {
+	q.n = int64(n)
+	q.done.Add(n)
+}
+
+// Next marks task prev complete (none if prev < 0: the first call) and
+// claims another, returning its number, or -1 when none is left. A body
+// calls it once more after its last task, with that task's number.
+func (q *Queue) Next(prev int) int {
+	if prev >= 0 {
+		q.done.Done()
 	}
+	i := q.next.Add(1) - 1
+	if i >= q.n {
+		return -1
+	}
+	return int(i)
 }

@@ -78,11 +78,11 @@ func TestTasks(t *testing.T) {
 		for _, workers := range []int{1, 2, 4} {
 			seen := make([]int32, n)
 			var bad atomic.Bool
-			Tasks(n, workers, func(w int, next func() int) {
+			Tasks(n, workers, func(w int, q *Queue) {
 				if w < 0 || w >= max(workers, 1) {
 					bad.Store(true)
 				}
-				for i := next(); i >= 0; i = next() {
+				for i := q.Next(-1); i >= 0; i = q.Next(i) {
 					atomic.AddInt32(&seen[i], 1)
 				}
 			})
