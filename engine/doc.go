@@ -16,4 +16,11 @@
 //		&engine.Options{Record: true, Taps: []string{"/layer4/layer4.1/relu2/Relu_output_0"}})
 //	y, err := p.Output(0)
 //	g, err := p.Backward(ctx, map[string]*tensor.Tensor{"output": seed}, []string{"input"}, nil)
+//
+// The op kernels live in internal packages: internal/op defines what a
+// kernel is (and the helpers kernels read their arguments with),
+// internal/ops/mathops, nnops and shapeops hold the kernels,
+// internal/kernels the GEMM and convolutions they call, and internal/par
+// the parallel loops they all run on. Supported reports which op types the
+// engine has a kernel for.
 package engine

@@ -127,7 +127,7 @@ func Compile(g *graph.Graph) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg := Registry()
+	reg := registry()
 	var unsupported []*graph.Node
 	defined := map[string]bool{}
 	for name := range g.Initializers {

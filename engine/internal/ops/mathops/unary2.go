@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -43,7 +44,7 @@ func (k clipKernel) bounds(in []*tensor.Tensor, x *tensor.Tensor) (lo, hi float6
 		ihi = int64(hi)
 	}
 	for i := 1; i <= 2; i++ {
-		b := arg(in, i)
+		b := op.Arg(in, i)
 		if b == nil {
 			continue
 		}
@@ -73,7 +74,7 @@ func (k clipKernel) bounds(in []*tensor.Tensor, x *tensor.Tensor) (lo, hi float6
 }
 
 func (k clipKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := anyArg(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +86,7 @@ func (k clipKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	case tensor.Float32:
 		y := tensor.New(x.Shape...)
 		l, h := float32(lo), float32(hi)
-		parallel(len(x.F), func(a, b int) {
+		par.For(len(x.F), par.MinWork, func(a, b int) {
 			dst := y.F[a:b]
 			for i, v := range x.F[a:b] {
 				if v < l {
@@ -110,7 +111,7 @@ func (k clipKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 
 func (k clipKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	res := make([]*tensor.Tensor, len(in))
-	x := arg(in, 0)
+	x := op.Arg(in, 0)
 	if x == nil || x.DType != tensor.Float32 || !op.NeedAny(need) {
 		return res, nil
 	}
@@ -119,15 +120,15 @@ func (k clipKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 		return nil, err
 	}
 	l, h := float32(lo), float32(hi)
-	g := gradAt(gout, 0)
+	g := op.GradAt(gout, 0)
 	if g == nil {
 		g = zerosLike(x)
 	} else if len(g.F) != len(x.F) {
 		return nil, fmt.Errorf("output gradient has shape %v, want %v", g.Shape, x.Shape)
 	}
-	if needs(need, 0) {
+	if op.Needs(need, 0) {
 		gx := zerosLike(x)
-		parallel(len(x.F), func(a, b int) {
+		par.For(len(x.F), par.MinWork, func(a, b int) {
 			for i := a; i < b; i++ {
 				if v := x.F[i]; v >= l && v <= h {
 					gx.F[i] = g.F[i]
@@ -139,8 +140,8 @@ func (k clipKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 	// PyTorch's clamp_backward_min_max: min takes the gradient where x < min
 	// (if min < max), max where x > max (or everywhere when max < min).
 	for i := 1; i <= 2; i++ {
-		b := arg(in, i)
-		if !needs(need, i) || b == nil || b.DType != tensor.Float32 {
+		b := op.Arg(in, i)
+		if !op.Needs(need, i) || b == nil || b.DType != tensor.Float32 {
 			continue
 		}
 		s := 0.0
@@ -162,7 +163,7 @@ type identityKernel struct{}
 func newIdentity(*graph.Node, int) (op.Kernel, error) { return identityKernel{}, nil }
 
 func (identityKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := anyArg(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -176,11 +177,11 @@ func (identityKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*
 // passGrad returns gout[0] as the gradient of input 0 (zeros when absent).
 func passGrad(in, gout []*tensor.Tensor, need []bool) []*tensor.Tensor {
 	res := make([]*tensor.Tensor, len(in))
-	x := arg(in, 0)
-	if !needs(need, 0) || x == nil || x.DType != tensor.Float32 {
+	x := op.Arg(in, 0)
+	if !op.Needs(need, 0) || x == nil || x.DType != tensor.Float32 {
 		return res
 	}
-	if g := gradAt(gout, 0); g != nil {
+	if g := op.GradAt(gout, 0); g != nil {
 		res[0] = g
 	} else {
 		res[0] = zerosLike(x)
@@ -194,15 +195,15 @@ func passGrad(in, gout []*tensor.Tensor, need []bool) []*tensor.Tensor {
 type dropoutKernel struct{ mask bool }
 
 func newDropout(n *graph.Node, opset int) (op.Kernel, error) {
-	return dropoutKernel{mask: outputCount(n) > 1}, nil
+	return dropoutKernel{mask: op.OutputCount(n) > 1}, nil
 }
 
 func (k dropoutKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := anyArg(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
-	if t := arg(in, 2); t != nil {
+	if t := op.Arg(in, 2); t != nil {
 		if t.DType != tensor.Bool || t.Len() != 1 {
 			return nil, fmt.Errorf("input 2 (training_mode) is %s%v, want a bool scalar", t.DType, t.Shape)
 		}
@@ -231,10 +232,7 @@ type preluKernel struct{}
 func newPRelu(*graph.Node, int) (op.Kernel, error) { return preluKernel{}, nil }
 
 func (preluKernel) check(in []*tensor.Tensor) (x, s *tensor.Tensor, p *bcast, err error) {
-	if x, err = floatArg(in, 0); err != nil {
-		return
-	}
-	if s, err = floatArg(in, 1); err != nil {
+	if err = op.FloatArgs(in, &x, &s); err != nil {
 		return
 	}
 	if out, e := tensor.BroadcastShape(x.Shape, s.Shape); e != nil || !tensor.SameShape(out, x.Shape) {
@@ -272,14 +270,14 @@ func (k preluKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*t
 	if err != nil {
 		return nil, err
 	}
-	g := gradAt(gout, 0)
+	g := op.GradAt(gout, 0)
 	if g == nil {
 		g = zerosLike(x)
 	} else if len(g.F) != len(x.F) {
 		return nil, fmt.Errorf("output gradient has shape %v, want %v", g.Shape, x.Shape)
 	}
 	st := p.st[0][len(p.dims)-1]
-	if needs(need, 0) {
+	if op.Needs(need, 0) {
 		gx := zerosLike(x)
 		p.run(1, func(o int, offs []int, run int) {
 			j := offs[0]
@@ -294,9 +292,9 @@ func (k preluKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*t
 		})
 		res[0] = gx
 	}
-	if needs(need, 1) {
+	if op.Needs(need, 1) {
 		full := zerosLike(x)
-		parallel(len(x.F), func(a, b int) {
+		par.For(len(x.F), par.MinWork, func(a, b int) {
 			for e := a; e < b; e++ {
 				if v := x.F[e]; !(v > 0) {
 					full.F[e] = v * g.F[e]
