@@ -11,8 +11,11 @@ import (
 )
 
 // linearNet loads the oracle's linear model.
-func linearNet(t *testing.T) *attr.Net {
-	m, err := engine.Load(testmodels.Path("linear_s0.onnx"))
+func linearNet(t *testing.T) *attr.Net { return loadNet(t, "linear_s0.onnx") }
+
+// loadNet loads one of the shared test models.
+func loadNet(t *testing.T, file string) *attr.Net {
+	m, err := engine.Load(testmodels.Path(file))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,11 +37,7 @@ func Infidelity(ctx context.Context, m attr.Model, perturb Perturbation, inputs,
 	}
 	rng := rand.New(rand.NewPCG(mo.Seed, 0x696e6664))
 	out := tensor.New(n)
-	err = mo.eachChunk(n, k, func(e0, e1 int) error {
-		pert, perturbed, err := perturb(rng, rowsOf(inputs, e0, e1), e0, k)
-		if err != nil {
-			return err
-		}
+	err = mo.perturbChunks(rng, perturb, inputs, n, k, func(e0, e1 int, pert, perturbed []*tensor.Tensor) error {
 		fp, err := targets(ctx, m, perturbed, rowsOptions(o, n, e0, e1, k), e1-e0, k)
 		if err != nil {
 			return err

@@ -1,6 +1,11 @@
 package metrics
 
-import "github.com/loupe-ml/loupe/attr"
+import (
+	"math/rand/v2"
+
+	"github.com/loupe-ml/loupe/attr"
+	"github.com/loupe-ml/loupe/tensor"
+)
 
 // Options are the common settings of Infidelity and SensitivityMax.
 type Options struct {
@@ -26,17 +31,22 @@ func (mo Options) samples() int {
 	return mo.NPerturbSamples
 }
 
-// eachChunk calls f on consecutive chunks [e0, e1) of a batch of n
-// examples, each with at most MaxExamplesPerBatch perturbed rows (k per
-// example, and at least one example), and reports progress after each.
-func (mo Options) eachChunk(n, k int, f func(e0, e1 int) error) error {
+// perturbChunks splits a batch of n examples into chunks [e0, e1) of at
+// most MaxExamplesPerBatch perturbed rows each (k per example, at least one
+// example a chunk), draws the chunk's perturbations with perturb and rng,
+// calls f with them, and reports progress after each chunk.
+func (mo Options) perturbChunks(rng *rand.Rand, perturb Perturbation, inputs []*tensor.Tensor, n, k int, f func(e0, e1 int, pert, perturbed []*tensor.Tensor) error) error {
 	per := n
 	if mo.MaxExamplesPerBatch > 0 {
 		per = max(1, mo.MaxExamplesPerBatch/k)
 	}
 	for e0 := 0; e0 < n; e0 += per {
 		e1 := min(n, e0+per)
-		if err := f(e0, e1); err != nil {
+		pert, perturbed, err := perturb(rng, rowsOf(inputs, e0, e1), e0, k)
+		if err != nil {
+			return err
+		}
+		if err := f(e0, e1, pert, perturbed); err != nil {
 			return err
 		}
 		if mo.Progress != nil {

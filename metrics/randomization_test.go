@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/loupe-ml/loupe/attr"
-	"github.com/loupe-ml/loupe/engine"
-	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -35,11 +33,7 @@ func TestModelRandomization(t *testing.T) {
 	ctx := context.Background()
 	// The oracle's CNN (conv, batch norm, pool, twice, and a linear
 	// layer) on a random image.
-	m, err := engine.Load(testmodels.Path("cnn_s0.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nt, _ := attr.NewNet(m)
+	nt := loadNet(t, "cnn_s0.onnx")
 	x := tensor.New(1, 3, 32, 32)
 	rng := rand.New(rand.NewPCG(5, 6))
 	for i := range x.F {

@@ -51,11 +51,7 @@ func SensitivityMax(ctx context.Context, explain attr.Method, perturb Perturbati
 	}
 	rng := rand.New(rand.NewPCG(mo.Seed, 0x73656e73))
 	out := tensor.New(n)
-	err = mo.eachChunk(n, k, func(e0, e1 int) error {
-		_, perturbed, err := perturb(rng, rowsOf(inputs, e0, e1), e0, k)
-		if err != nil {
-			return err
-		}
+	err = mo.perturbChunks(rng, perturb, inputs, n, k, func(e0, e1 int, _, perturbed []*tensor.Tensor) error {
 		co := rowsOptions(o, n, e0, e1, k)
 		if o.Baselines != nil {
 			co.Baselines = extraRows(o.Baselines, n, e0, e1, k)
