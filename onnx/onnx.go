@@ -4,8 +4,9 @@
 // error that says what was being read, never a panic.
 //
 // Tensors of type float, double, float16 and bfloat16 become float32; the
-// integer types become int64; bool stays bool. Tensors whose data lives in
-// an external file are refused with an error that names them.
+// integer types become int64; bool stays bool. String tensors, sparse
+// initializers and tensors whose data lives in an external file are
+// refused with an error that names them.
 package onnx
 
 import (
