@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"context"
 	"math"
 	"sort"
 	"testing"
@@ -14,9 +13,7 @@ import (
 // the output fall fastest: its deletion curve lies under the reverse
 // order's, and insertion mirrors it.
 func TestDeletionCurves(t *testing.T) {
-	ctx := context.Background()
-	nt := linearNet(t)
-	x := []*tensor.Tensor{randn(5, 2, 6)}
+	ctx, nt, x := onLinear(t, 5, 2)
 	o := attr.Options{Target: attr.Class(1)}
 	a, _ := (&attr.InputXGradient{Net: nt}).Attribute(ctx, x, o)
 	rev := a.Attributions[0].Clone()

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"context"
 	"math/rand/v2"
 	"testing"
 
@@ -10,8 +11,12 @@ import (
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-// linearNet loads the oracle's linear model.
-func linearNet(t *testing.T) *attr.Net { return loadNet(t, "linear_s0.onnx") }
+// onLinear returns what the tests on the oracle's linear model (6 features
+// in) start from: a context, the model, and a batch of n random examples
+// drawn with seed.
+func onLinear(t *testing.T, seed uint64, n int) (context.Context, *attr.Net, []*tensor.Tensor) {
+	return context.Background(), loadNet(t, "linear_s0.onnx"), []*tensor.Tensor{randn(seed, n, 6)}
+}
 
 // loadNet loads one of the shared test models.
 func loadNet(t *testing.T, file string) *attr.Net {

@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"context"
 	"math/rand/v2"
 	"testing"
 
@@ -12,9 +11,7 @@ import (
 // For a linear model, input x gradient with a zero baseline explains every
 // perturbation exactly: infidelity is zero.
 func TestInfidelityZeroOnLinearModel(t *testing.T) {
-	ctx := context.Background()
-	nt := linearNet(t)
-	x := []*tensor.Tensor{randn(1, 4, 6)}
+	ctx, nt, x := onLinear(t, 1, 4)
 	o := attr.Options{Target: attr.Classes(0, 1, 2, 1)}
 	a, err := (&attr.InputXGradient{Net: nt}).Attribute(ctx, x, o)
 	if err != nil {

@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"context"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -14,9 +13,7 @@ import (
 // perturbed: halving the input of a linear model is explained exactly by
 // the gradient.
 func TestFromPerturbed(t *testing.T) {
-	ctx := context.Background()
-	nt := linearNet(t)
-	x := []*tensor.Tensor{randn(3, 2, 6)}
+	ctx, nt, x := onLinear(t, 3, 2)
 	o := attr.Options{Target: attr.Class(0)}
 	grad, _ := (&attr.Saliency{Net: nt, Signed: true}).Attribute(ctx, x, o)
 	half := FromPerturbed(func(_ *rand.Rand, in []*tensor.Tensor, _, k int) ([]*tensor.Tensor, error) {

@@ -1,19 +1,15 @@
 package metrics
 
 import (
-	"context"
 	"math"
 	"testing"
 
 	"github.com/loupe-ml/loupe/attr"
-	"github.com/loupe-ml/loupe/tensor"
 )
 
 // The gradient of a linear model does not depend on the input.
 func TestSensitivityZeroForSaliencyOfLinearModel(t *testing.T) {
-	ctx := context.Background()
-	nt := linearNet(t)
-	x := []*tensor.Tensor{randn(2, 3, 6)}
+	ctx, nt, x := onLinear(t, 2, 3)
 	v, err := SensitivityMax(ctx, &attr.Saliency{Net: nt, Signed: true}, nil, x, attr.Options{Target: attr.Class(2)}, Options{NPerturbSamples: 5, Seed: 3})
 	if err != nil {
 		t.Fatal(err)
@@ -33,9 +29,7 @@ func TestSensitivityZeroForSaliencyOfLinearModel(t *testing.T) {
 // The infinity norm gives another sensitivity than the Frobenius norm, and
 // other norms are refused.
 func TestSensitivityNorms(t *testing.T) {
-	ctx := context.Background()
-	nt := linearNet(t)
-	x := []*tensor.Tensor{randn(3, 2, 6)}
+	ctx, nt, x := onLinear(t, 3, 2)
 	o := attr.Options{Target: attr.Class(0)}
 	s2, _ := SensitivityMax(ctx, &attr.InputXGradient{Net: nt}, UniformBall(0.1), x, o, Options{NPerturbSamples: 4, Seed: 1})
 	si, err := SensitivityMax(ctx, &attr.InputXGradient{Net: nt}, UniformBall(0.1), x, o, Options{NPerturbSamples: 4, Seed: 1, NormOrd: math.Inf(1)})
