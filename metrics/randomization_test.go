@@ -4,78 +4,11 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"sort"
 	"testing"
 
 	"github.com/loupe-ml/loupe/attr"
-	"github.com/loupe-ml/loupe/engine"
-	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/tensor"
 )
-
-func TestLocalisation(t *testing.T) {
-	a, _ := tensor.FromFloat32([]float32{1, 3, -2, 0, 0.5, 0.5, 2, 0}, 2, 4)
-	mask, _ := tensor.FromFloat32([]float32{0, 1, 1, 0}, 1, 4)
-	s, err := ShareInMask(a, mask)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if math.Abs(float64(s.F[0])-0.75) > 1e-6 || math.Abs(float64(s.F[1])-2.5/3) > 1e-6 {
-		t.Errorf("shares %v, want [0.75 0.833]", s.F)
-	}
-	hits, _ := PointingGame(a, mask)
-	if !hits[0] || !hits[1] {
-		t.Errorf("pointing game %v, want both hits", hits)
-	}
-	if _, err := ShareInMask(a, tensor.New(3)); err == nil {
-		t.Error("mask of the wrong shape: no error")
-	}
-}
-
-// On a linear model, deleting features in order of input x gradient makes
-// the output fall fastest: its deletion curve lies under the reverse
-// order's, and insertion mirrors it.
-func TestDeletionCurves(t *testing.T) {
-	ctx := context.Background()
-	nt := linearNet(t)
-	x := []*tensor.Tensor{randn(5, 2, 6)}
-	o := attr.Options{Target: attr.Class(1)}
-	a, _ := (&attr.InputXGradient{Net: nt}).Attribute(ctx, x, o)
-	rev := a.Attributions[0].Clone()
-	for i := range rev.F {
-		rev.F[i] = -rev.F[i]
-	}
-	del, err := DeletionCurves(ctx, nt, x, a.Attributions, o, 6, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	delRev, _ := DeletionCurves(ctx, nt, x, []*tensor.Tensor{rev}, o, 6, false)
-	ins, _ := DeletionCurves(ctx, nt, x, a.Attributions, o, 6, true)
-	fx, _ := targets(ctx, nt, x, o, 2, 1)
-	for e := 0; e < 2; e++ {
-		c := del[e]
-		if math.Abs(c.Outputs[0]-float64(fx[e])) > 1e-5 {
-			t.Errorf("deletion curve starts at %g, f(x) = %g", c.Outputs[0], fx[e])
-		}
-		if math.Abs(c.Outputs[6]-ins[e].Outputs[0]) > 1e-5 || math.Abs(ins[e].Outputs[6]-c.Outputs[0]) > 1e-5 {
-			t.Errorf("deletion ends where insertion starts and the reverse: %v %v", c.Outputs, ins[e].Outputs)
-		}
-		if !(c.AUC < delRev[e].AUC) {
-			t.Errorf("example %d: deletion AUC %g by attribution, %g in reverse order", e, c.AUC, delRev[e].AUC)
-		}
-		// For a linear model and a zero baseline, deleting a feature moves
-		// the output by exactly its input x gradient attribution.
-		attrs := append([]float32(nil), a.Attributions[0].F[e*6:(e+1)*6]...)
-		sort.Slice(attrs, func(i, j int) bool { return attrs[i] > attrs[j] })
-		want := float64(fx[e])
-		for s := 1; s <= 6; s++ {
-			want -= float64(attrs[s-1])
-			if math.Abs(c.Outputs[s]-want) > 1e-5 {
-				t.Errorf("example %d step %d: output %g, want f(x) minus the deleted attributions %g", e, s, c.Outputs[s], want)
-			}
-		}
-	}
-}
 
 // edges is an explanation that ignores the model: the absolute horizontal
 // gradient of the image.
@@ -100,11 +33,7 @@ func TestModelRandomization(t *testing.T) {
 	ctx := context.Background()
 	// The oracle's CNN (conv, batch norm, pool, twice, and a linear
 	// layer) on a random image.
-	m, err := engine.Load(testmodels.Path("cnn_s0.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nt, _ := attr.NewNet(m)
+	nt := loadNet(t, "cnn_s0.onnx")
 	x := tensor.New(1, 3, 32, 32)
 	rng := rand.New(rand.NewPCG(5, 6))
 	for i := range x.F {
