@@ -284,7 +284,7 @@ func (s *Server) Attribution(ctx context.Context, i int, r Request) ([]byte, err
 	if ok {
 		return b, nil
 	}
-	spec, ok := methods.Table()[r.Method]
+	spec, ok := methods.Lookup(r.Method)
 	if !ok {
 		return nil, fmt.Errorf("unknown method %q", r.Method)
 	}
@@ -466,14 +466,14 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/summary", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Summary()) })
 	mux.HandleFunc("GET /api/methods", func(w http.ResponseWriter, r *http.Request) {
 		var out []methodInfo
-		for name, m := range methods.Table() {
+		for _, name := range methods.Names() {
+			m, _ := methods.Lookup(name)
 			mi := methodInfo{Name: name, Doc: m.Doc, Layer: m.Layer}
 			for _, p := range m.Params {
 				mi.Params = append(mi.Params, paramInfo{p.Name, p.Default, p.Doc})
 			}
 			out = append(out, mi)
 		}
-		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 		writeJSON(w, out)
 	})
 	mux.HandleFunc("GET /api/picture", func(w http.ResponseWriter, r *http.Request) {

@@ -20,7 +20,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -187,8 +186,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	table := methods.Table()
-	mt, ok := table[*name]
+	mt, ok := methods.Lookup(*name)
 	if !ok {
 		return usageError{fmt.Errorf("unknown method %q (see loupe methods)", *name)}
 	}
@@ -580,14 +578,8 @@ func cmdLayers(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdMethods(stdout io.Writer) error {
-	table := methods.Table()
-	names := make([]string, 0, len(table))
-	for n := range table {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		m := table[n]
+	for _, n := range methods.Names() {
+		m, _ := methods.Lookup(n)
 		layer := ""
 		if m.Layer {
 			layer = " (--layer)"
