@@ -19,8 +19,8 @@ import (
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/insights"
 	"github.com/loupe-ml/loupe/internal/demo"
+	"github.com/loupe-ml/loupe/preprocess"
 	"github.com/loupe-ml/loupe/tensor"
-	"github.com/loupe-ml/loupe/viz"
 )
 
 // cmdInsights serves loupe Insights on a data set: a folder of images or
@@ -34,11 +34,11 @@ func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, r
 	classFile := fs.String("classes", "", "text file naming the model's classes, one per line")
 	addr := fs.String("addr", "localhost:8080", "address to serve on")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	preprocess := imageFlags(fs)
+	imageOptions := imageFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	pre, err := preprocess()
+	pre, err := imageOptions()
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func demoExamples() []insights.Example {
 
 // loadExamples reads every .png, .jpg, .jpeg and .npy file of a folder, in
 // name order; arrays without a batch dimension of 1 get one.
-func loadExamples(dir string, pre viz.Preprocess) ([]insights.Example, error) {
+func loadExamples(dir string, pre preprocess.Options) ([]insights.Example, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("--data: %w", err)

@@ -30,6 +30,7 @@ import (
 	"github.com/loupe-ml/loupe/internal/methods"
 	"github.com/loupe-ml/loupe/internal/picture"
 	"github.com/loupe-ml/loupe/npy"
+	"github.com/loupe-ml/loupe/preprocess"
 	"github.com/loupe-ml/loupe/tensor"
 	"github.com/loupe-ml/loupe/viz"
 )
@@ -158,7 +159,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Var(&baselineFiles, "baselines", "baselines as a .npy file, one per input: a tensor that broadcasts to the input, or for the Shap methods a distribution (rows to draw from)")
 	out := fs.String("out", "loupe-out", "folder for the attributions")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	preprocess := imageFlags(fs)
+	imageOptions := imageFlags(fs)
 	signName := fs.String("sign", "absolute_value", "pictures: absolute_value, positive, negative or all")
 	views := fs.String("views", "", "pictures: visualizations side by side, from "+strings.Join(viz.ImageMethods(), ", ")+
 		" (default heat_map, and blended_heat_map when the input is an image)")
@@ -182,7 +183,7 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			pics.o.Title += ", target " + *target
 		}
 	}
-	pre, err := preprocess()
+	pre, err := imageOptions()
 	if err != nil {
 		return err
 	}
@@ -512,9 +513,9 @@ func isImageFile(name string) bool {
 
 // readInput reads an input file: a picture, preprocessed (and also
 // returned as shown, for drawing), or else a .npy array.
-func readInput(path string, pre viz.Preprocess) (x, shown *tensor.Tensor, err error) {
+func readInput(path string, pre preprocess.Options) (x, shown *tensor.Tensor, err error) {
 	if isImageFile(path) {
-		return viz.LoadImage(path, pre)
+		return preprocess.Load(path, pre)
 	}
 	x, err = npy.ReadFile(path)
 	return x, nil, err
@@ -522,14 +523,14 @@ func readInput(path string, pre viz.Preprocess) (x, shown *tensor.Tensor, err er
 
 // imageFlags adds the image preprocessing flags to fs; the function it
 // returns reads them once fs is parsed.
-func imageFlags(fs *flag.FlagSet) func() (viz.Preprocess, error) {
+func imageFlags(fs *flag.FlagSet) func() (preprocess.Options, error) {
 	resize := fs.Int("resize", 0, "image inputs: resize the shorter side to this many pixels")
 	crop := fs.Int("crop", 0, "image inputs: crop the center to this size")
 	mean := fs.String("mean", "", "image inputs: per-channel means to subtract, e.g. 0.485,0.456,0.406")
 	std := fs.String("std", "", "image inputs: per-channel standard deviations, e.g. 0.229,0.224,0.225")
 	gray := fs.Bool("gray", false, "image inputs: one gray channel")
-	return func() (viz.Preprocess, error) {
-		pre := viz.Preprocess{Resize: *resize, CenterCrop: *crop, Gray: *gray}
+	return func() (preprocess.Options, error) {
+		pre := preprocess.Options{Resize: *resize, CenterCrop: *crop, Gray: *gray}
 		var err error
 		if pre.Mean, err = floatList("--mean", *mean); err != nil {
 			return pre, err
