@@ -347,13 +347,10 @@ func (s *Server) figure(ex Example, res *explain.Result, r Request) (*viz.Figure
 // targetName names the target of a one-example batch: its class, or its
 // index tuple.
 func (s *Server) targetName(targets [][]int) string {
-	if len(targets) != 1 {
-		return "none"
-	}
-	if len(targets[0]) == 1 {
+	if len(targets) == 1 && len(targets[0]) == 1 {
 		return s.className(targets[0][0])
 	}
-	return explain.Index(targets[0]...).String()
+	return fmt.Sprint(targets)
 }
 
 // picture returns the image shown for an example, or nil.

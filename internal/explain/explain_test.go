@@ -17,11 +17,11 @@ import (
 // triangle, as one batch.
 func demoNet(t *testing.T) (*attr.Net, *tensor.Tensor) {
 	t.Helper()
+	var nt *attr.Net
 	m, err := demo.Model()
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		nt, err = attr.NewNet(m)
 	}
-	nt, err := attr.NewNet(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestRunMatchesAttr(t *testing.T) {
 	}{
 		{Request{Method: "IntegratedGradients", Params: []string{"n_steps=20"}, Target: Class(2)},
 			&attr.IntegratedGradients{Net: nt, NSteps: 20}, attr.Options{Target: attr.Class(2)}, [][]int{{2}, {2}}},
-		{Request{Method: "Saliency", Params: []string{"abs=false"}, Target: Classes(1, 0)},
+		{Request{Method: "Saliency", Params: []string{"abs=false"}, Target: Target{each: [][]int{{1}, {0}}}},
 			&attr.Saliency{Net: nt, Signed: true}, attr.Options{Target: attr.Classes(1, 0)}, [][]int{{1}, {0}}},
 		{Request{Method: "LayerGradCam", Layer: "conv2", Params: []string{"relu_attributions=true"}, Target: Class(1)},
 			&attr.LayerGradCam{Net: nt, Layer: "conv2", ReluAttributions: true}, attr.Options{Target: attr.Class(1)}, [][]int{{1}, {1}}},
@@ -131,7 +131,7 @@ func TestRunErrors(t *testing.T) {
 		{Request{Method: "Saliency", Baselines: []*tensor.Tensor{x, x}}, xs, true, "2 baselines for 1 inputs"},
 		{Request{Method: "Saliency"}, []*tensor.Tensor{x, x}, true, "takes 1 attributed inputs"},
 		{Request{Method: "Saliency", Target: Class(7)}, xs, false, "out of range"},
-		{Request{Method: "Saliency", Target: Classes(0, 1, 2)}, xs, false, "3 targets for 2 examples"},
+		{Request{Method: "Saliency", Target: Target{each: [][]int{{0}, {1}, {2}}}}, xs, false, "3 targets for 2 examples"},
 	} {
 		_, err := Run(context.Background(), nt, tc.inputs, tc.req)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

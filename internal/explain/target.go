@@ -14,8 +14,8 @@ import (
 // gives it: none (the zero Target, Captum's default for models that give
 // one number per example), one index for every example, one per example,
 // an index tuple for outputs of more dimensions, or the class the model
-// predicts for each example. ParseTarget reads it from text and String
-// writes it back.
+// predicts for each example. ParseTarget reads every form from text and
+// String writes it back; Class and Predicted make the usual ones.
 type Target struct {
 	predicted bool
 	all       []int   // one index tuple for every example
@@ -24,28 +24,6 @@ type Target struct {
 
 // Class targets output index i (of outputs [N, C]) for every example.
 func Class(i int) Target { return Target{all: []int{i}} }
-
-// Classes targets one output index per example.
-func Classes(idx ...int) Target {
-	each := make([][]int, len(idx))
-	for e, i := range idx {
-		each[e] = []int{i}
-	}
-	return Target{each: each}
-}
-
-// Index targets the element at an index tuple (without the batch
-// dimension) for every example.
-func Index(idx ...int) Target { return Target{all: append([]int(nil), idx...)} }
-
-// Indices targets one index tuple per example.
-func Indices(idx ...[]int) Target {
-	each := make([][]int, len(idx))
-	for e, t := range idx {
-		each[e] = append([]int(nil), t...)
-	}
-	return Target{each: each}
-}
 
 // Predicted targets, for each example, the class the model predicts (the
 // largest of its scores [N, C]).
@@ -63,7 +41,7 @@ const targetSyntax = `want an index, indices separated by commas (one per exampl
 // ParseTarget reads a target from text, the one syntax of every front end:
 //
 //	""               none: Captum's default, for a model that gives one number per example
-//	"3"              output index 3 for every example (attr.Class)
+//	"3"              output index 3 for every example (attr.Class; Class)
 //	"1,4"            one index per example (attr.Classes)
 //	"(0,2)"          an index tuple for every example, for outputs [N, A, B] (attr.Index)
 //	"(0,2),(1,3)"    one index tuple per example (attr.Indices)
@@ -83,18 +61,27 @@ func ParseTarget(s string) (Target, error) {
 			return Target{}, err
 		}
 		if len(tuples) == 1 {
-			return Index(tuples[0]...), nil
+			return Target{all: tuples[0]}, nil
 		}
-		return Indices(tuples...), nil
+		return Target{each: tuples}, nil
 	}
 	idx, err := indices(s, s)
 	if err != nil {
 		return Target{}, err
 	}
+	return indexTarget(idx), nil
+}
+
+// indexTarget targets one index for every example, or one per example.
+func indexTarget(idx []int) Target {
 	if len(idx) == 1 {
-		return Class(idx[0]), nil
+		return Class(idx[0])
 	}
-	return Classes(idx...), nil
+	each := make([][]int, len(idx))
+	for e, i := range idx {
+		each[e] = []int{i}
+	}
+	return Target{each: each}
 }
 
 // tuplesOf reads "(0,2),(1,3)".
@@ -185,7 +172,7 @@ func (t Target) resolve(ctx context.Context, nt *attr.Net, n int, inputs, additi
 		if err != nil {
 			return attr.Target{}, nil, &RequestError{fmt.Errorf("target pred: %w", err)}
 		}
-		t = Classes(top...)
+		t = indexTarget(top)
 	}
 	switch {
 	case t.all != nil:

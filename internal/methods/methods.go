@@ -74,6 +74,45 @@ func (p Values) ints(name string) ([]int, error) {
 	return out, nil
 }
 
+// arg names a parameter and where its value goes: an *int, *uint64,
+// *float64, *bool or *string.
+type arg struct {
+	name string
+	dst  any
+}
+
+// read sets each destination from its parameter, in order, and stops at
+// the first that does not parse; parameters absent from p leave theirs
+// unchanged.
+func (p Values) read(args ...arg) error {
+	for _, a := range args {
+		if _, ok := p[a.name]; !ok {
+			continue
+		}
+		var err error
+		switch d := a.dst.(type) {
+		case *int:
+			*d, err = p.int(a.name)
+		case *uint64:
+			var v int
+			v, err = p.int(a.name)
+			*d = uint64(v)
+		case *float64:
+			*d, err = p.float(a.name)
+		case *bool:
+			*d, err = p.bool(a.name)
+		case *string:
+			*d = p[a.name]
+		default:
+			panic(fmt.Sprintf("methods: parameter %s read into a %T", a.name, a.dst))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 var pathParams = []Param{
 	{"n_steps", "50", "number of integration points"},
 	{"method", "gausslegendre", "riemann_left, riemann_right, riemann_middle, riemann_trapezoid or gausslegendre"},
@@ -121,33 +160,35 @@ func masked(p Values, build func(mask []*tensor.Tensor) attr.Method) (attr.Metho
 	return gridMethod{cell: cell, build: build}, nil
 }
 
-// counts are the perturbation methods' shared numeric arguments; those a
-// method does not take (not among its Params) stay zero.
-type counts struct {
-	ppe, n int // perturbations_per_eval, n_samples
-	seed   uint64
+// args are the arguments several methods take, by parameter name; those
+// a method does not take (not among its Params) stay zero.
+type args struct {
+	steps  int     // n_steps
+	method string  // method: the path integral's rule
+	ibs    int     // internal_batch_size
+	n      int     // n_samples
+	stdevs float64 // stdevs
+	seed   uint64  // seed
+	ppe    int     // perturbations_per_eval
+	relu   bool    // relu_attributions
+}
+
+// argsOf reads the arguments a method takes.
+func argsOf(p Values) (a args, err error) {
+	err = p.read(arg{"n_steps", &a.steps}, arg{"method", &a.method}, arg{"internal_batch_size", &a.ibs},
+		arg{"n_samples", &a.n}, arg{"stdevs", &a.stdevs}, arg{"seed", &a.seed},
+		arg{"perturbations_per_eval", &a.ppe}, arg{"relu_attributions", &a.relu})
+	return
 }
 
 // perturbed is masked for the perturbation methods: it also reads their
-// perturbations_per_eval, n_samples and seed.
-func perturbed(p Values, build func(mask []*tensor.Tensor, c counts) attr.Method) (attr.Method, error) {
-	var c counts
-	var seed int
-	for _, a := range []struct {
-		name string
-		dst  *int
-	}{{"perturbations_per_eval", &c.ppe}, {"n_samples", &c.n}, {"seed", &seed}} {
-		if _, ok := p[a.name]; !ok {
-			continue
-		}
-		v, err := p.int(a.name)
-		if err != nil {
-			return nil, err
-		}
-		*a.dst = v
+// arguments (perturbations_per_eval, n_samples, seed).
+func perturbed(p Values, build func(mask []*tensor.Tensor, a args) attr.Method) (attr.Method, error) {
+	a, err := argsOf(p)
+	if err != nil {
+		return nil, err
 	}
-	c.seed = uint64(seed)
-	return masked(p, func(mask []*tensor.Tensor) attr.Method { return build(mask, c) })
+	return masked(p, func(mask []*tensor.Tensor) attr.Method { return build(mask, a) })
 }
 
 // gridMethod runs a method with a grid feature mask shaped for its inputs.
@@ -191,27 +232,6 @@ func GridMask(shape []int, cell, first int) (*tensor.Tensor, int) {
 	return mask, first + (len(mask.I)+cell-1)/cell
 }
 
-// shapArgs are the gradient Shap methods' n_samples, stdevs and seed.
-type shapArgs struct {
-	n      int
-	stdevs float64
-	seed   uint64
-}
-
-// shapOf reads the gradient Shap methods' arguments.
-func shapOf(p Values) (shapArgs, error) {
-	n, err := p.int("n_samples")
-	if err != nil {
-		return shapArgs{}, err
-	}
-	sd, err := p.float("stdevs")
-	if err != nil {
-		return shapArgs{}, err
-	}
-	seed, err := p.int("seed")
-	return shapArgs{n, sd, uint64(seed)}, err
-}
-
 // DefaultDistribution returns, for inputs (batch first), the baseline
 // distribution used when none is given: two rows, zeros and value.
 func DefaultDistribution(inputs []*tensor.Tensor, value float32) []*tensor.Tensor {
@@ -224,24 +244,6 @@ func DefaultDistribution(inputs []*tensor.Tensor, value float32) []*tensor.Tenso
 		out[i] = b
 	}
 	return out
-}
-
-// pathArgs are the path methods' n_steps, method and
-// internal_batch_size.
-type pathArgs struct {
-	n      int
-	method string
-	ibs    int
-}
-
-// pathOf reads the path methods' arguments.
-func pathOf(p Values) (pathArgs, error) {
-	n, err := p.int("n_steps")
-	if err != nil {
-		return pathArgs{}, err
-	}
-	ibs, err := p.int("internal_batch_size")
-	return pathArgs{n, p["method"], ibs}, err
 }
 
 var neuronParam = Param{"neuron", "", "the neuron: its index in the layer's output, without the batch dimension, e.g. 5,3,3 (required)"}

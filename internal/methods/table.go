@@ -43,32 +43,22 @@ func distribution(s Spec) Spec {
 	return s
 }
 
-// path is a method along the path from the baseline, of the inputs or,
+// simple is a method built from its arguments (args), of the inputs or,
 // with layer set, of a layer.
-func path(doc string, layer bool, build func(nt *attr.Net, layer string, a pathArgs) attr.Method) Spec {
-	return Spec{Doc: doc, Layer: layer, Params: pathParams,
+func simple(doc string, layer bool, params []Param, build func(nt *attr.Net, layer string, a args) attr.Method) Spec {
+	return Spec{Doc: doc, Layer: layer, Params: params,
 		Build: func(nt *attr.Net, l string, p Values) (attr.Method, error) {
-			a, err := pathOf(p)
-			return build(nt, l, a), err
-		}}
-}
-
-// shap is a gradient Shap method: expected gradients from baseline
-// samples, of the inputs or, with layer set, of a layer.
-func shap(doc string, layer bool, build func(nt *attr.Net, layer string, a shapArgs) attr.Method) Spec {
-	return Spec{Doc: doc, Layer: layer, Distribution: true, Params: shapParams,
-		Build: func(nt *attr.Net, l string, p Values) (attr.Method, error) {
-			a, err := shapOf(p)
+			a, err := argsOf(p)
 			return build(nt, l, a), err
 		}}
 }
 
 // perturbation is a perturbation method of the inputs: its features come
 // from feature_mask or feature_grid, then its own parameters.
-func perturbation(doc string, params []Param, build func(nt *attr.Net, mask []*tensor.Tensor, c counts) attr.Method) Spec {
+func perturbation(doc string, params []Param, build func(nt *attr.Net, mask []*tensor.Tensor, a args) attr.Method) Spec {
 	return Spec{Doc: doc, Params: append([]Param{maskParam, gridParam}, params...),
 		Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-			return perturbed(p, func(mask []*tensor.Tensor, c counts) attr.Method { return build(nt, mask, c) })
+			return perturbed(p, func(mask []*tensor.Tensor, a args) attr.Method { return build(nt, mask, a) })
 		}}
 }
 
@@ -81,8 +71,8 @@ func newTable() map[string]Spec {
 				return &attr.Saliency{Net: nt, Signed: !abs}, err
 			}},
 		"InputXGradient": plain("input times gradient", func(nt *attr.Net) attr.Method { return &attr.InputXGradient{Net: nt} }),
-		"IntegratedGradients": path("path integral of gradients from the baseline", false, func(nt *attr.Net, _ string, a pathArgs) attr.Method {
-			return &attr.IntegratedGradients{Net: nt, NSteps: a.n, Method: a.method, InternalBatchSize: a.ibs}
+		"IntegratedGradients": simple("path integral of gradients from the baseline", false, pathParams, func(nt *attr.Net, _ string, a args) attr.Method {
+			return &attr.IntegratedGradients{Net: nt, NSteps: a.steps, Method: a.method, InternalBatchSize: a.ibs}
 		}),
 		"DeepLift":       plain("DeepLift rescale rule from the baseline", func(nt *attr.Net) attr.Method { return &attr.DeepLift{Net: nt} }),
 		"GuidedBackprop": plain("gradient with ReLUs passing back positive gradients only", func(nt *attr.Net) attr.Method { return &attr.GuidedBackprop{Net: nt} }),
@@ -92,35 +82,35 @@ func newTable() map[string]Spec {
 				{"linear_rule", "epsilon", "rule of the dense layers (Gemm, MatMul)"}, {"other_rule", "epsilon", "rule of pooling and batch norm"},
 				{"epsilon", "1e-9", "the epsilon rule's stabiliser"}, {"gamma", "0.25", "the gamma rule's factor"}},
 			Build: buildLRP},
-		"GradientShap": shap("expected gradients from baseline samples", false, func(nt *attr.Net, _ string, a shapArgs) attr.Method {
+		"GradientShap": distribution(simple("expected gradients from baseline samples", false, shapParams, func(nt *attr.Net, _ string, a args) attr.Method {
 			return &attr.GradientShap{Net: nt, NSamples: a.n, Stdevs: []float64{a.stdevs}, Seed: a.seed}
-		}),
+		})),
 		"DeepLiftShap": distribution(plain("DeepLift averaged over a distribution of baselines", func(nt *attr.Net) attr.Method { return &attr.DeepLiftShap{Net: nt} })),
 		"LayerDeepLiftShap": distribution(layered("LayerDeepLift averaged over a distribution of baselines", func(nt *attr.Net, layer string) attr.Method {
 			return &attr.LayerDeepLiftShap{Net: nt, Layer: layer}
 		})),
-		"LayerGradientShap": shap("expected gradients of a layer from baseline samples", true, func(nt *attr.Net, layer string, a shapArgs) attr.Method {
+		"LayerGradientShap": distribution(simple("expected gradients of a layer from baseline samples", true, shapParams, func(nt *attr.Net, layer string, a args) attr.Method {
 			return &attr.LayerGradientShap{Net: nt, Layer: layer, NSamples: a.n, Stdevs: []float64{a.stdevs}, Seed: a.seed}
-		}),
+		})),
 		"FeatureAblation": perturbation("change of the target when each feature is set to the baseline", []Param{ppeParam},
-			func(nt *attr.Net, mask []*tensor.Tensor, c counts) attr.Method {
-				return &attr.FeatureAblation{Model: nt, FeatureMask: mask, PerturbationsPerEval: c.ppe}
+			func(nt *attr.Net, mask []*tensor.Tensor, a args) attr.Method {
+				return &attr.FeatureAblation{Model: nt, FeatureMask: mask, PerturbationsPerEval: a.ppe}
 			}),
 		"ShapleyValues": perturbation("exact Shapley values over every coalition of the features (2^features model evaluations: give a feature mask or grid of at most 12 features)", []Param{ppeParam},
-			func(nt *attr.Net, mask []*tensor.Tensor, c counts) attr.Method {
-				return &attr.ShapleyValues{Model: nt, FeatureMask: mask, PerturbationsPerEval: c.ppe}
+			func(nt *attr.Net, mask []*tensor.Tensor, a args) attr.Method {
+				return &attr.ShapleyValues{Model: nt, FeatureMask: mask, PerturbationsPerEval: a.ppe}
 			}),
 		"FeaturePermutation": perturbation("change of the target when each feature is shuffled across the batch (needs several examples)", []Param{ppeParam, seedParam},
-			func(nt *attr.Net, mask []*tensor.Tensor, c counts) attr.Method {
-				return &attr.FeaturePermutation{Model: nt, FeatureMask: mask, PerturbationsPerEval: c.ppe, Seed: c.seed}
+			func(nt *attr.Net, mask []*tensor.Tensor, a args) attr.Method {
+				return &attr.FeaturePermutation{Model: nt, FeatureMask: mask, PerturbationsPerEval: a.ppe, Seed: a.seed}
 			}),
 		"Lime": perturbation("weighted linear surrogate fitted to random on/off samples of the features (lasso, alpha 0.01, as Captum)", []Param{{"n_samples", "50", "samples"}, seedParam},
-			func(nt *attr.Net, mask []*tensor.Tensor, c counts) attr.Method {
-				return &attr.Lime{Model: nt, FeatureMask: mask, NSamples: c.n, Seed: c.seed}
+			func(nt *attr.Net, mask []*tensor.Tensor, a args) attr.Method {
+				return &attr.Lime{Model: nt, FeatureMask: mask, NSamples: a.n, Seed: a.seed}
 			}),
 		"KernelShap": perturbation("Shapley values estimated by a linear fit with the Shapley kernel", []Param{{"n_samples", "25", "samples"}, seedParam},
-			func(nt *attr.Net, mask []*tensor.Tensor, c counts) attr.Method {
-				return &attr.KernelShap{Model: nt, FeatureMask: mask, NSamples: c.n, Seed: c.seed}
+			func(nt *attr.Net, mask []*tensor.Tensor, a args) attr.Method {
+				return &attr.KernelShap{Model: nt, FeatureMask: mask, NSamples: a.n, Seed: a.seed}
 			}),
 		"NoiseTunnel": {Doc: "an inner method averaged over noisy copies of the input (SmoothGrad and kin)",
 			Params: []Param{{"inner", "Saliency", "the method averaged: " + innerNames},
@@ -131,15 +121,13 @@ func newTable() map[string]Spec {
 				{"strides", "", "steps, e.g. 3,8,8 (default: 1, or half the window with auto)"}, ppeParam},
 			Build: buildOcclusion},
 		"ShapleyValueSampling": perturbation("Shapley values by sampling permutations of the features", []Param{{"n_samples", "25", "permutations"}, ppeParam, seedParam},
-			func(nt *attr.Net, mask []*tensor.Tensor, c counts) attr.Method {
-				return &attr.ShapleyValueSampling{Model: nt, FeatureMask: mask, NSamples: c.n, PerturbationsPerEval: c.ppe, Seed: c.seed}
+			func(nt *attr.Net, mask []*tensor.Tensor, a args) attr.Method {
+				return &attr.ShapleyValueSampling{Model: nt, FeatureMask: mask, NSamples: a.n, PerturbationsPerEval: a.ppe, Seed: a.seed}
 			}),
-		"LayerGradCam": {Doc: "Grad-CAM map of a layer (default: the last convolution)", Layer: true,
-			Params: []Param{{"relu_attributions", "false", "clamp the map at zero"}},
-			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				relu, err := p.bool("relu_attributions")
-				return &attr.LayerGradCam{Net: nt, Layer: layer, ReluAttributions: relu}, err
-			}},
+		"LayerGradCam": simple("Grad-CAM map of a layer (default: the last convolution)", true, []Param{{"relu_attributions", "false", "clamp the map at zero"}},
+			func(nt *attr.Net, layer string, a args) attr.Method {
+				return &attr.LayerGradCam{Net: nt, Layer: layer, ReluAttributions: a.relu}
+			}),
 		"GuidedGradCam": layered("guided backpropagation times the Grad-CAM map of a layer (default: the last convolution)", func(nt *attr.Net, layer string) attr.Method {
 			return &attr.GuidedGradCam{Net: nt, Layer: layer}
 		}),
@@ -149,8 +137,8 @@ func newTable() map[string]Spec {
 		"LayerDeepLift": layered("DeepLift contributions of a layer's neurons", func(nt *attr.Net, layer string) attr.Method {
 			return &attr.LayerDeepLift{Net: nt, Layer: layer}
 		}),
-		"InternalInfluence": path("gradients of a layer integrated along the path from the baseline", true, func(nt *attr.Net, layer string, a pathArgs) attr.Method {
-			return &attr.InternalInfluence{Net: nt, Layer: layer, NSteps: a.n, Method: a.method, InternalBatchSize: a.ibs}
+		"InternalInfluence": simple("gradients of a layer integrated along the path from the baseline", true, pathParams, func(nt *attr.Net, layer string, a args) attr.Method {
+			return &attr.InternalInfluence{Net: nt, Layer: layer, NSteps: a.steps, Method: a.method, InternalBatchSize: a.ibs}
 		}),
 		"NeuronGradient": neuronMethod("gradient of one neuron of a layer", nil, func(nt *attr.Net, nr attr.Neuron, _ Values) (attr.Method, error) {
 			return &attr.NeuronGradient{Net: nt, Neuron: nr}, nil
@@ -165,61 +153,54 @@ func newTable() map[string]Spec {
 			return &attr.NeuronDeepLift{Net: nt, Neuron: nr}, nil
 		}),
 		"NeuronIntegratedGradients": neuronMethod("integrated gradients of one neuron", pathParams, func(nt *attr.Net, nr attr.Neuron, p Values) (attr.Method, error) {
-			a, err := pathOf(p)
-			return &attr.NeuronIntegratedGradients{Net: nt, Neuron: nr, NSteps: a.n, Method: a.method, InternalBatchSize: a.ibs}, err
+			a, err := argsOf(p)
+			return &attr.NeuronIntegratedGradients{Net: nt, Neuron: nr, NSteps: a.steps, Method: a.method, InternalBatchSize: a.ibs}, err
 		}),
 		"NeuronConductance": neuronMethod("conductance of the inputs through one neuron", pathParams, func(nt *attr.Net, nr attr.Neuron, p Values) (attr.Method, error) {
-			a, err := pathOf(p)
-			return &attr.NeuronConductance{Net: nt, Neuron: nr, NSteps: a.n, Method: a.method, InternalBatchSize: a.ibs}, err
+			a, err := argsOf(p)
+			return &attr.NeuronConductance{Net: nt, Neuron: nr, NSteps: a.steps, Method: a.method, InternalBatchSize: a.ibs}, err
 		}),
 		"NeuronDeepLiftShap": distribution(neuronMethod("NeuronDeepLift averaged over a distribution of baselines", nil, func(nt *attr.Net, nr attr.Neuron, _ Values) (attr.Method, error) {
 			return &attr.NeuronDeepLiftShap{Net: nt, Neuron: nr}, nil
 		})),
 		"NeuronGradientShap": distribution(neuronMethod("expected gradients of one neuron from baseline samples", shapParams, func(nt *attr.Net, nr attr.Neuron, p Values) (attr.Method, error) {
-			a, err := shapOf(p)
+			a, err := argsOf(p)
 			return &attr.NeuronGradientShap{Net: nt, Neuron: nr, NSamples: a.n, Stdevs: []float64{a.stdevs}, Seed: a.seed}, err
 		})),
 		"NeuronFeatureAblation": neuronMethod("change of one neuron when each input feature is set to the baseline", []Param{maskParam, gridParam, ppeParam},
 			func(nt *attr.Net, nr attr.Neuron, p Values) (attr.Method, error) {
-				return perturbed(p, func(mask []*tensor.Tensor, c counts) attr.Method {
-					return &attr.NeuronFeatureAblation{Net: nt, Neuron: nr, FeatureMask: mask, PerturbationsPerEval: c.ppe}
+				return perturbed(p, func(mask []*tensor.Tensor, a args) attr.Method {
+					return &attr.NeuronFeatureAblation{Net: nt, Neuron: nr, FeatureMask: mask, PerturbationsPerEval: a.ppe}
 				})
 			}),
-		"LayerFeatureAblation": {Doc: "change of the target when each neuron of a layer is set to zero", Layer: true,
-			Params: []Param{{"perturbations_per_eval", "0", "copies per model call (0: chosen from the layer size)"}},
-			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				n, err := p.int("perturbations_per_eval")
-				return &attr.LayerFeatureAblation{Net: nt, Layer: layer, PerturbationsPerEval: n}, err
-			}},
+		"LayerFeatureAblation": simple("change of the target when each neuron of a layer is set to zero", true,
+			[]Param{{"perturbations_per_eval", "0", "copies per model call (0: chosen from the layer size)"}},
+			func(nt *attr.Net, layer string, a args) attr.Method {
+				return &attr.LayerFeatureAblation{Net: nt, Layer: layer, PerturbationsPerEval: a.ppe}
+			}),
 		"LayerActivation": layered("a layer's activations", func(nt *attr.Net, layer string) attr.Method {
 			return &attr.LayerActivation{Net: nt, Layer: layer}
 		}),
-		"LayerConductance": path("conductance of a layer's neurons", true, func(nt *attr.Net, layer string, a pathArgs) attr.Method {
-			return &attr.LayerConductance{Net: nt, Layer: layer, NSteps: a.n, Method: a.method, InternalBatchSize: a.ibs}
+		"LayerConductance": simple("conductance of a layer's neurons", true, pathParams, func(nt *attr.Net, layer string, a args) attr.Method {
+			return &attr.LayerConductance{Net: nt, Layer: layer, NSteps: a.steps, Method: a.method, InternalBatchSize: a.ibs}
 		}),
-		"LayerIntegratedGradients": path("integrated gradients over a layer's values", true, func(nt *attr.Net, layer string, a pathArgs) attr.Method {
-			return &attr.LayerIntegratedGradients{Net: nt, Layer: layer, NSteps: a.n, Method: a.method, InternalBatchSize: a.ibs}
+		"LayerIntegratedGradients": simple("integrated gradients over a layer's values", true, pathParams, func(nt *attr.Net, layer string, a args) attr.Method {
+			return &attr.LayerIntegratedGradients{Net: nt, Layer: layer, NSteps: a.steps, Method: a.method, InternalBatchSize: a.ibs}
 		}),
 	}
 }
 
-// lrpRules are LRP's rules by their parameter values.
-var lrpRules = map[string]attr.LRPRuleKind{"epsilon": attr.Epsilon, "gamma": attr.Gamma, "alpha1beta0": attr.Alpha1Beta0, "identity": attr.Identity}
-
 // buildLRP builds LRP with a rule for the convolutions, one for the dense
 // layers and one for the other layers.
 func buildLRP(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-	eps, err := p.float("epsilon")
-	if err != nil {
+	var eps, gamma float64
+	if err := p.read(arg{"epsilon", &eps}, arg{"gamma", &gamma}); err != nil {
 		return nil, err
 	}
-	gamma, err := p.float("gamma")
-	if err != nil {
-		return nil, err
-	}
+	kinds := map[string]attr.LRPRuleKind{"epsilon": attr.Epsilon, "gamma": attr.Gamma, "alpha1beta0": attr.Alpha1Beta0, "identity": attr.Identity}
 	rules := map[string]*attr.LRPRule{}
 	for _, k := range []string{"conv_rule", "linear_rule", "other_rule"} {
-		kind, ok := lrpRules[p[k]]
+		kind, ok := kinds[p[k]]
 		if !ok {
 			return nil, fmt.Errorf("parameter %s=%q: want epsilon, gamma, alpha1beta0 or identity", k, p[k])
 		}
@@ -242,33 +223,19 @@ const innerNames = "Saliency, InputXGradient, IntegratedGradients, GuidedBackpro
 
 // buildNoiseTunnel builds NoiseTunnel around its inner method.
 func buildNoiseTunnel(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-	var inner attr.Method
-	switch p["inner"] {
-	case "Saliency":
-		inner = &attr.Saliency{Net: nt}
-	case "InputXGradient":
-		inner = &attr.InputXGradient{Net: nt}
-	case "IntegratedGradients":
-		inner = &attr.IntegratedGradients{Net: nt}
-	case "GuidedBackprop":
-		inner = &attr.GuidedBackprop{Net: nt}
-	case "Deconvolution":
-		inner = &attr.Deconvolution{Net: nt}
-	case "DeepLift":
-		inner = &attr.DeepLift{Net: nt}
-	default:
+	inner, ok := map[string]func() attr.Method{
+		"Saliency":            func() attr.Method { return &attr.Saliency{Net: nt} },
+		"InputXGradient":      func() attr.Method { return &attr.InputXGradient{Net: nt} },
+		"IntegratedGradients": func() attr.Method { return &attr.IntegratedGradients{Net: nt} },
+		"GuidedBackprop":      func() attr.Method { return &attr.GuidedBackprop{Net: nt} },
+		"Deconvolution":       func() attr.Method { return &attr.Deconvolution{Net: nt} },
+		"DeepLift":            func() attr.Method { return &attr.DeepLift{Net: nt} },
+	}[p["inner"]]
+	if !ok {
 		return nil, fmt.Errorf("parameter inner=%q: want %s", p["inner"], innerNames)
 	}
-	n, err := p.int("nt_samples")
-	if err != nil {
-		return nil, err
-	}
-	sd, err := p.float("stdevs")
-	if err != nil {
-		return nil, err
-	}
-	seed, err := p.int("seed")
-	return &attr.NoiseTunnel{Method: inner, Type: p["nt_type"], NSamples: n, Stdevs: []float64{sd}, Seed: uint64(seed)}, err
+	m := &attr.NoiseTunnel{Method: inner(), Type: p["nt_type"], Stdevs: []float64{0}}
+	return m, p.read(arg{"nt_samples", &m.NSamples}, arg{"stdevs", &m.Stdevs[0]}, arg{"seed", &m.Seed})
 }
 
 // buildOcclusion builds Occlusion with the window and strides given, or
