@@ -95,6 +95,9 @@ func Run(ctx context.Context, nt *attr.Net, inputs []*tensor.Tensor, r Request) 
 	if err != nil {
 		return nil, err
 	}
+	if nt == nil {
+		return nil, &RequestError{errors.New("no model to explain")}
+	}
 	if len(inputs) != len(nt.Inputs) {
 		return nil, &RequestError{fmt.Errorf("the model takes %d attributed inputs (%s), %d given", len(nt.Inputs), strings.Join(nt.Inputs, ", "), len(inputs))}
 	}

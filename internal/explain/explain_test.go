@@ -131,6 +131,7 @@ func TestRunErrors(t *testing.T) {
 		{Request{Method: "Saliency", Baselines: []*tensor.Tensor{x, x}}, xs, true, "2 baselines for 1 inputs"},
 		{Request{Method: "Saliency"}, []*tensor.Tensor{x, x}, true, "takes 1 attributed inputs"},
 		{Request{Method: "Saliency", Target: Class(7)}, xs, false, "out of range"},
+		{Request{Method: "Saliency", Target: Predicted(), Additional: []*tensor.Tensor{x}}, xs, false, "additional inputs"},
 		{Request{Method: "Saliency", Target: Target{each: [][]int{{0}, {1}, {2}}}}, xs, false, "3 targets for 2 examples"},
 	} {
 		_, err := Run(context.Background(), nt, tc.inputs, tc.req)
@@ -145,5 +146,12 @@ func TestRunErrors(t *testing.T) {
 		if errors.Is(err, ErrUnknownMethod) != (tc.req.Method == "Magic") {
 			t.Errorf("%+v: %v is ErrUnknownMethod: %v", tc.req, err, !errors.Is(err, ErrUnknownMethod))
 		}
+	}
+}
+
+func TestRunNoModel(t *testing.T) {
+	var re *RequestError
+	if _, err := Run(context.Background(), nil, nil, Request{Method: "Saliency"}); !errors.As(err, &re) {
+		t.Errorf("no model: %v, want a RequestError", err)
 	}
 }
