@@ -35,7 +35,7 @@ func ExampleNew() {
 	defer web.Close()
 	sum := srv.Summary()
 	fmt.Printf("%d of %d right\n", sum.Right, sum.Labelled)
-	png, err := srv.Attribution(context.Background(), 0, insights.Request{Method: "Saliency", Target: -1})
+	png, err := srv.Attribution(context.Background(), 0, insights.Request{Method: "Saliency"})
 	fmt.Println(len(png) > 0, err)
 	// Output:
 	// 3 of 3 right

@@ -24,8 +24,8 @@ import (
 	"sync"
 
 	"github.com/loupe-ml/loupe/attr"
+	"github.com/loupe-ml/loupe/internal/explain"
 	"github.com/loupe-ml/loupe/internal/methods"
-	"github.com/loupe-ml/loupe/internal/picture"
 	"github.com/loupe-ml/loupe/tensor"
 	"github.com/loupe-ml/loupe/viz"
 )
@@ -255,10 +255,11 @@ func (s *Server) Summary() Summary {
 // Request is what to draw for one example.
 type Request struct {
 	Method string
-	Params []string // name=value, as methods.Resolve takes them
+	Params []string // name=value, overlaid on the method's defaults
 	Layer  string
-	// Target is the class explained; -1 is the predicted class.
-	Target int
+	// Target is the output explained, in the command line's syntax (a
+	// class number, or pred); "" is the predicted class.
+	Target string
 	Sign   viz.Sign
 	// View is a viz image method; "" is blended_heat_map (heat_map for
 	// inputs that are not images).
@@ -268,7 +269,7 @@ type Request struct {
 func (r Request) key(i int) string {
 	p := append([]string(nil), r.Params...)
 	sort.Strings(p)
-	return fmt.Sprintf("%d|%s|%s|%s|%d|%d|%s", i, r.Method, strings.Join(p, ","), r.Layer, r.Target, r.Sign, r.View)
+	return fmt.Sprintf("%d|%s|%s|%s|%s|%d|%s", i, r.Method, strings.Join(p, ","), r.Layer, r.Target, r.Sign, r.View)
 }
 
 // Attribution draws the attributions of example i as a PNG figure, from
@@ -284,39 +285,25 @@ func (s *Server) Attribution(ctx context.Context, i int, r Request) ([]byte, err
 	if ok {
 		return b, nil
 	}
-	spec, ok := methods.Table()[r.Method]
-	if !ok {
-		return nil, fmt.Errorf("unknown method %q", r.Method)
-	}
-	vals, err := methods.Resolve(r.Method, spec, r.Params)
-	if err != nil {
-		return nil, err
-	}
-	m, err := spec.Build(s.nt, r.Layer, vals)
-	if err != nil {
-		return nil, err
+	target := explain.Predicted()
+	if r.Target != "" {
+		var err error
+		if target, err = explain.ParseTarget(r.Target); err != nil {
+			return nil, err
+		}
 	}
 	ex := s.examples[i]
-	target := r.Target
-	if target < 0 {
-		target = s.preds[i].Predicted
-	}
-	o := attr.Options{Target: attr.Class(target)}
-	if spec.Distribution {
-		// Captum needs a distribution of baselines: two of zeros.
-		o.Baselines = methods.DefaultDistribution(ex.Inputs, 0)
-	}
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	res, err := m.Attribute(ctx, ex.Inputs, o)
+	res, err := explain.Run(ctx, s.nt, ex.Inputs, explain.Request{Method: r.Method, Params: r.Params, Layer: r.Layer, Target: target})
 	<-s.sem
 	if err != nil {
 		return nil, err
 	}
-	fig, err := s.figure(ex, res.Attributions[0], r, target)
+	fig, err := s.figure(ex, res, r)
 	if err != nil {
 		return nil, err
 	}
@@ -337,29 +324,33 @@ func (s *Server) Attribution(ctx context.Context, i int, r Request) ([]byte, err
 	return png, nil
 }
 
-// figure draws one attribution map ([1, C, H, W], [1, H, W] or a
-// coarser map, upsampled) over the example's picture.
-func (s *Server) figure(ex Example, a *tensor.Tensor, r Request, target int) (*viz.Figure, error) {
+// figure draws the attribution map of an example's first input ([1, C, H,
+// W], [1, H, W] or a coarser map, upsampled) over its picture: one view,
+// titled with the method and the class explained.
+func (s *Server) figure(ex Example, res *explain.Result, r Request) (*viz.Figure, error) {
+	a := res.Attributions[0]
 	if a == nil || a.Shape[0] != 1 {
 		return nil, errors.New("no attributions for this input")
-	}
-	a1, err := a.Reshape(a.Shape[1:]...)
-	if err != nil {
-		return nil, err
-	}
-	a1, img, err := picture.Fit(a1, s.picture(ex))
-	if err != nil {
-		return nil, err
 	}
 	view := r.View
 	if view == "" {
 		view = viz.MethodBlendedHeatMap
 	}
-	if img == nil {
-		view = viz.MethodHeatMap
+	title := r.Method + ", target " + s.targetName(res.Targets)
+	return explain.Draw(explain.Example(a, 0), s.picture(ex), explain.Drawing{
+		Views:   []viz.ImageView{{Method: view, Sign: r.Sign, Title: title}},
+		Bare:    []viz.ImageView{{Method: viz.MethodHeatMap, Sign: r.Sign, Title: title}},
+		Options: viz.ImageOptions{Sign: r.Sign, ColorBar: true, Width: 360, Height: 330},
+	})
+}
+
+// targetName names the target of a one-example batch: its class, or its
+// index tuple.
+func (s *Server) targetName(targets [][]int) string {
+	if len(targets) == 1 && len(targets[0]) == 1 {
+		return s.className(targets[0][0])
 	}
-	title := fmt.Sprintf("%s, target %s", r.Method, s.className(target))
-	return viz.ImageAttr(a1, img, viz.ImageOptions{Method: view, Sign: r.Sign, ColorBar: true, Title: title, Width: 360, Height: 330})
+	return fmt.Sprint(targets)
 }
 
 // picture returns the image shown for an example, or nil.
@@ -371,7 +362,7 @@ func (s *Server) picture(ex Example) *tensor.Tensor {
 		return nil
 	}
 	if x := ex.Inputs[0]; x.Rank() == 4 && x.Shape[0] == 1 {
-		return picture.Of(x, 0)
+		return explain.Picture(x, 0)
 	}
 	return nil
 }
@@ -432,7 +423,8 @@ type methodInfo struct {
 // Handler returns the app: the page at /, and under /api/ the
 // predictions (JSON, filtered by ?class= and ?correct=right|wrong), their
 // summary, the methods (JSON), each example's picture (/api/picture?i=) and its
-// attributions (/api/attribution?i=&method=&param=name=value&target=&sign=&view=&layer=).
+// attributions (/api/attribution?i=&method=&param=name=value&target=&sign=&view=&layer=;
+// target as the command line takes it, the predicted class when absent).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -466,14 +458,14 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/summary", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Summary()) })
 	mux.HandleFunc("GET /api/methods", func(w http.ResponseWriter, r *http.Request) {
 		var out []methodInfo
-		for name, m := range methods.Table() {
+		for _, name := range methods.Names() {
+			m, _ := methods.Lookup(name)
 			mi := methodInfo{Name: name, Doc: m.Doc, Layer: m.Layer}
 			for _, p := range m.Params {
 				mi.Params = append(mi.Params, paramInfo{p.Name, p.Default, p.Doc})
 			}
 			out = append(out, mi)
 		}
-		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 		writeJSON(w, out)
 	})
 	mux.HandleFunc("GET /api/picture", func(w http.ResponseWriter, r *http.Request) {
@@ -497,13 +489,7 @@ func (s *Server) Handler() http.Handler {
 			http.Error(w, "i: want an example number", http.StatusBadRequest)
 			return
 		}
-		req := Request{Method: q.Get("method"), Params: q["param"], Layer: q.Get("layer"), Target: -1, View: q.Get("view")}
-		if t := q.Get("target"); t != "" {
-			if req.Target, err = strconv.Atoi(t); err != nil {
-				http.Error(w, fmt.Sprintf("target %q: want a class number", t), http.StatusBadRequest)
-				return
-			}
-		}
+		req := Request{Method: q.Get("method"), Params: q["param"], Layer: q.Get("layer"), Target: q.Get("target"), View: q.Get("view")}
 		if req.Sign, err = viz.ParseSign(q.Get("sign")); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return

@@ -19,8 +19,8 @@ import (
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/insights"
 	"github.com/loupe-ml/loupe/internal/demo"
+	"github.com/loupe-ml/loupe/preprocess"
 	"github.com/loupe-ml/loupe/tensor"
-	"github.com/loupe-ml/loupe/viz"
 )
 
 // cmdInsights serves loupe Insights on a data set: a folder of images or
@@ -34,11 +34,11 @@ func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, r
 	classFile := fs.String("classes", "", "text file naming the model's classes, one per line")
 	addr := fs.String("addr", "localhost:8080", "address to serve on")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	preprocess := imageFlags(fs)
+	imageOptions := imageFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	pre, err := preprocess()
+	pre, err := imageOptions()
 	if err != nil {
 		return err
 	}
@@ -53,44 +53,63 @@ func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, r
 	if len(nt.Inputs) != 1 {
 		return usageError{fmt.Errorf("insights serves models of one input; this one takes %d (%s)", len(nt.Inputs), strings.Join(nt.Inputs, ", "))}
 	}
-	var classes []string
-	if *classFile != "" {
-		b, err := os.ReadFile(*classFile)
-		if err != nil {
-			return fmt.Errorf("--classes: %w", err)
-		}
-		classes = strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	}
-	var exs []insights.Example
-	switch {
-	case *data != "":
-		if exs, err = loadExamples(*data, pre); err != nil {
-			return err
-		}
-	case *model == "demo":
-		classes = demo.Classes
-		exs = demoExamples()
-	default:
-		return usageError{errors.New("--data is required for a model other than the built-in one")}
-	}
-	if *labels != "" {
-		if err := readLabels(*labels, classes, exs); err != nil {
-			return err
-		}
+	classes, exs, err := insightsData(*model, *data, *classFile, *labels, pre)
+	if err != nil {
+		return err
 	}
 	srv, err := insights.New(ctx, nt, classes, exs, progressBar(stderr, "predicting", *quiet))
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *addr)
+	return serve(ctx, srv.Handler(), *addr, func(addr string) {
+		fmt.Fprintf(stdout, "loupe Insights on http://%s/ (%d examples; Ctrl-C stops)\n", addr, len(exs))
+		if ready != nil {
+			ready(addr)
+		}
+	})
+}
+
+// insightsData reads the class names, the examples (a folder, or for the
+// built-in model generated shapes) and their labels.
+func insightsData(model, data, classFile, labels string, pre preprocess.Options) ([]string, []insights.Example, error) {
+	var classes []string
+	if classFile != "" {
+		b, err := os.ReadFile(classFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--classes: %w", err)
+		}
+		classes = strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	}
+	var exs []insights.Example
+	switch {
+	case data != "":
+		var err error
+		if exs, err = loadExamples(data, pre); err != nil {
+			return nil, nil, err
+		}
+	case model == "demo":
+		classes = demo.Classes
+		exs = demoExamples()
+	default:
+		return nil, nil, usageError{errors.New("--data is required for a model other than the built-in one")}
+	}
+	if labels != "" {
+		if err := readLabels(labels, classes, exs); err != nil {
+			return nil, nil, err
+		}
+	}
+	return classes, exs, nil
+}
+
+// serve serves h on addr until ctx is done, telling listening the address
+// once it listens.
+func serve(ctx context.Context, h http.Handler, addr string, listening func(addr string)) error {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stdout, "loupe Insights on http://%s/ (%d examples; Ctrl-C stops)\n", ln.Addr(), len(exs))
-	if ready != nil {
-		ready(ln.Addr().String())
-	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	listening(ln.Addr().String())
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -130,7 +149,7 @@ func demoExamples() []insights.Example {
 
 // loadExamples reads every .png, .jpg, .jpeg and .npy file of a folder, in
 // name order; arrays without a batch dimension of 1 get one.
-func loadExamples(dir string, pre viz.Preprocess) ([]insights.Example, error) {
+func loadExamples(dir string, pre preprocess.Options) ([]insights.Example, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("--data: %w", err)

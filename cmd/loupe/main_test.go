@@ -63,6 +63,16 @@ func TestExplainMatchesLibrary(t *testing.T) {
 		{[]string{"--method", "LayerGradCam", "--target", "2", "--layer", "conv2"}, &attr.LayerGradCam{Net: nt, Layer: "conv2"}, attr.Options{Target: attr.Class(2)}},
 		{[]string{"--method", "Occlusion", "--target", "0", "--param", "sliding_window_shapes=3,8,8", "--param", "strides=3,4,4"}, &attr.Occlusion{Model: nt, SlidingWindowShapes: [][]int{{3, 8, 8}}, Strides: [][]int{{3, 4, 4}}}, attr.Options{Target: attr.Class(0)}},
 	}
+	y, err := nt.Eval(context.Background(), []*tensor.Tensor{x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, _, _ := attr.TopClasses(y)
+	cases = append(cases, struct {
+		args []string
+		want attr.Method
+		o    attr.Options
+	}{[]string{"--method", "InputXGradient", "--target", "pred"}, &attr.InputXGradient{Net: nt}, attr.Options{Target: attr.Classes(top...)}})
 	for _, tc := range cases {
 		out := filepath.Join(dir, "out")
 		args := append([]string{"explain", "--model", cnn, "--input", in, "--out", out, "--quiet"}, tc.args...)
@@ -100,6 +110,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"explain", "--model", "missing.onnx", "--input", in}, false, "missing.onnx"},
 		{[]string{"explain", "--model", cnn, "--input", bad, "--target", "1"}, false, "shape"},
 		{[]string{"explain", "--model", cnn, "--input", in, "--target", "12"}, false, "out of range"},
+		{[]string{"explain", "--model", cnn, "--input", in, "--target", "1;2"}, true, `"1;2"`},
 		{[]string{"explain", "--model", cnn, "--input", filepath.Join(dir, "nope.npy")}, false, "nope.npy"},
 		{[]string{"layers"}, true, "--model is required"},
 		{[]string{"explain", "--model", cnn, "--input", in, "--views", "heat_map,hologram"}, true, "hologram"},
