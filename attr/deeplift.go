@@ -18,9 +18,9 @@ import (
 // and baselines in one batch).
 type DeepLift struct {
 	Net *Net
-	// GlobalAttribution returns the multipliers without multiplying by
-	// (x - b): Captum's multiply_by_inputs=False.
-	GlobalAttribution bool
+	// Local returns local attributions, not multiplied by (inputs - baselines):
+	// Captum's multiply_by_inputs=False.
+	Local bool
 	// Strict applies each rule to the multipliers that the rules after it
 	// produced. Captum's module hooks do not when one rule's node feeds
 	// another's (a ReLU into a MaxPool): the first sees the second's plain
@@ -67,7 +67,7 @@ func (d *DeepLift) attribute(ctx context.Context, inputs, base []*tensor.Tensor,
 	for i, x := range inputs {
 		g := tensor.New(x.Shape...)
 		copy(g.F, grads[i].F[:x.Len()])
-		if !d.GlobalAttribution {
+		if !d.Local {
 			for e := range g.F {
 				g.F[e] *= x.F[e] - base[i].F[e]
 			}
@@ -98,8 +98,10 @@ func (d *DeepLift) attribute(ctx context.Context, inputs, base []*tensor.Tensor,
 // Predictions", NeurIPS 2017). Cost: one forward and backward pass on
 // 2*B rows per example for B baselines.
 type DeepLiftShap struct {
-	Net               *Net
-	GlobalAttribution bool
+	Net *Net
+	// Local returns local attributions, not multiplied by (inputs - baselines):
+	// Captum's multiply_by_inputs=False.
+	Local bool
 	// Strict is as DeepLift's.
 	Strict bool
 }
@@ -144,7 +146,7 @@ func (d *DeepLiftShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, a
 	inner.Target = a.Target.expand(n, nb, true)
 	inner.Additional = extra
 	inner.Progress = nil
-	dl := &DeepLift{Net: d.Net, GlobalAttribution: d.GlobalAttribution, Strict: d.Strict}
+	dl := &DeepLift{Net: d.Net, Local: d.Local, Strict: d.Strict}
 	r, err := dl.attribute(ctx, expIn, expBase, inner)
 	if err != nil {
 		return nil, err

@@ -23,9 +23,9 @@ type GradientShap struct {
 	// Stdevs is the noise's standard deviation, one per input or one for
 	// all; nil means 0 (no noise), as Captum.
 	Stdevs []float64
-	// GlobalAttribution returns the mean gradient without multiplying by
-	// (noisy input - baseline): Captum's multiply_by_inputs=False.
-	GlobalAttribution bool
+	// Local returns local attributions, not multiplied by (noisy inputs -
+	// baselines): Captum's multiply_by_inputs=False.
+	Local bool
 	// Seed seeds the draws.
 	Seed uint64
 	// Draws, when set, replaces the random draws (to replay recorded ones).
@@ -59,7 +59,7 @@ func (gs *GradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 	if err != nil {
 		return nil, err
 	}
-	if !gs.GlobalAttribution {
+	if !gs.Local {
 		for i, g := range grads {
 			for e := range g.F {
 				g.F[e] *= pts.noisy[i].F[e] - pts.bases[i].F[e]

@@ -148,9 +148,9 @@ type IntegratedGradients struct {
 	// about 1M input elements (Captum's None runs all steps at once; the
 	// results are the same, large batches are only slower).
 	InternalBatchSize int
-	// GlobalAttribution, when true, returns the integrated gradient
-	// without multiplying by (x - b): Captum's multiply_by_inputs=False.
-	GlobalAttribution bool
+	// Local returns local attributions, not multiplied by (inputs - baselines):
+	// Captum's multiply_by_inputs=False.
+	Local bool
 }
 
 // Result is what an attribution method returns: one attribution tensor per
@@ -225,7 +225,7 @@ func (ig *IntegratedGradients) Attribute(ctx context.Context, inputs []*tensor.T
 		}
 	}
 	res := &Result{Attributions: total}
-	if !ig.GlobalAttribution {
+	if !ig.Local {
 		for i, x := range inputs {
 			for e := range total[i].F {
 				total[i].F[e] *= x.F[e] - base[i].F[e]

@@ -114,8 +114,9 @@ type LayerGradientXActivation struct {
 	Net                   *Net
 	Layer                 string
 	AttributeToLayerInput bool
-	// GlobalAttribution returns the gradient alone (multiply_by_inputs=False).
-	GlobalAttribution bool
+	// Local returns local attributions, the gradient not multiplied by the
+	// activations: Captum's multiply_by_inputs=False.
+	Local bool
 }
 
 // Attribute computes gradient times activation at the layer.
@@ -129,7 +130,7 @@ func (l *LayerGradientXActivation) Attribute(ctx context.Context, inputs []*tens
 		return nil, err
 	}
 	g := r.grad
-	if !l.GlobalAttribution {
+	if !l.Local {
 		for i := range g.F {
 			g.F[i] *= r.value.F[i]
 		}

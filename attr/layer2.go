@@ -22,7 +22,9 @@ type LayerIntegratedGradients struct {
 	Method                string
 	NSteps                int
 	InternalBatchSize     int
-	GlobalAttribution     bool
+	// Local returns local attributions, not multiplied by the layer's
+	// (inputs - baselines): Captum's multiply_by_inputs=False.
+	Local bool
 }
 
 // Attribute computes layer integrated gradients.
@@ -93,7 +95,7 @@ func (l *LayerIntegratedGradients) Attribute(ctx context.Context, inputs []*tens
 			o.Progress(s1*n, nsteps*n)
 		}
 	}
-	if !l.GlobalAttribution {
+	if !l.Local {
 		for e := range total.F {
 			total.F[e] *= lx.F[e] - lb.F[e]
 		}
@@ -123,8 +125,10 @@ type LayerDeepLift struct {
 	Net                   *Net
 	Layer                 string
 	AttributeToLayerInput bool
-	GlobalAttribution     bool
-	Strict                bool
+	// Local returns local attributions, not multiplied by the layer's
+	// (inputs - baselines): Captum's multiply_by_inputs=False.
+	Local  bool
+	Strict bool
 }
 
 // Attribute computes layer DeepLift attributions.
@@ -162,7 +166,7 @@ func (l *LayerDeepLift) attribute(ctx context.Context, inputs, base []*tensor.Te
 	a := tensor.New(shape...)
 	for e := 0; e < half; e++ {
 		a.F[e] = r.grad.F[e]
-		if !l.GlobalAttribution {
+		if !l.Local {
 			a.F[e] *= r.value.F[e] - r.value.F[e+half]
 		}
 	}
@@ -208,8 +212,10 @@ type LayerDeepLiftShap struct {
 	Net                   *Net
 	Layer                 string
 	AttributeToLayerInput bool
-	GlobalAttribution     bool
-	Strict                bool
+	// Local returns local attributions, not multiplied by the layer's
+	// (inputs - baselines): Captum's multiply_by_inputs=False.
+	Local  bool
+	Strict bool
 }
 
 // Attribute computes layer DeepLiftShap attributions; the delta has one
@@ -238,7 +244,7 @@ func (l *LayerDeepLiftShap) Attribute(ctx context.Context, inputs []*tensor.Tens
 	inner := o
 	inner.Target = o.Target.expand(n, nb, true)
 	inner.Additional = expandExtra(o.Additional, n, nb, true)
-	ld := &LayerDeepLift{Net: l.Net, Layer: l.Layer, AttributeToLayerInput: l.AttributeToLayerInput, GlobalAttribution: l.GlobalAttribution, Strict: l.Strict}
+	ld := &LayerDeepLift{Net: l.Net, Layer: l.Layer, AttributeToLayerInput: l.AttributeToLayerInput, Local: l.Local, Strict: l.Strict}
 	r, err := ld.attribute(ctx, expIn, expBase, inner)
 	if err != nil {
 		return nil, err
@@ -258,9 +264,11 @@ type LayerGradientShap struct {
 	AttributeToLayerInput bool
 	NSamples              int
 	Stdevs                []float64
-	GlobalAttribution     bool
-	Seed                  uint64
-	Draws                 *ShapDraws
+	// Local returns local attributions, not multiplied by the layer's
+	// (inputs - baselines): Captum's multiply_by_inputs=False.
+	Local bool
+	Seed  uint64
+	Draws *ShapDraws
 }
 
 // Attribute computes layer GradientShap attributions; the delta has one
@@ -286,7 +294,7 @@ func (l *LayerGradientShap) Attribute(ctx context.Context, inputs []*tensor.Tens
 		return nil, err
 	}
 	g := r.grad
-	if !l.GlobalAttribution {
+	if !l.Local {
 		fn, err := l.Net.feeds(pts.noisy, o.Additional, n, k, true)
 		if err != nil {
 			return nil, err

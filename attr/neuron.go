@@ -70,7 +70,9 @@ type NeuronIntegratedGradients struct {
 	Neuron                    Neuron
 	Method                    string
 	NSteps, InternalBatchSize int
-	GlobalAttribution         bool
+	// Local returns local attributions, not multiplied by (inputs - baselines):
+	// Captum's multiply_by_inputs=False.
+	Local bool
 }
 
 // Attribute computes the neuron's integrated gradients from o.Baselines.
@@ -80,19 +82,21 @@ func (m *NeuronIntegratedGradients) Attribute(ctx context.Context, inputs []*ten
 		return nil, err
 	}
 	no.Delta = false
-	return (&IntegratedGradients{Net: nt, Method: m.Method, NSteps: m.NSteps, InternalBatchSize: m.InternalBatchSize, GlobalAttribution: m.GlobalAttribution}).Attribute(ctx, inputs, no)
+	return (&IntegratedGradients{Net: nt, Method: m.Method, NSteps: m.NSteps, InternalBatchSize: m.InternalBatchSize, Local: m.Local}).Attribute(ctx, inputs, no)
 }
 
 // NeuronGradientShap is GradientShap of one neuron. Cost: NSamples forward
 // and backward rows per example.
 type NeuronGradientShap struct {
-	Net               *Net
-	Neuron            Neuron
-	NSamples          int
-	Stdevs            []float64
-	GlobalAttribution bool
-	Seed              uint64
-	Draws             *ShapDraws
+	Net      *Net
+	Neuron   Neuron
+	NSamples int
+	Stdevs   []float64
+	// Local returns local attributions, not multiplied by (inputs - baselines):
+	// Captum's multiply_by_inputs=False.
+	Local bool
+	Seed  uint64
+	Draws *ShapDraws
 }
 
 // Attribute computes the neuron's GradientShap from the distribution in
@@ -103,16 +107,18 @@ func (m *NeuronGradientShap) Attribute(ctx context.Context, inputs []*tensor.Ten
 		return nil, err
 	}
 	no.Delta = false
-	return (&GradientShap{Net: nt, NSamples: m.NSamples, Stdevs: m.Stdevs, GlobalAttribution: m.GlobalAttribution, Seed: m.Seed, Draws: m.Draws}).Attribute(ctx, inputs, no)
+	return (&GradientShap{Net: nt, NSamples: m.NSamples, Stdevs: m.Stdevs, Local: m.Local, Seed: m.Seed, Draws: m.Draws}).Attribute(ctx, inputs, no)
 }
 
 // NeuronDeepLift is DeepLift of one neuron. Cost: one forward and backward
 // pass on 2 rows per example.
 type NeuronDeepLift struct {
-	Net               *Net
-	Neuron            Neuron
-	GlobalAttribution bool
-	Strict            bool
+	Net    *Net
+	Neuron Neuron
+	// Local returns local attributions, not multiplied by (inputs - baselines):
+	// Captum's multiply_by_inputs=False.
+	Local  bool
+	Strict bool
 }
 
 // Attribute computes the neuron's DeepLift attributions from o.Baselines.
@@ -122,15 +128,17 @@ func (m *NeuronDeepLift) Attribute(ctx context.Context, inputs []*tensor.Tensor,
 		return nil, err
 	}
 	no.Delta = false
-	return (&DeepLift{Net: nt, GlobalAttribution: m.GlobalAttribution, Strict: m.Strict}).Attribute(ctx, inputs, no)
+	return (&DeepLift{Net: nt, Local: m.Local, Strict: m.Strict}).Attribute(ctx, inputs, no)
 }
 
 // NeuronDeepLiftShap is DeepLiftShap of one neuron.
 type NeuronDeepLiftShap struct {
-	Net               *Net
-	Neuron            Neuron
-	GlobalAttribution bool
-	Strict            bool
+	Net    *Net
+	Neuron Neuron
+	// Local returns local attributions, not multiplied by (inputs - baselines):
+	// Captum's multiply_by_inputs=False.
+	Local  bool
+	Strict bool
 }
 
 // Attribute computes the neuron's DeepLiftShap attributions.
@@ -140,7 +148,7 @@ func (m *NeuronDeepLiftShap) Attribute(ctx context.Context, inputs []*tensor.Ten
 		return nil, err
 	}
 	no.Delta = false
-	return (&DeepLiftShap{Net: nt, GlobalAttribution: m.GlobalAttribution, Strict: m.Strict}).Attribute(ctx, inputs, no)
+	return (&DeepLiftShap{Net: nt, Local: m.Local, Strict: m.Strict}).Attribute(ctx, inputs, no)
 }
 
 // NeuronGuidedBackprop is GuidedBackprop of one neuron.
@@ -204,7 +212,9 @@ type NeuronConductance struct {
 	Neuron                    Neuron
 	Method                    string
 	NSteps, InternalBatchSize int
-	GlobalAttribution         bool
+	// Local returns local attributions, not multiplied by (inputs - baselines):
+	// Captum's multiply_by_inputs=False.
+	Local bool
 }
 
 // Attribute computes neuron conductance for o.Target.
@@ -289,7 +299,7 @@ func (m *NeuronConductance) Attribute(ctx context.Context, inputs []*tensor.Tens
 			o.Progress(s1*n, nsteps*n)
 		}
 	}
-	if !m.GlobalAttribution {
+	if !m.Local {
 		for i, x := range inputs {
 			for e := range total[i].F {
 				total[i].F[e] *= x.F[e] - base[i].F[e]
