@@ -6,6 +6,25 @@ import (
 	"github.com/loupe-ml/loupe/tensor"
 )
 
+// baselinesFor expands one baseline per input (bs may be nil: all zeros).
+func baselinesFor(bs, xs []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	if bs != nil && len(bs) != len(xs) {
+		return nil, fmt.Errorf("attr: %d baselines for %d inputs", len(bs), len(xs))
+	}
+	out := make([]*tensor.Tensor, len(xs))
+	for i, x := range xs {
+		var b *tensor.Tensor
+		if bs != nil {
+			b = bs[i]
+		}
+		var err error
+		if out[i], err = baselineFor(b, x, i); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // baselineFor expands the baseline b of input i (nil: zeros; shape []: a
 // scalar; shape [1, ...]: one row for every example; or the input's shape)
 // to x's shape, in x's dtype.
@@ -52,23 +71,4 @@ func setAt(t *tensor.Tensor, i int, v float64) {
 	case tensor.Bool:
 		t.B[i] = v != 0
 	}
-}
-
-// baselinesFor expands one baseline per input (bs may be nil: all zeros).
-func baselinesFor(bs, xs []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	if bs != nil && len(bs) != len(xs) {
-		return nil, fmt.Errorf("attr: %d baselines for %d inputs", len(bs), len(xs))
-	}
-	out := make([]*tensor.Tensor, len(xs))
-	for i, x := range xs {
-		var b *tensor.Tensor
-		if bs != nil {
-			b = bs[i]
-		}
-		var err error
-		if out[i], err = baselineFor(b, x, i); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
 }

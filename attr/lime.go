@@ -41,31 +41,6 @@ type Lime struct {
 	kernelShap bool
 }
 
-// KernelShap estimates Shapley values with Lime's machinery and the
-// Shapley kernel (Lundberg and Lee, NeurIPS 2017), as Captum: the first two
-// samples are all features on and all off (weight 1e6), the others switch k
-// random features on with probability proportional to (F-1)/(k(F-k)), and a
-// least-squares fit gives the values. Cost: NSamples forward rows per
-// example.
-type KernelShap struct {
-	Model                Model
-	FeatureMask          []*tensor.Tensor
-	NSamples             int
-	PerturbationsPerEval int
-	Seed                 uint64
-	Samples              [][][]float64
-}
-
-// Attribute computes KernelShap values for o.Target from o.Baselines.
-func (k *KernelShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	l := &Lime{Model: k.Model, FeatureMask: k.FeatureMask, NSamples: k.NSamples, PerturbationsPerEval: k.PerturbationsPerEval,
-		Interpretable: linear.LeastSquares{FitIntercept: true}, Seed: k.Seed, Samples: k.Samples, kernelShap: true}
-	if l.NSamples == 0 {
-		l.NSamples = 25
-	}
-	return l.Attribute(ctx, inputs, o)
-}
-
 // Attribute computes Lime attributions for o.Target, perturbing toward
 // o.Baselines (nil: zeros).
 func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
@@ -246,41 +221,29 @@ func (l *Lime) weight(orig, batch []*tensor.Tensor, s int, z []float64) float64 
 	return CosineKernel(orig, sample, 1)
 }
 
-// CosineKernel is Lime's default similarity: exp(-d²/(2 width²)) with d one
-// minus the cosine similarity of the two inputs (all tensors flattened and
-// concatenated).
-func CosineKernel(a, b []*tensor.Tensor, width float64) float64 {
-	var dot, na, nb float64
-	for i := range a {
-		for e := 0; e < a[i].Len(); e++ {
-			x, y := float64(float32(a[i].Float64At(e))), float64(float32(b[i].Float64At(e)))
-			dot += x * y
-			na += x * x
-			nb += y * y
-		}
-	}
-	const eps = 1e-8
-	d := 1 - dot/(math.Max(math.Sqrt(na), eps)*math.Max(math.Sqrt(nb), eps))
-	return math.Exp(-d * d / (2 * width * width))
+// KernelShap estimates Shapley values with Lime's machinery and the
+// Shapley kernel (Lundberg and Lee, NeurIPS 2017), as Captum: the first two
+// samples are all features on and all off (weight 1e6), the others switch k
+// random features on with probability proportional to (F-1)/(k(F-k)), and a
+// least-squares fit gives the values. Cost: NSamples forward rows per
+// example.
+type KernelShap struct {
+	Model                Model
+	FeatureMask          []*tensor.Tensor
+	NSamples             int
+	PerturbationsPerEval int
+	Seed                 uint64
+	Samples              [][][]float64
 }
 
-// EuclideanDistanceKernel is Captum's exponential kernel on the Euclidean
-// distance: exp(-d²/(2 width²)) with d = ||a-b|| (all tensors flattened);
-// the same as EuclideanKernel.
-func EuclideanDistanceKernel(a, b []*tensor.Tensor, width float64) float64 {
-	return EuclideanKernel(a, b, width)
-}
-
-// EuclideanKernel is exp(-||a-b||²/(2 width²)) over all tensors flattened.
-func EuclideanKernel(a, b []*tensor.Tensor, width float64) float64 {
-	var s float64
-	for i := range a {
-		for e := 0; e < a[i].Len(); e++ {
-			d := a[i].Float64At(e) - b[i].Float64At(e)
-			s += d * d
-		}
+// Attribute computes KernelShap values for o.Target from o.Baselines.
+func (k *KernelShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	l := &Lime{Model: k.Model, FeatureMask: k.FeatureMask, NSamples: k.NSamples, PerturbationsPerEval: k.PerturbationsPerEval,
+		Interpretable: linear.LeastSquares{FitIntercept: true}, Seed: k.Seed, Samples: k.Samples, kernelShap: true}
+	if l.NSamples == 0 {
+		l.NSamples = 25
 	}
-	return math.Exp(-s / (2 * width * width))
+	return l.Attribute(ctx, inputs, o)
 }
 
 // LimeBase is Lime in its general form, as Captum's LimeBase: samples are
@@ -351,4 +314,41 @@ func (l *LimeBase) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 		coef.F[k] = float32(v)
 	}
 	return &Result{Attributions: []*tensor.Tensor{coef}}, nil
+}
+
+// CosineKernel is Lime's default similarity: exp(-d²/(2 width²)) with d one
+// minus the cosine similarity of the two inputs (all tensors flattened and
+// concatenated).
+func CosineKernel(a, b []*tensor.Tensor, width float64) float64 {
+	var dot, na, nb float64
+	for i := range a {
+		for e := 0; e < a[i].Len(); e++ {
+			x, y := float64(float32(a[i].Float64At(e))), float64(float32(b[i].Float64At(e)))
+			dot += x * y
+			na += x * x
+			nb += y * y
+		}
+	}
+	const eps = 1e-8
+	d := 1 - dot/(math.Max(math.Sqrt(na), eps)*math.Max(math.Sqrt(nb), eps))
+	return math.Exp(-d * d / (2 * width * width))
+}
+
+// EuclideanKernel is exp(-||a-b||²/(2 width²)) over all tensors flattened.
+func EuclideanKernel(a, b []*tensor.Tensor, width float64) float64 {
+	var s float64
+	for i := range a {
+		for e := 0; e < a[i].Len(); e++ {
+			d := a[i].Float64At(e) - b[i].Float64At(e)
+			s += d * d
+		}
+	}
+	return math.Exp(-s / (2 * width * width))
+}
+
+// EuclideanDistanceKernel is Captum's exponential kernel on the Euclidean
+// distance: exp(-d²/(2 width²)) with d = ||a-b|| (all tensors flattened);
+// the same as EuclideanKernel.
+func EuclideanDistanceKernel(a, b []*tensor.Tensor, width float64) float64 {
+	return EuclideanKernel(a, b, width)
 }

@@ -85,20 +85,6 @@ func (l *LRP) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options)
 	return res, nil
 }
 
-// rowSum sums row r of every tensor (each of n rows).
-func rowSum(ts []*tensor.Tensor, r, n int) float32 {
-	var s float32
-	for _, t := range ts {
-		row := t.Len() / n
-		var rs float32
-		for _, v := range t.F[r*row : (r+1)*row] {
-			rs += v
-		}
-		s += rs
-	}
-	return s
-}
-
 // relevance returns the relevance of the tensors named in wrt (inputs or
 // layers) and the target output per example.
 func (l *LRP) relevance(ctx context.Context, inputs []*tensor.Tensor, o Options, wrt []string) ([]*tensor.Tensor, []float32, error) {
@@ -251,4 +237,39 @@ func passThrough(c *engine.RuleContext) ([]*tensor.Tensor, error) {
 		return nil, fmt.Errorf("relevance cannot pass through %s: output shape %v differs from input shape %v", c.Node, c.GradOut[0].Shape, c.In[0].Shape)
 	}
 	return g, nil
+}
+
+// LayerLRP is the relevance LRP assigns to a layer's output (or input), as
+// Captum's LayerLRP. The convergence delta is F(x) - sum(relevance).
+type LayerLRP struct {
+	Net                   *Net
+	Layer                 string
+	AttributeToLayerInput bool
+	// Rules chooses each layer's rule, as LRP.Rules.
+	Rules func(n *graph.Node) *LRPRule
+}
+
+// Attribute computes the layer's relevance.
+func (l *LayerLRP) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	n, err := batchOf(inputs)
+	if err != nil {
+		return nil, err
+	}
+	name, err := l.Net.resolve(l.Layer, l.AttributeToLayerInput)
+	if err != nil {
+		return nil, err
+	}
+	lrp := &LRP{Net: l.Net, Rules: l.Rules}
+	rel, out, err := lrp.relevance(ctx, inputs, o, []string{name})
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Attributions: rel}
+	if o.Delta {
+		res.Delta = tensor.New(n)
+		for r := 0; r < n; r++ {
+			res.Delta.F[r] = out[r] - rowSum(rel, r, n)
+		}
+	}
+	return res, nil
 }

@@ -44,61 +44,24 @@ func NewNet(m *engine.Model, extra ...string) (*Net, error) {
 	return n, nil
 }
 
-// Progress reports work done: done of total model rows evaluated so far.
-type Progress func(done, total int)
-
-// Options holds what every attribution method takes besides its inputs,
-// under Captum's names. A method ignores the fields it has no use for.
-type Options struct {
-	// Target is the output explained; see Class, Classes, Index.
-	Target Target
-	// Baselines holds one reference per input (nil: zeros). For most
-	// methods a baseline is a scalar (shape []), one row (shape [1, ...]) or
-	// the input's shape; for GradientShap and DeepLiftShap its rows are
-	// samples of a distribution.
-	Baselines []*tensor.Tensor
-	// Delta asks for the convergence delta of methods that have one.
-	Delta bool
-	// Additional feeds the Net's Extra inputs (additional_forward_args).
-	// Tensors whose first dimension is the batch size are repeated along
-	// with the inputs when a method expands the batch.
-	Additional []*tensor.Tensor
-	// Progress, if set, is called as rows are evaluated.
-	Progress Progress
-	// Workers is how many model calls perturbation methods (FeatureAblation,
-	// Occlusion and their layer and neuron forms) run at once. 0 or 1 runs
-	// them one after the other, right for a Net, whose kernels already use
-	// every core; a Go function that is safe for concurrent use and runs on
-	// one core goes faster with Workers set to the number of cores.
-	Workers int
-}
-
-// batchOf returns the batch size of the inputs, checking they agree.
-func batchOf(inputs []*tensor.Tensor) (int, error) {
-	if len(inputs) == 0 {
-		return 0, fmt.Errorf("attr: no inputs")
+// Eval runs the net on its attributed inputs followed by its extra ones and
+// returns the explained output.
+func (nt *Net) Eval(ctx context.Context, inputs []*tensor.Tensor) (*tensor.Tensor, error) {
+	if nt == nil || nt.Model == nil {
+		return nil, errNoNet
 	}
-	n := -1
-	for i, x := range inputs {
-		if x == nil {
-			return 0, fmt.Errorf("attr: input %d is nil", i)
-		}
-		if err := x.Check(); err != nil {
-			return 0, fmt.Errorf("attr: input %d: %w", i, err)
-		}
-		if x.Rank() == 0 {
-			return 0, fmt.Errorf("attr: input %d is a scalar; inputs need a batch dimension", i)
-		}
-		if n >= 0 && x.Shape[0] != n {
-			return 0, fmt.Errorf("attr: input %d has batch %d, input 0 has %d", i, x.Shape[0], n)
-		}
-		n = x.Shape[0]
+	if len(inputs) != len(nt.Inputs)+len(nt.Extra) {
+		return nil, fmt.Errorf("attr: %d tensors given, the model takes %d attributed and %d additional inputs", len(inputs), len(nt.Inputs), len(nt.Extra))
 	}
-	return n, nil
+	f := make(map[string]*tensor.Tensor, len(inputs))
+	for i, name := range nt.Inputs {
+		f[name] = inputs[i]
+	}
+	for i, name := range nt.Extra {
+		f[name] = inputs[len(nt.Inputs)+i]
+	}
+	return nt.eval(ctx, f)
 }
-
-// errNoNet is returned by methods whose Net (or Model) is nil.
-var errNoNet = fmt.Errorf("attr: the method has no Net (or Model) to explain")
 
 // resolve names a layer's tensor, as engine.Model.Resolve.
 func (nt *Net) resolve(layer string, input bool) (string, error) {
@@ -110,6 +73,15 @@ func (nt *Net) resolve(layer string, input bool) (string, error) {
 		return "", fmt.Errorf("attr: %w", err)
 	}
 	return name, nil
+}
+
+func (nt *Net) isModelInput(name string) bool {
+	for _, in := range nt.Model.Inputs() {
+		if in.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // feeds maps the Net's inputs to tensors; extras whose first dimension is n
@@ -177,15 +149,6 @@ func (nt *Net) forward(ctx context.Context, feeds map[string]*tensor.Tensor, o *
 	return nt.Model.Forward(ctx, inputs, o)
 }
 
-func (nt *Net) isModelInput(name string) bool {
-	for _, in := range nt.Model.Inputs() {
-		if in.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
 // eval runs the net on a batch and returns the explained output.
 func (nt *Net) eval(ctx context.Context, feeds map[string]*tensor.Tensor) (*tensor.Tensor, error) {
 	p, err := nt.forward(ctx, feeds, &engine.Options{Outputs: []string{nt.Output}})
@@ -220,33 +183,4 @@ func (nt *Net) gradOf(ctx context.Context, feeds map[string]*tensor.Tensor, t Ta
 		grads[i] = g[name]
 	}
 	return out, grads, nil
-}
-
-// repeat returns x repeated k times along the first dimension: each row k
-// times in a row (interleave, torch's repeat_interleave) or the whole batch
-// k times (torch.cat of k copies).
-func repeat(x *tensor.Tensor, k int, interleave bool) *tensor.Tensor {
-	n := x.Shape[0]
-	row := x.Len() / max(n, 1)
-	shape := append([]int{n * k}, x.Shape[1:]...)
-	out := tensor.Zeros(x.DType, shape)
-	for r := 0; r < n*k; r++ {
-		src := r % n
-		if interleave {
-			src = r / k
-		}
-		copyRow(out, r, x, src, row)
-	}
-	return out
-}
-
-func copyRow(dst *tensor.Tensor, dr int, src *tensor.Tensor, sr, row int) {
-	switch src.DType {
-	case tensor.Float32:
-		copy(dst.F[dr*row:(dr+1)*row], src.F[sr*row:(sr+1)*row])
-	case tensor.Int64:
-		copy(dst.I[dr*row:(dr+1)*row], src.I[sr*row:(sr+1)*row])
-	case tensor.Bool:
-		copy(dst.B[dr*row:(dr+1)*row], src.B[sr*row:(sr+1)*row])
-	}
 }

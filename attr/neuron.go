@@ -85,6 +85,115 @@ func (m *NeuronIntegratedGradients) Attribute(ctx context.Context, inputs []*ten
 	return (&IntegratedGradients{Net: nt, Method: m.Method, NSteps: m.NSteps, InternalBatchSize: m.InternalBatchSize, Local: m.Local}).Attribute(ctx, inputs, no)
 }
 
+// NeuronConductance is the part of a neuron's conductance that flows
+// through each input feature (Dhamdhere, Sundararajan and Yan, ICLR 2019):
+// (x_i - b_i) * sum_k w_k dF/dy(a_k) dy/dx_i(a_k), with y the neuron, F the
+// target output, a_k the points of the path. Summed over the inputs it is
+// the neuron's layer conductance. Method defaults to riemann_trapezoid, as
+// Captum's. Cost: NSteps forward rows and 2*NSteps backward rows per
+// example.
+type NeuronConductance struct {
+	Net                       *Net
+	Neuron                    Neuron
+	Method                    string
+	NSteps, InternalBatchSize int
+	// Local returns local attributions, not multiplied by (inputs - baselines):
+	// Captum's multiply_by_inputs=False.
+	Local bool
+}
+
+// Attribute computes neuron conductance for o.Target.
+func (m *NeuronConductance) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	if m.Net == nil || m.Net.Model == nil {
+		return nil, errNoNet
+	}
+	n, err := batchOf(inputs)
+	if err != nil {
+		return nil, err
+	}
+	layer, err := m.Net.resolve(m.Neuron.Layer, m.Neuron.AttributeToNeuronInput)
+	if err != nil {
+		return nil, err
+	}
+	method := m.Method
+	if method == "" {
+		method = RiemannTrapezoid
+	}
+	nsteps := m.NSteps
+	if nsteps == 0 {
+		nsteps = 50
+	}
+	steps, alphas, err := stepsAndAlphas(method, nsteps)
+	if err != nil {
+		return nil, err
+	}
+	base, err := baselinesFor(o.Baselines, inputs)
+	if err != nil {
+		return nil, err
+	}
+	neuron, err := m.Neuron.target()
+	if err != nil {
+		return nil, err
+	}
+	total := zerosLike(inputs, false)
+	per := stepsPerCall(m.InternalBatchSize, n, nsteps, inputs)
+	for s0 := 0; s0 < nsteps; s0 += per {
+		s1 := min(nsteps, s0+per)
+		k := s1 - s0
+		scaled := make([]*tensor.Tensor, len(inputs))
+		for i, x := range inputs {
+			if x.DType != tensor.Float32 {
+				return nil, fmt.Errorf("attr: input %d is %s; NeuronConductance needs float inputs", i, x.DType)
+			}
+			scaled[i] = interpolate(base[i], x, alphas[s0:s1])
+		}
+		feeds, err := m.Net.feeds(scaled, o.Additional, n, k, false)
+		if err != nil {
+			return nil, err
+		}
+		r, _, err := m.Net.runLayer(ctx, feeds, layer, nil, o.Target.expand(n, k, false), nil)
+		if err != nil {
+			return nil, err
+		}
+		nseed, err := neuron.seed(r.value.Shape)
+		if err != nil {
+			return nil, err
+		}
+		g, err := r.pass.Backward(ctx, map[string]*tensor.Tensor{layer: nseed}, m.Net.Inputs, nil)
+		if err != nil {
+			return nil, err
+		}
+		mids := rowDots(nseed, r.grad) // dF/d(neuron) per row
+		for i, name := range m.Net.Inputs {
+			gi := g[name]
+			row := inputs[i].Len() / n
+			for s := 0; s < k; s++ {
+				w := float32(steps[s0+s])
+				for ex := 0; ex < n; ex++ {
+					rr := s*n + ex
+					mid := mids[rr] * w
+					src := gi.F[rr*row : (rr+1)*row]
+					dst := total[i].F[ex*row : (ex+1)*row]
+					for e, v := range src {
+						dst[e] += v * mid
+					}
+				}
+			}
+		}
+		if o.Progress != nil {
+			o.Progress(s1*n, nsteps*n)
+		}
+	}
+	if !m.Local {
+		for i, x := range inputs {
+			for e := range total[i].F {
+				total[i].F[e] *= x.F[e] - base[i].F[e]
+			}
+		}
+	}
+	return &Result{Attributions: total}, nil
+}
+
 // NeuronGradientShap is GradientShap of one neuron. Cost: NSamples forward
 // and backward rows per example.
 type NeuronGradientShap struct {
@@ -198,113 +307,4 @@ func (m *NeuronFeatureAblation) Attribute(ctx context.Context, inputs []*tensor.
 		return nil, err
 	}
 	return (&FeatureAblation{Model: nt, FeatureMask: m.FeatureMask, PerturbationsPerEval: m.PerturbationsPerEval}).Attribute(ctx, inputs, no)
-}
-
-// NeuronConductance is the part of a neuron's conductance that flows
-// through each input feature (Dhamdhere, Sundararajan and Yan, ICLR 2019):
-// (x_i - b_i) * sum_k w_k dF/dy(a_k) dy/dx_i(a_k), with y the neuron, F the
-// target output, a_k the points of the path. Summed over the inputs it is
-// the neuron's layer conductance. Method defaults to riemann_trapezoid, as
-// Captum's. Cost: NSteps forward rows and 2*NSteps backward rows per
-// example.
-type NeuronConductance struct {
-	Net                       *Net
-	Neuron                    Neuron
-	Method                    string
-	NSteps, InternalBatchSize int
-	// Local returns local attributions, not multiplied by (inputs - baselines):
-	// Captum's multiply_by_inputs=False.
-	Local bool
-}
-
-// Attribute computes neuron conductance for o.Target.
-func (m *NeuronConductance) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	if m.Net == nil || m.Net.Model == nil {
-		return nil, errNoNet
-	}
-	n, err := batchOf(inputs)
-	if err != nil {
-		return nil, err
-	}
-	layer, err := m.Net.resolve(m.Neuron.Layer, m.Neuron.AttributeToNeuronInput)
-	if err != nil {
-		return nil, err
-	}
-	method := m.Method
-	if method == "" {
-		method = RiemannTrapezoid
-	}
-	nsteps := m.NSteps
-	if nsteps == 0 {
-		nsteps = 50
-	}
-	steps, alphas, err := stepsAndAlphas(method, nsteps)
-	if err != nil {
-		return nil, err
-	}
-	base, err := baselinesFor(o.Baselines, inputs)
-	if err != nil {
-		return nil, err
-	}
-	neuron, err := m.Neuron.target()
-	if err != nil {
-		return nil, err
-	}
-	total := zerosLike(inputs, false)
-	per := stepsPerCall(m.InternalBatchSize, n, nsteps, inputs)
-	for s0 := 0; s0 < nsteps; s0 += per {
-		s1 := min(nsteps, s0+per)
-		k := s1 - s0
-		scaled := make([]*tensor.Tensor, len(inputs))
-		for i, x := range inputs {
-			if x.DType != tensor.Float32 {
-				return nil, fmt.Errorf("attr: input %d is %s; NeuronConductance needs float inputs", i, x.DType)
-			}
-			scaled[i] = interpolate(base[i], x, alphas[s0:s1])
-		}
-		feeds, err := m.Net.feeds(scaled, o.Additional, n, k, false)
-		if err != nil {
-			return nil, err
-		}
-		r, _, err := m.Net.runLayer(ctx, feeds, layer, nil, o.Target.expand(n, k, false), nil)
-		if err != nil {
-			return nil, err
-		}
-		nseed, err := neuron.seed(r.value.Shape)
-		if err != nil {
-			return nil, err
-		}
-		g, err := r.pass.Backward(ctx, map[string]*tensor.Tensor{layer: nseed}, m.Net.Inputs, nil)
-		if err != nil {
-			return nil, err
-		}
-		mids := rowDots(nseed, r.grad) // dF/d(neuron) per row
-		for i, name := range m.Net.Inputs {
-			gi := g[name]
-			row := inputs[i].Len() / n
-			for s := 0; s < k; s++ {
-				w := float32(steps[s0+s])
-				for ex := 0; ex < n; ex++ {
-					rr := s*n + ex
-					mid := mids[rr] * w
-					src := gi.F[rr*row : (rr+1)*row]
-					dst := total[i].F[ex*row : (ex+1)*row]
-					for e, v := range src {
-						dst[e] += v * mid
-					}
-				}
-			}
-		}
-		if o.Progress != nil {
-			o.Progress(s1*n, nsteps*n)
-		}
-	}
-	if !m.Local {
-		for i, x := range inputs {
-			for e := range total[i].F {
-				total[i].F[e] *= x.F[e] - base[i].F[e]
-			}
-		}
-	}
-	return &Result{Attributions: total}, nil
 }

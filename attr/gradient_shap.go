@@ -32,14 +32,6 @@ type GradientShap struct {
 	Draws *ShapDraws
 }
 
-// ShapDraws are the random draws of GradientShap for n examples and k
-// samples each, row r = example r/k.
-type ShapDraws struct {
-	Noisy           []*tensor.Tensor // per input, n*k rows
-	BaselineIndices [][]int          // per input, n*k baseline rows
-	Alphas          []float64        // n*k points on [0,1]
-}
-
 // Attribute computes GradientShap attributions; o.Baselines holds one
 // distribution per input (its rows are samples; a scalar or a single row is
 // a one-sample distribution). With o.Delta the delta of each draw is
@@ -82,6 +74,14 @@ func (gs *GradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 		o.Progress(n, n)
 	}
 	return res, nil
+}
+
+// ShapDraws are the random draws of GradientShap for n examples and k
+// samples each, row r = example r/k.
+type ShapDraws struct {
+	Noisy           []*tensor.Tensor // per input, n*k rows
+	BaselineIndices [][]int          // per input, n*k baseline rows
+	Alphas          []float64        // n*k points on [0,1]
 }
 
 // shapPoints are the expanded rows of GradientShap: n examples, k draws

@@ -8,11 +8,6 @@ import (
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-// Method is any attribution method: it attributes a batch of inputs.
-type Method interface {
-	Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error)
-}
-
 // NoiseTunnel types, with Captum's names.
 const (
 	SmoothGrad   = "smoothgrad"
@@ -218,42 +213,4 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 		res.Attributions[i] = out
 	}
 	return res, nil
-}
-
-// rows returns the target restricted to the given rows.
-func (t Target) rows(rows []int) Target {
-	if t.each == nil {
-		return t
-	}
-	each := make([][]int, len(rows))
-	for i, r := range rows {
-		each[i] = t.each[r]
-	}
-	return Target{each: each}
-}
-
-// expandExtra repeats the additional inputs whose first dimension is n.
-func expandExtra(extra []*tensor.Tensor, n, k int, interleave bool) []*tensor.Tensor {
-	if extra == nil {
-		return nil
-	}
-	out := make([]*tensor.Tensor, len(extra))
-	for i, x := range extra {
-		out[i] = x
-		if x != nil && x.Rank() > 0 && x.Shape[0] == n {
-			out[i] = repeat(x, k, interleave)
-		}
-	}
-	return out
-}
-
-// gatherRows returns the rows idx of t.
-func gatherRows(t *tensor.Tensor, idx []int) *tensor.Tensor {
-	shape := append([]int{len(idx)}, t.Shape[1:]...)
-	out := tensor.Zeros(t.DType, shape)
-	row := t.Len() / max(t.Shape[0], 1)
-	for r, src := range idx {
-		copyRow(out, r, t, src, row)
-	}
-	return out
 }
