@@ -7,6 +7,9 @@ import (
 	"github.com/loupe-ml/loupe/tensor"
 )
 
+// defaultNSteps is Captum's default number of integration points (n_steps).
+const defaultNSteps = 50
+
 // Integration methods of IntegratedGradients, with Captum's names.
 const (
 	RiemannLeft      = "riemann_left"
@@ -90,31 +93,16 @@ func gaussLegendre(n int) (x, w []float64) {
 	w = make([]float64, n)
 	for i := 0; i < (n+1)/2; i++ {
 		z := math.Cos(math.Pi * (float64(i) + 0.75) / (float64(n) + 0.5))
-		var dp float64
 		for iter := 0; iter < 100; iter++ {
-			p0, p1 := 1.0, z
-			for k := 2; k <= n; k++ {
-				p0, p1 = p1, ((2*float64(k)-1)*z*p1-(float64(k)-1)*p0)/float64(k)
-			}
-			if n == 1 {
-				p1, p0 = z, 1
-			}
-			dp = float64(n) * (z*p1 - p0) / (z*z - 1)
-			dz := p1 / dp
+			p, dp := legendre(n, z)
+			dz := p / dp
 			z -= dz
 			if math.Abs(dz) < 1e-16 {
 				break
 			}
 		}
-		// Recompute the derivative at the converged root.
-		p0, p1 := 1.0, z
-		for k := 2; k <= n; k++ {
-			p0, p1 = p1, ((2*float64(k)-1)*z*p1-(float64(k)-1)*p0)/float64(k)
-		}
-		if n == 1 {
-			p1, p0 = z, 1
-		}
-		dp = float64(n) * (z*p1 - p0) / (z*z - 1)
+		// The derivative at the converged root.
+		_, dp := legendre(n, z)
 		x[n-1-i] = z
 		x[i] = -z
 		w[i] = 2 / ((1 - z*z) * dp * dp)
@@ -124,6 +112,19 @@ func gaussLegendre(n int) (x, w []float64) {
 		x[n/2] = 0
 	}
 	return x, w
+}
+
+// legendre returns the Legendre polynomial P_n and its derivative at z,
+// by the three-term recurrence.
+func legendre(n int, z float64) (p, dp float64) {
+	p0, p1 := 1.0, z
+	for k := 2; k <= n; k++ {
+		p0, p1 = p1, ((2*float64(k)-1)*z*p1-(float64(k)-1)*p0)/float64(k)
+	}
+	if n == 1 {
+		p1, p0 = z, 1
+	}
+	return p1, float64(n) * (z*p1 - p0) / (z*z - 1)
 }
 
 // interpolate returns the rows b + alpha*(x-b) for each alpha, block by
@@ -155,4 +156,75 @@ func stepsPerCall(ibs, n, points int, inputs []*tensor.Tensor) int {
 		size += x.Len()
 	}
 	return max(1, min(points, (1<<20)/max(size, 1)))
+}
+
+// path is the straight path from the baselines to the inputs of a path
+// method, discretized by an integration rule: the points base + alpha*(x -
+// base) and their quadrature weights (steps), evaluated per points at a
+// time.
+type path struct {
+	n             int              // examples
+	base          []*tensor.Tensor // one baseline of the input's shape per input
+	steps, alphas []float64
+	per           int
+}
+
+// newPath checks the inputs and prepares the path of points points of an
+// integration method, with at most internal_batch_size ibs rows per engine
+// call (see stepsPerCall).
+func newPath(inputs []*tensor.Tensor, o Options, method string, points, ibs int) (*path, error) {
+	n, base, err := batchAndBaselines(inputs, o.Baselines)
+	if err != nil {
+		return nil, err
+	}
+	steps, alphas, err := stepsAndAlphas(method, points)
+	if err != nil {
+		return nil, err
+	}
+	return &path{n: n, base: base, steps: steps, alphas: alphas, per: stepsPerCall(ibs, n, points, inputs)}, nil
+}
+
+// walk calls f for each chunk of k points from point s0 with the net's
+// feeds of the chunk's rows (n*k of them, block-major: every example at one
+// point, then every example at the next), and reports progress.
+func (p *path) walk(nt *Net, rows func(s0, k int) []*tensor.Tensor, o Options, f func(s0, k int, feeds map[string]*tensor.Tensor) error) error {
+	points := len(p.alphas)
+	for s0 := 0; s0 < points; s0 += p.per {
+		s1 := min(points, s0+p.per)
+		feeds, err := nt.feeds(rows(s0, s1-s0), o.Additional, p.n, s1-s0, false)
+		if err != nil {
+			return err
+		}
+		if err := f(s0, s1-s0, feeds); err != nil {
+			return err
+		}
+		if o.Progress != nil {
+			o.Progress(s1*p.n, points*p.n)
+		}
+	}
+	return nil
+}
+
+// along returns the rows of a chunk of points for walk: the inputs
+// interpolated from the baselines.
+func (p *path) along(inputs []*tensor.Tensor) func(s0, k int) []*tensor.Tensor {
+	return func(s0, k int) []*tensor.Tensor {
+		scaled := make([]*tensor.Tensor, len(inputs))
+		for i, x := range inputs {
+			scaled[i] = interpolate(p.base[i], x, p.alphas[s0:s0+k])
+		}
+		return scaled
+	}
+}
+
+// addWeighted adds to dst the blocks of g (each of dst's length), block s
+// weighted by w[s]: one chunk's share of the quadrature sum.
+func addWeighted(dst, g []float32, w []float64) {
+	m := len(dst)
+	for s := range w {
+		ws := float32(w[s])
+		for e, v := range g[s*m : (s+1)*m] {
+			dst[e] += v * ws
+		}
+	}
 }

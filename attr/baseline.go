@@ -25,6 +25,20 @@ func baselinesFor(bs, xs []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	return out, nil
 }
 
+// batchAndBaselines checks the inputs and returns their batch size and one
+// baseline of the input's shape per input (bs may be nil: all zeros).
+func batchAndBaselines(inputs, bs []*tensor.Tensor) (int, []*tensor.Tensor, error) {
+	n, err := batchOf(inputs)
+	if err != nil {
+		return 0, nil, err
+	}
+	base, err := baselinesFor(bs, inputs)
+	if err != nil {
+		return 0, nil, err
+	}
+	return n, base, nil
+}
+
 // baselineFor expands the baseline b of input i (nil: zeros; shape []: a
 // scalar; shape [1, ...]: one row for every example; or the input's shape)
 // to x's shape, in x's dtype.
@@ -70,5 +84,13 @@ func setAt(t *tensor.Tensor, i int, v float64) {
 		t.I[i] = int64(v)
 	case tensor.Bool:
 		t.B[i] = v != 0
+	}
+}
+
+// mulDiff multiplies a by (x - b) element by element, as Captum's
+// multiply_by_inputs does: local attributions become global ones.
+func mulDiff(a, x, b []float32) {
+	for e := range a {
+		a[e] *= x[e] - b[e]
 	}
 }

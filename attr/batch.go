@@ -30,6 +30,17 @@ func batchOf(inputs []*tensor.Tensor) (int, error) {
 	return n, nil
 }
 
+// floatInputs checks that every input is float32, as gradients need; method
+// names the method in the error.
+func floatInputs(inputs []*tensor.Tensor, method string) error {
+	for i, x := range inputs {
+		if x.DType != tensor.Float32 {
+			return fmt.Errorf("attr: input %d is %s; %s needs float inputs", i, x.DType, method)
+		}
+	}
+	return nil
+}
+
 // repeat returns x repeated k times along the first dimension: each row k
 // times in a row (interleave, torch's repeat_interleave) or the whole batch
 // k times (torch.cat of k copies).
@@ -57,6 +68,7 @@ func repeatAll(ts []*tensor.Tensor, k int) []*tensor.Tensor {
 	return out
 }
 
+// copyRow copies row sr of src to row dr of dst (rows of row elements).
 func copyRow(dst *tensor.Tensor, dr int, src *tensor.Tensor, sr, row int) {
 	switch src.DType {
 	case tensor.Float32:
@@ -79,21 +91,16 @@ func gatherRows(t *tensor.Tensor, idx []int) *tensor.Tensor {
 	return out
 }
 
-// concatRows stacks a and b along the first dimension.
+// concatRows stacks a and b (converted to a's dtype) along the first
+// dimension.
 func concatRows(a, b *tensor.Tensor) *tensor.Tensor {
 	shape := append([]int{a.Shape[0] + b.Shape[0]}, a.Shape[1:]...)
-	out := tensor.New(shape...)
-	copy(out.F, a.F)
-	copy(out.F[a.Len():], b.F)
-	return out
-}
-
-// concatRowsAny stacks two tensors of the same dtype along the batch.
-func concatRowsAny(a, b *tensor.Tensor) *tensor.Tensor {
 	if a.DType == tensor.Float32 {
-		return concatRows(a, b.AsFloat32())
+		out := tensor.New(shape...)
+		copy(out.F, a.F)
+		copy(out.F[a.Len():], b.AsFloat32().F)
+		return out
 	}
-	shape := append([]int{a.Shape[0] + b.Shape[0]}, a.Shape[1:]...)
 	out := tensor.Zeros(a.DType, shape)
 	row := a.Len() / max(a.Shape[0], 1)
 	for r := 0; r < a.Shape[0]; r++ {
@@ -107,6 +114,16 @@ func concatRowsAny(a, b *tensor.Tensor) *tensor.Tensor {
 		copyRow(out, a.Shape[0]+r, bb, r, row)
 	}
 	return out
+}
+
+// pairRows stacks each input over its baselines: one batch of 2n rows, the
+// inputs first, as DeepLift runs them.
+func pairRows(inputs, base []*tensor.Tensor) []*tensor.Tensor {
+	both := make([]*tensor.Tensor, len(inputs))
+	for i, x := range inputs {
+		both[i] = concatRows(x, base[i])
+	}
+	return both
 }
 
 // meanGroups averages a tensor of n*k rows (example-major groups of k) to n
@@ -138,11 +155,46 @@ func expandExtra(extra []*tensor.Tensor, n, k int, interleave bool) []*tensor.Te
 	out := make([]*tensor.Tensor, len(extra))
 	for i, x := range extra {
 		out[i] = x
-		if x != nil && x.Rank() > 0 && x.Shape[0] == n {
+		if batchAligned(x, n) {
 			out[i] = repeat(x, k, interleave)
 		}
 	}
 	return out
+}
+
+// selectRows returns the tensors whose first dimension is n restricted to
+// the given rows; the others pass unchanged.
+func selectRows(ts []*tensor.Tensor, n int, rows []int) []*tensor.Tensor {
+	if ts == nil {
+		return nil
+	}
+	out := make([]*tensor.Tensor, len(ts))
+	for i, t := range ts {
+		out[i] = t
+		if batchAligned(t, n) {
+			out[i] = gatherRows(t, rows)
+		}
+	}
+	return out
+}
+
+// batchAligned reports whether t has a first dimension of n: an additional
+// input (or baseline) given per example, which follows the rows when a
+// method expands or splits the batch.
+func batchAligned(t *tensor.Tensor, n int) bool {
+	return t != nil && t.Rank() > 0 && t.Shape[0] == n
+}
+
+// copyElem copies element si of src to element di of dst, of src's dtype.
+func copyElem(dst *tensor.Tensor, di int, src *tensor.Tensor, si int) {
+	switch src.DType {
+	case tensor.Float32:
+		dst.F[di] = src.F[si]
+	case tensor.Int64:
+		dst.I[di] = src.I[si]
+	case tensor.Bool:
+		dst.B[di] = src.B[si]
+	}
 }
 
 // zerosLike returns float tensors shaped as the inputs (with a batch of 1

@@ -41,37 +41,25 @@ func (gs *GradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 	if err != nil {
 		return nil, err
 	}
-	n, k := pts.n, pts.k
-	feeds, err := gs.Net.feeds(pts.points, o.Additional, n, k, true)
+	feeds, err := gs.Net.feeds(pts.points, o.Additional, pts.n, pts.k, true)
 	if err != nil {
 		return nil, err
 	}
-	tgt := o.Target.expand(n, k, true)
-	_, grads, err := gs.Net.gradOf(ctx, feeds, tgt, nil)
+	_, grads, err := gs.Net.gradOf(ctx, feeds, o.Target.expand(pts.n, pts.k, true), nil)
 	if err != nil {
 		return nil, err
 	}
 	if !gs.Local {
 		for i, g := range grads {
-			for e := range g.F {
-				g.F[e] *= pts.noisy[i].F[e] - pts.bases[i].F[e]
-			}
+			mulDiff(g.F, pts.noisy[i].F, pts.bases[i].F)
 		}
 	}
-	res := &Result{Attributions: make([]*tensor.Tensor, len(inputs))}
-	for i, g := range grads {
-		res.Attributions[i] = meanGroups(g, n, k)
-	}
-	if o.Delta {
-		sub := o
-		sub.Target = tgt
-		sub.Additional = expandExtra(o.Additional, n, k, true)
-		if res.Delta, err = convergenceDelta(ctx, gs.Net, pts.noisy, pts.bases, grads, sub); err != nil {
-			return nil, err
-		}
+	res, err := pts.result(ctx, gs.Net, grads, o)
+	if err != nil {
+		return nil, err
 	}
 	if o.Progress != nil {
-		o.Progress(n, n)
+		o.Progress(pts.n, pts.n)
 	}
 	return res, nil
 }
@@ -149,6 +137,25 @@ func (gs *GradientShap) points(inputs []*tensor.Tensor, o Options) (*shapPoints,
 		pts.points = append(pts.points, p)
 	}
 	return pts, nil
+}
+
+// result averages the attributions of the draws (n*k rows) per example;
+// with o.Delta it adds the convergence delta of every draw.
+func (p *shapPoints) result(ctx context.Context, nt *Net, attrs []*tensor.Tensor, o Options) (*Result, error) {
+	res := &Result{Attributions: make([]*tensor.Tensor, len(attrs))}
+	for i, a := range attrs {
+		res.Attributions[i] = meanGroups(a, p.n, p.k)
+	}
+	if o.Delta {
+		sub := o
+		sub.Target = o.Target.expand(p.n, p.k, true)
+		sub.Additional = expandExtra(o.Additional, p.n, p.k, true)
+		var err error
+		if res.Delta, err = convergenceDelta(ctx, nt, p.noisy, p.bases, attrs, sub); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (gs *GradientShap) draw(inputs, dist []*tensor.Tensor, n, k int) (*ShapDraws, error) {

@@ -1,6 +1,7 @@
 package attr
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -37,79 +38,37 @@ type IntegratedGradients struct {
 // from a.Baselines (nil: zeros). With a.Delta, it also returns the convergence
 // delta per example: sum(attributions) - (F(x) - F(b)).
 func (ig *IntegratedGradients) Attribute(ctx context.Context, inputs []*tensor.Tensor, a Options) (*Result, error) {
-	n, err := batchOf(inputs)
+	p, err := newPath(inputs, a, ig.Method, cmp.Or(ig.NSteps, defaultNSteps), ig.InternalBatchSize)
 	if err != nil {
 		return nil, err
 	}
-	nsteps := ig.NSteps
-	if nsteps == 0 {
-		nsteps = 50
+	if err := floatInputs(inputs, "IntegratedGradients"); err != nil {
+		return nil, fmt.Errorf("%w (use LayerIntegratedGradients on an embedding for token ids)", err)
 	}
-	steps, alphas, err := stepsAndAlphas(ig.Method, nsteps)
-	if err != nil {
-		return nil, err
-	}
-	base, err := baselinesFor(a.Baselines, inputs)
-	if err != nil {
-		return nil, err
-	}
-	for i, x := range inputs {
-		if x.DType != tensor.Float32 {
-			return nil, fmt.Errorf("attr: input %d is %s; integrated gradients needs float inputs (use LayerIntegratedGradients on an embedding for token ids)", i, x.DType)
-		}
-	}
-	total := make([]*tensor.Tensor, len(inputs))
-	for i, x := range inputs {
-		total[i] = tensor.New(x.Shape...)
-	}
-	// Steps per engine call.
-	per := stepsPerCall(ig.InternalBatchSize, n, nsteps, inputs)
-	done := 0
-	for s0 := 0; s0 < nsteps; s0 += per {
-		s1 := min(nsteps, s0+per)
-		k := s1 - s0
-		scaled := make([]*tensor.Tensor, len(inputs))
-		for i, x := range inputs {
-			scaled[i] = interpolate(base[i], x, alphas[s0:s1])
-		}
-		feeds, err := ig.Net.feeds(scaled, a.Additional, n, k, false)
+	total := zerosLike(inputs, false)
+	err = p.walk(ig.Net, p.along(inputs), a, func(s0, k int, feeds map[string]*tensor.Tensor) error {
+		_, grads, err := ig.Net.gradOf(ctx, feeds, a.Target.expand(p.n, k, false), nil)
 		if err != nil {
-			return nil, err
-		}
-		_, grads, err := ig.Net.gradOf(ctx, feeds, a.Target.expand(n, k, false), nil)
-		if err != nil {
-			return nil, err
+			return err
 		}
 		for i, g := range grads {
-			row := inputs[i].Len()
-			for s := 0; s < k; s++ {
-				w := float32(steps[s0+s])
-				src := g.F[s*row : (s+1)*row]
-				dst := total[i].F
-				for e, v := range src {
-					dst[e] += v * w
-				}
-			}
+			addWeighted(total[i].F, g.F, p.steps[s0:s0+k])
 		}
-		done += k * n
-		if a.Progress != nil {
-			a.Progress(done, nsteps*n)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !ig.Local {
+		for i, x := range inputs {
+			mulDiff(total[i].F, x.F, p.base[i].F)
 		}
 	}
 	res := &Result{Attributions: total}
-	if !ig.Local {
-		for i, x := range inputs {
-			for e := range total[i].F {
-				total[i].F[e] *= x.F[e] - base[i].F[e]
-			}
-		}
-	}
 	if a.Delta {
-		d, err := convergenceDelta(ctx, ig.Net, inputs, base, res.Attributions, a)
-		if err != nil {
+		if res.Delta, err = convergenceDelta(ctx, ig.Net, inputs, p.base, total, a); err != nil {
 			return nil, err
 		}
-		res.Delta = d
 	}
 	return res, nil
 }

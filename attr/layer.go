@@ -22,19 +22,37 @@ func (nt *Net) At(layer string, input bool) (*Net, error) {
 	return &c, nil
 }
 
+// layerBatch checks the net and the inputs and resolves a layer: the batch
+// size and the layer's tensor name.
+func (nt *Net) layerBatch(inputs []*tensor.Tensor, layer string, input bool) (int, string, error) {
+	n, err := nt.batch(inputs)
+	if err != nil {
+		return 0, "", err
+	}
+	name, err := nt.resolve(layer, input)
+	return n, name, err
+}
+
 // layerFeeds checks the inputs, resolves a layer and builds the feeds of
 // one pass over the batch.
 func (nt *Net) layerFeeds(inputs []*tensor.Tensor, o Options, layer string, input bool) (int, string, map[string]*tensor.Tensor, error) {
-	n, err := batchOf(inputs)
-	if err != nil {
-		return 0, "", nil, err
-	}
-	name, err := nt.resolve(layer, input)
+	n, name, err := nt.layerBatch(inputs, layer, input)
 	if err != nil {
 		return 0, "", nil, err
 	}
 	feeds, err := nt.feeds(inputs, o.Additional, n, 1, false)
 	return n, name, feeds, err
+}
+
+// layerActivation checks the inputs, resolves a layer and evaluates it on
+// the batch: the batch size, the layer's tensor name and its value.
+func (nt *Net) layerActivation(ctx context.Context, inputs []*tensor.Tensor, o Options, layer string, input bool) (int, string, *tensor.Tensor, error) {
+	n, name, err := nt.layerBatch(inputs, layer, input)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	v, err := nt.layerValue(ctx, name, inputs, o.Additional, n, 1, false)
+	return n, name, v, err
 }
 
 // layerRun is one recorded pass with the value of a layer tensor and the
@@ -76,8 +94,13 @@ func (nt *Net) runLayer(ctx context.Context, feeds map[string]*tensor.Tensor, la
 	return &layerRun{out: out, value: val, grad: g[layer], pass: p}, g, nil
 }
 
-// layerValue evaluates the layer tensor on a batch.
-func (nt *Net) layerValue(ctx context.Context, feeds map[string]*tensor.Tensor, layer string) (*tensor.Tensor, error) {
+// layerValue evaluates the layer tensor on a batch of inputs, fed with the
+// additional inputs as Net.feeds does.
+func (nt *Net) layerValue(ctx context.Context, layer string, inputs, extra []*tensor.Tensor, n, k int, interleave bool) (*tensor.Tensor, error) {
+	feeds, err := nt.feeds(inputs, extra, n, k, interleave)
+	if err != nil {
+		return nil, err
+	}
 	p, err := nt.forward(ctx, feeds, &engine.Options{Outputs: []string{layer}})
 	if err != nil {
 		return nil, err

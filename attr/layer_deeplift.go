@@ -2,7 +2,6 @@ package attr
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -20,29 +19,24 @@ type LayerDeepLift struct {
 	Strict bool
 }
 
-// Attribute computes layer DeepLift attributions.
+// Attribute computes layer DeepLift attributions; with o.Delta, also
+// sum(attributions) - (F(x) - F(b)) per example.
 func (l *LayerDeepLift) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	if _, err := batchOf(inputs); err != nil {
-		return nil, err
-	}
-	base, err := baselinesFor(o.Baselines, inputs)
+	_, base, err := batchAndBaselines(inputs, o.Baselines)
 	if err != nil {
 		return nil, err
 	}
 	return l.attribute(ctx, inputs, base, o)
 }
 
+// attribute runs LayerDeepLift on inputs and their (full-shape) baselines.
 func (l *LayerDeepLift) attribute(ctx context.Context, inputs, base []*tensor.Tensor, o Options) (*Result, error) {
 	n := inputs[0].Shape[0]
 	name, err := l.Net.resolve(l.Layer, l.AttributeToLayerInput)
 	if err != nil {
 		return nil, err
 	}
-	both := make([]*tensor.Tensor, len(inputs))
-	for i, x := range inputs {
-		both[i] = concatRowsAny(x, base[i])
-	}
-	feeds, err := l.Net.feeds(both, o.Additional, n, 2, false)
+	feeds, err := l.Net.feeds(pairRows(inputs, base), o.Additional, n, 2, false)
 	if err != nil {
 		return nil, err
 	}
@@ -51,23 +45,15 @@ func (l *LayerDeepLift) attribute(ctx context.Context, inputs, base []*tensor.Te
 		return nil, err
 	}
 	half := r.value.Len() / 2
-	shape := append([]int{n}, r.value.Shape[1:]...)
-	a := tensor.New(shape...)
-	for e := 0; e < half; e++ {
-		a.F[e] = r.grad.F[e]
-		if !l.Local {
-			a.F[e] *= r.value.F[e] - r.value.F[e+half]
-		}
+	a := tensor.New(append([]int{n}, r.value.Shape[1:]...)...)
+	copy(a.F, r.grad.F[:half])
+	if !l.Local {
+		mulDiff(a.F, r.value.F[:half], r.value.F[half:])
 	}
 	res := &Result{Attributions: []*tensor.Tensor{a}}
 	if o.Delta {
-		vals, err := o.Target.expand(n, 2, false).pick(r.out)
-		if err != nil {
+		if res.Delta, err = pairDelta(r.out, o.Target, res.Attributions, n); err != nil {
 			return nil, err
-		}
-		res.Delta = tensor.New(n)
-		for row := 0; row < n; row++ {
-			res.Delta.F[row] = rowSum([]*tensor.Tensor{a}, row, n) - (vals[row] - vals[row+n])
 		}
 	}
 	return res, nil
@@ -89,34 +75,15 @@ type LayerDeepLiftShap struct {
 // Attribute computes layer DeepLiftShap attributions; the delta has one
 // entry per example and baseline.
 func (l *LayerDeepLiftShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	n, err := batchOf(inputs)
+	p, err := pairBaselines("LayerDeepLiftShap", inputs, o)
 	if err != nil {
 		return nil, err
 	}
-	if len(o.Baselines) != len(inputs) {
-		return nil, fmt.Errorf("attr: LayerDeepLiftShap needs one baseline distribution per input, got %d for %d inputs", len(o.Baselines), len(inputs))
-	}
-	nb, err := batchOf(o.Baselines)
-	if err != nil {
-		return nil, fmt.Errorf("attr: baselines: %w", err)
-	}
-	if nb < 2 {
-		return nil, fmt.Errorf("attr: LayerDeepLiftShap needs at least 2 baselines per input, got %d", nb)
-	}
-	expIn := make([]*tensor.Tensor, len(inputs))
-	expBase := make([]*tensor.Tensor, len(inputs))
-	for i, x := range inputs {
-		expIn[i] = repeat(x, nb, true)
-		expBase[i] = repeat(o.Baselines[i], n, false)
-	}
-	inner := o
-	inner.Target = o.Target.expand(n, nb, true)
-	inner.Additional = expandExtra(o.Additional, n, nb, true)
 	ld := &LayerDeepLift{Net: l.Net, Layer: l.Layer, AttributeToLayerInput: l.AttributeToLayerInput, Local: l.Local, Strict: l.Strict}
-	r, err := ld.attribute(ctx, expIn, expBase, inner)
+	r, err := ld.attribute(ctx, p.inputs, p.base, p.o)
 	if err != nil {
 		return nil, err
 	}
-	r.Attributions[0] = meanGroups(r.Attributions[0], n, nb)
+	p.mean(r)
 	return r, nil
 }

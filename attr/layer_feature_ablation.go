@@ -25,11 +25,7 @@ type LayerFeatureAblation struct {
 
 // Attribute computes layer ablation attributions.
 func (l *LayerFeatureAblation) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	n, name, feeds, err := l.Net.layerFeeds(inputs, o, l.Layer, l.AttributeToLayerInput)
-	if err != nil {
-		return nil, err
-	}
-	v, err := l.Net.layerValue(ctx, feeds, name)
+	n, name, v, err := l.Net.layerActivation(ctx, inputs, o, l.Layer, l.AttributeToLayerInput)
 	if err != nil {
 		return nil, err
 	}

@@ -17,11 +17,7 @@ type LayerActivation struct {
 
 // Attribute returns the layer's activations.
 func (l *LayerActivation) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	_, name, feeds, err := l.Net.layerFeeds(inputs, o, l.Layer, l.AttributeToLayerInput)
-	if err != nil {
-		return nil, err
-	}
-	v, err := l.Net.layerValue(ctx, feeds, name)
+	_, _, v, err := l.Net.layerActivation(ctx, inputs, o, l.Layer, l.AttributeToLayerInput)
 	if err != nil {
 		return nil, err
 	}
@@ -32,8 +28,10 @@ func (l *LayerActivation) Attribute(ctx context.Context, inputs []*tensor.Tensor
 // of the target with respect to them. Cost: one forward and backward row
 // per example.
 type LayerGradientXActivation struct {
-	Net                   *Net
-	Layer                 string
+	Net   *Net
+	Layer string
+	// AttributeToLayerInput attributes to the layer's input instead of its
+	// output.
 	AttributeToLayerInput bool
 	// Local returns local attributions, the gradient not multiplied by the
 	// activations: Captum's multiply_by_inputs=False.
@@ -65,11 +63,14 @@ func (l *LayerGradientXActivation) Attribute(ctx context.Context, inputs []*tens
 // the mean over draws. Cost: NSamples forward and backward rows per
 // example, plus 2 forward rows per draw for the layer's values.
 type LayerGradientShap struct {
-	Net                   *Net
-	Layer                 string
+	Net   *Net
+	Layer string
+	// AttributeToLayerInput attributes to the layer's input instead of its
+	// output.
 	AttributeToLayerInput bool
-	NSamples              int
-	Stdevs                []float64
+	// NSamples, Stdevs, Seed and Draws are as GradientShap's.
+	NSamples int
+	Stdevs   []float64
 	// Local returns local attributions, not multiplied by the layer's
 	// (inputs - baselines): Captum's multiply_by_inputs=False.
 	Local bool
@@ -94,41 +95,21 @@ func (l *LayerGradientShap) Attribute(ctx context.Context, inputs []*tensor.Tens
 	if err != nil {
 		return nil, err
 	}
-	tgt := o.Target.expand(n, k, true)
-	r, _, err := l.Net.runLayer(ctx, feeds, name, nil, tgt, nil)
+	r, _, err := l.Net.runLayer(ctx, feeds, name, nil, o.Target.expand(n, k, true), nil)
 	if err != nil {
 		return nil, err
 	}
 	g := r.grad
 	if !l.Local {
-		fn, err := l.Net.feeds(pts.noisy, o.Additional, n, k, true)
+		ln, err := l.Net.layerValue(ctx, name, pts.noisy, o.Additional, n, k, true)
 		if err != nil {
 			return nil, err
 		}
-		ln, err := l.Net.layerValue(ctx, fn, name)
+		lb, err := l.Net.layerValue(ctx, name, pts.bases, o.Additional, n, k, true)
 		if err != nil {
 			return nil, err
 		}
-		fb, err := l.Net.feeds(pts.bases, o.Additional, n, k, true)
-		if err != nil {
-			return nil, err
-		}
-		lb, err := l.Net.layerValue(ctx, fb, name)
-		if err != nil {
-			return nil, err
-		}
-		for e := range g.F {
-			g.F[e] *= ln.F[e] - lb.F[e]
-		}
+		mulDiff(g.F, ln.F, lb.F)
 	}
-	res := &Result{Attributions: []*tensor.Tensor{meanGroups(g, n, k)}}
-	if o.Delta {
-		sub := o
-		sub.Target = tgt
-		sub.Additional = expandExtra(o.Additional, n, k, true)
-		if res.Delta, err = convergenceDelta(ctx, l.Net, pts.noisy, pts.bases, []*tensor.Tensor{g}, sub); err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
+	return pts.result(ctx, l.Net, []*tensor.Tensor{g}, o)
 }

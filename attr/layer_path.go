@@ -1,6 +1,7 @@
 package attr
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -16,52 +17,36 @@ import (
 // F(x) - F(b). Cost: 2 forward rows per example for the layer's values,
 // then NSteps forward and backward rows per example (from the layer on).
 type LayerIntegratedGradients struct {
-	Net                   *Net
-	Layer                 string
+	Net   *Net
+	Layer string
+	// AttributeToLayerInput attributes to the layer's input instead of its
+	// output.
 	AttributeToLayerInput bool
-	Method                string
-	NSteps                int
-	InternalBatchSize     int
+	// Method, NSteps and InternalBatchSize are as IntegratedGradients'.
+	Method            string
+	NSteps            int
+	InternalBatchSize int
 	// Local returns local attributions, not multiplied by the layer's
 	// (inputs - baselines): Captum's multiply_by_inputs=False.
 	Local bool
 }
 
-// Attribute computes layer integrated gradients.
+// Attribute computes layer integrated gradients; with o.Delta, also
+// sum(attributions) - (F(x) - F(b)) per example.
 func (l *LayerIntegratedGradients) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	n, err := batchOf(inputs)
-	if err != nil {
-		return nil, err
-	}
 	name, err := l.Net.resolve(l.Layer, l.AttributeToLayerInput)
 	if err != nil {
 		return nil, err
 	}
-	nsteps := l.NSteps
-	if nsteps == 0 {
-		nsteps = 50
-	}
-	steps, alphas, err := stepsAndAlphas(l.Method, nsteps)
+	p, err := newPath(inputs, o, l.Method, cmp.Or(l.NSteps, defaultNSteps), l.InternalBatchSize)
 	if err != nil {
 		return nil, err
 	}
-	base, err := baselinesFor(o.Baselines, inputs)
+	lx, err := l.Net.layerValue(ctx, name, inputs, o.Additional, p.n, 1, false)
 	if err != nil {
 		return nil, err
 	}
-	feedX, err := l.Net.feeds(inputs, o.Additional, n, 1, false)
-	if err != nil {
-		return nil, err
-	}
-	lx, err := l.Net.layerValue(ctx, feedX, name)
-	if err != nil {
-		return nil, err
-	}
-	feedB, err := l.Net.feeds(base, o.Additional, n, 1, false)
-	if err != nil {
-		return nil, err
-	}
-	lb, err := l.Net.layerValue(ctx, feedB, name)
+	lb, err := l.Net.layerValue(ctx, name, p.base, o.Additional, p.n, 1, false)
 	if err != nil {
 		return nil, err
 	}
@@ -69,44 +54,25 @@ func (l *LayerIntegratedGradients) Attribute(ctx context.Context, inputs []*tens
 		return nil, fmt.Errorf("attr: layer %q is %s; it must be a float tensor", name, lx.DType)
 	}
 	total := tensor.New(lx.Shape...)
-	per := stepsPerCall(l.InternalBatchSize, n, nsteps, inputs)
-	for s0 := 0; s0 < nsteps; s0 += per {
-		s1 := min(nsteps, s0+per)
-		k := s1 - s0
-		scaled := interpolate(lb, lx, alphas[s0:s1])
-		// The inputs still feed the parts of the network that do not go
-		// through the layer.
-		feeds, err := l.Net.feeds(repeatAll(inputs, k), o.Additional, n, k, false)
+	// The inputs still feed the parts of the network that do not go
+	// through the layer.
+	repeated := func(_, k int) []*tensor.Tensor { return repeatAll(inputs, k) }
+	err = p.walk(l.Net, repeated, o, func(s0, k int, feeds map[string]*tensor.Tensor) error {
+		scaled := interpolate(lb, lx, p.alphas[s0:s0+k])
+		r, _, err := l.Net.runLayer(ctx, feeds, name, map[string]*tensor.Tensor{name: scaled}, o.Target.expand(p.n, k, false), nil)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		r, _, err := l.Net.runLayer(ctx, feeds, name, map[string]*tensor.Tensor{name: scaled}, o.Target.expand(n, k, false), nil)
-		if err != nil {
-			return nil, err
-		}
-		m := lx.Len()
-		for s := 0; s < k; s++ {
-			w := float32(steps[s0+s])
-			for e := 0; e < m; e++ {
-				total.F[e] += r.grad.F[s*m+e] * w
-			}
-		}
-		if o.Progress != nil {
-			o.Progress(s1*n, nsteps*n)
-		}
+		addWeighted(total.F, r.grad.F, p.steps[s0:s0+k])
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if !l.Local {
-		for e := range total.F {
-			total.F[e] *= lx.F[e] - lb.F[e]
-		}
+		mulDiff(total.F, lx.F, lb.F)
 	}
-	res := &Result{Attributions: []*tensor.Tensor{total}}
-	if o.Delta {
-		if res.Delta, err = layerDelta(ctx, l.Net, inputs, base, total, o); err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
+	return layerPathResult(ctx, l.Net, inputs, p, total, o)
 }
 
 // InternalInfluence integrates the gradient of the target with respect to
@@ -114,29 +80,26 @@ func (l *LayerIntegratedGradients) Attribute(ctx context.Context, inputs []*tens
 // et al., "Influence-Directed Explanations for Deep Convolutional
 // Networks", 2018). Cost: NSteps forward and backward rows per example.
 type InternalInfluence struct {
-	Net                   *Net
-	Layer                 string
+	Net   *Net
+	Layer string
+	// AttributeToLayerInput attributes to the layer's input instead of its
+	// output.
 	AttributeToLayerInput bool
-	Method                string
-	NSteps                int
-	InternalBatchSize     int
+	// Method, NSteps and InternalBatchSize are as IntegratedGradients'.
+	Method            string
+	NSteps            int
+	InternalBatchSize int
 }
 
 // Attribute computes the internal influence of the layer.
 func (l *InternalInfluence) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
 	var total *tensor.Tensor
-	err := pathLayerGrads(ctx, l.Net, l.Layer, l.AttributeToLayerInput, l.Method, l.NSteps, l.InternalBatchSize, false, inputs, o,
+	_, err := pathLayerGrads(ctx, l.Net, l.Layer, l.AttributeToLayerInput, l.Method, l.NSteps, l.InternalBatchSize, false, inputs, o,
 		func(n, k int, steps []float64, r *layerRun) {
-			row := r.grad.Len() / (n * k)
 			if total == nil {
 				total = tensor.New(append([]int{n}, r.grad.Shape[1:]...)...)
 			}
-			for s := 0; s < k; s++ {
-				w := float32(steps[s])
-				for e := 0; e < n*row; e++ {
-					total.F[e] += r.grad.F[s*n*row+e] * w
-				}
-			}
+			addWeighted(total.F, r.grad.F, steps)
 		})
 	if err != nil {
 		return nil, err
@@ -151,12 +114,16 @@ func (l *InternalInfluence) Attribute(ctx context.Context, inputs []*tensor.Tens
 // quadrature weights are not used). The attributions sum to about F(x) -
 // F(b). Cost: NSteps+1 forward and backward rows per example.
 type LayerConductance struct {
-	Net                   *Net
-	Layer                 string
+	Net   *Net
+	Layer string
+	// AttributeToLayerInput attributes to the layer's input instead of its
+	// output.
 	AttributeToLayerInput bool
-	Method                string
-	NSteps                int
-	InternalBatchSize     int
+	// Method, NSteps and InternalBatchSize are as IntegratedGradients'
+	// (the path has NSteps+1 points).
+	Method            string
+	NSteps            int
+	InternalBatchSize int
 }
 
 // Attribute computes the layer conductance; with o.Delta, also
@@ -164,7 +131,7 @@ type LayerConductance struct {
 func (l *LayerConductance) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
 	var total *tensor.Tensor
 	var prevVal, prevGrad []float32
-	err := pathLayerGrads(ctx, l.Net, l.Layer, l.AttributeToLayerInput, l.Method, l.NSteps, l.InternalBatchSize, true, inputs, o,
+	p, err := pathLayerGrads(ctx, l.Net, l.Layer, l.AttributeToLayerInput, l.Method, l.NSteps, l.InternalBatchSize, true, inputs, o,
 		func(n, k int, _ []float64, r *layerRun) {
 			m := r.value.Len() / k
 			if total == nil {
@@ -184,69 +151,48 @@ func (l *LayerConductance) Attribute(ctx context.Context, inputs []*tensor.Tenso
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Attributions: []*tensor.Tensor{total}}
-	if o.Delta {
-		base, err := baselinesFor(o.Baselines, inputs)
-		if err != nil {
-			return nil, err
-		}
-		if res.Delta, err = layerDelta(ctx, l.Net, inputs, base, total, o); err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
+	return layerPathResult(ctx, l.Net, inputs, p, total, o)
 }
 
 // pathLayerGrads runs the net on the points of the integration path from
 // the baselines to the inputs (nsteps+1 points when plusOne, as
-// LayerConductance) and calls f for each batch of steps with their weights.
-func pathLayerGrads(ctx context.Context, nt *Net, layer string, input bool, method string, nsteps, ibs int, plusOne bool, inputs []*tensor.Tensor, o Options, f func(n, k int, steps []float64, r *layerRun)) error {
-	n, err := batchOf(inputs)
-	if err != nil {
-		return err
-	}
+// LayerConductance) and calls f for each chunk of k points with their
+// weights and the layer's values and gradients there. It returns the path.
+func pathLayerGrads(ctx context.Context, nt *Net, layer string, input bool, method string, nsteps, ibs int, plusOne bool, inputs []*tensor.Tensor, o Options, f func(n, k int, steps []float64, r *layerRun)) (*path, error) {
 	name, err := nt.resolve(layer, input)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if nsteps == 0 {
-		nsteps = 50
-	}
-	points := nsteps
+	points := cmp.Or(nsteps, defaultNSteps)
 	if plusOne {
 		points++
 	}
-	steps, alphas, err := stepsAndAlphas(method, points)
+	p, err := newPath(inputs, o, method, points, ibs)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	base, err := baselinesFor(o.Baselines, inputs)
-	if err != nil {
-		return err
+	if err := floatInputs(inputs, "a layer path method"); err != nil {
+		return nil, err
 	}
-	per := stepsPerCall(ibs, n, points, inputs)
-	for s0 := 0; s0 < points; s0 += per {
-		s1 := min(points, s0+per)
-		k := s1 - s0
-		scaled := make([]*tensor.Tensor, len(inputs))
-		for i, x := range inputs {
-			if x.DType != tensor.Float32 {
-				return fmt.Errorf("attr: input %d is %s; path methods need float inputs", i, x.DType)
-			}
-			scaled[i] = interpolate(base[i], x, alphas[s0:s1])
-		}
-		feeds, err := nt.feeds(scaled, o.Additional, n, k, false)
+	return p, p.walk(nt, p.along(inputs), o, func(s0, k int, feeds map[string]*tensor.Tensor) error {
+		r, _, err := nt.runLayer(ctx, feeds, name, nil, o.Target.expand(p.n, k, false), nil)
 		if err != nil {
 			return err
 		}
-		r, _, err := nt.runLayer(ctx, feeds, name, nil, o.Target.expand(n, k, false), nil)
-		if err != nil {
-			return err
-		}
-		f(n, k, steps[s0:s1], r)
-		if o.Progress != nil {
-			o.Progress(s1*n, points*n)
+		f(p.n, k, p.steps[s0:s0+k], r)
+		return nil
+	})
+}
+
+// layerPathResult returns a layer attribution, with o.Delta its convergence
+// delta: sum(attributions) - (F(x) - F(b)) per example.
+func layerPathResult(ctx context.Context, nt *Net, inputs []*tensor.Tensor, p *path, total *tensor.Tensor, o Options) (*Result, error) {
+	res := &Result{Attributions: []*tensor.Tensor{total}}
+	if o.Delta {
+		var err error
+		if res.Delta, err = convergenceDelta(ctx, nt, inputs, p.base, res.Attributions, o); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return res, nil
 }

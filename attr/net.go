@@ -63,6 +63,15 @@ func (nt *Net) Eval(ctx context.Context, inputs []*tensor.Tensor) (*tensor.Tenso
 	return nt.eval(ctx, f)
 }
 
+// batch checks that the net is set and returns the batch size of the
+// inputs.
+func (nt *Net) batch(inputs []*tensor.Tensor) (int, error) {
+	if nt == nil || nt.Model == nil {
+		return 0, errNoNet
+	}
+	return batchOf(inputs)
+}
+
 // resolve names a layer's tensor, as engine.Model.Resolve.
 func (nt *Net) resolve(layer string, input bool) (string, error) {
 	if nt == nil || nt.Model == nil {
