@@ -24,26 +24,15 @@ type LayerGradCam struct {
 
 // Attribute computes the Grad-CAM map.
 func (l *LayerGradCam) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	if l.Net == nil || l.Net.Model == nil {
-		return nil, errNoNet
-	}
-	n, err := batchOf(inputs)
-	if err != nil {
-		return nil, err
-	}
 	layer := l.Layer
-	if layer == "" {
+	if layer == "" && l.Net != nil && l.Net.Model != nil {
 		c, err := l.Net.Model.LastConv()
 		if err != nil {
 			return nil, fmt.Errorf("attr: LayerGradCam: %w", err)
 		}
 		layer = c.Output
 	}
-	name, err := l.Net.resolve(layer, l.AttributeToLayerInput)
-	if err != nil {
-		return nil, err
-	}
-	feeds, err := l.Net.feeds(inputs, o.Additional, n, 1, false)
+	_, name, feeds, err := l.Net.layerFeeds(inputs, o, layer, l.AttributeToLayerInput)
 	if err != nil {
 		return nil, err
 	}

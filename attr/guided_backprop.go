@@ -17,11 +17,7 @@ type GuidedBackprop struct {
 
 // Attribute computes guided backpropagation for a.Target.
 func (g *GuidedBackprop) Attribute(ctx context.Context, inputs []*tensor.Tensor, a Options) (*Result, error) {
-	grads, err := inputGradients(ctx, g.Net, inputs, a, guidedRules(false))
-	if err != nil {
-		return nil, err
-	}
-	return &Result{Attributions: grads}, nil
+	return gradientResult(ctx, g.Net, inputs, a, guidedRules(false))
 }
 
 // Deconvolution returns the gradient of the target where every ReLU passes
@@ -34,11 +30,7 @@ type Deconvolution struct {
 
 // Attribute computes deconvolution attributions for a.Target.
 func (d *Deconvolution) Attribute(ctx context.Context, inputs []*tensor.Tensor, a Options) (*Result, error) {
-	grads, err := inputGradients(ctx, d.Net, inputs, a, guidedRules(true))
-	if err != nil {
-		return nil, err
-	}
-	return &Result{Attributions: grads}, nil
+	return gradientResult(ctx, d.Net, inputs, a, guidedRules(true))
 }
 
 // guidedRules returns the backward rules of GuidedBackprop (useGradOut
