@@ -189,8 +189,7 @@ func newPath(inputs []*tensor.Tensor, o Options, method string, points, ibs int)
 // point, then every example at the next), and reports progress.
 func (p *path) walk(nt *Net, rows func(s0, k int) []*tensor.Tensor, o Options, f func(s0, k int, feeds map[string]*tensor.Tensor) error) error {
 	points := len(p.alphas)
-	for s0 := 0; s0 < points; s0 += p.per {
-		s1 := min(points, s0+p.per)
+	for s0, s1 := range chunks(points, p.per) {
 		feeds, err := nt.feeds(rows(s0, s1-s0), o.Additional, p.n, s1-s0, false)
 		if err != nil {
 			return err

@@ -87,6 +87,14 @@ func setAt(t *tensor.Tensor, i int, v float64) {
 	}
 }
 
+// multiplyByInputs multiplies each attribution by its input's difference
+// from its baseline (see mulDiff).
+func multiplyByInputs(attrs, inputs, base []*tensor.Tensor) {
+	for i, x := range inputs {
+		mulDiff(attrs[i].F, x.F, base[i].F)
+	}
+}
+
 // mulDiff multiplies a by (x - b) element by element, as Captum's
 // multiply_by_inputs does: local attributions become global ones.
 func mulDiff(a, x, b []float32) {

@@ -2,6 +2,7 @@ package attr
 
 import (
 	"fmt"
+	"iter"
 
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -28,6 +29,18 @@ func batchOf(inputs []*tensor.Tensor) (int, error) {
 		n = x.Shape[0]
 	}
 	return n, nil
+}
+
+// chunks yields the ranges [lo, hi) that split n items into runs of at
+// most per (per > 0): the items of one model call.
+func chunks(n, per int) iter.Seq2[int, int] {
+	return func(yield func(int, int) bool) {
+		for lo := 0; lo < n; lo += per {
+			if !yield(lo, min(n, lo+per)) {
+				return
+			}
+		}
+	}
 }
 
 // floatInputs checks that every input is float32, as gradients need; method
@@ -149,22 +162,18 @@ func meanGroups(t *tensor.Tensor, n, k int) *tensor.Tensor {
 
 // expandExtra repeats the additional inputs whose first dimension is n.
 func expandExtra(extra []*tensor.Tensor, n, k int, interleave bool) []*tensor.Tensor {
-	if extra == nil {
-		return nil
-	}
-	out := make([]*tensor.Tensor, len(extra))
-	for i, x := range extra {
-		out[i] = x
-		if batchAligned(x, n) {
-			out[i] = repeat(x, k, interleave)
-		}
-	}
-	return out
+	return mapAligned(extra, n, func(x *tensor.Tensor) *tensor.Tensor { return repeat(x, k, interleave) })
 }
 
 // selectRows returns the tensors whose first dimension is n restricted to
 // the given rows; the others pass unchanged.
 func selectRows(ts []*tensor.Tensor, n int, rows []int) []*tensor.Tensor {
+	return mapAligned(ts, n, func(t *tensor.Tensor) *tensor.Tensor { return gatherRows(t, rows) })
+}
+
+// mapAligned applies f to the tensors whose first dimension is n (see
+// batchAligned); the others pass unchanged. A nil slice stays nil.
+func mapAligned(ts []*tensor.Tensor, n int, f func(*tensor.Tensor) *tensor.Tensor) []*tensor.Tensor {
 	if ts == nil {
 		return nil
 	}
@@ -172,7 +181,7 @@ func selectRows(ts []*tensor.Tensor, n int, rows []int) []*tensor.Tensor {
 	for i, t := range ts {
 		out[i] = t
 		if batchAligned(t, n) {
-			out[i] = gatherRows(t, rows)
+			out[i] = f(t)
 		}
 	}
 	return out

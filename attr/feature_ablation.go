@@ -25,11 +25,7 @@ type FeatureAblation struct {
 // Attribute computes ablation attributions of inputs for o.Target, with
 // o.Baselines (nil: zeros) as the replacement values.
 func (fa *FeatureAblation) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	n, err := batchOf(inputs)
-	if err != nil {
-		return nil, err
-	}
-	base, err := baselinesFor(o.Baselines, inputs)
+	n, base, err := batchAndBaselines(inputs, o.Baselines)
 	if err != nil {
 		return nil, err
 	}

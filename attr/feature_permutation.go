@@ -84,31 +84,20 @@ func (fp *FeaturePermutation) Attribute(ctx context.Context, inputs []*tensor.Te
 	}
 	attrs := zerosLike(inputs, false)
 	per := perEval(fp.PerturbationsPerEval, inputs, false)
-	for j0 := 0; j0 < len(jobs); j0 += per {
+	for j0, j1 := range chunks(len(jobs), per) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		j1 := min(len(jobs), j0+per)
 		c := j1 - j0
-		batch := make([]*tensor.Tensor, len(inputs))
-		for i, x := range inputs {
-			batch[i] = repeat(x, c, false)
-		}
+		batch := repeatAll(inputs, c)
 		for j := j0; j < j1; j++ {
 			jb := jobs[j]
-			x, dst := inputs[jb.in], batch[jb.in]
+			x := inputs[jb.in]
 			row := x.Len() / n
 			off := (j - j0) * x.Len()
 			for r := 0; r < n; r++ {
 				for _, e := range jb.idx {
-					switch x.DType {
-					case tensor.Float32:
-						dst.F[off+r*row+e] = x.F[jb.perm[r]*row+e]
-					case tensor.Int64:
-						dst.I[off+r*row+e] = x.I[jb.perm[r]*row+e]
-					case tensor.Bool:
-						dst.B[off+r*row+e] = x.B[jb.perm[r]*row+e]
-					}
+					copyElem(batch[jb.in], off+r*row+e, x, jb.perm[r]*row+e)
 				}
 			}
 		}

@@ -1,6 +1,7 @@
 package attr
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -50,9 +51,7 @@ func (gs *GradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 		return nil, err
 	}
 	if !gs.Local {
-		for i, g := range grads {
-			mulDiff(g.F, pts.noisy[i].F, pts.bases[i].F)
-		}
+		multiplyByInputs(grads, pts.noisy, pts.bases)
 	}
 	res, err := pts.result(ctx, gs.Net, grads, o)
 	if err != nil {
@@ -87,10 +86,7 @@ func (gs *GradientShap) points(inputs []*tensor.Tensor, o Options) (*shapPoints,
 	if err != nil {
 		return nil, err
 	}
-	k := gs.NSamples
-	if k == 0 {
-		k = 5
-	}
+	k := cmp.Or(gs.NSamples, 5)
 	if len(o.Baselines) != len(inputs) {
 		return nil, fmt.Errorf("attr: GradientShap needs one baseline distribution per input, got %d for %d inputs", len(o.Baselines), len(inputs))
 	}
@@ -160,26 +156,18 @@ func (p *shapPoints) result(ctx context.Context, nt *Net, attrs []*tensor.Tensor
 
 func (gs *GradientShap) draw(inputs, dist []*tensor.Tensor, n, k int) (*ShapDraws, error) {
 	rng := rand.New(rand.NewPCG(gs.Seed, 0x73686170))
+	if err := floatInputs(inputs, "GradientShap"); err != nil {
+		return nil, err
+	}
+	stdevs, err := stdevsFor(gs.Stdevs, len(inputs), 0)
+	if err != nil {
+		return nil, err
+	}
 	d := &ShapDraws{Alphas: make([]float64, n*k)}
 	for i, x := range inputs {
-		if x.DType != tensor.Float32 {
-			return nil, fmt.Errorf("attr: input %d is %s; GradientShap needs float inputs", i, x.DType)
-		}
-		sd := 0.0
-		switch len(gs.Stdevs) {
-		case 0:
-		case 1:
-			sd = gs.Stdevs[0]
-		case len(inputs):
-			sd = gs.Stdevs[i]
-		default:
-			return nil, fmt.Errorf("attr: %d stdevs for %d inputs", len(gs.Stdevs), len(inputs))
-		}
 		r := repeat(x, k, true)
-		if sd != 0 {
-			for e := range r.F {
-				r.F[e] += float32(rng.NormFloat64() * sd)
-			}
+		if stdevs[i] != 0 {
+			addNoise(rng, r, stdevs[i])
 		}
 		d.Noisy = append(d.Noisy, r)
 		idx := make([]int, n*k)

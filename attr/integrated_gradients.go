@@ -60,9 +60,7 @@ func (ig *IntegratedGradients) Attribute(ctx context.Context, inputs []*tensor.T
 		return nil, err
 	}
 	if !ig.Local {
-		for i, x := range inputs {
-			mulDiff(total[i].F, x.F, p.base[i].F)
-		}
+		multiplyByInputs(total, inputs, p.base)
 	}
 	res := &Result{Attributions: total}
 	if a.Delta {

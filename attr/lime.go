@@ -1,6 +1,7 @@
 package attr
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -44,25 +45,15 @@ type Lime struct {
 // Attribute computes Lime attributions for o.Target, perturbing toward
 // o.Baselines (nil: zeros).
 func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	n, err := batchOf(inputs)
+	n, base, err := batchAndBaselines(inputs, o.Baselines)
 	if err != nil {
 		return nil, err
 	}
-	base, err := baselinesFor(o.Baselines, inputs)
-	if err != nil {
-		return nil, err
-	}
-	ns := l.NSamples
-	if ns == 0 {
-		ns = 50
-	}
+	ns := cmp.Or(l.NSamples, 50)
 	if l.Samples != nil && len(l.Samples) != n {
 		return nil, fmt.Errorf("attr: recorded samples for %d examples, the batch has %d", len(l.Samples), n)
 	}
-	fit := l.Interpretable
-	if fit == nil {
-		fit = linear.Lasso{Alpha: 0.01, FitIntercept: true}
-	}
+	fit := interpretable(l.Interpretable)
 	rng := rand.New(rand.NewPCG(l.Seed, 0x6c696d65))
 	attrs := zerosLike(inputs, false)
 	for ex := 0; ex < n; ex++ {
@@ -100,21 +91,14 @@ func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options
 		}
 		exo := o
 		exo.Target = o.Target.rows([]int{ex})
-		exo.Additional = make([]*tensor.Tensor, len(o.Additional))
-		for i, a := range o.Additional {
-			exo.Additional[i] = a
-			if a != nil && a.Rank() > 0 && a.Shape[0] == n {
-				exo.Additional[i] = gatherRows(a, []int{ex})
-			}
-		}
+		exo.Additional = selectRows(o.Additional, n, []int{ex})
 		ys := make([]float64, len(zs))
 		ws := make([]float64, len(zs))
 		per := perEval(l.PerturbationsPerEval, x, false)
-		for s0 := 0; s0 < len(zs); s0 += per {
+		for s0, s1 := range chunks(len(zs), per) {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			s1 := min(len(zs), s0+per)
 			coal := make([][]bool, 0, s1-s0)
 			for _, z := range zs[s0:s1] {
 				on := make([]bool, m)
@@ -150,6 +134,15 @@ func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options
 		}
 	}
 	return &Result{Attributions: attrs}, nil
+}
+
+// interpretable returns the surrogate fitter, by default Captum's: a lasso
+// with alpha 0.01.
+func interpretable(f linear.Fitter) linear.Fitter {
+	if f == nil {
+		return linear.Lasso{Alpha: 0.01, FitIntercept: true}
+	}
+	return f
 }
 
 // draw returns ns on/off patterns over m features.
@@ -238,11 +231,8 @@ type KernelShap struct {
 
 // Attribute computes KernelShap values for o.Target from o.Baselines.
 func (k *KernelShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	l := &Lime{Model: k.Model, FeatureMask: k.FeatureMask, NSamples: k.NSamples, PerturbationsPerEval: k.PerturbationsPerEval,
+	l := &Lime{Model: k.Model, FeatureMask: k.FeatureMask, NSamples: cmp.Or(k.NSamples, 25), PerturbationsPerEval: k.PerturbationsPerEval,
 		Interpretable: linear.LeastSquares{FitIntercept: true}, Seed: k.Seed, Samples: k.Samples, kernelShap: true}
-	if l.NSamples == 0 {
-		l.NSamples = 25
-	}
 	return l.Attribute(ctx, inputs, o)
 }
 
@@ -276,10 +266,7 @@ func (l *LimeBase) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 	if l.FromInterp == nil || l.Similarity == nil || (l.Perturb == nil && l.Samples == nil) {
 		return nil, fmt.Errorf("attr: LimeBase needs Perturb (or Samples), FromInterp and Similarity")
 	}
-	ns := l.NSamples
-	if ns == 0 {
-		ns = 50
-	}
+	ns := cmp.Or(l.NSamples, 50)
 	zs := l.Samples
 	if zs == nil {
 		rng := rand.New(rand.NewPCG(l.Seed, 0x6c62))
@@ -301,11 +288,7 @@ func (l *LimeBase) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 		ys[s] = float64(v[0])
 		ws[s] = l.Similarity(inputs, x, z)
 	}
-	fit := l.Interpretable
-	if fit == nil {
-		fit = linear.Lasso{Alpha: 0.01, FitIntercept: true}
-	}
-	model, err := fit.Fit(zs, ys, ws)
+	model, err := interpretable(l.Interpretable).Fit(zs, ys, ws)
 	if err != nil {
 		return nil, err
 	}

@@ -159,9 +159,7 @@ func (m *NeuronConductance) Attribute(ctx context.Context, inputs []*tensor.Tens
 		return nil, err
 	}
 	if !m.Local {
-		for i, x := range inputs {
-			mulDiff(total[i].F, x.F, p.base[i].F)
-		}
+		multiplyByInputs(total, inputs, p.base)
 	}
 	return &Result{Attributions: total}, nil
 }

@@ -1,6 +1,7 @@
 package attr
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -50,43 +51,26 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 	if err != nil {
 		return nil, err
 	}
-	k := nt.NSamples
-	if k == 0 {
-		k = 5
-	}
+	k := cmp.Or(nt.NSamples, 5)
 	switch nt.Type {
 	case "", SmoothGrad, SmoothGradSq, VarGrad:
 	default:
 		return nil, fmt.Errorf("attr: unknown NoiseTunnel type %q (want smoothgrad, smoothgrad_sq or vargrad)", nt.Type)
 	}
-	stdevs := make([]float64, len(inputs))
-	switch len(nt.Stdevs) {
-	case 0:
-		for i := range stdevs {
-			stdevs[i] = 1
-		}
-	case 1:
-		for i := range stdevs {
-			stdevs[i] = nt.Stdevs[0]
-		}
-	case len(inputs):
-		copy(stdevs, nt.Stdevs)
-	default:
-		return nil, fmt.Errorf("attr: %d stdevs for %d inputs", len(nt.Stdevs), len(inputs))
+	stdevs, err := stdevsFor(nt.Stdevs, len(inputs), 1)
+	if err != nil {
+		return nil, err
 	}
 	noisy := nt.Noisy
 	rng := rand.New(rand.NewPCG(nt.Seed, 0x6e6f697365))
 	if noisy == nil {
+		if err := floatInputs(inputs, "NoiseTunnel"); err != nil {
+			return nil, err
+		}
 		noisy = make([]*tensor.Tensor, len(inputs))
 		for i, x := range inputs {
-			if x.DType != tensor.Float32 {
-				return nil, fmt.Errorf("attr: input %d is %s; noise needs float inputs", i, x.DType)
-			}
-			r := repeat(x, k, true)
-			for e := range r.F {
-				r.F[e] += float32(rng.NormFloat64() * stdevs[i])
-			}
-			noisy[i] = r
+			noisy[i] = repeat(x, k, true)
+			addNoise(rng, noisy[i], stdevs[i])
 		}
 	} else {
 		for i, x := range noisy {
@@ -140,8 +124,7 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 	if o.Delta {
 		delta = tensor.New(n * k)
 	}
-	for s0 := 0; s0 < k; s0 += per {
-		s1 := min(k, s0+per)
+	for s0, s1 := range chunks(k, per) {
 		rows := make([]int, 0, n*(s1-s0))
 		for b := 0; b < n; b++ {
 			for s := s0; s < s1; s++ {
@@ -149,18 +132,10 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 			}
 		}
 		chunk := func(ts []*tensor.Tensor) []*tensor.Tensor {
-			if ts == nil || len(rows) == n*k {
+			if len(rows) == n*k {
 				return ts
 			}
-			out := make([]*tensor.Tensor, len(ts))
-			for i, t := range ts {
-				if t != nil && t.Rank() > 0 && t.Shape[0] == n*k {
-					out[i] = gatherRows(t, rows)
-				} else {
-					out[i] = t
-				}
-			}
-			return out
+			return selectRows(ts, n*k, rows)
 		}
 		call := inner
 		call.Additional = chunk(inner.Additional)
@@ -213,4 +188,33 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 		res.Attributions[i] = out
 	}
 	return res, nil
+}
+
+// stdevsFor returns the noise's standard deviation for each of n inputs
+// from stdevs: one per input, one for all, or none (def for all).
+func stdevsFor(stdevs []float64, n int, def float64) ([]float64, error) {
+	out := make([]float64, n)
+	switch len(stdevs) {
+	case 0:
+		for i := range out {
+			out[i] = def
+		}
+	case 1:
+		for i := range out {
+			out[i] = stdevs[0]
+		}
+	case n:
+		copy(out, stdevs)
+	default:
+		return nil, fmt.Errorf("attr: %d stdevs for %d inputs", len(stdevs), n)
+	}
+	return out, nil
+}
+
+// addNoise adds Gaussian noise of standard deviation sd to every element
+// of t.
+func addNoise(rng *rand.Rand, t *tensor.Tensor, sd float64) {
+	for e := range t.F {
+		t.F[e] += float32(rng.NormFloat64() * sd)
+	}
 }

@@ -164,9 +164,9 @@ func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, 
 	n := inputs[0].Shape[0]
 	per = max(per, 1)
 	type chunk struct{ k0, k1 int }
-	var chunks []chunk
-	for k0 := 0; k0 < len(perts); k0 += per {
-		chunks = append(chunks, chunk{k0, min(len(perts), k0+per)})
+	var todo []chunk
+	for k0, k1 := range chunks(len(perts), per) {
+		todo = append(todo, chunk{k0, k1})
 	}
 	var mu sync.Mutex
 	finished := 0
@@ -175,23 +175,12 @@ func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, 
 			return err
 		}
 		cp := c.k1 - c.k0
-		batch := make([]*tensor.Tensor, len(inputs))
-		for i, x := range inputs {
-			batch[i] = repeat(x, cp, false)
-		}
+		batch := repeatAll(inputs, cp)
 		for k := c.k0; k < c.k1; k++ {
 			p := perts[k]
-			x, b, dst := inputs[p.in], base[p.in], batch[p.in]
-			off := (k - c.k0) * x.Len()
+			off := (k - c.k0) * inputs[p.in].Len()
 			for _, e := range p.idx {
-				switch x.DType {
-				case tensor.Float32:
-					dst.F[off+e] = b.F[e]
-				case tensor.Int64:
-					dst.I[off+e] = b.I[e]
-				case tensor.Bool:
-					dst.B[off+e] = b.B[e]
-				}
+				copyElem(batch[p.in], off+e, base[p.in], e)
 			}
 		}
 		v, err := evalRows(ctx, m, batch, o, n, cp)
@@ -212,7 +201,7 @@ func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, 
 	}
 	workers := max(o.Workers, 1)
 	if workers == 1 {
-		for _, c := range chunks {
+		for _, c := range todo {
 			if err := eval(c); err != nil {
 				return err
 			}
@@ -238,7 +227,7 @@ func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, 
 		}()
 	}
 feed:
-	for _, c := range chunks {
+	for _, c := range todo {
 		select {
 		case jobs <- c:
 		case <-ctx.Done():
@@ -297,11 +286,7 @@ func collectFeatures(inputs, masks []*tensor.Tensor) (*features, error) {
 // featureSetup checks the inputs and returns the batch size, the full
 // baselines and the features shared across inputs.
 func featureSetup(inputs []*tensor.Tensor, o Options, masks []*tensor.Tensor) (int, []*tensor.Tensor, *features, error) {
-	n, err := batchOf(inputs)
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	base, err := baselinesFor(o.Baselines, inputs)
+	n, base, err := batchAndBaselines(inputs, o.Baselines)
 	if err != nil {
 		return 0, nil, nil, err
 	}
@@ -314,10 +299,7 @@ func featureSetup(inputs []*tensor.Tensor, o Options, masks []*tensor.Tensor) (i
 // baseline's. Copies are stacked block by block.
 func coalitionBatch(inputs, base []*tensor.Tensor, f *features, coalitions [][]bool) []*tensor.Tensor {
 	c := len(coalitions)
-	out := make([]*tensor.Tensor, len(inputs))
-	for i, b := range base {
-		out[i] = repeat(b, c, false)
-	}
+	out := repeatAll(base, c)
 	for j, on := range coalitions {
 		for k, in := range on {
 			if !in {
@@ -326,19 +308,22 @@ func coalitionBatch(inputs, base []*tensor.Tensor, f *features, coalitions [][]b
 			for i, x := range inputs {
 				off := j * x.Len()
 				for _, e := range f.cover[k][i] {
-					switch x.DType {
-					case tensor.Float32:
-						out[i].F[off+e] = x.F[e]
-					case tensor.Int64:
-						out[i].I[off+e] = x.I[e]
-					case tensor.Bool:
-						out[i].B[off+e] = x.B[e]
-					}
+					copyElem(out[i], off+e, x, e)
 				}
 			}
 		}
 	}
 	return out
+}
+
+// evalCoalitions evaluates the model on one copy of the inputs per
+// coalition (see coalitionBatch) and returns the target values, n rows per
+// coalition.
+func evalCoalitions(ctx context.Context, m Model, inputs, base []*tensor.Tensor, f *features, coal [][]bool, o Options, n int) ([]float32, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return evalRows(ctx, m, coalitionBatch(inputs, base, f, coal), o, n, len(coal))
 }
 
 // spread writes each feature's value per example to every element it covers.

@@ -1,6 +1,7 @@
 package attr
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -59,12 +60,8 @@ func (s *ShapleyValueSampling) Attribute(ctx context.Context, inputs []*tensor.T
 			perms = append(perms, q)
 		}
 	} else {
-		k := s.NSamples
-		if k == 0 {
-			k = 25
-		}
 		rng := rand.New(rand.NewPCG(s.Seed, 0x737673))
-		for j := 0; j < k; j++ {
+		for range cmp.Or(s.NSamples, 25) {
 			perms = append(perms, rng.Perm(m))
 		}
 	}
@@ -90,17 +87,13 @@ func (s *ShapleyValueSampling) Attribute(ctx context.Context, inputs []*tensor.T
 	for _, p := range perms {
 		prev := prev0
 		on := make([]bool, m)
-		for j0 := 0; j0 < m; j0 += per {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			j1 := min(m, j0+per)
+		for j0, j1 := range chunks(m, per) {
 			coal := make([][]bool, 0, j1-j0)
 			for j := j0; j < j1; j++ {
 				on[p[j]] = true
 				coal = append(coal, slices.Clone(on))
 			}
-			v, err := evalRows(ctx, s.Model, coalitionBatch(inputs, base, f, coal), o, n, len(coal))
+			v, err := evalCoalitions(ctx, s.Model, inputs, base, f, coal, o, n)
 			if err != nil {
 				return nil, err
 			}
@@ -145,21 +138,14 @@ func (s *ShapleyValues) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 		return nil, err
 	}
 	m := len(f.ids)
-	limit := s.MaxFeatures
-	if limit == 0 {
-		limit = 12
-	}
+	limit := cmp.Or(s.MaxFeatures, 12)
 	if m > limit {
 		return nil, fmt.Errorf("attr: ShapleyValues over %d features needs 2^%d model evaluations per example; group features with a feature mask, use ShapleyValueSampling, or raise MaxFeatures (now %d)", m, m, limit)
 	}
 	per := perEval(s.PerturbationsPerEval, inputs, false)
 	total := 1 << m
 	out := make([][]float32, total) // per coalition, per example
-	for c0 := 0; c0 < total; c0 += per {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		c1 := min(total, c0+per)
+	for c0, c1 := range chunks(total, per) {
 		coal := make([][]bool, 0, c1-c0)
 		for c := c0; c < c1; c++ {
 			on := make([]bool, m)
@@ -168,7 +154,7 @@ func (s *ShapleyValues) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 			}
 			coal = append(coal, on)
 		}
-		v, err := evalRows(ctx, s.Model, coalitionBatch(inputs, base, f, coal), o, n, len(coal))
+		v, err := evalCoalitions(ctx, s.Model, inputs, base, f, coal, o, n)
 		if err != nil {
 			return nil, err
 		}
