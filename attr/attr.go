@@ -7,7 +7,8 @@ import (
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-// Method is any attribution method: it attributes a batch of inputs.
+// Method is any attribution method: it attributes a batch of inputs, for
+// the target and from the baselines in o.
 type Method interface {
 	Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error)
 }
@@ -16,14 +17,14 @@ type Method interface {
 // batch of inputs to a batch of outputs. The attributed inputs come first,
 // in order, then the additional ones (Options.Additional). The output's
 // first dimension is the batch, or the output is a single number for the
-// whole batch.
+// whole batch. A Func is a Model, and so is a *Net (see Net.Eval).
 type Model interface {
 	Eval(ctx context.Context, inputs []*tensor.Tensor) (*tensor.Tensor, error)
 }
 
 // Func is a Model written as a Go function: a remote service, a tree
 // ensemble, anything that maps a batch to outputs. It must be safe to call
-// from several goroutines at once when Parallel is used.
+// from several goroutines at once when Options.Workers is above 1.
 type Func func(ctx context.Context, inputs []*tensor.Tensor) (*tensor.Tensor, error)
 
 // Eval calls f.
@@ -61,8 +62,8 @@ type Options struct {
 type Progress func(done, total int)
 
 // Result is what an attribution method returns: one attribution tensor per
-// input, and the convergence delta per row when the method has one and it
-// was asked for.
+// input (one for the layer, for layer methods), and the convergence delta
+// per row when the method has one and it was asked for (Options.Delta).
 type Result struct {
 	Attributions []*tensor.Tensor
 	Delta        *tensor.Tensor

@@ -9,8 +9,10 @@ import (
 // FeatureAblation replaces each feature (an element, or a group of elements
 // sharing an id in FeatureMask) by its baseline and attributes to it the
 // change of the target output: f(x) - f(x with the feature ablated); every
-// element of a group gets the group's value. Cost: 1 + F forward rows per
-// example for F features, in batches of PerturbationsPerEval.
+// element of a group gets the group's value. It is the plain perturbation
+// baseline, with no paper of its own (Captum's FeatureAblation). Cost: 1 + F
+// forward rows per example for F features, in batches of
+// PerturbationsPerEval.
 type FeatureAblation struct {
 	Model Model
 	// FeatureMask groups elements into features, one int64 tensor per

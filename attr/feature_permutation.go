@@ -15,10 +15,12 @@ import (
 // two examples; identity permutations are redrawn. Cost: 1 + F forward
 // rows per example.
 type FeaturePermutation struct {
-	Model                Model
+	Model Model
+	// FeatureMask and PerturbationsPerEval are as FeatureAblation's.
 	FeatureMask          []*tensor.Tensor
 	PerturbationsPerEval int
-	Seed                 uint64
+	// Seed seeds the permutations.
+	Seed uint64
 	// Permutations, when set, replaces the random draws: one batch
 	// permutation per feature, inputs in order, ids ascending.
 	Permutations [][]int

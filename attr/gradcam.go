@@ -13,8 +13,11 @@ import (
 // Interpolate to bring it to the input's. Cost: one forward and backward
 // row per example.
 type LayerGradCam struct {
-	Net                   *Net
-	Layer                 string
+	Net *Net
+	// Layer is the convolutional layer; "" means the model's last Conv.
+	Layer string
+	// AttributeToLayerInput attributes to the layer's input instead of its
+	// output.
 	AttributeToLayerInput bool
 	// ReluAttributions clamps the map at zero (Captum's relu_attributions).
 	ReluAttributions bool
@@ -84,7 +87,8 @@ func (l *LayerGradCam) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 // dimensions get no attribution (nil). Cost: two forward and backward rows
 // per example.
 type GuidedGradCam struct {
-	Net                   *Net
+	Net *Net
+	// Layer and AttributeToLayerInput are as LayerGradCam's.
 	Layer                 string
 	AttributeToLayerInput bool
 }

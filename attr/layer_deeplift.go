@@ -7,15 +7,19 @@ import (
 )
 
 // LayerDeepLift is DeepLift's multipliers at a layer times the layer's
-// difference from its value on the baselines. Cost: one forward and
-// backward pass on 2 rows per example.
+// difference from its value on the baselines (Shrikumar, Greenside and
+// Kundaje, ICML 2017; see DeepLift). Cost: one forward and backward pass on
+// 2 rows per example.
 type LayerDeepLift struct {
-	Net                   *Net
-	Layer                 string
+	Net   *Net
+	Layer string
+	// AttributeToLayerInput attributes to the layer's input instead of its
+	// output.
 	AttributeToLayerInput bool
 	// Local returns local attributions, not multiplied by the layer's
 	// (inputs - baselines): Captum's multiply_by_inputs=False.
-	Local  bool
+	Local bool
+	// Strict is as DeepLift's.
 	Strict bool
 }
 
@@ -60,15 +64,18 @@ func (l *LayerDeepLift) attribute(ctx context.Context, inputs, base []*tensor.Te
 }
 
 // LayerDeepLiftShap averages LayerDeepLift over the rows of a baseline
-// distribution. Cost: one forward and backward pass on 2*B rows per
-// example for B baselines.
+// distribution (Lundberg and Lee, NeurIPS 2017; see DeepLiftShap). Cost:
+// one forward and backward pass on 2*B rows per example for B baselines.
 type LayerDeepLiftShap struct {
-	Net                   *Net
-	Layer                 string
+	Net   *Net
+	Layer string
+	// AttributeToLayerInput attributes to the layer's input instead of its
+	// output.
 	AttributeToLayerInput bool
 	// Local returns local attributions, not multiplied by the layer's
 	// (inputs - baselines): Captum's multiply_by_inputs=False.
-	Local  bool
+	Local bool
+	// Strict is as DeepLift's.
 	Strict bool
 }
 

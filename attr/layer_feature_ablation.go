@@ -9,17 +9,21 @@ import (
 
 // LayerFeatureAblation ablates the elements (or groups, LayerMask) of a
 // layer's value, replacing them by a baseline (0 unless LayerBaselines),
-// and attributes to them the change of the target output. Cost: 1 + F
-// forward rows per example (from the layer on, after one full pass).
+// and attributes to them the change of the target output, as
+// FeatureAblation does to inputs (no paper of its own). Cost: 1 + F forward
+// rows per example (from the layer on, after one full pass).
 type LayerFeatureAblation struct {
-	Net                   *Net
-	Layer                 string
+	Net   *Net
+	Layer string
+	// AttributeToLayerInput attributes to the layer's input instead of its
+	// output.
 	AttributeToLayerInput bool
 	// LayerMask groups the layer's elements; it broadcasts to the layer's shape.
 	LayerMask *tensor.Tensor
 	// LayerBaselines replaces ablated elements (nil: 0); a scalar, a row or
 	// the layer's shape.
-	LayerBaselines       *tensor.Tensor
+	LayerBaselines *tensor.Tensor
+	// PerturbationsPerEval is as FeatureAblation's.
 	PerturbationsPerEval int
 }
 

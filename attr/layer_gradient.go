@@ -6,8 +6,9 @@ import (
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-// LayerActivation returns a layer's value on the inputs. Cost: one forward
-// row per example (up to the layer).
+// LayerActivation returns a layer's value on the inputs: no attribution
+// proper, and no paper (Captum's LayerActivation). Cost: one forward row per
+// example (up to the layer).
 type LayerActivation struct {
 	Net   *Net
 	Layer string
@@ -25,7 +26,8 @@ func (l *LayerActivation) Attribute(ctx context.Context, inputs []*tensor.Tensor
 }
 
 // LayerGradientXActivation multiplies a layer's activations by the gradient
-// of the target with respect to them. Cost: one forward and backward row
+// of the target with respect to them: InputXGradient at a layer (Shrikumar
+// et al., "Not Just a Black Box", 2016). Cost: one forward and backward row
 // per example.
 type LayerGradientXActivation struct {
 	Net   *Net
@@ -57,10 +59,10 @@ func (l *LayerGradientXActivation) Attribute(ctx context.Context, inputs []*tens
 	return &Result{Attributions: []*tensor.Tensor{g}}, nil
 }
 
-// LayerGradientShap is GradientShap at a layer: for each draw, the
-// gradient with respect to the layer at a random point between a baseline
-// and the noisy input, times the layer's difference L(noisy) - L(baseline);
-// the mean over draws. Cost: NSamples forward and backward rows per
+// LayerGradientShap is GradientShap (Lundberg and Lee, NeurIPS 2017) at a
+// layer: for each draw, the gradient with respect to the layer at a random
+// point between a baseline and the noisy input, times the layer's
+// difference L(noisy) - L(baseline); the mean over draws. Cost: NSamples forward and backward rows per
 // example, plus 2 forward rows per draw for the layer's values.
 type LayerGradientShap struct {
 	Net   *Net

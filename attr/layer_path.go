@@ -8,9 +8,10 @@ import (
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-// LayerIntegratedGradients integrates gradients with respect to a layer
-// along the straight path between the layer's value on the baselines and on
-// the inputs: the layer is replaced by b_L + a*(x_L - b_L) and the network
+// LayerIntegratedGradients is IntegratedGradients (Sundararajan, Taly and
+// Yan, ICML 2017) at a layer: it integrates gradients with respect to the
+// layer along the straight path between the layer's value on the baselines
+// and on the inputs: the layer is replaced by b_L + a*(x_L - b_L) and the network
 // runs on from there. For text models this integrates over embeddings while
 // the inputs stay token ids (the baselines are then token ids too, see
 // TokenReference). Attributions have the layer's shape and sum to about

@@ -221,7 +221,9 @@ func (l *Lime) weight(orig, batch []*tensor.Tensor, s int, z []float64) float64 
 // least-squares fit gives the values. Cost: NSamples forward rows per
 // example.
 type KernelShap struct {
-	Model                Model
+	Model Model
+	// FeatureMask, PerturbationsPerEval, Seed and Samples are as Lime's;
+	// NSamples 0 means 25.
 	FeatureMask          []*tensor.Tensor
 	NSamples             int
 	PerturbationsPerEval int
@@ -239,7 +241,9 @@ func (k *KernelShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o O
 // LimeBase is Lime in its general form, as Captum's LimeBase: samples are
 // drawn in an interpretable space by Perturb (or replayed from Samples),
 // mapped to model inputs by FromInterp, weighted by Similarity, and the
-// surrogate's coefficients are returned as one tensor [1, M].
+// surrogate's coefficients are returned as one tensor [1, M] (Ribeiro,
+// Singh and Guestrin, KDD 2016). Cost: NSamples forward rows, one model
+// call each, for the one example.
 type LimeBase struct {
 	Model         Model
 	NSamples      int

@@ -226,8 +226,8 @@ func passThrough(c *engine.RuleContext) ([]*tensor.Tensor, error) {
 	return g, nil
 }
 
-// LayerLRP is the relevance LRP assigns to a layer's output (or input), as
-// Captum's LayerLRP. The convergence delta is F(x) - sum(relevance). Cost:
+// LayerLRP is the relevance LRP (Bach et al., PLOS ONE 2015) assigns to a
+// layer's output (or input), as Captum's LayerLRP. The convergence delta is F(x) - sum(relevance). Cost:
 // as LRP's, two forward rows and one backward row per example.
 type LayerLRP struct {
 	Net   *Net

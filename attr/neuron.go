@@ -50,7 +50,8 @@ func (nr Neuron) attribute(ctx context.Context, nt *Net, inputs []*tensor.Tensor
 	return inner(ln).Attribute(ctx, inputs, o)
 }
 
-// NeuronGradient is the gradient of one neuron with respect to the inputs.
+// NeuronGradient is the gradient of one neuron with respect to the inputs:
+// signed Saliency (Simonyan, Vedaldi and Zisserman, 2013) of the neuron.
 // Cost: one forward (up to the layer) and backward row per example.
 type NeuronGradient struct {
 	Net    *Net
@@ -259,7 +260,7 @@ func (m *NeuronDeconvolution) Attribute(ctx context.Context, inputs []*tensor.Te
 }
 
 // NeuronFeatureAblation is FeatureAblation of one neuron: the change of the
-// neuron's value when features are ablated. Cost: 1 + F forward rows per
+// neuron's value when features are ablated (no paper of its own). Cost: 1 + F forward rows per
 // example (up to the layer).
 type NeuronFeatureAblation struct {
 	Net    *Net

@@ -124,7 +124,8 @@ func (s *ShapleyValueSampling) Attribute(ctx context.Context, inputs []*tensor.T
 // over all F! permutations. Cost: 2^F forward rows per example, in batches
 // of PerturbationsPerEval; it refuses more than MaxFeatures features.
 type ShapleyValues struct {
-	Model                Model
+	Model Model
+	// FeatureMask and PerturbationsPerEval are as ShapleyValueSampling's.
 	FeatureMask          []*tensor.Tensor
 	PerturbationsPerEval int
 	// MaxFeatures bounds F; 0 means 12 (4096 coalitions).
