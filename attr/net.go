@@ -3,6 +3,7 @@ package attr
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/loupe-ml/loupe/engine"
@@ -53,12 +54,9 @@ func (nt *Net) Eval(ctx context.Context, inputs []*tensor.Tensor) (*tensor.Tenso
 	if len(inputs) != len(nt.Inputs)+len(nt.Extra) {
 		return nil, fmt.Errorf("attr: %d tensors given, the model takes %d attributed and %d additional inputs", len(inputs), len(nt.Inputs), len(nt.Extra))
 	}
-	f := make(map[string]*tensor.Tensor, len(inputs))
-	for i, name := range nt.Inputs {
-		f[name] = inputs[i]
-	}
-	for i, name := range nt.Extra {
-		f[name] = inputs[len(nt.Inputs)+i]
+	f, err := nt.feeds(inputs[:len(nt.Inputs)], inputs[len(nt.Inputs):], 0, 1, false)
+	if err != nil {
+		return nil, err
 	}
 	return nt.eval(ctx, f)
 }
@@ -84,6 +82,7 @@ func (nt *Net) resolve(layer string, input bool) (string, error) {
 	return name, nil
 }
 
+// isModelInput reports whether name is an input of the ONNX model.
 func (nt *Net) isModelInput(name string) bool {
 	for _, in := range nt.Model.Inputs() {
 		if in.Name == name {
@@ -114,7 +113,7 @@ func (nt *Net) feeds(inputs, extra []*tensor.Tensor, n, k int, interleave bool) 
 		if x == nil {
 			return nil, fmt.Errorf("attr: additional input %q is nil", name)
 		}
-		if k > 1 && x.Rank() > 0 && x.Shape[0] == n {
+		if k > 1 && batchAligned(x, n) {
 			x = repeat(x, k, interleave)
 		}
 		f[name] = x
@@ -127,28 +126,25 @@ func (nt *Net) feeds(inputs, extra []*tensor.Tensor, n, k int, interleave bool) 
 // token ids, see Net.WithLayerInput) are injected.
 func (nt *Net) forward(ctx context.Context, feeds map[string]*tensor.Tensor, o *engine.Options) (*engine.Pass, error) {
 	inputs := map[string]*tensor.Tensor{}
+	// o.Inject with the net's injections and the injected feeds, made when
+	// there are some.
 	var inject map[string]*tensor.Tensor
-	if len(nt.Inject) > 0 {
-		inject = map[string]*tensor.Tensor{}
-		for k, v := range o.Inject {
-			inject[k] = v
+	add := func(name string, t *tensor.Tensor) {
+		if inject == nil {
+			inject = make(map[string]*tensor.Tensor, len(o.Inject)+1)
+			maps.Copy(inject, o.Inject)
 		}
-		for k, v := range nt.Inject {
-			inject[k] = v
-		}
+		inject[name] = t
+	}
+	for name, t := range nt.Inject {
+		add(name, t)
 	}
 	for name, t := range feeds {
 		if nt.isModelInput(name) {
 			inputs[name] = t
-			continue
+		} else {
+			add(name, t)
 		}
-		if inject == nil {
-			inject = map[string]*tensor.Tensor{}
-			for k, v := range o.Inject {
-				inject[k] = v
-			}
-		}
-		inject[name] = t
 	}
 	if inject != nil {
 		oo := *o
