@@ -57,56 +57,12 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 	default:
 		return nil, fmt.Errorf("attr: unknown NoiseTunnel type %q (want smoothgrad, smoothgrad_sq or vargrad)", nt.Type)
 	}
-	stdevs, err := stdevsFor(nt.Stdevs, len(inputs), 1)
+	rng := rand.New(rand.NewPCG(nt.Seed, 0x6e6f697365))
+	noisy, err := nt.noisy(rng, inputs, n, k)
 	if err != nil {
 		return nil, err
 	}
-	noisy := nt.Noisy
-	rng := rand.New(rand.NewPCG(nt.Seed, 0x6e6f697365))
-	if noisy == nil {
-		if err := floatInputs(inputs, "NoiseTunnel"); err != nil {
-			return nil, err
-		}
-		noisy = make([]*tensor.Tensor, len(inputs))
-		for i, x := range inputs {
-			noisy[i] = repeat(x, k, true)
-			addNoise(rng, noisy[i], stdevs[i])
-		}
-	} else {
-		for i, x := range noisy {
-			if i >= len(inputs) || x.Rank() == 0 || x.Shape[0] != n*k || !tensor.SameShape(x.Shape[1:], inputs[i].Shape[1:]) {
-				return nil, fmt.Errorf("attr: recorded noisy input %d has shape %v, want %d rows of %v", i, x.Shape, n*k, inputs[i].Shape[1:])
-			}
-		}
-	}
-	// The inner method sees n*k examples: targets, baselines and
-	// additional inputs follow the rows.
-	inner := o
-	inner.Progress = nil
-	inner.Target = o.Target.expand(n, k, true)
-	inner.Additional = expandExtra(o.Additional, n, k, true)
-	if o.Baselines != nil {
-		inner.Baselines = make([]*tensor.Tensor, len(o.Baselines))
-		for i, b := range o.Baselines {
-			switch {
-			case b == nil:
-			case nt.DrawBaselineFromDistrib:
-				if b.Rank() == 0 {
-					inner.Baselines[i] = b
-					break
-				}
-				idx := make([]int, n*k)
-				for r := range idx {
-					idx[r] = rng.IntN(b.Shape[0])
-				}
-				inner.Baselines[i] = gatherRows(b.AsFloat32(), idx)
-			case b.Rank() > 0 && b.Shape[0] == n && n > 1:
-				inner.Baselines[i] = repeat(b, k, true)
-			default:
-				inner.Baselines[i] = b
-			}
-		}
-	}
+	inner := nt.innerOptions(rng, o, n, k)
 	per := k
 	if nt.SamplesBatchSize > 0 {
 		per = min(k, nt.SamplesBatchSize)
@@ -114,17 +70,13 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 		// Bound each inner call as stepsPerCall does (about 2^20 input elements).
 		per = stepsPerCall(0, 1, k, inputs)
 	}
-	sum := make([]*tensor.Tensor, len(inputs))
-	sq := make([]*tensor.Tensor, len(inputs))
-	for i, x := range inputs {
-		sum[i] = tensor.New(x.Shape...)
-		sq[i] = tensor.New(x.Shape...)
-	}
+	sum, sq := zerosLike(inputs, false), zerosLike(inputs, false)
 	var delta *tensor.Tensor
 	if o.Delta {
 		delta = tensor.New(n * k)
 	}
 	for s0, s1 := range chunks(k, per) {
+		// The rows of copies s0..s1-1 of every example.
 		rows := make([]int, 0, n*(s1-s0))
 		for b := 0; b < n; b++ {
 			for s := s0; s < s1; s++ {
@@ -188,6 +140,66 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 		res.Attributions[i] = out
 	}
 	return res, nil
+}
+
+// noisy returns k noisy copies of every example, example-major (row
+// b*k+s), drawn from rng or replayed from nt.Noisy.
+func (nt *NoiseTunnel) noisy(rng *rand.Rand, inputs []*tensor.Tensor, n, k int) ([]*tensor.Tensor, error) {
+	stdevs, err := stdevsFor(nt.Stdevs, len(inputs), 1)
+	if err != nil {
+		return nil, err
+	}
+	if nt.Noisy != nil {
+		for i, x := range nt.Noisy {
+			if i >= len(inputs) || x.Rank() == 0 || x.Shape[0] != n*k || !tensor.SameShape(x.Shape[1:], inputs[i].Shape[1:]) {
+				return nil, fmt.Errorf("attr: recorded noisy input %d has shape %v, want %d rows of %v", i, x.Shape, n*k, inputs[i].Shape[1:])
+			}
+		}
+		return nt.Noisy, nil
+	}
+	if err := floatInputs(inputs, "NoiseTunnel"); err != nil {
+		return nil, err
+	}
+	noisy := make([]*tensor.Tensor, len(inputs))
+	for i, x := range inputs {
+		noisy[i] = repeat(x, k, true)
+		addNoise(rng, noisy[i], stdevs[i])
+	}
+	return noisy, nil
+}
+
+// innerOptions returns the options of the inner method, which sees n*k
+// examples: targets, baselines and additional inputs follow the rows; with
+// DrawBaselineFromDistrib each row's baseline is drawn from rng.
+func (nt *NoiseTunnel) innerOptions(rng *rand.Rand, o Options, n, k int) Options {
+	inner := o
+	inner.Progress = nil
+	inner.Target = o.Target.expand(n, k, true)
+	inner.Additional = expandExtra(o.Additional, n, k, true)
+	if o.Baselines == nil {
+		return inner
+	}
+	inner.Baselines = make([]*tensor.Tensor, len(o.Baselines))
+	for i, b := range o.Baselines {
+		switch {
+		case b == nil:
+		case nt.DrawBaselineFromDistrib:
+			if b.Rank() == 0 {
+				inner.Baselines[i] = b
+				break
+			}
+			idx := make([]int, n*k)
+			for r := range idx {
+				idx[r] = rng.IntN(b.Shape[0])
+			}
+			inner.Baselines[i] = gatherRows(b.AsFloat32(), idx)
+		case b.Rank() > 0 && b.Shape[0] == n && n > 1:
+			inner.Baselines[i] = repeat(b, k, true)
+		default:
+			inner.Baselines[i] = b
+		}
+	}
+	return inner
 }
 
 // stdevsFor returns the noise's standard deviation for each of n inputs
