@@ -2,7 +2,6 @@ package attr
 
 import (
 	"context"
-	"fmt"
 	"math"
 
 	"github.com/loupe-ml/loupe/engine"
@@ -21,18 +20,18 @@ type Saliency struct {
 
 // Attribute computes the saliency of inputs for a.Target.
 func (s *Saliency) Attribute(ctx context.Context, inputs []*tensor.Tensor, a Options) (*Result, error) {
-	grads, err := inputGradients(ctx, s.Net, inputs, a, nil)
+	r, err := gradientResult(ctx, s.Net, inputs, a, nil)
 	if err != nil {
 		return nil, err
 	}
 	if !s.Signed {
-		for _, g := range grads {
+		for _, g := range r.Attributions {
 			for i, v := range g.F {
 				g.F[i] = float32(math.Abs(float64(v)))
 			}
 		}
 	}
-	return &Result{Attributions: grads}, nil
+	return r, nil
 }
 
 // InputXGradient multiplies each input by the gradient of the target output
@@ -44,40 +43,39 @@ type InputXGradient struct {
 
 // Attribute computes input times gradient for a.Target.
 func (m *InputXGradient) Attribute(ctx context.Context, inputs []*tensor.Tensor, a Options) (*Result, error) {
-	grads, err := inputGradients(ctx, m.Net, inputs, a, nil)
+	r, err := gradientResult(ctx, m.Net, inputs, a, nil)
 	if err != nil {
 		return nil, err
 	}
-	for i, g := range grads {
+	for i, g := range r.Attributions {
 		for e := range g.F {
 			g.F[e] *= inputs[i].F[e]
 		}
 	}
-	return &Result{Attributions: grads}, nil
+	return r, nil
 }
 
-// inputGradients returns the gradient of the target with respect to each
-// input, with optional backward rules.
-func inputGradients(ctx context.Context, nt *Net, inputs []*tensor.Tensor, a Options, rules engine.Rules) ([]*tensor.Tensor, error) {
+// gradientResult returns as attributions the gradient of the target with
+// respect to each input, computed with rules, if not nil, replacing
+// backward rules. Cost: one forward and backward row per example.
+func gradientResult(ctx context.Context, nt *Net, inputs []*tensor.Tensor, o Options, rules engine.Rules) (*Result, error) {
 	n, err := batchOf(inputs)
 	if err != nil {
 		return nil, err
 	}
-	for i, x := range inputs {
-		if x.DType != tensor.Float32 {
-			return nil, fmt.Errorf("attr: input %d is %s; gradients need float inputs", i, x.DType)
-		}
+	if err := floatInputs(inputs, "a gradient method"); err != nil {
+		return nil, err
 	}
-	feeds, err := nt.feeds(inputs, a.Additional, n, 1, false)
+	feeds, err := nt.feeds(inputs, o.Additional, n, 1, false)
 	if err != nil {
 		return nil, err
 	}
-	_, grads, err := nt.gradOf(ctx, feeds, a.Target, rules)
+	_, grads, err := nt.gradOf(ctx, feeds, o.Target, rules)
 	if err != nil {
 		return nil, err
 	}
-	if a.Progress != nil {
-		a.Progress(n, n)
+	if o.Progress != nil {
+		o.Progress(n, n)
 	}
-	return grads, nil
+	return &Result{Attributions: grads}, nil
 }

@@ -1,6 +1,7 @@
 package attr
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -23,21 +24,13 @@ type GradientShap struct {
 	// Stdevs is the noise's standard deviation, one per input or one for
 	// all; nil means 0 (no noise), as Captum.
 	Stdevs []float64
-	// GlobalAttribution returns the mean gradient without multiplying by
-	// (noisy input - baseline): Captum's multiply_by_inputs=False.
-	GlobalAttribution bool
+	// Local returns local attributions, not multiplied by (noisy inputs -
+	// baselines): Captum's multiply_by_inputs=False.
+	Local bool
 	// Seed seeds the draws.
 	Seed uint64
 	// Draws, when set, replaces the random draws (to replay recorded ones).
 	Draws *ShapDraws
-}
-
-// ShapDraws are the random draws of GradientShap for n examples and k
-// samples each, row r = example r/k.
-type ShapDraws struct {
-	Noisy           []*tensor.Tensor // per input, n*k rows
-	BaselineIndices [][]int          // per input, n*k baseline rows
-	Alphas          []float64        // n*k points on [0,1]
 }
 
 // Attribute computes GradientShap attributions; o.Baselines holds one
@@ -49,39 +42,33 @@ func (gs *GradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 	if err != nil {
 		return nil, err
 	}
-	n, k := pts.n, pts.k
-	feeds, err := gs.Net.feeds(pts.points, o.Additional, n, k, true)
+	feeds, err := gs.Net.feeds(pts.points, o.Additional, pts.n, pts.k, true)
 	if err != nil {
 		return nil, err
 	}
-	tgt := o.Target.expand(n, k, true)
-	_, grads, err := gs.Net.gradOf(ctx, feeds, tgt, nil)
+	_, grads, err := gs.Net.gradOf(ctx, feeds, o.Target.expand(pts.n, pts.k, true), nil)
 	if err != nil {
 		return nil, err
 	}
-	if !gs.GlobalAttribution {
-		for i, g := range grads {
-			for e := range g.F {
-				g.F[e] *= pts.noisy[i].F[e] - pts.bases[i].F[e]
-			}
-		}
+	if !gs.Local {
+		multiplyByInputs(grads, pts.noisy, pts.bases)
 	}
-	res := &Result{Attributions: make([]*tensor.Tensor, len(inputs))}
-	for i, g := range grads {
-		res.Attributions[i] = meanGroups(g, n, k)
-	}
-	if o.Delta {
-		sub := o
-		sub.Target = tgt
-		sub.Additional = expandExtra(o.Additional, n, k, true)
-		if res.Delta, err = convergenceDelta(ctx, gs.Net, pts.noisy, pts.bases, grads, sub); err != nil {
-			return nil, err
-		}
+	res, err := pts.result(ctx, gs.Net, grads, o)
+	if err != nil {
+		return nil, err
 	}
 	if o.Progress != nil {
-		o.Progress(n, n)
+		o.Progress(pts.n, pts.n)
 	}
 	return res, nil
+}
+
+// ShapDraws are the random draws of GradientShap for n examples and k
+// samples each, row r = example r/k.
+type ShapDraws struct {
+	Noisy           []*tensor.Tensor // per input, n*k rows
+	BaselineIndices [][]int          // per input, n*k baseline rows
+	Alphas          []float64        // n*k points on [0,1]
 }
 
 // shapPoints are the expanded rows of GradientShap: n examples, k draws
@@ -99,10 +86,7 @@ func (gs *GradientShap) points(inputs []*tensor.Tensor, o Options) (*shapPoints,
 	if err != nil {
 		return nil, err
 	}
-	k := gs.NSamples
-	if k == 0 {
-		k = 5
-	}
+	k := cmp.Or(gs.NSamples, 5)
 	if len(o.Baselines) != len(inputs) {
 		return nil, fmt.Errorf("attr: GradientShap needs one baseline distribution per input, got %d for %d inputs", len(o.Baselines), len(inputs))
 	}
@@ -151,28 +135,39 @@ func (gs *GradientShap) points(inputs []*tensor.Tensor, o Options) (*shapPoints,
 	return pts, nil
 }
 
+// result averages the attributions of the draws (n*k rows) per example;
+// with o.Delta it adds the convergence delta of every draw.
+func (p *shapPoints) result(ctx context.Context, nt *Net, attrs []*tensor.Tensor, o Options) (*Result, error) {
+	res := &Result{Attributions: make([]*tensor.Tensor, len(attrs))}
+	for i, a := range attrs {
+		res.Attributions[i] = meanGroups(a, p.n, p.k)
+	}
+	if o.Delta {
+		sub := o
+		sub.Target = o.Target.expand(p.n, p.k, true)
+		sub.Additional = expandExtra(o.Additional, p.n, p.k, true)
+		var err error
+		if res.Delta, err = convergenceDelta(ctx, nt, p.noisy, p.bases, attrs, sub); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
 func (gs *GradientShap) draw(inputs, dist []*tensor.Tensor, n, k int) (*ShapDraws, error) {
 	rng := rand.New(rand.NewPCG(gs.Seed, 0x73686170))
+	if err := floatInputs(inputs, "GradientShap"); err != nil {
+		return nil, err
+	}
+	stdevs, err := stdevsFor(gs.Stdevs, len(inputs), 0)
+	if err != nil {
+		return nil, err
+	}
 	d := &ShapDraws{Alphas: make([]float64, n*k)}
 	for i, x := range inputs {
-		if x.DType != tensor.Float32 {
-			return nil, fmt.Errorf("attr: input %d is %s; GradientShap needs float inputs", i, x.DType)
-		}
-		sd := 0.0
-		switch len(gs.Stdevs) {
-		case 0:
-		case 1:
-			sd = gs.Stdevs[0]
-		case len(inputs):
-			sd = gs.Stdevs[i]
-		default:
-			return nil, fmt.Errorf("attr: %d stdevs for %d inputs", len(gs.Stdevs), len(inputs))
-		}
 		r := repeat(x, k, true)
-		if sd != 0 {
-			for e := range r.F {
-				r.F[e] += float32(rng.NormFloat64() * sd)
-			}
+		if stdevs[i] != 0 {
+			addNoise(rng, r, stdevs[i])
 		}
 		d.Noisy = append(d.Noisy, r)
 		idx := make([]int, n*k)

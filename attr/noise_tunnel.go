@@ -1,17 +1,13 @@
 package attr
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
 
 	"github.com/loupe-ml/loupe/tensor"
 )
-
-// Method is any attribution method: it attributes a batch of inputs.
-type Method interface {
-	Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error)
-}
 
 // NoiseTunnel types, with Captum's names.
 const (
@@ -55,79 +51,18 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 	if err != nil {
 		return nil, err
 	}
-	k := nt.NSamples
-	if k == 0 {
-		k = 5
-	}
+	k := cmp.Or(nt.NSamples, 5)
 	switch nt.Type {
 	case "", SmoothGrad, SmoothGradSq, VarGrad:
 	default:
 		return nil, fmt.Errorf("attr: unknown NoiseTunnel type %q (want smoothgrad, smoothgrad_sq or vargrad)", nt.Type)
 	}
-	stdevs := make([]float64, len(inputs))
-	switch len(nt.Stdevs) {
-	case 0:
-		for i := range stdevs {
-			stdevs[i] = 1
-		}
-	case 1:
-		for i := range stdevs {
-			stdevs[i] = nt.Stdevs[0]
-		}
-	case len(inputs):
-		copy(stdevs, nt.Stdevs)
-	default:
-		return nil, fmt.Errorf("attr: %d stdevs for %d inputs", len(nt.Stdevs), len(inputs))
-	}
-	noisy := nt.Noisy
 	rng := rand.New(rand.NewPCG(nt.Seed, 0x6e6f697365))
-	if noisy == nil {
-		noisy = make([]*tensor.Tensor, len(inputs))
-		for i, x := range inputs {
-			if x.DType != tensor.Float32 {
-				return nil, fmt.Errorf("attr: input %d is %s; noise needs float inputs", i, x.DType)
-			}
-			r := repeat(x, k, true)
-			for e := range r.F {
-				r.F[e] += float32(rng.NormFloat64() * stdevs[i])
-			}
-			noisy[i] = r
-		}
-	} else {
-		for i, x := range noisy {
-			if i >= len(inputs) || x.Rank() == 0 || x.Shape[0] != n*k || !tensor.SameShape(x.Shape[1:], inputs[i].Shape[1:]) {
-				return nil, fmt.Errorf("attr: recorded noisy input %d has shape %v, want %d rows of %v", i, x.Shape, n*k, inputs[i].Shape[1:])
-			}
-		}
+	noisy, err := nt.noisy(rng, inputs, n, k)
+	if err != nil {
+		return nil, err
 	}
-	// The inner method sees n*k examples: targets, baselines and
-	// additional inputs follow the rows.
-	inner := o
-	inner.Progress = nil
-	inner.Target = o.Target.expand(n, k, true)
-	inner.Additional = expandExtra(o.Additional, n, k, true)
-	if o.Baselines != nil {
-		inner.Baselines = make([]*tensor.Tensor, len(o.Baselines))
-		for i, b := range o.Baselines {
-			switch {
-			case b == nil:
-			case nt.DrawBaselineFromDistrib:
-				if b.Rank() == 0 {
-					inner.Baselines[i] = b
-					break
-				}
-				idx := make([]int, n*k)
-				for r := range idx {
-					idx[r] = rng.IntN(b.Shape[0])
-				}
-				inner.Baselines[i] = gatherRows(b.AsFloat32(), idx)
-			case b.Rank() > 0 && b.Shape[0] == n && n > 1:
-				inner.Baselines[i] = repeat(b, k, true)
-			default:
-				inner.Baselines[i] = b
-			}
-		}
-	}
+	inner := nt.innerOptions(rng, o, n, k)
 	per := k
 	if nt.SamplesBatchSize > 0 {
 		per = min(k, nt.SamplesBatchSize)
@@ -135,18 +70,13 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 		// Bound each inner call as stepsPerCall does (about 2^20 input elements).
 		per = stepsPerCall(0, 1, k, inputs)
 	}
-	sum := make([]*tensor.Tensor, len(inputs))
-	sq := make([]*tensor.Tensor, len(inputs))
-	for i, x := range inputs {
-		sum[i] = tensor.New(x.Shape...)
-		sq[i] = tensor.New(x.Shape...)
-	}
+	sum, sq := zerosLike(inputs, false), zerosLike(inputs, false)
 	var delta *tensor.Tensor
 	if o.Delta {
 		delta = tensor.New(n * k)
 	}
-	for s0 := 0; s0 < k; s0 += per {
-		s1 := min(k, s0+per)
+	for s0, s1 := range chunks(k, per) {
+		// The rows of copies s0..s1-1 of every example.
 		rows := make([]int, 0, n*(s1-s0))
 		for b := 0; b < n; b++ {
 			for s := s0; s < s1; s++ {
@@ -154,18 +84,10 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 			}
 		}
 		chunk := func(ts []*tensor.Tensor) []*tensor.Tensor {
-			if ts == nil || len(rows) == n*k {
+			if len(rows) == n*k {
 				return ts
 			}
-			out := make([]*tensor.Tensor, len(ts))
-			for i, t := range ts {
-				if t != nil && t.Rank() > 0 && t.Shape[0] == n*k {
-					out[i] = gatherRows(t, rows)
-				} else {
-					out[i] = t
-				}
-			}
-			return out
+			return selectRows(ts, n*k, rows)
 		}
 		call := inner
 		call.Additional = chunk(inner.Additional)
@@ -220,40 +142,91 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 	return res, nil
 }
 
-// rows returns the target restricted to the given rows.
-func (t Target) rows(rows []int) Target {
-	if t.each == nil {
-		return t
+// noisy returns k noisy copies of every example, example-major (row
+// b*k+s), drawn from rng or replayed from nt.Noisy.
+func (nt *NoiseTunnel) noisy(rng *rand.Rand, inputs []*tensor.Tensor, n, k int) ([]*tensor.Tensor, error) {
+	stdevs, err := stdevsFor(nt.Stdevs, len(inputs), 1)
+	if err != nil {
+		return nil, err
 	}
-	each := make([][]int, len(rows))
-	for i, r := range rows {
-		each[i] = t.each[r]
+	if nt.Noisy != nil {
+		for i, x := range nt.Noisy {
+			if i >= len(inputs) || x.Rank() == 0 || x.Shape[0] != n*k || !tensor.SameShape(x.Shape[1:], inputs[i].Shape[1:]) {
+				return nil, fmt.Errorf("attr: recorded noisy input %d has shape %v, want %d rows of %v", i, x.Shape, n*k, inputs[i].Shape[1:])
+			}
+		}
+		return nt.Noisy, nil
 	}
-	return Target{each: each}
+	if err := floatInputs(inputs, "NoiseTunnel"); err != nil {
+		return nil, err
+	}
+	noisy := make([]*tensor.Tensor, len(inputs))
+	for i, x := range inputs {
+		noisy[i] = repeat(x, k, true)
+		addNoise(rng, noisy[i], stdevs[i])
+	}
+	return noisy, nil
 }
 
-// expandExtra repeats the additional inputs whose first dimension is n.
-func expandExtra(extra []*tensor.Tensor, n, k int, interleave bool) []*tensor.Tensor {
-	if extra == nil {
-		return nil
+// innerOptions returns the options of the inner method, which sees n*k
+// examples: targets, baselines and additional inputs follow the rows; with
+// DrawBaselineFromDistrib each row's baseline is drawn from rng.
+func (nt *NoiseTunnel) innerOptions(rng *rand.Rand, o Options, n, k int) Options {
+	inner := o
+	inner.Progress = nil
+	inner.Target = o.Target.expand(n, k, true)
+	inner.Additional = expandExtra(o.Additional, n, k, true)
+	if o.Baselines == nil {
+		return inner
 	}
-	out := make([]*tensor.Tensor, len(extra))
-	for i, x := range extra {
-		out[i] = x
-		if x != nil && x.Rank() > 0 && x.Shape[0] == n {
-			out[i] = repeat(x, k, interleave)
+	inner.Baselines = make([]*tensor.Tensor, len(o.Baselines))
+	for i, b := range o.Baselines {
+		switch {
+		case b == nil:
+		case nt.DrawBaselineFromDistrib:
+			if b.Rank() == 0 {
+				inner.Baselines[i] = b
+				break
+			}
+			idx := make([]int, n*k)
+			for r := range idx {
+				idx[r] = rng.IntN(b.Shape[0])
+			}
+			inner.Baselines[i] = gatherRows(b.AsFloat32(), idx)
+		case b.Rank() > 0 && b.Shape[0] == n && n > 1:
+			inner.Baselines[i] = repeat(b, k, true)
+		default:
+			inner.Baselines[i] = b
 		}
 	}
-	return out
+	return inner
 }
 
-// gatherRows returns the rows idx of t.
-func gatherRows(t *tensor.Tensor, idx []int) *tensor.Tensor {
-	shape := append([]int{len(idx)}, t.Shape[1:]...)
-	out := tensor.Zeros(t.DType, shape)
-	row := t.Len() / max(t.Shape[0], 1)
-	for r, src := range idx {
-		copyRow(out, r, t, src, row)
+// stdevsFor returns the noise's standard deviation for each of n inputs
+// from stdevs: one per input, one for all, or none (def for all).
+func stdevsFor(stdevs []float64, n int, def float64) ([]float64, error) {
+	out := make([]float64, n)
+	switch len(stdevs) {
+	case 0:
+		for i := range out {
+			out[i] = def
+		}
+	case 1:
+		for i := range out {
+			out[i] = stdevs[0]
+		}
+	case n:
+		copy(out, stdevs)
+	default:
+		return nil, fmt.Errorf("attr: %d stdevs for %d inputs", len(stdevs), n)
 	}
-	return out
+	return out, nil
+}
+
+// addNoise adds Gaussian noise of standard deviation sd to every element
+// of t.
+func addNoise(rng *rand.Rand, t *tensor.Tensor, sd float64) {
+	for e := range t.F {
+		t.F[e] += float32(rng.NormFloat64() * sd)
+	}
 }

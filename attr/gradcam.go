@@ -4,106 +4,81 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/loupe-ml/loupe/engine"
-	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-// layerModel runs a net with one layer tensor replaced: its Eval takes the
-// layer's value (copies*n rows) followed by the additional inputs, and
-// feeds the original inputs repeated to match.
-type layerModel struct {
-	nt     *Net
-	layer  string
-	inputs []*tensor.Tensor
-	n      int
-}
-
-func (lm *layerModel) Eval(ctx context.Context, in []*tensor.Tensor) (*tensor.Tensor, error) {
-	v := in[0]
-	k := v.Shape[0] / lm.n
-	feeds, err := lm.nt.feeds(repeatAll(lm.inputs, k), in[1:], lm.n*k, 1, false)
-	if err != nil {
-		return nil, err
-	}
-	p, err := lm.nt.forward(ctx, feeds, &engine.Options{Outputs: []string{lm.nt.Output}, Inject: map[string]*tensor.Tensor{lm.layer: v}})
-	if err != nil {
-		return nil, err
-	}
-	return p.Value(lm.nt.Output)
-}
-
-// LayerFeatureAblation ablates the elements (or groups, LayerMask) of a
-// layer's value, replacing them by a baseline (0 unless LayerBaselines),
-// and attributes to them the change of the target output. Cost: 1 + F
-// forward rows per example (from the layer on, after one full pass).
-type LayerFeatureAblation struct {
-	Net                   *Net
-	Layer                 string
+// LayerGradCam weights a convolutional layer's channels by the spatial mean
+// of the target's gradient and sums them (Selvaraju et al., "Grad-CAM",
+// ICCV 2017). The map keeps the layer's resolution, [N, 1, H, W]; see
+// Interpolate to bring it to the input's. Cost: one forward and backward
+// row per example.
+type LayerGradCam struct {
+	Net *Net
+	// Layer is the convolutional layer; "" means the model's last Conv.
+	Layer string
+	// AttributeToLayerInput attributes to the layer's input instead of its
+	// output.
 	AttributeToLayerInput bool
-	// LayerMask groups the layer's elements; it broadcasts to the layer's shape.
-	LayerMask *tensor.Tensor
-	// LayerBaselines replaces ablated elements (nil: 0); a scalar, a row or
-	// the layer's shape.
-	LayerBaselines       *tensor.Tensor
-	PerturbationsPerEval int
+	// ReluAttributions clamps the map at zero (Captum's relu_attributions).
+	ReluAttributions bool
+	// NoDimSummation keeps one map per channel (attr_dim_summation=False).
+	NoDimSummation bool
 }
 
-// Attribute computes layer ablation attributions.
-func (l *LayerFeatureAblation) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	n, name, feeds, err := l.Net.layerFeeds(inputs, o, l.Layer, l.AttributeToLayerInput)
+// Attribute computes the Grad-CAM map.
+func (l *LayerGradCam) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	layer := l.Layer
+	if layer == "" && l.Net != nil && l.Net.Model != nil {
+		c, err := l.Net.Model.LastConv()
+		if err != nil {
+			return nil, fmt.Errorf("attr: LayerGradCam: %w", err)
+		}
+		layer = c.Output
+	}
+	_, name, feeds, err := l.Net.layerFeeds(inputs, o, layer, l.AttributeToLayerInput)
 	if err != nil {
 		return nil, err
 	}
-	v, err := l.Net.layerValue(ctx, feeds, name)
+	r, _, err := l.Net.runLayer(ctx, feeds, name, nil, o.Target, nil)
 	if err != nil {
 		return nil, err
 	}
-	fa := &FeatureAblation{Model: &layerModel{nt: l.Net, layer: name, inputs: inputs, n: n}, PerturbationsPerEval: l.PerturbationsPerEval}
-	if l.LayerMask != nil {
-		fa.FeatureMask = []*tensor.Tensor{l.LayerMask}
+	v, g := r.value, r.grad
+	if v.Rank() < 2 {
+		return nil, fmt.Errorf("attr: LayerGradCam needs a layer of shape [N, C, ...], %q has %v", name, v.Shape)
 	}
-	inner := o
-	inner.Baselines = nil
-	if l.LayerBaselines != nil {
-		inner.Baselines = []*tensor.Tensor{l.LayerBaselines}
+	c := v.Shape[1]
+	sp := v.Len() / (v.Shape[0] * c)
+	shape := append([]int(nil), v.Shape...)
+	if !l.NoDimSummation {
+		shape[1] = 1
 	}
-	return fa.Attribute(ctx, []*tensor.Tensor{v}, inner)
-}
-
-// LayerLRP is the relevance LRP assigns to a layer's output (or input), as
-// Captum's LayerLRP. The convergence delta is F(x) - sum(relevance).
-type LayerLRP struct {
-	Net                   *Net
-	Layer                 string
-	AttributeToLayerInput bool
-	// Rules chooses each layer's rule, as LRP.Rules.
-	Rules func(n *graph.Node) *LRPRule
-}
-
-// Attribute computes the layer's relevance.
-func (l *LayerLRP) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	n, err := batchOf(inputs)
-	if err != nil {
-		return nil, err
-	}
-	name, err := l.Net.resolve(l.Layer, l.AttributeToLayerInput)
-	if err != nil {
-		return nil, err
-	}
-	lrp := &LRP{Net: l.Net, Rules: l.Rules}
-	rel, out, err := lrp.relevance(ctx, inputs, o, []string{name})
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{Attributions: rel}
-	if o.Delta {
-		res.Delta = tensor.New(n)
-		for r := 0; r < n; r++ {
-			res.Delta.F[r] = out[r] - rowSum(rel, r, n)
+	out := tensor.New(shape...)
+	for b := 0; b < v.Shape[0]; b++ {
+		for ch := 0; ch < c; ch++ {
+			base := (b*c + ch) * sp
+			var w float32
+			for _, x := range g.F[base : base+sp] {
+				w += x
+			}
+			w /= float32(sp)
+			for s := 0; s < sp; s++ {
+				if l.NoDimSummation {
+					out.F[base+s] = w * v.F[base+s]
+				} else {
+					out.F[b*sp+s] += w * v.F[base+s]
+				}
+			}
 		}
 	}
-	return res, nil
+	if l.ReluAttributions {
+		for i, x := range out.F {
+			if x < 0 {
+				out.F[i] = 0
+			}
+		}
+	}
+	return &Result{Attributions: []*tensor.Tensor{out}}, nil
 }
 
 // GuidedGradCam multiplies guided backpropagation by the Grad-CAM map of a
@@ -112,7 +87,8 @@ func (l *LayerLRP) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 // dimensions get no attribution (nil). Cost: two forward and backward rows
 // per example.
 type GuidedGradCam struct {
-	Net                   *Net
+	Net *Net
+	// Layer and AttributeToLayerInput are as LayerGradCam's.
 	Layer                 string
 	AttributeToLayerInput bool
 }

@@ -9,6 +9,35 @@ import (
 	"github.com/loupe-ml/loupe/tensor"
 )
 
+// evalRows runs m on inputs (rows = copies*n, block-major) with the
+// additional inputs repeated to match, and returns the target value of
+// every row. An output with a single element (one number for the batch) is
+// returned as one value per block of n rows.
+func evalRows(ctx context.Context, m Model, inputs []*tensor.Tensor, o Options, n, copies int) ([]float32, error) {
+	if m == nil {
+		return nil, errNoNet
+	}
+	all := append([]*tensor.Tensor(nil), inputs...)
+	all = append(all, expandExtra(o.Additional, n, copies, false)...)
+	out, err := m.Eval(ctx, all)
+	if err != nil {
+		return nil, err
+	}
+	if out.DType != tensor.Float32 {
+		out = out.AsFloat32()
+	}
+	if out.Len() == 1 && o.Target.IsZero() {
+		if copies != 1 {
+			return nil, fmt.Errorf("attr: the model returns one number per batch; perturbations_per_eval must be 1")
+		}
+		return []float32{out.F[0]}, nil
+	}
+	if out.Rank() == 0 || out.Shape[0] != n*copies {
+		return nil, fmt.Errorf("attr: the model returned shape %v for a batch of %d", out.Shape, n*copies)
+	}
+	return o.Target.expand(n, copies, false).pick(out)
+}
+
 // featureMasks returns, per input, an int64 mask of the input's full shape
 // (the caller's masks broadcast, or one id per element numbered across the
 // inputs when masks is nil), and the sorted ids present in each.
@@ -85,6 +114,22 @@ type perturbation struct {
 	idx []int
 }
 
+// groupPerturbations returns one perturbation per feature id of a mask:
+// the flat indices of its elements.
+func groupPerturbations(in int, mask *tensor.Tensor, ids []int64) []perturbation {
+	pos := make(map[int64]int, len(ids))
+	perts := make([]perturbation, len(ids))
+	for k, id := range ids {
+		pos[id] = k
+		perts[k].in = in
+	}
+	for e, id := range mask.I {
+		k := pos[id]
+		perts[k].idx = append(perts[k].idx, e)
+	}
+	return perts
+}
+
 // perEval returns the number of perturbed copies per model call: the
 // caller's, or when it is 0 enough copies to give calls of about 2^20 input
 // elements (at most 256 copies), or 1 when the model gives one number per
@@ -103,6 +148,14 @@ func perEval(ppe int, inputs []*tensor.Tensor, scalar bool) int {
 	return max(1, min(256, (1<<20)/max(size, 1)))
 }
 
+// progress adapts a Progress callback to count perturbations.
+func progress(p Progress, total int) func(int) {
+	if p == nil {
+		return nil
+	}
+	return func(done int) { p(done, total) }
+}
+
 // evalPerturbed evaluates the inputs with each perturbation applied, in
 // batches of per copies (o.Workers batches at once), and calls got(k,
 // values) with the target values of the n rows of perturbation k; got and
@@ -111,9 +164,9 @@ func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, 
 	n := inputs[0].Shape[0]
 	per = max(per, 1)
 	type chunk struct{ k0, k1 int }
-	var chunks []chunk
-	for k0 := 0; k0 < len(perts); k0 += per {
-		chunks = append(chunks, chunk{k0, min(len(perts), k0+per)})
+	var todo []chunk
+	for k0, k1 := range chunks(len(perts), per) {
+		todo = append(todo, chunk{k0, k1})
 	}
 	var mu sync.Mutex
 	finished := 0
@@ -122,23 +175,12 @@ func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, 
 			return err
 		}
 		cp := c.k1 - c.k0
-		batch := make([]*tensor.Tensor, len(inputs))
-		for i, x := range inputs {
-			batch[i] = repeat(x, cp, false)
-		}
+		batch := repeatAll(inputs, cp)
 		for k := c.k0; k < c.k1; k++ {
 			p := perts[k]
-			x, b, dst := inputs[p.in], base[p.in], batch[p.in]
-			off := (k - c.k0) * x.Len()
+			off := (k - c.k0) * inputs[p.in].Len()
 			for _, e := range p.idx {
-				switch x.DType {
-				case tensor.Float32:
-					dst.F[off+e] = b.F[e]
-				case tensor.Int64:
-					dst.I[off+e] = b.I[e]
-				case tensor.Bool:
-					dst.B[off+e] = b.B[e]
-				}
+				copyElem(batch[p.in], off+e, base[p.in], e)
 			}
 		}
 		v, err := evalRows(ctx, m, batch, o, n, cp)
@@ -159,7 +201,7 @@ func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, 
 	}
 	workers := max(o.Workers, 1)
 	if workers == 1 {
-		for _, c := range chunks {
+		for _, c := range todo {
 			if err := eval(c); err != nil {
 				return err
 			}
@@ -185,7 +227,7 @@ func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, 
 		}()
 	}
 feed:
-	for _, c := range chunks {
+	for _, c := range todo {
 		select {
 		case jobs <- c:
 		case <-ctx.Done():
@@ -202,100 +244,98 @@ feed:
 	return ctx.Err()
 }
 
-// FeatureAblation replaces each feature (an element, or a group of elements
-// sharing an id in FeatureMask) by its baseline and attributes to it the
-// change of the target output: f(x) - f(x with the feature ablated); every
-// element of a group gets the group's value. Cost: 1 + F forward rows per
-// example for F features, in batches of PerturbationsPerEval.
-type FeatureAblation struct {
-	Model Model
-	// FeatureMask groups elements into features, one int64 tensor per
-	// input that broadcasts to it (nil: every element is a feature).
-	FeatureMask []*tensor.Tensor
-	// PerturbationsPerEval is how many ablated copies go into one model
-	// call; 0 chooses from the input size (Captum's default is 1; the
-	// results do not depend on it).
-	PerturbationsPerEval int
+// features collects the feature ids shared across all inputs: for each id,
+// the flat indices it covers in each input.
+type features struct {
+	ids   []int64
+	cover [][][]int // cover[k][i]: indices of feature k in input i
 }
 
-// Attribute computes ablation attributions of inputs for o.Target, with
-// o.Baselines (nil: zeros) as the replacement values.
-func (fa *FeatureAblation) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	n, err := batchOf(inputs)
+func collectFeatures(inputs, masks []*tensor.Tensor) (*features, error) {
+	full, ids, err := featureMasks(inputs, masks)
 	if err != nil {
 		return nil, err
 	}
-	base, err := baselinesFor(o.Baselines, inputs)
-	if err != nil {
-		return nil, err
-	}
-	masks, ids, err := featureMasks(inputs, fa.FeatureMask)
-	if err != nil {
-		return nil, err
-	}
-	f0, err := evalRows(ctx, fa.Model, inputs, o, n, 1)
-	if err != nil {
-		return nil, err
-	}
-	var perts []perturbation
+	pos := map[int64]int{}
+	f := &features{}
 	for i := range inputs {
-		perts = append(perts, groupPerturbations(i, masks[i], ids[i])...)
-	}
-	attrs := zerosLike(inputs, len(f0) == 1 && n > 1)
-	total := len(perts)
-	err = evalPerturbed(ctx, fa.Model, inputs, base, o, perts, perEval(fa.PerturbationsPerEval, inputs, len(f0) == 1 && n > 1), progress(o.Progress, total), func(k int, v []float32) {
-		p := perts[k]
-		a := attrs[p.in]
-		row := inputs[p.in].Len() / n
-		for _, e := range p.idx {
-			switch {
-			case len(v) > 1:
-				a.F[e] = f0[e/row] - v[e/row]
-			case e < a.Len():
-				a.F[e] = f0[0] - v[0]
+		for _, id := range ids[i] {
+			if _, ok := pos[id]; !ok {
+				pos[id] = -1
+				f.ids = append(f.ids, id)
 			}
 		}
-	})
-	if err != nil {
-		return nil, err
 	}
-	return &Result{Attributions: attrs}, nil
+	slices.Sort(f.ids)
+	for k, id := range f.ids {
+		pos[id] = k
+	}
+	f.cover = make([][][]int, len(f.ids))
+	for k := range f.cover {
+		f.cover[k] = make([][]int, len(inputs))
+	}
+	for i, m := range full {
+		for e, id := range m.I {
+			k := pos[id]
+			f.cover[k][i] = append(f.cover[k][i], e)
+		}
+	}
+	return f, nil
 }
 
-// zerosLike returns float tensors shaped as the inputs (with a batch of 1
-// when batchOne).
-func zerosLike(inputs []*tensor.Tensor, batchOne bool) []*tensor.Tensor {
-	out := make([]*tensor.Tensor, len(inputs))
-	for i, x := range inputs {
-		shape := append([]int(nil), x.Shape...)
-		if batchOne {
-			shape[0] = 1
+// featureSetup checks the inputs and returns the batch size, the full
+// baselines and the features shared across inputs.
+func featureSetup(inputs []*tensor.Tensor, o Options, masks []*tensor.Tensor) (int, []*tensor.Tensor, *features, error) {
+	n, base, err := batchAndBaselines(inputs, o.Baselines)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	f, err := collectFeatures(inputs, masks)
+	return n, base, f, err
+}
+
+// coalitionBatch builds copies of the inputs, one per coalition: elements of
+// features in the coalition keep the input's value, the others take the
+// baseline's. Copies are stacked block by block.
+func coalitionBatch(inputs, base []*tensor.Tensor, f *features, coalitions [][]bool) []*tensor.Tensor {
+	c := len(coalitions)
+	out := repeatAll(base, c)
+	for j, on := range coalitions {
+		for k, in := range on {
+			if !in {
+				continue
+			}
+			for i, x := range inputs {
+				off := j * x.Len()
+				for _, e := range f.cover[k][i] {
+					copyElem(out[i], off+e, x, e)
+				}
+			}
 		}
-		out[i] = tensor.New(shape...)
 	}
 	return out
 }
 
-// progress adapts a Progress callback to count perturbations.
-func progress(p Progress, total int) func(int) {
-	if p == nil {
-		return nil
+// evalCoalitions evaluates the model on one copy of the inputs per
+// coalition (see coalitionBatch) and returns the target values, n rows per
+// coalition.
+func evalCoalitions(ctx context.Context, m Model, inputs, base []*tensor.Tensor, f *features, coal [][]bool, o Options, n int) ([]float32, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	return func(done int) { p(done, total) }
+	return evalRows(ctx, m, coalitionBatch(inputs, base, f, coal), o, n, len(coal))
 }
 
-// groupPerturbations returns one perturbation per feature id of a mask:
-// the flat indices of its elements.
-func groupPerturbations(in int, mask *tensor.Tensor, ids []int64) []perturbation {
-	pos := make(map[int64]int, len(ids))
-	perts := make([]perturbation, len(ids))
-	for k, id := range ids {
-		pos[id] = k
-		perts[k].in = in
+// spread writes each feature's value per example to every element it covers.
+func spread(inputs []*tensor.Tensor, f *features, vals [][]float64, n int) []*tensor.Tensor {
+	attrs := zerosLike(inputs, false)
+	for k := range f.ids {
+		for i, x := range inputs {
+			row := x.Len() / n
+			for _, e := range f.cover[k][i] {
+				attrs[i].F[e] = float32(vals[k][e/row])
+			}
+		}
 	}
-	for e, id := range mask.I {
-		k := pos[id]
-		perts[k].idx = append(perts[k].idx, e)
-	}
-	return perts
+	return attrs
 }

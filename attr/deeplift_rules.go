@@ -8,38 +8,6 @@ import (
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-// guidedRules returns the backward rules of GuidedBackprop (useGradOut
-// false: the ReLU's own gradient, clamped at zero) or Deconvolution
-// (useGradOut true: the incoming gradient clamped at zero, ignoring the
-// forward mask), applied to every Relu node as Captum does to ReLU modules.
-func guidedRules(useGradOut bool) engine.Rules {
-	return engine.OpRules{"Relu": func(c *engine.RuleContext) ([]*tensor.Tensor, error) {
-		var g *tensor.Tensor
-		if useGradOut {
-			g = c.GradOut[0]
-			if g == nil {
-				return []*tensor.Tensor{nil}, nil
-			}
-		} else {
-			d, err := c.Default()
-			if err != nil {
-				return nil, err
-			}
-			g = d[0]
-			if g == nil {
-				return d, nil
-			}
-		}
-		out := tensor.New(g.Shape...)
-		for i, v := range g.F {
-			if v > 0 {
-				out.F[i] = v
-			}
-		}
-		return []*tensor.Tensor{out}, nil
-	}}
-}
-
 // deepLiftEps is Captum's threshold below which DeepLift falls back to the
 // plain gradient.
 const deepLiftEps = 1e-10
