@@ -57,18 +57,14 @@ func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options
 	rng := rand.New(rand.NewPCG(l.Seed, 0x6c696d65))
 	attrs := zerosLike(inputs, false)
 	for ex := 0; ex < n; ex++ {
-		x := make([]*tensor.Tensor, len(inputs))
-		b := make([]*tensor.Tensor, len(inputs))
-		for i := range inputs {
-			x[i] = gatherRows(inputs[i], []int{ex})
-			b[i] = gatherRows(base[i], []int{ex})
-		}
+		one := []int{ex}
+		x, b := selectRows(inputs, n, one), selectRows(base, n, one)
 		masks := l.FeatureMask
 		if masks != nil {
 			masks = make([]*tensor.Tensor, len(l.FeatureMask))
 			for i, m := range l.FeatureMask {
 				if m != nil && m.Rank() == inputs[i].Rank() && m.Shape[0] == n && n > 1 {
-					m = gatherRows(m, []int{ex})
+					m = gatherRows(m, one)
 				}
 				masks[i] = m
 			}
@@ -90,8 +86,8 @@ func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options
 			zs = l.draw(rng, ns, m)
 		}
 		exo := o
-		exo.Target = o.Target.rows([]int{ex})
-		exo.Additional = selectRows(o.Additional, n, []int{ex})
+		exo.Target = o.Target.rows(one)
+		exo.Additional = selectRows(o.Additional, n, one)
 		ys := make([]float64, len(zs))
 		ws := make([]float64, len(zs))
 		per := perEval(l.PerturbationsPerEval, x, false)
