@@ -285,7 +285,8 @@ func (s *Server) Attribution(ctx context.Context, i int, r Request) ([]byte, err
 	if ok {
 		return b, nil
 	}
-	target := explain.Predicted()
+	// The predicted class is known since start-up: no model call to find it.
+	target := explain.Class(s.preds[i].Predicted)
 	if r.Target != "" {
 		var err error
 		if target, err = explain.ParseTarget(r.Target); err != nil {
