@@ -6,6 +6,7 @@ package methods
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,7 +43,7 @@ func (p Values) int(name string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("parameter %s=%q: want an integer", name, p[name])
 	}
-	return v, nil
+	return v, bounds[name].check(name, float64(v))
 }
 
 func (p Values) float(name string) (float64, error) {
@@ -50,7 +51,7 @@ func (p Values) float(name string) (float64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("parameter %s=%q: want a number", name, p[name])
 	}
-	return v, nil
+	return v, bounds[name].check(name, v)
 }
 
 func (p Values) bool(name string) (bool, error) {
@@ -69,10 +70,107 @@ func (p Values) ints(name string) ([]int, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parameter %s=%q: want integers separated by commas", name, p[name])
 		}
+		if err := bounds[name].check(name, float64(v)); err != nil {
+			return nil, err
+		}
 		out = append(out, v)
+	}
+	if len(out) > maxDims {
+		return nil, fmt.Errorf("parameter %s=%q: want at most %d integers", name, p[name], maxDims)
 	}
 	return out, nil
 }
+
+// maxDims is the most integers a list parameter (a window, strides, a
+// neuron's index) holds: a tensor's rank without the batch dimension.
+const maxDims = 8
+
+// bound is the range a numeric parameter must lie in, inclusive. Every
+// value is also finite (no NaN, no infinity).
+type bound struct {
+	lo, hi float64
+	set    bool // a bound; the zero bound checks only finiteness
+}
+
+// check refuses a value outside the bound, or not finite, naming the
+// parameter and the range.
+func (b bound) check(name string, v float64) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("parameter %s=%g: want a finite number", name, v)
+	}
+	if b.set && (v < b.lo || v > b.hi) {
+		return fmt.Errorf("parameter %s=%s: want %s to %s", name, strconv.FormatFloat(v, 'g', -1, 64),
+			strconv.FormatFloat(b.lo, 'g', -1, 64), strconv.FormatFloat(b.hi, 'g', -1, 64))
+	}
+	return nil
+}
+
+// Bounds are the ranges of the numeric parameters, by name, whichever
+// method takes them: they keep a request's work and memory finite (a
+// model call's rows are at most about n_steps, n_samples or
+// perturbations_per_eval times the batch) and refuse negative counts
+// before anything runs. The command line and Insights share them.
+var bounds = map[string]bound{
+	"n_steps":                {1, 1000, true},
+	"n_samples":              {1, 1000, true},
+	"nt_samples":             {1, 500, true},
+	"internal_batch_size":    {0, 1000, true},
+	"perturbations_per_eval": {0, 1000, true},
+	"feature_grid":           {0, 4096, true},
+	"seed":                   {0, math.MaxInt64, true},
+	"stdevs":                 {0, 1e6, true},
+	"epsilon":                {0, 1e6, true},
+	"gamma":                  {0, 1e6, true},
+	"sliding_window_shapes":  {1, 4096, true},
+	"strides":                {1, 4096, true},
+	"neuron":                 {0, 1 << 24, true},
+}
+
+// Bound returns the range of a numeric parameter, and whether it has one.
+func Bound(name string) (lo, hi float64, ok bool) {
+	b, ok := bounds[name]
+	return b.lo, b.hi, ok
+}
+
+// checkValue refuses a parameter's value that parses but lies outside its
+// bound (values that do not parse are the method's Build to report).
+func checkValue(name, value string) error {
+	b, ok := bounds[name]
+	if !ok || value == "" {
+		return nil
+	}
+	for _, s := range strings.Split(value, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return nil
+		}
+		if err := b.check(name, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fileParams are the parameters whose values name files on the machine
+// that runs the method.
+var fileParams = map[string]bool{"feature_mask": true}
+
+// IsFile says whether a parameter's value names files (feature_mask, or
+// any parameter documented as taking .npy files): Resolve with NoFiles
+// refuses it.
+func IsFile(p Param) bool {
+	return fileParams[p.Name] || strings.Contains(p.Doc, ".npy")
+}
+
+// Option changes what Resolve accepts.
+type Option func(*options)
+
+type options struct{ noFiles bool }
+
+// NoFiles makes Resolve refuse parameters that name files (IsFile) with
+// a value: for requests from the network (Insights), which must not make
+// the server open files. The command line keeps them.
+func NoFiles() Option { return func(o *options) { o.noFiles = true } }
 
 // arg names a parameter and where its value goes: an *int, *uint64,
 // *float64, *bool or *string.
@@ -311,13 +409,20 @@ func (a autoOcclusion) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 }
 
 // Resolve overlays the given name=value pairs on the method's defaults,
-// refusing names the method does not take.
-func Resolve(name string, m Spec, given []string) (Values, error) {
+// refusing names the method does not take, numbers outside their bounds
+// (Bound) and, with NoFiles, parameters that name files.
+func Resolve(name string, m Spec, given []string, opts ...Option) (Values, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	p := Values{}
 	valid := map[string]bool{}
+	files := map[string]bool{}
 	for _, q := range m.Params {
 		p[q.Name] = q.Default
 		valid[q.Name] = true
+		files[q.Name] = IsFile(q)
 	}
 	for _, kv := range given {
 		k, v, ok := strings.Cut(kv, "=")
@@ -334,6 +439,12 @@ func Resolve(name string, m Spec, given []string) (Values, error) {
 				return nil, fmt.Errorf("%s takes no parameters (got %q)", name, k)
 			}
 			return nil, fmt.Errorf("%s has no parameter %q (it takes: %s)", name, k, strings.Join(names, ", "))
+		}
+		if o.noFiles && files[k] && v != "" {
+			return nil, fmt.Errorf("parameter %s names files: not accepted here", k)
+		}
+		if err := checkValue(k, v); err != nil {
+			return nil, err
 		}
 		p[k] = v
 	}
