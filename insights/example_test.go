@@ -12,7 +12,8 @@ import (
 )
 
 // ExampleNew serves Insights on three images for the built-in model; a
-// real program would pass srv.Handler() to http.ListenAndServe.
+// real program would serve the handler with NewHTTPServer on a loopback
+// address, and print its URL with ?token=.
 func ExampleNew() {
 	m, err := demo.Model()
 	if err != nil {
@@ -31,7 +32,17 @@ func ExampleNew() {
 		fmt.Println(err)
 		return
 	}
-	web := httptest.NewServer(srv.Handler())
+	token, err := insights.NewToken()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	h, err := srv.Handler(insights.Config{Token: token})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	web := httptest.NewServer(h)
 	defer web.Close()
 	sum := srv.Summary()
 	fmt.Printf("%d of %d right\n", sum.Right, sum.Labelled)

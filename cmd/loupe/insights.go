@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -24,15 +25,21 @@ import (
 )
 
 // cmdInsights serves loupe Insights on a data set: a folder of images or
-// .npy files, or, for the built-in model, generated shapes.
-func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(addr string)) error {
+// .npy files, or, for the built-in model, generated shapes. It serves on
+// a loopback address unless --allow-remote, behind a token (random, or
+// --token) that the printed URL carries; ready, if set, is called with
+// that URL once the server listens.
+func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(url string)) error {
 	fs := flag.NewFlagSet("insights", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	model := fs.String("model", "demo", "ONNX model file (\"demo\": the built-in model)")
 	data := fs.String("data", "", "folder of examples: .png/.jpg images or .npy arrays (default for the demo model: generated shapes)")
 	labels := fs.String("labels", "", "CSV file of file,class lines giving the true classes (class by number or name)")
 	classFile := fs.String("classes", "", "text file naming the model's classes, one per line")
-	addr := fs.String("addr", "localhost:8080", "address to serve on")
+	addr := fs.String("addr", "127.0.0.1:8080", "address to serve on (port 0: a free port)")
+	token := fs.String("token", "", "the token clients must show (default: a random one, printed in the URL)")
+	allowRemote := fs.Bool("allow-remote", false, "allow --addr to be an address other than loopback (anyone who can reach it and has the token can read the data set)")
+	timeout := fs.Duration("timeout", insights.DefaultTimeout, "the longest an attribution may take")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	imageOptions := imageFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -57,16 +64,35 @@ func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, r
 	if err != nil {
 		return err
 	}
+	if *timeout <= 0 {
+		return usageError{fmt.Errorf("--timeout %v: want a positive duration", *timeout)}
+	}
+	cfg := insights.Config{Token: *token, Timeout: *timeout}
+	if cfg.Token == "" {
+		if cfg.Token, err = insights.NewToken(); err != nil {
+			return err
+		}
+	}
 	srv, err := insights.New(ctx, nt, classes, exs, progressBar(stderr, "predicting", *quiet))
 	if err != nil {
 		return err
 	}
-	return serve(ctx, srv.Handler(), *addr, func(addr string) {
-		fmt.Fprintf(stdout, "loupe Insights on http://%s/ (%d examples; Ctrl-C stops)\n", addr, len(exs))
-		if ready != nil {
-			ready(addr)
-		}
-	})
+	ln, err := listen(*addr, *allowRemote, stderr)
+	if err != nil {
+		return err
+	}
+	cfg.Addr = ln.Addr().String()
+	h, err := srv.Handler(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	u := (&url.URL{Scheme: "http", Host: cfg.Addr, Path: "/", RawQuery: url.Values{"token": {cfg.Token}}.Encode()}).String()
+	fmt.Fprintf(stdout, "loupe Insights on %s (%d examples; Ctrl-C stops)\n", u, len(exs))
+	if ready != nil {
+		ready(u)
+	}
+	return serve(ctx, insights.NewHTTPServer(h, cfg), ln)
 }
 
 // insightsData reads the class names, the examples (a folder, or for the
@@ -101,15 +127,55 @@ func insightsData(model, data, classFile, labels string, pre preprocess.Options)
 	return classes, exs, nil
 }
 
-// serve serves h on addr until ctx is done, telling listening the address
-// once it listens.
-func serve(ctx context.Context, h http.Handler, addr string, listening func(addr string)) error {
+// listen listens on addr, which must be a loopback address unless
+// allowRemote (then it warns). A name other than localhost is refused
+// before listening unless every address it resolves to is loopback.
+func listen(addr string, allowRemote bool, stderr io.Writer) (net.Listener, error) {
+	refuse := usageError{fmt.Errorf("--addr %s: not a loopback address; anyone who reaches it could use Insights: pass --allow-remote to serve there", addr)}
+	if !allowRemote && !loopback(addr) {
+		return nil, refuse
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	listening(ln.Addr().String())
+	if ta, ok := ln.Addr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
+		if !allowRemote {
+			ln.Close()
+			return nil, refuse
+		}
+		fmt.Fprintf(stderr, "warning: loupe Insights serves on %s, not a loopback address: anyone who can reach it and has the token can read the data set and run attributions; the connection is not encrypted\n", ln.Addr())
+	}
+	return ln, nil
+}
+
+// loopback says whether host:port names only loopback addresses.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return false
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
+}
+
+// serve serves on ln until ctx is done.
+func serve(ctx context.Context, hs *http.Server, ln net.Listener) error {
+	hs.BaseContext = func(net.Listener) context.Context { return ctx } // stopping stops the attributions
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
