@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -497,4 +498,29 @@ func TestBusy(t *testing.T) {
 		t.Errorf("busy: %d %s", code, msg)
 	}
 	s.waiting.Store(0)
+}
+
+// The page runs under the Content-Security-Policy: no inline script,
+// style or event handler attribute (which the policy would block).
+func TestPageHasNothingInline(t *testing.T) {
+	s := testServer(t)
+	h := handler(t, s)
+	page := body(do(t, h, "/", bearer(testToken)))
+	for _, re := range []string{`<script(\s[^>]*)?>[^<]`, `<script>`, `<style`, `\sstyle=`, `\son[a-z]+=`, `javascript:`} {
+		if m := regexp.MustCompile(`(?i)` + re).FindString(page); m != "" {
+			t.Errorf("the page has %q, which the CSP blocks", m)
+		}
+	}
+	js := body(do(t, h, "/page.js", bearer(testToken)))
+	for _, bad := range []string{"eval(", "new Function", "setAttribute(\"style", "setAttribute(\"on", "document.write"} {
+		if strings.Contains(js, bad) {
+			t.Errorf("page.js uses %s", bad)
+		}
+	}
+	if resp := do(t, h, "/page.js", bearer(testToken)); !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") {
+		t.Errorf("page.js served as %s", resp.Header.Get("Content-Type"))
+	}
+	if resp := do(t, h, "/page.css", bearer(testToken)); !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css") {
+		t.Errorf("page.css served as %s", resp.Header.Get("Content-Type"))
+	}
 }

@@ -3,6 +3,7 @@ package methods
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -92,5 +93,20 @@ func TestResolveNoFiles(t *testing.T) {
 	}
 	if !IsFile(maskParam) || IsFile(gridParam) {
 		t.Error("IsFile: feature_mask is a file, feature_grid is not")
+	}
+}
+
+// Every parameter whose default is a number has a bound: a new numeric
+// parameter needs its range in bounds.
+func TestEveryNumberBounded(t *testing.T) {
+	for name, spec := range table() {
+		for _, q := range spec.Params {
+			if _, err := strconv.ParseFloat(strings.Split(q.Default, ",")[0], 64); err != nil {
+				continue
+			}
+			if _, _, ok := Bound(q.Name); !ok {
+				t.Errorf("%s's parameter %s (default %s) has no bound: add its range to bounds in methods.go", name, q.Name, q.Default)
+			}
+		}
 	}
 }
