@@ -39,6 +39,7 @@ func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, r
 	addr := fs.String("addr", "127.0.0.1:8080", "address to serve on (port 0: a free port)")
 	token := fs.String("token", "", "the token clients must show (default: a random one, printed in the URL)")
 	allowRemote := fs.Bool("allow-remote", false, "allow --addr to be an address other than loopback (anyone who can reach it and has the token can read the data set)")
+	allowHosts := fs.String("allow-host", "", "more host names (comma-separated) that requests may use to reach the server, beside localhost and its IP address (for --allow-remote)")
 	timeout := fs.Duration("timeout", insights.DefaultTimeout, "the longest an attribution may take")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	imageOptions := imageFlags(fs)
@@ -68,6 +69,11 @@ func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, r
 		return usageError{fmt.Errorf("--timeout %v: want a positive duration", *timeout)}
 	}
 	cfg := insights.Config{Token: *token, Timeout: *timeout}
+	for _, h := range strings.Split(*allowHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			cfg.Hosts = append(cfg.Hosts, h)
+		}
+	}
 	if cfg.Token == "" {
 		if cfg.Token, err = insights.NewToken(); err != nil {
 			return err

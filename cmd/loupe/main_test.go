@@ -296,7 +296,7 @@ func TestInsightsCommand(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "classes.txt"), []byte("square\ndisc\ntriangle\n"), 0o644)
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	go func() {
-		done <- cmdInsights(ctx2, []string{"--addr", "127.0.0.1:0", "--quiet", "--token", "s3cret", "--data", dir, "--labels", filepath.Join(dir, "labels.csv"), "--classes", filepath.Join(dir, "classes.txt")}, io.Discard, io.Discard, func(u string) { urls <- u })
+		done <- cmdInsights(ctx2, []string{"--addr", "127.0.0.1:0", "--quiet", "--token", "s3cret", "--allow-host", "box.lan", "--data", dir, "--labels", filepath.Join(dir, "labels.csv"), "--classes", filepath.Join(dir, "classes.txt")}, io.Discard, io.Discard, func(u string) { urls <- u })
 	}()
 	select {
 	case start = <-urls:
@@ -318,6 +318,17 @@ func TestInsightsCommand(t *testing.T) {
 		t.Errorf("wrong predictions %+v (%v), want x2.npy labelled square", preds, err)
 	}
 	resp.Body.Close()
+	// Host names: box.lan allowed, evil.example not.
+	for host, code := range map[string]int{"box.lan": 200, "evil.example": 403} {
+		req, _ = http.NewRequest("GET", "http://"+u.Host+"/api/summary", nil)
+		req.Host = host + ":" + u.Port()
+		req.Header.Set("Authorization", "Bearer s3cret")
+		if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != code {
+			t.Errorf("Host %s: %v %v, want %d", host, resp, err, code)
+		} else {
+			resp.Body.Close()
+		}
+	}
 	cancel2()
 	<-done
 	for args, want := range map[string]string{
