@@ -375,13 +375,10 @@ func ScaleCAM(maps []*tensor.Tensor, h, w int) (*tensor.Tensor, error) {
 
 // camResult scales the raw maps to the input's size and returns them with
 // the cam.
-func camResult(maps []*tensor.Tensor, h, w int, o Options, n int) (*Result, error) {
+func camResult(maps []*tensor.Tensor, h, w int) (*Result, error) {
 	cam, err := ScaleCAM(maps, h, w)
 	if err != nil {
 		return nil, err
-	}
-	if o.Progress != nil {
-		o.Progress(n, n)
 	}
 	return &Result{Attributions: []*tensor.Tensor{cam}, Maps: maps}, nil
 }

@@ -234,5 +234,8 @@ func gradientCAM(ctx context.Context, nt *Net, method string, layers []string, i
 		}
 		maps[i] = camReduce(x, n, c, lh, lw, eigen)
 	}
-	return camResult(maps, h, w, o, n)
+	if o.Progress != nil {
+		o.Progress(n, n)
+	}
+	return camResult(maps, h, w)
 }

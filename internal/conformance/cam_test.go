@@ -52,7 +52,6 @@ func buildCAM(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.Opt
 		return nil, nil, o, false, err
 	}
 	l := ctor.Layers
-	_, _ = bs, ratio
 	var meth attr.Method
 	eigen := smooth
 	switch strings.TrimPrefix(c.Algorithm, "pytorch_grad_cam.") {
@@ -73,11 +72,15 @@ func buildCAM(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.Opt
 	case "EigenGradCAM":
 		meth, eigen = &attr.EigenGradCAM{Net: nt, Layers: l}, true
 	case "ScoreCAM":
-		return nil, nil, o, false, errNotImplemented
+		meth = &attr.ScoreCAM{Net: nt, Layers: l, BatchSize: bs, EigenSmooth: smooth}
 	case "AblationCAM":
-		return nil, nil, o, false, errNotImplemented
+		meth = &attr.AblationCAM{Net: nt, Layers: l, BatchSize: bs, RatioChannelsToAblate: ratio, EigenSmooth: smooth}
 	case "FullGrad":
-		return nil, nil, o, false, errNotImplemented
+		fg := &attr.FullGrad{Net: nt}
+		if err := checkBiasLayers(c, fg); err != nil {
+			return nil, nil, o, false, err
+		}
+		meth = fg
 	default:
 		return nil, nil, o, false, fmt.Errorf("%w: %s", errNotImplemented, c.Algorithm)
 	}
@@ -148,6 +151,40 @@ func runCAM(ctx context.Context, c *Case, m *engine.Model) error {
 	}
 	if err := Compare(cam, wantCam, tol[0]); err != nil {
 		return fmt.Errorf("cam: %w", err)
+	}
+	return nil
+}
+
+// checkBiasLayers compares FullGrad's layers and biases with the case's
+// fullgrad_layers.
+func checkBiasLayers(c *Case, fg *attr.FullGrad) error {
+	var rec []struct {
+		Module string          `json:"module"`
+		Tensor string          `json:"onnx_tensor"`
+		Bias   json.RawMessage `json:"bias"`
+	}
+	if err := json.Unmarshal(c.FullGradLayers, &rec); err != nil {
+		return fmt.Errorf("fullgrad_layers: %w", err)
+	}
+	got, err := fg.BiasLayers()
+	if err != nil {
+		return err
+	}
+	if len(got) != len(rec) {
+		return fmt.Errorf("FullGrad uses %d layers, the case %d", len(got), len(rec))
+	}
+	for i, l := range rec {
+		if got[i].Tensor != l.Tensor {
+			return fmt.Errorf("FullGrad layer %d is %q, the case's %q (%s)", i, got[i].Tensor, l.Tensor, l.Module)
+		}
+		want, err := c.Tensor(l.Bias)
+		if err != nil {
+			return fmt.Errorf("fullgrad_layers[%d].bias: %w", i, err)
+		}
+		b, _ := tensor.FromFloat32(got[i].Bias, len(got[i].Bias))
+		if err := Compare(b, want, Tol{ATol: 1e-6, RTol: 1e-5}); err != nil {
+			return fmt.Errorf("bias of %s: %w", l.Module, err)
+		}
 	}
 	return nil
 }
