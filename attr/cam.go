@@ -33,9 +33,9 @@ func (nt *Net) camLayers(method string, layers []string) ([]string, error) {
 	}
 	names := make([]string, len(layers))
 	for i, l := range layers {
-		name, err := nt.resolve(l, false)
+		name, err := nt.Model.Resolve(l, false)
 		if err != nil {
-			return nil, fmt.Errorf("attr: %s: target layer %q: %w", method, l, err)
+			return nil, fmt.Errorf("attr: %s: %w", method, err)
 		}
 		names[i] = name
 	}
