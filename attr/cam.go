@@ -14,9 +14,11 @@ import (
 // FullGrad) follows pytorch-grad-cam, its names, options and numbers: each
 // method computes one raw map per target layer ([N, h, w], the layer's
 // resolution), and ScaleCAM turns the maps into the returned cam [N, H, W]
-// at the input's size. This file holds what they share: the layers, one
-// pass for activations and gradients, the principal component projection
-// (eigen_smooth) and the scaling.
+// at the input's size. Without a target (the zero Options.Target) and with
+// an output [N, classes], each example's top class is explained, as
+// pytorch-grad-cam does with targets=None. This file holds what they
+// share: the layers, one pass for activations and gradients, the principal
+// component projection (eigen_smooth) and the scaling.
 
 // camLayers resolves a CAM method's target layers (module paths or tensor
 // names): none means the model's last convolution, as LayerGradCam.
@@ -63,10 +65,11 @@ func camInput(nt *Net, method string, inputs []*tensor.Tensor) (n, h, w int, err
 // the value of each target layer and, when asked for, the gradient of the
 // target with respect to each (and to the tensors in wrt).
 type camRun struct {
-	out   *tensor.Tensor
-	acts  []*tensor.Tensor // [N, C, h, w] per layer
-	grads []*tensor.Tensor // same shapes, nil without gradients
-	wrt   map[string]*tensor.Tensor
+	out    *tensor.Tensor
+	target Target           // the target, or the predicted classes when none was given
+	acts   []*tensor.Tensor // [N, C, h, w] per layer
+	grads  []*tensor.Tensor // same shapes, nil without gradients
+	wrt    map[string]*tensor.Tensor
 }
 
 // camPass evaluates the net once on the batch, tapping the layers, and
@@ -80,9 +83,17 @@ func (nt *Net) camPass(ctx context.Context, method string, inputs []*tensor.Tens
 	if err != nil {
 		return nil, err
 	}
-	r := &camRun{}
+	r := &camRun{target: o.Target}
 	if r.out, err = p.Value(nt.Output); err != nil {
 		return nil, err
+	}
+	if o.Target.IsZero() && r.out.Rank() == 2 && r.out.Shape[1] > 1 {
+		// pytorch-grad-cam explains each example's top class by default.
+		classes, _, err := TopClasses(r.out.AsFloat32())
+		if err != nil {
+			return nil, err
+		}
+		r.target = Classes(classes...)
 	}
 	for _, l := range layers {
 		v, err := p.Value(l)
@@ -97,7 +108,7 @@ func (nt *Net) camPass(ctx context.Context, method string, inputs []*tensor.Tens
 	if !grads {
 		return r, nil
 	}
-	seed, err := o.Target.seed(r.out.Shape)
+	seed, err := r.target.seed(r.out.Shape)
 	if err != nil {
 		return nil, err
 	}

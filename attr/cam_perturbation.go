@@ -44,6 +44,7 @@ func (m *ScoreCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 	if err != nil {
 		return nil, err
 	}
+	o.Target = r.target
 	bs := m.BatchSize
 	if bs <= 0 {
 		bs = 16
@@ -128,6 +129,7 @@ func (m *AblationCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o 
 	if err != nil {
 		return nil, err
 	}
+	o.Target = r.target
 	s0, err := Select(r.out, o.Target, n)
 	if err != nil {
 		return nil, err

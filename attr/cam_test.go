@@ -213,3 +213,31 @@ func TestCAMErrors(t *testing.T) {
 		t.Error("GradCAM without layers is not GradCAM of the last convolution")
 	}
 }
+
+// Without a target, the CAMs explain each example's top class.
+func TestCAMDefaultTarget(t *testing.T) {
+	nt := net(t, "cnn_s0.onnx")
+	x := randn(5, 1, 3, 3, 32, 32)
+	ctx := context.Background()
+	y, err := nt.Eval(ctx, []*tensor.Tensor{x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, _, err := TopClasses(y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []Method{&GradCAM{Net: nt}, &AblationCAM{Net: nt, Layers: []string{"relu2"}}, &FullGrad{Net: nt}} {
+		a, err := m.Attribute(ctx, []*tensor.Tensor{x}, Options{})
+		if err != nil {
+			t.Fatalf("%T: %v", m, err)
+		}
+		b, err := m.Attribute(ctx, []*tensor.Tensor{x}, Options{Target: Classes(top...)})
+		if err != nil {
+			t.Fatalf("%T: %v", m, err)
+		}
+		if tensor.MaxAbsDiff(a.Attributions[0].F, b.Attributions[0].F) != 0 {
+			t.Errorf("%T without a target is not the top classes' map", m)
+		}
+	}
+}
