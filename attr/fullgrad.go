@@ -122,8 +122,13 @@ func (f *FullGrad) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 	}
 	sum := make([]float64, n*h*w)
 	// add adds R(|scale_c * g_c|) of a gradient g [N, C, h, w] to sum.
+	// A tensor the target does not depend on has no gradient and adds
+	// nothing (its scaled maps would be zeros).
 	add := func(name string, g *tensor.Tensor, scale func(e, c, s int) float64) error {
-		if g == nil || g.Rank() != 4 || g.Shape[0] != n {
+		if g == nil {
+			return nil
+		}
+		if g.Rank() != 4 || g.Shape[0] != n {
 			return fmt.Errorf("attr: %s: the gradient of %q is not a batch of maps [N, C, h, w]", method, name)
 		}
 		c, gh, gw := g.Shape[1], g.Shape[2], g.Shape[3]
