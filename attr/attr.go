@@ -67,6 +67,11 @@ type Progress func(done, total int)
 type Result struct {
 	Attributions []*tensor.Tensor
 	Delta        *tensor.Tensor
+	// Maps holds, for the CAM methods (GradCAM and kin), each target
+	// layer's raw map [N, h, w] at the layer's resolution, before the ReLU
+	// and scaling that give the attribution (see ScaleCAM); for FullGrad,
+	// the unscaled sum [N, H, W]. Nil for other methods.
+	Maps []*tensor.Tensor
 }
 
 // errNoNet is returned by methods whose Net (or Model) is nil.

@@ -263,7 +263,7 @@ func TestLRPRules(t *testing.T) {
 // copies that callers cannot change.
 func TestLookupAndNames(t *testing.T) {
 	names := Names()
-	if len(names) != 37 || !slices.IsSorted(names) || names[0] != "Deconvolution" {
+	if len(names) != 48 || !slices.IsSorted(names) || names[0] != "AblationCAM" {
 		t.Fatalf("names %v", names)
 	}
 	for _, n := range names {
@@ -280,7 +280,7 @@ func TestLookupAndNames(t *testing.T) {
 		t.Errorf("a caller changed the table: n_steps default %q", s.Params[0].Default)
 	}
 	names[0] = "Zzz"
-	if Names()[0] != "Deconvolution" {
+	if Names()[0] != "AblationCAM" {
 		t.Error("a caller changed the names")
 	}
 }

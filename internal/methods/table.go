@@ -1,9 +1,11 @@
 package methods
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/loupe-ml/loupe/attr"
@@ -187,6 +189,40 @@ func newTable() map[string]Spec {
 		"LayerIntegratedGradients": simple("integrated gradients over a layer's values", true, pathParams, func(nt *attr.Net, layer string, a args) attr.Method {
 			return &attr.LayerIntegratedGradients{Net: nt, Layer: layer, NSteps: a.steps, Method: a.method, InternalBatchSize: a.ibs}
 		}),
+		"GradCAM": camSpec("pytorch-grad-cam's Grad-CAM: channels weighted by the mean gradient", true, false, func(nt *attr.Net, l []string, c camArgs) attr.Method {
+			return &attr.GradCAM{Net: nt, Layers: l, EigenSmooth: c.smooth}
+		}),
+		"HiResCAM": camSpec("gradient times activations summed over channels (pytorch-grad-cam)", true, false, func(nt *attr.Net, l []string, c camArgs) attr.Method {
+			return &attr.HiResCAM{Net: nt, Layers: l, EigenSmooth: c.smooth}
+		}),
+		"GradCAMElementWise": camSpec("positive part of gradient times activations, summed over channels (pytorch-grad-cam)", true, false, func(nt *attr.Net, l []string, c camArgs) attr.Method {
+			return &attr.GradCAMElementWise{Net: nt, Layers: l, EigenSmooth: c.smooth}
+		}),
+		"GradCAMPlusPlus": camSpec("Grad-CAM++: channels weighted by positive gradients with higher-order terms (pytorch-grad-cam)", true, false, func(nt *attr.Net, l []string, c camArgs) attr.Method {
+			return &attr.GradCAMPlusPlus{Net: nt, Layers: l, EigenSmooth: c.smooth}
+		}),
+		"XGradCAM": camSpec("XGrad-CAM: channels weighted by gradient times normalised activations (pytorch-grad-cam)", true, false, func(nt *attr.Net, l []string, c camArgs) attr.Method {
+			return &attr.XGradCAM{Net: nt, Layers: l, EigenSmooth: c.smooth}
+		}),
+		"LayerCAM": camSpec("LayerCAM: activations weighted by their positive gradients (pytorch-grad-cam)", true, false, func(nt *attr.Net, l []string, c camArgs) attr.Method {
+			return &attr.LayerCAM{Net: nt, Layers: l, EigenSmooth: c.smooth}
+		}),
+		"EigenCAM": camSpec("Eigen-CAM: first principal component of the activations (no gradients, ignores the target; pytorch-grad-cam)", false, false, func(nt *attr.Net, l []string, _ camArgs) attr.Method {
+			return &attr.EigenCAM{Net: nt, Layers: l}
+		}),
+		"EigenGradCAM": camSpec("first principal component of gradient times activations (pytorch-grad-cam)", false, false, func(nt *attr.Net, l []string, _ camArgs) attr.Method {
+			return &attr.EigenGradCAM{Net: nt, Layers: l}
+		}),
+		"ScoreCAM": camSpec("Score-CAM: channels weighted by the softmax of the scores of the input masked by each channel (pytorch-grad-cam; 1 + channels model rows per example)", true, true, func(nt *attr.Net, l []string, c camArgs) attr.Method {
+			return &attr.ScoreCAM{Net: nt, Layers: l, EigenSmooth: c.smooth, BatchSize: c.batch}
+		}),
+		"AblationCAM": camSpec("Ablation-CAM: channels weighted by the target's relative drop when each is set to zero (pytorch-grad-cam; 1 + channels model rows per example)", true, true, func(nt *attr.Net, l []string, c camArgs) attr.Method {
+			return &attr.AblationCAM{Net: nt, Layers: l, EigenSmooth: c.smooth, BatchSize: c.batch}
+		}),
+		"FullGrad": {Doc: "FullGrad: input-gradient and bias-gradient maps of every convolution and batch norm, summed (pytorch-grad-cam)",
+			Build: func(nt *attr.Net, _ string, _ Values) (attr.Method, error) {
+				return camView{&attr.FullGrad{Net: nt}}, nil
+			}},
 	}
 }
 
@@ -263,4 +299,55 @@ func buildOcclusion(nt *attr.Net, _ string, p Values) (attr.Method, error) {
 		oc.Strides = [][]int{strides}
 	}
 	return oc, nil
+}
+
+// camArgs are the parameters of the CAM methods.
+type camArgs struct {
+	smooth bool // eigen_smooth
+	batch  int  // batch_size
+}
+
+// camSpec is a CAM method of pytorch-grad-cam: its layer parameter takes
+// target layers separated by commas (none: the last convolution), and
+// eigen_smooth when smooth, batch_size when batched. Its map is returned
+// as [N, 1, H, W], one channel the size of the input, so that figures draw
+// it over the picture.
+func camSpec(doc string, smooth, batched bool, build func(nt *attr.Net, layers []string, c camArgs) attr.Method) Spec {
+	var params []Param
+	if smooth {
+		params = append(params, Param{"eigen_smooth", "false", "project the weighted activations on their first principal component instead of summing them"})
+	}
+	if batched {
+		params = append(params, Param{"batch_size", "0", "masked copies per model call (0: pytorch-grad-cam's default)"})
+	}
+	return Spec{Doc: doc + "; layers separated by commas are averaged (default: the last convolution)", Layer: true, Params: params,
+		Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
+			var c camArgs
+			if err := p.read(arg{"eigen_smooth", &c.smooth}, arg{"batch_size", &c.batch}); err != nil {
+				return nil, err
+			}
+			var layers []string
+			for _, l := range strings.Split(layer, ",") {
+				if l = strings.TrimSpace(l); l != "" {
+					layers = append(layers, l)
+				}
+			}
+			return camView{build(nt, layers, c)}, nil
+		}}
+}
+
+// camView returns a CAM method's map [N, H, W] as [N, 1, H, W].
+type camView struct{ attr.Method }
+
+func (v camView) Attribute(ctx context.Context, inputs []*tensor.Tensor, o attr.Options) (*attr.Result, error) {
+	r, err := v.Method.Attribute(ctx, inputs, o)
+	if err != nil {
+		return nil, err
+	}
+	if a := r.Attributions[0]; a.Rank() == 3 {
+		if r.Attributions[0], err = a.Reshape(a.Shape[0], 1, a.Shape[1], a.Shape[2]); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
