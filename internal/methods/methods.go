@@ -116,6 +116,7 @@ var bounds = map[string]bound{
 	"nt_samples":             {1, 500, true},
 	"internal_batch_size":    {0, 1000, true},
 	"perturbations_per_eval": {0, 1000, true},
+	"batch_size":             {0, 1000, true},
 	"feature_grid":           {0, 4096, true},
 	"seed":                   {0, math.MaxInt64, true},
 	"stdevs":                 {0, 1e6, true},
