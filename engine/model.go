@@ -24,6 +24,7 @@ type Model struct {
 	inputs  []Input
 	inSlot  map[string]int // model input name -> index in inputs
 	outputs []int          // slots of the graph outputs
+	fusions []fusion       // chains a pass without recording may run as one node
 }
 
 type cnode struct {
@@ -212,6 +213,7 @@ func Compile(g *graph.Graph) (*Model, error) {
 	if len(m.outputs) == 0 {
 		return nil, errors.New("graph has no outputs")
 	}
+	m.planFusions()
 	return m, nil
 }
 
