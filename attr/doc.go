@@ -32,7 +32,11 @@
 //   - neuron methods, which attribute one Neuron of a layer to the inputs:
 //     NeuronGradient, NeuronIntegratedGradients, NeuronConductance,
 //     NeuronGradientShap, NeuronDeepLift, NeuronDeepLiftShap,
-//     NeuronGuidedBackprop, NeuronDeconvolution and NeuronFeatureAblation.
+//     NeuronGuidedBackprop, NeuronDeconvolution and NeuronFeatureAblation;
+//   - class activation maps with pytorch-grad-cam's semantics and numbers,
+//     on a Net: GradCAM, HiResCAM, GradCAMElementWise, GradCAMPlusPlus,
+//     XGradCAM, LayerCAM, EigenCAM, EigenGradCAM, ScoreCAM, AblationCAM and
+//     FullGrad (scaled as that library does: ScaleCAM).
 //
 // Each method's documentation gives its paper and its cost in model
 // evaluations: a "row" is one example through the network; rows are batched
