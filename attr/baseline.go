@@ -6,6 +6,39 @@ import (
 	"github.com/loupe-ml/loupe/tensor"
 )
 
+// baselinesFor expands one baseline per input (bs may be nil: all zeros).
+func baselinesFor(bs, xs []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	if bs != nil && len(bs) != len(xs) {
+		return nil, fmt.Errorf("attr: %d baselines for %d inputs", len(bs), len(xs))
+	}
+	out := make([]*tensor.Tensor, len(xs))
+	for i, x := range xs {
+		var b *tensor.Tensor
+		if bs != nil {
+			b = bs[i]
+		}
+		var err error
+		if out[i], err = baselineFor(b, x, i); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// batchAndBaselines checks the inputs and returns their batch size and one
+// baseline of the input's shape per input (bs may be nil: all zeros).
+func batchAndBaselines(inputs, bs []*tensor.Tensor) (int, []*tensor.Tensor, error) {
+	n, err := batchOf(inputs)
+	if err != nil {
+		return 0, nil, err
+	}
+	base, err := baselinesFor(bs, inputs)
+	if err != nil {
+		return 0, nil, err
+	}
+	return n, base, nil
+}
+
 // baselineFor expands the baseline b of input i (nil: zeros; shape []: a
 // scalar; shape [1, ...]: one row for every example; or the input's shape)
 // to x's shape, in x's dtype.
@@ -54,21 +87,18 @@ func setAt(t *tensor.Tensor, i int, v float64) {
 	}
 }
 
-// baselinesFor expands one baseline per input (bs may be nil: all zeros).
-func baselinesFor(bs, xs []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	if bs != nil && len(bs) != len(xs) {
-		return nil, fmt.Errorf("attr: %d baselines for %d inputs", len(bs), len(xs))
+// multiplyByInputs multiplies each attribution by its input's difference
+// from its baseline (see mulDiff).
+func multiplyByInputs(attrs, inputs, base []*tensor.Tensor) {
+	for i, x := range inputs {
+		mulDiff(attrs[i].F, x.F, base[i].F)
 	}
-	out := make([]*tensor.Tensor, len(xs))
-	for i, x := range xs {
-		var b *tensor.Tensor
-		if bs != nil {
-			b = bs[i]
-		}
-		var err error
-		if out[i], err = baselineFor(b, x, i); err != nil {
-			return nil, err
-		}
+}
+
+// mulDiff multiplies a by (x - b) element by element, as Captum's
+// multiply_by_inputs does: local attributions become global ones.
+func mulDiff(a, x, b []float32) {
+	for e := range a {
+		a[e] *= x[e] - b[e]
 	}
-	return out, nil
 }

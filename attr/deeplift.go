@@ -18,9 +18,9 @@ import (
 // and baselines in one batch).
 type DeepLift struct {
 	Net *Net
-	// GlobalAttribution returns the multipliers without multiplying by
-	// (x - b): Captum's multiply_by_inputs=False.
-	GlobalAttribution bool
+	// Local returns local attributions, not multiplied by (inputs - baselines):
+	// Captum's multiply_by_inputs=False.
+	Local bool
 	// Strict applies each rule to the multipliers that the rules after it
 	// produced. Captum's module hooks do not when one rule's node feeds
 	// another's (a ReLU into a MaxPool): the first sees the second's plain
@@ -33,10 +33,7 @@ type DeepLift struct {
 // Attribute computes DeepLift attributions of inputs from a.Baselines (nil:
 // zeros; one per input: a scalar, one row, or the input's shape).
 func (d *DeepLift) Attribute(ctx context.Context, inputs []*tensor.Tensor, a Options) (*Result, error) {
-	if _, err := batchOf(inputs); err != nil {
-		return nil, err
-	}
-	base, err := baselinesFor(a.Baselines, inputs)
+	_, base, err := batchAndBaselines(inputs, a.Baselines)
 	if err != nil {
 		return nil, err
 	}
@@ -46,14 +43,10 @@ func (d *DeepLift) Attribute(ctx context.Context, inputs []*tensor.Tensor, a Opt
 // attribute runs DeepLift on inputs and their (full-shape) baselines.
 func (d *DeepLift) attribute(ctx context.Context, inputs, base []*tensor.Tensor, a Options) (*Result, error) {
 	n := inputs[0].Shape[0]
-	both := make([]*tensor.Tensor, len(inputs))
-	for i, x := range inputs {
-		if x.DType != tensor.Float32 {
-			return nil, fmt.Errorf("attr: input %d is %s; DeepLift needs float inputs", i, x.DType)
-		}
-		both[i] = concatRows(x, base[i])
+	if err := floatInputs(inputs, "DeepLift"); err != nil {
+		return nil, err
 	}
-	feeds, err := d.Net.feeds(both, a.Additional, n, 2, false)
+	feeds, err := d.Net.feeds(pairRows(inputs, base), a.Additional, n, 2, false)
 	if err != nil {
 		return nil, err
 	}
@@ -67,10 +60,8 @@ func (d *DeepLift) attribute(ctx context.Context, inputs, base []*tensor.Tensor,
 	for i, x := range inputs {
 		g := tensor.New(x.Shape...)
 		copy(g.F, grads[i].F[:x.Len()])
-		if !d.GlobalAttribution {
-			for e := range g.F {
-				g.F[e] *= x.F[e] - base[i].F[e]
-			}
+		if !d.Local {
+			mulDiff(g.F, x.F, base[i].F)
 		}
 		attrs[i] = g
 	}
@@ -80,13 +71,8 @@ func (d *DeepLift) attribute(ctx context.Context, inputs, base []*tensor.Tensor,
 	res := &Result{Attributions: attrs}
 	if a.Delta {
 		// F(x) and F(b) are the two halves of the pass just made.
-		vals, err := a.Target.expand(n, 2, false).pick(out)
-		if err != nil {
+		if res.Delta, err = pairDelta(out, a.Target, attrs, n); err != nil {
 			return nil, err
-		}
-		res.Delta = tensor.New(n)
-		for r := 0; r < n; r++ {
-			res.Delta.F[r] = rowSum(attrs, r, n) - (vals[r] - vals[r+n])
 		}
 	}
 	return res, nil
@@ -98,8 +84,10 @@ func (d *DeepLift) attribute(ctx context.Context, inputs, base []*tensor.Tensor,
 // Predictions", NeurIPS 2017). Cost: one forward and backward pass on
 // 2*B rows per example for B baselines.
 type DeepLiftShap struct {
-	Net               *Net
-	GlobalAttribution bool
+	Net *Net
+	// Local returns local attributions, not multiplied by (inputs - baselines):
+	// Captum's multiply_by_inputs=False.
+	Local bool
 	// Strict is as DeepLift's.
 	Strict bool
 }
@@ -109,115 +97,70 @@ type DeepLiftShap struct {
 // Captum requires). The delta, when asked, has one entry per example and
 // baseline (example-major).
 func (d *DeepLiftShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, a Options) (*Result, error) {
-	n, err := batchOf(inputs)
+	p, err := pairBaselines("DeepLiftShap", inputs, a)
 	if err != nil {
 		return nil, err
 	}
-	baselines := a.Baselines
-	if len(baselines) != len(inputs) {
-		return nil, fmt.Errorf("attr: DeepLiftShap needs one baseline distribution per input, got %d for %d inputs", len(baselines), len(inputs))
-	}
-	nb, err := batchOf(baselines)
-	if err != nil {
-		return nil, fmt.Errorf("attr: baselines: %w", err)
-	}
-	if nb < 2 {
-		return nil, fmt.Errorf("attr: DeepLiftShap needs at least 2 baselines per input, got %d", nb)
-	}
-	expIn := make([]*tensor.Tensor, len(inputs))
-	expBase := make([]*tensor.Tensor, len(inputs))
-	for i, x := range inputs {
-		if !tensor.SameShape(baselines[i].Shape[1:], x.Shape[1:]) {
-			return nil, fmt.Errorf("attr: baselines %d have shape %v, input %d has %v", i, baselines[i].Shape, i, x.Shape)
-		}
-		expIn[i] = repeat(x, nb, true)
-		expBase[i] = repeat(baselines[i].AsFloat32(), n, false)
-	}
-	extra := make([]*tensor.Tensor, len(a.Additional))
-	for i, x := range a.Additional {
-		extra[i] = x
-		if x != nil && x.Rank() > 0 && x.Shape[0] == n {
-			extra[i] = repeat(x, nb, true)
-		}
-	}
-	inner := a
-	inner.Target = a.Target.expand(n, nb, true)
-	inner.Additional = extra
-	inner.Progress = nil
-	dl := &DeepLift{Net: d.Net, GlobalAttribution: d.GlobalAttribution, Strict: d.Strict}
-	r, err := dl.attribute(ctx, expIn, expBase, inner)
+	dl := &DeepLift{Net: d.Net, Local: d.Local, Strict: d.Strict}
+	r, err := dl.attribute(ctx, p.inputs, p.base, p.o)
 	if err != nil {
 		return nil, err
 	}
-	for i, at := range r.Attributions {
-		r.Attributions[i] = meanGroups(at, n, nb)
-	}
+	p.mean(r)
 	if a.Progress != nil {
-		a.Progress(n, n)
+		a.Progress(p.n, p.n)
 	}
 	return r, nil
 }
 
-// concatRows stacks a and b along the first dimension.
-func concatRows(a, b *tensor.Tensor) *tensor.Tensor {
-	shape := append([]int{a.Shape[0] + b.Shape[0]}, a.Shape[1:]...)
-	out := tensor.New(shape...)
-	copy(out.F, a.F)
-	copy(out.F[a.Len():], b.F)
-	return out
+// baselinePairs are the rows DeepLiftShap runs DeepLift on: every example
+// with every baseline of a distribution, example-major (row r is example
+// r/nb with baseline r%nb).
+type baselinePairs struct {
+	n, nb        int
+	inputs, base []*tensor.Tensor // n*nb rows each
+	o            Options          // the options for those rows
 }
 
-// meanGroups averages a tensor of n*k rows (example-major groups of k) to n
-// rows.
-func meanGroups(t *tensor.Tensor, n, k int) *tensor.Tensor {
-	shape := append([]int{n}, t.Shape[1:]...)
-	out := tensor.New(shape...)
-	row := out.Len() / max(n, 1)
-	for r := 0; r < n; r++ {
-		dst := out.F[r*row : (r+1)*row]
-		for j := 0; j < k; j++ {
-			src := t.F[(r*k+j)*row : (r*k+j+1)*row]
-			for e, v := range src {
-				dst[e] += v
-			}
-		}
-		for e := range dst {
-			dst[e] /= float32(k)
-		}
-	}
-	return out
-}
-
-// GuidedBackprop returns the gradient of the target where every ReLU
-// passes back only positive gradients (Springenberg et al., "Striving for
-// Simplicity: The All Convolutional Net", 2014). Cost: one forward and
-// backward row per example.
-type GuidedBackprop struct {
-	Net *Net
-}
-
-// Attribute computes guided backpropagation for a.Target.
-func (g *GuidedBackprop) Attribute(ctx context.Context, inputs []*tensor.Tensor, a Options) (*Result, error) {
-	grads, err := inputGradients(ctx, g.Net, inputs, a, guidedRules(false))
+// pairBaselines checks a baseline distribution (one tensor per input whose
+// rows are its samples, at least 2 as Captum requires) and pairs every
+// example with every sample.
+func pairBaselines(method string, inputs []*tensor.Tensor, o Options) (*baselinePairs, error) {
+	n, err := batchOf(inputs)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Attributions: grads}, nil
-}
-
-// Deconvolution returns the gradient of the target where every ReLU passes
-// back the positive part of the incoming gradient, whatever its input was
-// (Zeiler and Fergus, "Visualizing and Understanding Convolutional
-// Networks", ECCV 2014). Cost: one forward and backward row per example.
-type Deconvolution struct {
-	Net *Net
-}
-
-// Attribute computes deconvolution attributions for a.Target.
-func (d *Deconvolution) Attribute(ctx context.Context, inputs []*tensor.Tensor, a Options) (*Result, error) {
-	grads, err := inputGradients(ctx, d.Net, inputs, a, guidedRules(true))
-	if err != nil {
-		return nil, err
+	if len(o.Baselines) != len(inputs) {
+		return nil, fmt.Errorf("attr: %s needs one baseline distribution per input, got %d for %d inputs", method, len(o.Baselines), len(inputs))
 	}
-	return &Result{Attributions: grads}, nil
+	nb, err := batchOf(o.Baselines)
+	if err != nil {
+		return nil, fmt.Errorf("attr: baselines: %w", err)
+	}
+	if nb < 2 {
+		return nil, fmt.Errorf("attr: %s needs at least 2 baselines per input, got %d", method, nb)
+	}
+	p := &baselinePairs{n: n, nb: nb, inputs: make([]*tensor.Tensor, len(inputs)), base: make([]*tensor.Tensor, len(inputs)), o: o}
+	for i, x := range inputs {
+		b := o.Baselines[i]
+		if !tensor.SameShape(b.Shape[1:], x.Shape[1:]) {
+			return nil, fmt.Errorf("attr: baselines %d have shape %v, input %d has %v", i, b.Shape, i, x.Shape)
+		}
+		if x.DType == tensor.Float32 {
+			b = b.AsFloat32()
+		}
+		p.inputs[i] = repeat(x, nb, true)
+		p.base[i] = repeat(b, n, false)
+	}
+	p.o.Target = o.Target.expand(n, nb, true)
+	p.o.Additional = expandExtra(o.Additional, n, nb, true)
+	p.o.Progress = nil
+	return p, nil
+}
+
+// mean averages the attributions of the pairs over the baselines.
+func (p *baselinePairs) mean(r *Result) {
+	for i, a := range r.Attributions {
+		r.Attributions[i] = meanGroups(a, p.n, p.nb)
+	}
 }

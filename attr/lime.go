@@ -1,6 +1,7 @@
 package attr
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -41,68 +42,29 @@ type Lime struct {
 	kernelShap bool
 }
 
-// KernelShap estimates Shapley values with Lime's machinery and the
-// Shapley kernel (Lundberg and Lee, NeurIPS 2017), as Captum: the first two
-// samples are all features on and all off (weight 1e6), the others switch k
-// random features on with probability proportional to (F-1)/(k(F-k)), and a
-// least-squares fit gives the values. Cost: NSamples forward rows per
-// example.
-type KernelShap struct {
-	Model                Model
-	FeatureMask          []*tensor.Tensor
-	NSamples             int
-	PerturbationsPerEval int
-	Seed                 uint64
-	Samples              [][][]float64
-}
-
-// Attribute computes KernelShap values for o.Target from o.Baselines.
-func (k *KernelShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	l := &Lime{Model: k.Model, FeatureMask: k.FeatureMask, NSamples: k.NSamples, PerturbationsPerEval: k.PerturbationsPerEval,
-		Interpretable: linear.LeastSquares{FitIntercept: true}, Seed: k.Seed, Samples: k.Samples, kernelShap: true}
-	if l.NSamples == 0 {
-		l.NSamples = 25
-	}
-	return l.Attribute(ctx, inputs, o)
-}
-
 // Attribute computes Lime attributions for o.Target, perturbing toward
 // o.Baselines (nil: zeros).
 func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	n, err := batchOf(inputs)
+	n, base, err := batchAndBaselines(inputs, o.Baselines)
 	if err != nil {
 		return nil, err
 	}
-	base, err := baselinesFor(o.Baselines, inputs)
-	if err != nil {
-		return nil, err
-	}
-	ns := l.NSamples
-	if ns == 0 {
-		ns = 50
-	}
+	ns := cmp.Or(l.NSamples, 50)
 	if l.Samples != nil && len(l.Samples) != n {
 		return nil, fmt.Errorf("attr: recorded samples for %d examples, the batch has %d", len(l.Samples), n)
 	}
-	fit := l.Interpretable
-	if fit == nil {
-		fit = linear.Lasso{Alpha: 0.01, FitIntercept: true}
-	}
+	fit := interpretable(l.Interpretable)
 	rng := rand.New(rand.NewPCG(l.Seed, 0x6c696d65))
 	attrs := zerosLike(inputs, false)
 	for ex := 0; ex < n; ex++ {
-		x := make([]*tensor.Tensor, len(inputs))
-		b := make([]*tensor.Tensor, len(inputs))
-		for i := range inputs {
-			x[i] = gatherRows(inputs[i], []int{ex})
-			b[i] = gatherRows(base[i], []int{ex})
-		}
+		one := []int{ex}
+		x, b := selectRows(inputs, n, one), selectRows(base, n, one)
 		masks := l.FeatureMask
 		if masks != nil {
 			masks = make([]*tensor.Tensor, len(l.FeatureMask))
 			for i, m := range l.FeatureMask {
 				if m != nil && m.Rank() == inputs[i].Rank() && m.Shape[0] == n && n > 1 {
-					m = gatherRows(m, []int{ex})
+					m = gatherRows(m, one)
 				}
 				masks[i] = m
 			}
@@ -124,22 +86,15 @@ func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options
 			zs = l.draw(rng, ns, m)
 		}
 		exo := o
-		exo.Target = o.Target.rows([]int{ex})
-		exo.Additional = make([]*tensor.Tensor, len(o.Additional))
-		for i, a := range o.Additional {
-			exo.Additional[i] = a
-			if a != nil && a.Rank() > 0 && a.Shape[0] == n {
-				exo.Additional[i] = gatherRows(a, []int{ex})
-			}
-		}
+		exo.Target = o.Target.rows(one)
+		exo.Additional = selectRows(o.Additional, n, one)
 		ys := make([]float64, len(zs))
 		ws := make([]float64, len(zs))
 		per := perEval(l.PerturbationsPerEval, x, false)
-		for s0 := 0; s0 < len(zs); s0 += per {
+		for s0, s1 := range chunks(len(zs), per) {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			s1 := min(len(zs), s0+per)
 			coal := make([][]bool, 0, s1-s0)
 			for _, z := range zs[s0:s1] {
 				on := make([]bool, m)
@@ -175,6 +130,15 @@ func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options
 		}
 	}
 	return &Result{Attributions: attrs}, nil
+}
+
+// interpretable returns the surrogate fitter, by default Captum's: a lasso
+// with alpha 0.01.
+func interpretable(f linear.Fitter) linear.Fitter {
+	if f == nil {
+		return linear.Lasso{Alpha: 0.01, FitIntercept: true}
+	}
+	return f
 }
 
 // draw returns ns on/off patterns over m features.
@@ -246,47 +210,36 @@ func (l *Lime) weight(orig, batch []*tensor.Tensor, s int, z []float64) float64 
 	return CosineKernel(orig, sample, 1)
 }
 
-// CosineKernel is Lime's default similarity: exp(-d²/(2 width²)) with d one
-// minus the cosine similarity of the two inputs (all tensors flattened and
-// concatenated).
-func CosineKernel(a, b []*tensor.Tensor, width float64) float64 {
-	var dot, na, nb float64
-	for i := range a {
-		for e := 0; e < a[i].Len(); e++ {
-			x, y := float64(float32(a[i].Float64At(e))), float64(float32(b[i].Float64At(e)))
-			dot += x * y
-			na += x * x
-			nb += y * y
-		}
-	}
-	const eps = 1e-8
-	d := 1 - dot/(math.Max(math.Sqrt(na), eps)*math.Max(math.Sqrt(nb), eps))
-	return math.Exp(-d * d / (2 * width * width))
+// KernelShap estimates Shapley values with Lime's machinery and the
+// Shapley kernel (Lundberg and Lee, NeurIPS 2017), as Captum: the first two
+// samples are all features on and all off (weight 1e6), the others switch k
+// random features on with probability proportional to (F-1)/(k(F-k)), and a
+// least-squares fit gives the values. Cost: NSamples forward rows per
+// example.
+type KernelShap struct {
+	Model Model
+	// FeatureMask, PerturbationsPerEval, Seed and Samples are as Lime's;
+	// NSamples 0 means 25.
+	FeatureMask          []*tensor.Tensor
+	NSamples             int
+	PerturbationsPerEval int
+	Seed                 uint64
+	Samples              [][][]float64
 }
 
-// EuclideanDistanceKernel is Captum's exponential kernel on the Euclidean
-// distance: exp(-d²/(2 width²)) with d = ||a-b|| (all tensors flattened);
-// the same as EuclideanKernel.
-func EuclideanDistanceKernel(a, b []*tensor.Tensor, width float64) float64 {
-	return EuclideanKernel(a, b, width)
-}
-
-// EuclideanKernel is exp(-||a-b||²/(2 width²)) over all tensors flattened.
-func EuclideanKernel(a, b []*tensor.Tensor, width float64) float64 {
-	var s float64
-	for i := range a {
-		for e := 0; e < a[i].Len(); e++ {
-			d := a[i].Float64At(e) - b[i].Float64At(e)
-			s += d * d
-		}
-	}
-	return math.Exp(-s / (2 * width * width))
+// Attribute computes KernelShap values for o.Target from o.Baselines.
+func (k *KernelShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	l := &Lime{Model: k.Model, FeatureMask: k.FeatureMask, NSamples: cmp.Or(k.NSamples, 25), PerturbationsPerEval: k.PerturbationsPerEval,
+		Interpretable: linear.LeastSquares{FitIntercept: true}, Seed: k.Seed, Samples: k.Samples, kernelShap: true}
+	return l.Attribute(ctx, inputs, o)
 }
 
 // LimeBase is Lime in its general form, as Captum's LimeBase: samples are
 // drawn in an interpretable space by Perturb (or replayed from Samples),
 // mapped to model inputs by FromInterp, weighted by Similarity, and the
-// surrogate's coefficients are returned as one tensor [1, M].
+// surrogate's coefficients are returned as one tensor [1, M] (Ribeiro,
+// Singh and Guestrin, KDD 2016). Cost: NSamples forward rows, one model
+// call each, for the one example.
 type LimeBase struct {
 	Model         Model
 	NSamples      int
@@ -313,10 +266,7 @@ func (l *LimeBase) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 	if l.FromInterp == nil || l.Similarity == nil || (l.Perturb == nil && l.Samples == nil) {
 		return nil, fmt.Errorf("attr: LimeBase needs Perturb (or Samples), FromInterp and Similarity")
 	}
-	ns := l.NSamples
-	if ns == 0 {
-		ns = 50
-	}
+	ns := cmp.Or(l.NSamples, 50)
 	zs := l.Samples
 	if zs == nil {
 		rng := rand.New(rand.NewPCG(l.Seed, 0x6c62))
@@ -338,11 +288,7 @@ func (l *LimeBase) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 		ys[s] = float64(v[0])
 		ws[s] = l.Similarity(inputs, x, z)
 	}
-	fit := l.Interpretable
-	if fit == nil {
-		fit = linear.Lasso{Alpha: 0.01, FitIntercept: true}
-	}
-	model, err := fit.Fit(zs, ys, ws)
+	model, err := interpretable(l.Interpretable).Fit(zs, ys, ws)
 	if err != nil {
 		return nil, err
 	}
@@ -351,4 +297,41 @@ func (l *LimeBase) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 		coef.F[k] = float32(v)
 	}
 	return &Result{Attributions: []*tensor.Tensor{coef}}, nil
+}
+
+// CosineKernel is Lime's default similarity: exp(-d²/(2 width²)) with d one
+// minus the cosine similarity of the two inputs (all tensors flattened and
+// concatenated).
+func CosineKernel(a, b []*tensor.Tensor, width float64) float64 {
+	var dot, na, nb float64
+	for i := range a {
+		for e := 0; e < a[i].Len(); e++ {
+			x, y := float64(float32(a[i].Float64At(e))), float64(float32(b[i].Float64At(e)))
+			dot += x * y
+			na += x * x
+			nb += y * y
+		}
+	}
+	const eps = 1e-8
+	d := 1 - dot/(math.Max(math.Sqrt(na), eps)*math.Max(math.Sqrt(nb), eps))
+	return math.Exp(-d * d / (2 * width * width))
+}
+
+// EuclideanKernel is exp(-||a-b||²/(2 width²)) over all tensors flattened.
+func EuclideanKernel(a, b []*tensor.Tensor, width float64) float64 {
+	var s float64
+	for i := range a {
+		for e := 0; e < a[i].Len(); e++ {
+			d := a[i].Float64At(e) - b[i].Float64At(e)
+			s += d * d
+		}
+	}
+	return math.Exp(-s / (2 * width * width))
+}
+
+// EuclideanDistanceKernel is Captum's exponential kernel on the Euclidean
+// distance: exp(-d²/(2 width²)) with d = ||a-b|| (all tensors flattened);
+// the same as EuclideanKernel.
+func EuclideanDistanceKernel(a, b []*tensor.Tensor, width float64) float64 {
+	return EuclideanKernel(a, b, width)
 }

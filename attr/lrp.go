@@ -1,6 +1,7 @@
 package attr
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -61,23 +62,13 @@ type LRP struct {
 
 // Attribute computes relevances of inputs for a.Target.
 func (l *LRP) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	if l.Net == nil || l.Net.Model == nil {
-		return nil, errNoNet
-	}
-	n, err := batchOf(inputs)
+	n, err := l.Net.batch(inputs)
 	if err != nil {
 		return nil, err
 	}
-	rel, out, err := l.relevance(ctx, inputs, o, l.Net.Inputs)
+	res, err := l.relevance(ctx, inputs, o, l.Net.Inputs)
 	if err != nil {
 		return nil, err
-	}
-	res := &Result{Attributions: rel}
-	if o.Delta {
-		res.Delta = tensor.New(n)
-		for r := 0; r < n; r++ {
-			res.Delta.F[r] = out[r] - rowSum(rel, r, n)
-		}
 	}
 	if o.Progress != nil {
 		o.Progress(n, n)
@@ -85,37 +76,21 @@ func (l *LRP) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options)
 	return res, nil
 }
 
-// rowSum sums row r of every tensor (each of n rows).
-func rowSum(ts []*tensor.Tensor, r, n int) float32 {
-	var s float32
-	for _, t := range ts {
-		row := t.Len() / n
-		var rs float32
-		for _, v := range t.F[r*row : (r+1)*row] {
-			rs += v
-		}
-		s += rs
-	}
-	return s
-}
-
 // relevance returns the relevance of the tensors named in wrt (inputs or
-// layers) and the target output per example.
-func (l *LRP) relevance(ctx context.Context, inputs []*tensor.Tensor, o Options, wrt []string) ([]*tensor.Tensor, []float32, error) {
+// layers) and, with o.Delta, the target output minus their sum per example.
+func (l *LRP) relevance(ctx context.Context, inputs []*tensor.Tensor, o Options, wrt []string) (*Result, error) {
 	n := inputs[0].Shape[0]
-	for i, x := range inputs {
-		if x.DType != tensor.Float32 {
-			return nil, nil, fmt.Errorf("attr: input %d is %s; LRP needs float inputs", i, x.DType)
-		}
+	if err := floatInputs(inputs, "LRP"); err != nil {
+		return nil, err
 	}
 	feeds, err := l.Net.feeds(inputs, o.Additional, n, 1, false)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	// F(x) with the model's own weights.
 	out, err := targetValues(ctx, l.Net, inputs, o, n)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	rules := map[*graph.Node]*LRPRule{}
 	inject := map[string]*tensor.Tensor{}
@@ -139,13 +114,10 @@ func (l *LRP) relevance(ctx context.Context, inputs []*tensor.Tensor, o Options,
 		}
 		w, ok := g.Initializers[node.Inputs[1]]
 		if !ok {
-			return nil, nil, fmt.Errorf("attr: LRP %v rule on %s: its weight %q is not a constant", r.Kind, node, node.Inputs[1])
+			return nil, fmt.Errorf("attr: LRP %v rule on %s: its weight %q is not a constant", r.Kind, node, node.Inputs[1])
 		}
 		mw := w.Clone()
-		gamma := float32(r.Gamma)
-		if gamma == 0 {
-			gamma = 0.25
-		}
+		gamma := cmp.Or(float32(r.Gamma), 0.25)
 		for i, v := range mw.F {
 			pos := max(v, 0)
 			if r.Kind == Gamma {
@@ -163,19 +135,19 @@ func (l *LRP) relevance(ctx context.Context, inputs []*tensor.Tensor, o Options,
 	}
 	p, err := l.Net.forward(ctx, feeds, &engine.Options{Record: true, Inject: inject, Outputs: []string{l.Net.Output}})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	y, err := p.Value(l.Net.Output)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	seed, err := o.Target.seed(y.Shape)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	grads, err := p.Backward(ctx, map[string]*tensor.Tensor{l.Net.Output: seed}, wrt, lrpRules{rules})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	rel := make([]*tensor.Tensor, len(wrt))
 	for i, name := range wrt {
@@ -188,7 +160,11 @@ func (l *LRP) relevance(ctx context.Context, inputs []*tensor.Tensor, o Options,
 		}
 		rel[i] = gr
 	}
-	return rel, out, nil
+	res := &Result{Attributions: rel}
+	if o.Delta {
+		res.Delta = relevanceDelta(out, rel, n)
+	}
+	return res, nil
 }
 
 // lrpRules maps nodes to engine rules for one LRP backward pass.
@@ -207,10 +183,7 @@ func (lr lrpRules) Rule(n *graph.Node) engine.Rule {
 	if r.Kind == Identity {
 		return passThrough
 	}
-	eps := float32(r.Epsilon)
-	if eps == 0 {
-		eps = 1e-9
-	}
+	eps := cmp.Or(float32(r.Epsilon), 1e-9)
 	return func(c *engine.RuleContext) ([]*tensor.Tensor, error) {
 		gout, z := c.GradOut[0], c.Out[0]
 		if gout == nil {
@@ -251,4 +224,26 @@ func passThrough(c *engine.RuleContext) ([]*tensor.Tensor, error) {
 		return nil, fmt.Errorf("relevance cannot pass through %s: output shape %v differs from input shape %v", c.Node, c.GradOut[0].Shape, c.In[0].Shape)
 	}
 	return g, nil
+}
+
+// LayerLRP is the relevance LRP (Bach et al., PLOS ONE 2015) assigns to a
+// layer's output (or input), as Captum's LayerLRP. The convergence delta is F(x) - sum(relevance). Cost:
+// as LRP's, two forward rows and one backward row per example.
+type LayerLRP struct {
+	Net   *Net
+	Layer string
+	// AttributeToLayerInput attributes to the layer's input instead of its
+	// output.
+	AttributeToLayerInput bool
+	// Rules chooses each layer's rule, as LRP.Rules.
+	Rules func(n *graph.Node) *LRPRule
+}
+
+// Attribute computes the layer's relevance.
+func (l *LayerLRP) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	_, name, err := l.Net.layerBatch(inputs, l.Layer, l.AttributeToLayerInput)
+	if err != nil {
+		return nil, err
+	}
+	return (&LRP{Net: l.Net, Rules: l.Rules}).relevance(ctx, inputs, o, []string{name})
 }

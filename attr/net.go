@@ -3,6 +3,7 @@ package attr
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/loupe-ml/loupe/engine"
@@ -44,61 +45,30 @@ func NewNet(m *engine.Model, extra ...string) (*Net, error) {
 	return n, nil
 }
 
-// Progress reports work done: done of total model rows evaluated so far.
-type Progress func(done, total int)
-
-// Options holds what every attribution method takes besides its inputs,
-// under Captum's names. A method ignores the fields it has no use for.
-type Options struct {
-	// Target is the output explained; see Class, Classes, Index.
-	Target Target
-	// Baselines holds one reference per input (nil: zeros). For most
-	// methods a baseline is a scalar (shape []), one row (shape [1, ...]) or
-	// the input's shape; for GradientShap and DeepLiftShap its rows are
-	// samples of a distribution.
-	Baselines []*tensor.Tensor
-	// Delta asks for the convergence delta of methods that have one.
-	Delta bool
-	// Additional feeds the Net's Extra inputs (additional_forward_args).
-	// Tensors whose first dimension is the batch size are repeated along
-	// with the inputs when a method expands the batch.
-	Additional []*tensor.Tensor
-	// Progress, if set, is called as rows are evaluated.
-	Progress Progress
-	// Workers is how many model calls perturbation methods (FeatureAblation,
-	// Occlusion and their layer and neuron forms) run at once. 0 or 1 runs
-	// them one after the other, right for a Net, whose kernels already use
-	// every core; a Go function that is safe for concurrent use and runs on
-	// one core goes faster with Workers set to the number of cores.
-	Workers int
+// Eval runs the net on its attributed inputs followed by its extra ones and
+// returns the explained output.
+func (nt *Net) Eval(ctx context.Context, inputs []*tensor.Tensor) (*tensor.Tensor, error) {
+	if nt == nil || nt.Model == nil {
+		return nil, errNoNet
+	}
+	if len(inputs) != len(nt.Inputs)+len(nt.Extra) {
+		return nil, fmt.Errorf("attr: %d tensors given, the model takes %d attributed and %d additional inputs", len(inputs), len(nt.Inputs), len(nt.Extra))
+	}
+	f, err := nt.feeds(inputs[:len(nt.Inputs)], inputs[len(nt.Inputs):], 0, 1, false)
+	if err != nil {
+		return nil, err
+	}
+	return nt.eval(ctx, f)
 }
 
-// batchOf returns the batch size of the inputs, checking they agree.
-func batchOf(inputs []*tensor.Tensor) (int, error) {
-	if len(inputs) == 0 {
-		return 0, fmt.Errorf("attr: no inputs")
+// batch checks that the net is set and returns the batch size of the
+// inputs.
+func (nt *Net) batch(inputs []*tensor.Tensor) (int, error) {
+	if nt == nil || nt.Model == nil {
+		return 0, errNoNet
 	}
-	n := -1
-	for i, x := range inputs {
-		if x == nil {
-			return 0, fmt.Errorf("attr: input %d is nil", i)
-		}
-		if err := x.Check(); err != nil {
-			return 0, fmt.Errorf("attr: input %d: %w", i, err)
-		}
-		if x.Rank() == 0 {
-			return 0, fmt.Errorf("attr: input %d is a scalar; inputs need a batch dimension", i)
-		}
-		if n >= 0 && x.Shape[0] != n {
-			return 0, fmt.Errorf("attr: input %d has batch %d, input 0 has %d", i, x.Shape[0], n)
-		}
-		n = x.Shape[0]
-	}
-	return n, nil
+	return batchOf(inputs)
 }
-
-// errNoNet is returned by methods whose Net (or Model) is nil.
-var errNoNet = fmt.Errorf("attr: the method has no Net (or Model) to explain")
 
 // resolve names a layer's tensor, as engine.Model.Resolve.
 func (nt *Net) resolve(layer string, input bool) (string, error) {
@@ -110,6 +80,16 @@ func (nt *Net) resolve(layer string, input bool) (string, error) {
 		return "", fmt.Errorf("attr: %w", err)
 	}
 	return name, nil
+}
+
+// isModelInput reports whether name is an input of the ONNX model.
+func (nt *Net) isModelInput(name string) bool {
+	for _, in := range nt.Model.Inputs() {
+		if in.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // feeds maps the Net's inputs to tensors; extras whose first dimension is n
@@ -133,7 +113,7 @@ func (nt *Net) feeds(inputs, extra []*tensor.Tensor, n, k int, interleave bool) 
 		if x == nil {
 			return nil, fmt.Errorf("attr: additional input %q is nil", name)
 		}
-		if k > 1 && x.Rank() > 0 && x.Shape[0] == n {
+		if k > 1 && batchAligned(x, n) {
 			x = repeat(x, k, interleave)
 		}
 		f[name] = x
@@ -146,28 +126,25 @@ func (nt *Net) feeds(inputs, extra []*tensor.Tensor, n, k int, interleave bool) 
 // token ids, see Net.WithLayerInput) are injected.
 func (nt *Net) forward(ctx context.Context, feeds map[string]*tensor.Tensor, o *engine.Options) (*engine.Pass, error) {
 	inputs := map[string]*tensor.Tensor{}
+	// o.Inject with the net's injections and the injected feeds, made when
+	// there are some.
 	var inject map[string]*tensor.Tensor
-	if len(nt.Inject) > 0 {
-		inject = map[string]*tensor.Tensor{}
-		for k, v := range o.Inject {
-			inject[k] = v
+	add := func(name string, t *tensor.Tensor) {
+		if inject == nil {
+			inject = make(map[string]*tensor.Tensor, len(o.Inject)+1)
+			maps.Copy(inject, o.Inject)
 		}
-		for k, v := range nt.Inject {
-			inject[k] = v
-		}
+		inject[name] = t
+	}
+	for name, t := range nt.Inject {
+		add(name, t)
 	}
 	for name, t := range feeds {
 		if nt.isModelInput(name) {
 			inputs[name] = t
-			continue
+		} else {
+			add(name, t)
 		}
-		if inject == nil {
-			inject = map[string]*tensor.Tensor{}
-			for k, v := range o.Inject {
-				inject[k] = v
-			}
-		}
-		inject[name] = t
 	}
 	if inject != nil {
 		oo := *o
@@ -175,15 +152,6 @@ func (nt *Net) forward(ctx context.Context, feeds map[string]*tensor.Tensor, o *
 		o = &oo
 	}
 	return nt.Model.Forward(ctx, inputs, o)
-}
-
-func (nt *Net) isModelInput(name string) bool {
-	for _, in := range nt.Model.Inputs() {
-		if in.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // eval runs the net on a batch and returns the explained output.
@@ -220,33 +188,4 @@ func (nt *Net) gradOf(ctx context.Context, feeds map[string]*tensor.Tensor, t Ta
 		grads[i] = g[name]
 	}
 	return out, grads, nil
-}
-
-// repeat returns x repeated k times along the first dimension: each row k
-// times in a row (interleave, torch's repeat_interleave) or the whole batch
-// k times (torch.cat of k copies).
-func repeat(x *tensor.Tensor, k int, interleave bool) *tensor.Tensor {
-	n := x.Shape[0]
-	row := x.Len() / max(n, 1)
-	shape := append([]int{n * k}, x.Shape[1:]...)
-	out := tensor.Zeros(x.DType, shape)
-	for r := 0; r < n*k; r++ {
-		src := r % n
-		if interleave {
-			src = r / k
-		}
-		copyRow(out, r, x, src, row)
-	}
-	return out
-}
-
-func copyRow(dst *tensor.Tensor, dr int, src *tensor.Tensor, sr, row int) {
-	switch src.DType {
-	case tensor.Float32:
-		copy(dst.F[dr*row:(dr+1)*row], src.F[sr*row:(sr+1)*row])
-	case tensor.Int64:
-		copy(dst.I[dr*row:(dr+1)*row], src.I[sr*row:(sr+1)*row])
-	case tensor.Bool:
-		copy(dst.B[dr*row:(dr+1)*row], src.B[sr*row:(sr+1)*row])
-	}
 }

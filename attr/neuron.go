@@ -1,6 +1,7 @@
 package attr
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -31,23 +32,26 @@ func (nr Neuron) target() (Target, error) {
 	return Target{}, fmt.Errorf("attr: no neuron index or weights for layer %q", nr.Layer)
 }
 
-// net returns the net explaining the neuron's layer, and options targeting
-// the neuron.
-func (nr Neuron) net(nt *Net, o Options) (*Net, Options, error) {
+// attribute runs the method that inner makes for a net explaining the
+// neuron's layer, with the neuron as its target (o.Target is ignored).
+// Neuron methods return no convergence delta, as Captum's.
+func (nr Neuron) attribute(ctx context.Context, nt *Net, inputs []*tensor.Tensor, o Options, inner func(*Net) Method) (*Result, error) {
 	if nt == nil {
-		return nil, o, fmt.Errorf("attr: no Net")
+		return nil, fmt.Errorf("attr: no Net")
 	}
 	ln, err := nt.At(nr.Layer, nr.AttributeToNeuronInput)
 	if err != nil {
-		return nil, o, err
+		return nil, err
 	}
 	if o.Target, err = nr.target(); err != nil {
-		return nil, o, err
+		return nil, err
 	}
-	return ln, o, nil
+	o.Delta = false
+	return inner(ln).Attribute(ctx, inputs, o)
 }
 
-// NeuronGradient is the gradient of one neuron with respect to the inputs.
+// NeuronGradient is the gradient of one neuron with respect to the inputs:
+// signed Saliency (Simonyan, Vedaldi and Zisserman, 2013) of the neuron.
 // Cost: one forward (up to the layer) and backward row per example.
 type NeuronGradient struct {
 	Net    *Net
@@ -56,140 +60,30 @@ type NeuronGradient struct {
 
 // Attribute computes the neuron's input gradient (o.Target is ignored).
 func (m *NeuronGradient) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	nt, no, err := m.Neuron.net(m.Net, o)
-	if err != nil {
-		return nil, err
-	}
-	return (&Saliency{Net: nt, Signed: true}).Attribute(ctx, inputs, no)
+	return m.Neuron.attribute(ctx, m.Net, inputs, o, func(nt *Net) Method {
+		return &Saliency{Net: nt, Signed: true}
+	})
 }
 
-// NeuronIntegratedGradients is IntegratedGradients of one neuron. Cost:
-// NSteps forward and backward rows per example.
+// NeuronIntegratedGradients is IntegratedGradients (Sundararajan et al.,
+// ICML 2017) of one neuron. Cost: NSteps forward (up to the layer) and
+// backward rows per example.
 type NeuronIntegratedGradients struct {
-	Net                       *Net
-	Neuron                    Neuron
+	Net    *Net
+	Neuron Neuron
+	// Method, NSteps and InternalBatchSize are as IntegratedGradients'.
 	Method                    string
 	NSteps, InternalBatchSize int
-	GlobalAttribution         bool
+	// Local returns local attributions, not multiplied by (inputs - baselines):
+	// Captum's multiply_by_inputs=False.
+	Local bool
 }
 
 // Attribute computes the neuron's integrated gradients from o.Baselines.
 func (m *NeuronIntegratedGradients) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	nt, no, err := m.Neuron.net(m.Net, o)
-	if err != nil {
-		return nil, err
-	}
-	no.Delta = false
-	return (&IntegratedGradients{Net: nt, Method: m.Method, NSteps: m.NSteps, InternalBatchSize: m.InternalBatchSize, GlobalAttribution: m.GlobalAttribution}).Attribute(ctx, inputs, no)
-}
-
-// NeuronGradientShap is GradientShap of one neuron. Cost: NSamples forward
-// and backward rows per example.
-type NeuronGradientShap struct {
-	Net               *Net
-	Neuron            Neuron
-	NSamples          int
-	Stdevs            []float64
-	GlobalAttribution bool
-	Seed              uint64
-	Draws             *ShapDraws
-}
-
-// Attribute computes the neuron's GradientShap from the distribution in
-// o.Baselines.
-func (m *NeuronGradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	nt, no, err := m.Neuron.net(m.Net, o)
-	if err != nil {
-		return nil, err
-	}
-	no.Delta = false
-	return (&GradientShap{Net: nt, NSamples: m.NSamples, Stdevs: m.Stdevs, GlobalAttribution: m.GlobalAttribution, Seed: m.Seed, Draws: m.Draws}).Attribute(ctx, inputs, no)
-}
-
-// NeuronDeepLift is DeepLift of one neuron. Cost: one forward and backward
-// pass on 2 rows per example.
-type NeuronDeepLift struct {
-	Net               *Net
-	Neuron            Neuron
-	GlobalAttribution bool
-	Strict            bool
-}
-
-// Attribute computes the neuron's DeepLift attributions from o.Baselines.
-func (m *NeuronDeepLift) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	nt, no, err := m.Neuron.net(m.Net, o)
-	if err != nil {
-		return nil, err
-	}
-	no.Delta = false
-	return (&DeepLift{Net: nt, GlobalAttribution: m.GlobalAttribution, Strict: m.Strict}).Attribute(ctx, inputs, no)
-}
-
-// NeuronDeepLiftShap is DeepLiftShap of one neuron.
-type NeuronDeepLiftShap struct {
-	Net               *Net
-	Neuron            Neuron
-	GlobalAttribution bool
-	Strict            bool
-}
-
-// Attribute computes the neuron's DeepLiftShap attributions.
-func (m *NeuronDeepLiftShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	nt, no, err := m.Neuron.net(m.Net, o)
-	if err != nil {
-		return nil, err
-	}
-	no.Delta = false
-	return (&DeepLiftShap{Net: nt, GlobalAttribution: m.GlobalAttribution, Strict: m.Strict}).Attribute(ctx, inputs, no)
-}
-
-// NeuronGuidedBackprop is GuidedBackprop of one neuron.
-type NeuronGuidedBackprop struct {
-	Net    *Net
-	Neuron Neuron
-}
-
-// Attribute computes the neuron's guided backpropagation.
-func (m *NeuronGuidedBackprop) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	nt, no, err := m.Neuron.net(m.Net, o)
-	if err != nil {
-		return nil, err
-	}
-	return (&GuidedBackprop{Net: nt}).Attribute(ctx, inputs, no)
-}
-
-// NeuronDeconvolution is Deconvolution of one neuron.
-type NeuronDeconvolution struct {
-	Net    *Net
-	Neuron Neuron
-}
-
-// Attribute computes the neuron's deconvolution attributions.
-func (m *NeuronDeconvolution) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	nt, no, err := m.Neuron.net(m.Net, o)
-	if err != nil {
-		return nil, err
-	}
-	return (&Deconvolution{Net: nt}).Attribute(ctx, inputs, no)
-}
-
-// NeuronFeatureAblation is FeatureAblation of one neuron: the change of the
-// neuron's value when features are ablated. Cost: 1 + F forward rows per
-// example (up to the layer).
-type NeuronFeatureAblation struct {
-	Net                  *Net
-	Neuron               Neuron
-	FeatureMask          []*tensor.Tensor
-	PerturbationsPerEval int
-}
-
-// Attribute computes the neuron's ablation attributions.
-func (m *NeuronFeatureAblation) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	nt, no, err := m.Neuron.net(m.Net, o)
-	if err != nil {
-		return nil, err
-	}
-	return (&FeatureAblation{Model: nt, FeatureMask: m.FeatureMask, PerturbationsPerEval: m.PerturbationsPerEval}).Attribute(ctx, inputs, no)
+	return m.Neuron.attribute(ctx, m.Net, inputs, o, func(nt *Net) Method {
+		return &IntegratedGradients{Net: nt, Method: m.Method, NSteps: m.NSteps, InternalBatchSize: m.InternalBatchSize, Local: m.Local}
+	})
 }
 
 // NeuronConductance is the part of a neuron's conductance that flows
@@ -200,39 +94,24 @@ func (m *NeuronFeatureAblation) Attribute(ctx context.Context, inputs []*tensor.
 // Captum's. Cost: NSteps forward rows and 2*NSteps backward rows per
 // example.
 type NeuronConductance struct {
-	Net                       *Net
-	Neuron                    Neuron
+	Net    *Net
+	Neuron Neuron
+	// Method, NSteps and InternalBatchSize are as IntegratedGradients'
+	// (but Method "" means RiemannTrapezoid).
 	Method                    string
 	NSteps, InternalBatchSize int
-	GlobalAttribution         bool
+	// Local returns local attributions, not multiplied by (inputs - baselines):
+	// Captum's multiply_by_inputs=False.
+	Local bool
 }
 
 // Attribute computes neuron conductance for o.Target.
 func (m *NeuronConductance) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	if m.Net == nil || m.Net.Model == nil {
-		return nil, errNoNet
-	}
-	n, err := batchOf(inputs)
-	if err != nil {
-		return nil, err
-	}
 	layer, err := m.Net.resolve(m.Neuron.Layer, m.Neuron.AttributeToNeuronInput)
 	if err != nil {
 		return nil, err
 	}
-	method := m.Method
-	if method == "" {
-		method = RiemannTrapezoid
-	}
-	nsteps := m.NSteps
-	if nsteps == 0 {
-		nsteps = 50
-	}
-	steps, alphas, err := stepsAndAlphas(method, nsteps)
-	if err != nil {
-		return nil, err
-	}
-	base, err := baselinesFor(o.Baselines, inputs)
+	p, err := newPath(inputs, o, cmp.Or(m.Method, RiemannTrapezoid), cmp.Or(m.NSteps, defaultNSteps), m.InternalBatchSize)
 	if err != nil {
 		return nil, err
 	}
@@ -240,40 +119,30 @@ func (m *NeuronConductance) Attribute(ctx context.Context, inputs []*tensor.Tens
 	if err != nil {
 		return nil, err
 	}
+	if err := floatInputs(inputs, "NeuronConductance"); err != nil {
+		return nil, err
+	}
+	n := p.n
 	total := zerosLike(inputs, false)
-	per := stepsPerCall(m.InternalBatchSize, n, nsteps, inputs)
-	for s0 := 0; s0 < nsteps; s0 += per {
-		s1 := min(nsteps, s0+per)
-		k := s1 - s0
-		scaled := make([]*tensor.Tensor, len(inputs))
-		for i, x := range inputs {
-			if x.DType != tensor.Float32 {
-				return nil, fmt.Errorf("attr: input %d is %s; NeuronConductance needs float inputs", i, x.DType)
-			}
-			scaled[i] = interpolate(base[i], x, alphas[s0:s1])
-		}
-		feeds, err := m.Net.feeds(scaled, o.Additional, n, k, false)
-		if err != nil {
-			return nil, err
-		}
+	err = p.walk(m.Net, p.along(inputs), o, func(s0, k int, feeds map[string]*tensor.Tensor) error {
 		r, _, err := m.Net.runLayer(ctx, feeds, layer, nil, o.Target.expand(n, k, false), nil)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		nseed, err := neuron.seed(r.value.Shape)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		g, err := r.pass.Backward(ctx, map[string]*tensor.Tensor{layer: nseed}, m.Net.Inputs, nil)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		mids := rowDots(nseed, r.grad) // dF/d(neuron) per row
 		for i, name := range m.Net.Inputs {
 			gi := g[name]
 			row := inputs[i].Len() / n
 			for s := 0; s < k; s++ {
-				w := float32(steps[s0+s])
+				w := float32(p.steps[s0+s])
 				for ex := 0; ex < n; ex++ {
 					rr := s*n + ex
 					mid := mids[rr] * w
@@ -285,16 +154,125 @@ func (m *NeuronConductance) Attribute(ctx context.Context, inputs []*tensor.Tens
 				}
 			}
 		}
-		if o.Progress != nil {
-			o.Progress(s1*n, nsteps*n)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	if !m.GlobalAttribution {
-		for i, x := range inputs {
-			for e := range total[i].F {
-				total[i].F[e] *= x.F[e] - base[i].F[e]
-			}
-		}
+	if !m.Local {
+		multiplyByInputs(total, inputs, p.base)
 	}
 	return &Result{Attributions: total}, nil
+}
+
+// NeuronGradientShap is GradientShap (Lundberg and Lee, NeurIPS 2017) of
+// one neuron. Cost: NSamples forward (up to the layer) and backward rows per
+// example.
+type NeuronGradientShap struct {
+	Net    *Net
+	Neuron Neuron
+	// NSamples, Stdevs, Seed and Draws are as GradientShap's.
+	NSamples int
+	Stdevs   []float64
+	// Local returns local attributions, not multiplied by (inputs - baselines):
+	// Captum's multiply_by_inputs=False.
+	Local bool
+	Seed  uint64
+	Draws *ShapDraws
+}
+
+// Attribute computes the neuron's GradientShap from the distribution in
+// o.Baselines.
+func (m *NeuronGradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	return m.Neuron.attribute(ctx, m.Net, inputs, o, func(nt *Net) Method {
+		return &GradientShap{Net: nt, NSamples: m.NSamples, Stdevs: m.Stdevs, Local: m.Local, Seed: m.Seed, Draws: m.Draws}
+	})
+}
+
+// NeuronDeepLift is DeepLift (Shrikumar et al., ICML 2017) of one neuron.
+// Cost: one forward (up to the layer) and backward pass on 2 rows per
+// example.
+type NeuronDeepLift struct {
+	Net    *Net
+	Neuron Neuron
+	// Local returns local attributions, not multiplied by (inputs - baselines):
+	// Captum's multiply_by_inputs=False.
+	Local bool
+	// Strict is as DeepLift's.
+	Strict bool
+}
+
+// Attribute computes the neuron's DeepLift attributions from o.Baselines.
+func (m *NeuronDeepLift) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	return m.Neuron.attribute(ctx, m.Net, inputs, o, func(nt *Net) Method {
+		return &DeepLift{Net: nt, Local: m.Local, Strict: m.Strict}
+	})
+}
+
+// NeuronDeepLiftShap is DeepLiftShap (Lundberg and Lee, NeurIPS 2017) of
+// one neuron. Cost: one forward (up to the layer) and backward pass on 2*B
+// rows per example for B baselines.
+type NeuronDeepLiftShap struct {
+	Net    *Net
+	Neuron Neuron
+	// Local returns local attributions, not multiplied by (inputs - baselines):
+	// Captum's multiply_by_inputs=False.
+	Local bool
+	// Strict is as DeepLift's.
+	Strict bool
+}
+
+// Attribute computes the neuron's DeepLiftShap attributions from the
+// distribution in o.Baselines.
+func (m *NeuronDeepLiftShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	return m.Neuron.attribute(ctx, m.Net, inputs, o, func(nt *Net) Method {
+		return &DeepLiftShap{Net: nt, Local: m.Local, Strict: m.Strict}
+	})
+}
+
+// NeuronGuidedBackprop is GuidedBackprop (Springenberg et al., 2014) of one
+// neuron. Cost: one forward (up to the layer) and backward row per example.
+type NeuronGuidedBackprop struct {
+	Net    *Net
+	Neuron Neuron
+}
+
+// Attribute computes the neuron's guided backpropagation.
+func (m *NeuronGuidedBackprop) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	return m.Neuron.attribute(ctx, m.Net, inputs, o, func(nt *Net) Method {
+		return &GuidedBackprop{Net: nt}
+	})
+}
+
+// NeuronDeconvolution is Deconvolution (Zeiler and Fergus, ECCV 2014) of
+// one neuron. Cost: one forward (up to the layer) and backward row per
+// example.
+type NeuronDeconvolution struct {
+	Net    *Net
+	Neuron Neuron
+}
+
+// Attribute computes the neuron's deconvolution attributions.
+func (m *NeuronDeconvolution) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	return m.Neuron.attribute(ctx, m.Net, inputs, o, func(nt *Net) Method {
+		return &Deconvolution{Net: nt}
+	})
+}
+
+// NeuronFeatureAblation is FeatureAblation of one neuron: the change of the
+// neuron's value when features are ablated (no paper of its own). Cost: 1 + F forward rows per
+// example (up to the layer).
+type NeuronFeatureAblation struct {
+	Net    *Net
+	Neuron Neuron
+	// FeatureMask and PerturbationsPerEval are as FeatureAblation's.
+	FeatureMask          []*tensor.Tensor
+	PerturbationsPerEval int
+}
+
+// Attribute computes the neuron's ablation attributions.
+func (m *NeuronFeatureAblation) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	return m.Neuron.attribute(ctx, m.Net, inputs, o, func(nt *Net) Method {
+		return &FeatureAblation{Model: nt, FeatureMask: m.FeatureMask, PerturbationsPerEval: m.PerturbationsPerEval}
+	})
 }

@@ -31,7 +31,7 @@ type Occlusion struct {
 // Attribute computes occlusion attributions for o.Target, with o.Baselines
 // (nil: zeros) filling the windows.
 func (oc *Occlusion) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	n, err := batchOf(inputs)
+	n, base, err := batchAndBaselines(inputs, o.Baselines)
 	if err != nil {
 		return nil, err
 	}
@@ -40,10 +40,6 @@ func (oc *Occlusion) Attribute(ctx context.Context, inputs []*tensor.Tensor, o O
 	}
 	if oc.Strides != nil && len(oc.Strides) != len(inputs) {
 		return nil, fmt.Errorf("attr: %d strides for %d inputs", len(oc.Strides), len(inputs))
-	}
-	base, err := baselinesFor(o.Baselines, inputs)
-	if err != nil {
-		return nil, err
 	}
 	var perts []perturbation
 	counts := make([][]float32, len(inputs))

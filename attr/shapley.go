@@ -1,6 +1,7 @@
 package attr
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -9,106 +10,6 @@ import (
 
 	"github.com/loupe-ml/loupe/tensor"
 )
-
-// features collects the feature ids shared across all inputs: for each id,
-// the flat indices it covers in each input.
-type features struct {
-	ids   []int64
-	cover [][][]int // cover[k][i]: indices of feature k in input i
-}
-
-func collectFeatures(inputs, masks []*tensor.Tensor) (*features, error) {
-	full, ids, err := featureMasks(inputs, masks)
-	if err != nil {
-		return nil, err
-	}
-	pos := map[int64]int{}
-	f := &features{}
-	for i := range inputs {
-		for _, id := range ids[i] {
-			if _, ok := pos[id]; !ok {
-				pos[id] = -1
-				f.ids = append(f.ids, id)
-			}
-		}
-	}
-	slices.Sort(f.ids)
-	for k, id := range f.ids {
-		pos[id] = k
-	}
-	f.cover = make([][][]int, len(f.ids))
-	for k := range f.cover {
-		f.cover[k] = make([][]int, len(inputs))
-	}
-	for i, m := range full {
-		for e, id := range m.I {
-			k := pos[id]
-			f.cover[k][i] = append(f.cover[k][i], e)
-		}
-	}
-	return f, nil
-}
-
-// featureSetup checks the inputs and returns the batch size, the full
-// baselines and the features shared across inputs.
-func featureSetup(inputs []*tensor.Tensor, o Options, masks []*tensor.Tensor) (int, []*tensor.Tensor, *features, error) {
-	n, err := batchOf(inputs)
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	base, err := baselinesFor(o.Baselines, inputs)
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	f, err := collectFeatures(inputs, masks)
-	return n, base, f, err
-}
-
-// coalitionBatch builds copies of the inputs, one per coalition: elements of
-// features in the coalition keep the input's value, the others take the
-// baseline's. Copies are stacked block by block.
-func coalitionBatch(inputs, base []*tensor.Tensor, f *features, coalitions [][]bool) []*tensor.Tensor {
-	c := len(coalitions)
-	out := make([]*tensor.Tensor, len(inputs))
-	for i, b := range base {
-		out[i] = repeat(b, c, false)
-	}
-	for j, on := range coalitions {
-		for k, in := range on {
-			if !in {
-				continue
-			}
-			for i, x := range inputs {
-				off := j * x.Len()
-				for _, e := range f.cover[k][i] {
-					switch x.DType {
-					case tensor.Float32:
-						out[i].F[off+e] = x.F[e]
-					case tensor.Int64:
-						out[i].I[off+e] = x.I[e]
-					case tensor.Bool:
-						out[i].B[off+e] = x.B[e]
-					}
-				}
-			}
-		}
-	}
-	return out
-}
-
-// spread writes each feature's value per example to every element it covers.
-func spread(inputs []*tensor.Tensor, f *features, vals [][]float64, n int) []*tensor.Tensor {
-	attrs := zerosLike(inputs, false)
-	for k := range f.ids {
-		for i, x := range inputs {
-			row := x.Len() / n
-			for _, e := range f.cover[k][i] {
-				attrs[i].F[e] = float32(vals[k][e/row])
-			}
-		}
-	}
-	return attrs
-}
 
 // ShapleyValueSampling estimates Shapley values by sampling permutations of
 // the features (Castro, Gómez and Tejada, "Polynomial calculation of the
@@ -159,12 +60,8 @@ func (s *ShapleyValueSampling) Attribute(ctx context.Context, inputs []*tensor.T
 			perms = append(perms, q)
 		}
 	} else {
-		k := s.NSamples
-		if k == 0 {
-			k = 25
-		}
 		rng := rand.New(rand.NewPCG(s.Seed, 0x737673))
-		for j := 0; j < k; j++ {
+		for range cmp.Or(s.NSamples, 25) {
 			perms = append(perms, rng.Perm(m))
 		}
 	}
@@ -190,17 +87,13 @@ func (s *ShapleyValueSampling) Attribute(ctx context.Context, inputs []*tensor.T
 	for _, p := range perms {
 		prev := prev0
 		on := make([]bool, m)
-		for j0 := 0; j0 < m; j0 += per {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			j1 := min(m, j0+per)
+		for j0, j1 := range chunks(m, per) {
 			coal := make([][]bool, 0, j1-j0)
 			for j := j0; j < j1; j++ {
 				on[p[j]] = true
 				coal = append(coal, slices.Clone(on))
 			}
-			v, err := evalRows(ctx, s.Model, coalitionBatch(inputs, base, f, coal), o, n, len(coal))
+			v, err := evalCoalitions(ctx, s.Model, inputs, base, f, coal, o, n)
 			if err != nil {
 				return nil, err
 			}
@@ -231,7 +124,8 @@ func (s *ShapleyValueSampling) Attribute(ctx context.Context, inputs []*tensor.T
 // over all F! permutations. Cost: 2^F forward rows per example, in batches
 // of PerturbationsPerEval; it refuses more than MaxFeatures features.
 type ShapleyValues struct {
-	Model                Model
+	Model Model
+	// FeatureMask and PerturbationsPerEval are as ShapleyValueSampling's.
 	FeatureMask          []*tensor.Tensor
 	PerturbationsPerEval int
 	// MaxFeatures bounds F; 0 means 12 (4096 coalitions).
@@ -245,21 +139,14 @@ func (s *ShapleyValues) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 		return nil, err
 	}
 	m := len(f.ids)
-	limit := s.MaxFeatures
-	if limit == 0 {
-		limit = 12
-	}
+	limit := cmp.Or(s.MaxFeatures, 12)
 	if m > limit {
 		return nil, fmt.Errorf("attr: ShapleyValues over %d features needs 2^%d model evaluations per example; group features with a feature mask, use ShapleyValueSampling, or raise MaxFeatures (now %d)", m, m, limit)
 	}
 	per := perEval(s.PerturbationsPerEval, inputs, false)
 	total := 1 << m
 	out := make([][]float32, total) // per coalition, per example
-	for c0 := 0; c0 < total; c0 += per {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		c1 := min(total, c0+per)
+	for c0, c1 := range chunks(total, per) {
 		coal := make([][]bool, 0, c1-c0)
 		for c := c0; c < c1; c++ {
 			on := make([]bool, m)
@@ -268,7 +155,7 @@ func (s *ShapleyValues) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 			}
 			coal = append(coal, on)
 		}
-		v, err := evalRows(ctx, s.Model, coalitionBatch(inputs, base, f, coal), o, n, len(coal))
+		v, err := evalCoalitions(ctx, s.Model, inputs, base, f, coal, o, n)
 		if err != nil {
 			return nil, err
 		}
@@ -315,138 +202,4 @@ func popcount(c int) int {
 		n++
 	}
 	return n
-}
-
-// FeaturePermutation attributes to each feature the drop of the target
-// output when the feature's values are shuffled across the examples of the
-// batch (Breiman, "Random Forests", 2001; Fisher, Rudin and Dominici,
-// 2019): f(x) - f(x with the feature permuted). The batch needs at least
-// two examples; identity permutations are redrawn. Cost: 1 + F forward
-// rows per example.
-type FeaturePermutation struct {
-	Model                Model
-	FeatureMask          []*tensor.Tensor
-	PerturbationsPerEval int
-	Seed                 uint64
-	// Permutations, when set, replaces the random draws: one batch
-	// permutation per feature, inputs in order, ids ascending.
-	Permutations [][]int
-}
-
-// Attribute computes permutation importances for o.Target.
-func (fp *FeaturePermutation) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	n, err := batchOf(inputs)
-	if err != nil {
-		return nil, err
-	}
-	if n < 2 {
-		return nil, fmt.Errorf("attr: FeaturePermutation needs a batch of at least 2 examples, got %d", n)
-	}
-	masks, ids, err := featureMasks(inputs, fp.FeatureMask)
-	if err != nil {
-		return nil, err
-	}
-	for i, m := range masks {
-		if fp.FeatureMask != nil && fp.FeatureMask[i] != nil && fp.FeatureMask[i].Rank() == inputs[i].Rank() && fp.FeatureMask[i].Shape[0] != 1 {
-			return nil, fmt.Errorf("attr: FeaturePermutation needs feature mask %d to have a first dimension of 1, got shape %v", i, m.Shape)
-		}
-	}
-	f0, err := evalRows(ctx, fp.Model, inputs, o, n, 1)
-	if err != nil {
-		return nil, err
-	}
-	rng := rand.New(rand.NewPCG(fp.Seed, 0x7065726d))
-	type job struct {
-		in   int
-		idx  []int // row-relative indices of the feature
-		perm []int
-	}
-	var jobs []job
-	for i := range inputs {
-		row := inputs[i].Len() / n
-		for _, p := range groupPerturbations(i, masks[i], ids[i]) {
-			var rel []int
-			for _, e := range p.idx {
-				if e < row {
-					rel = append(rel, e)
-				}
-			}
-			var perm []int
-			if fp.Permutations != nil {
-				if len(jobs) >= len(fp.Permutations) {
-					return nil, fmt.Errorf("attr: %d recorded permutations for more features", len(fp.Permutations))
-				}
-				perm = fp.Permutations[len(jobs)]
-				if len(perm) != n {
-					return nil, fmt.Errorf("attr: recorded permutation %d has %d entries for a batch of %d", len(jobs), len(perm), n)
-				}
-			} else {
-				for {
-					perm = rng.Perm(n)
-					if !isIdentity(perm) {
-						break
-					}
-				}
-			}
-			jobs = append(jobs, job{in: i, idx: rel, perm: perm})
-		}
-	}
-	attrs := zerosLike(inputs, false)
-	per := perEval(fp.PerturbationsPerEval, inputs, false)
-	for j0 := 0; j0 < len(jobs); j0 += per {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		j1 := min(len(jobs), j0+per)
-		c := j1 - j0
-		batch := make([]*tensor.Tensor, len(inputs))
-		for i, x := range inputs {
-			batch[i] = repeat(x, c, false)
-		}
-		for j := j0; j < j1; j++ {
-			jb := jobs[j]
-			x, dst := inputs[jb.in], batch[jb.in]
-			row := x.Len() / n
-			off := (j - j0) * x.Len()
-			for r := 0; r < n; r++ {
-				for _, e := range jb.idx {
-					switch x.DType {
-					case tensor.Float32:
-						dst.F[off+r*row+e] = x.F[jb.perm[r]*row+e]
-					case tensor.Int64:
-						dst.I[off+r*row+e] = x.I[jb.perm[r]*row+e]
-					case tensor.Bool:
-						dst.B[off+r*row+e] = x.B[jb.perm[r]*row+e]
-					}
-				}
-			}
-		}
-		v, err := evalRows(ctx, fp.Model, batch, o, n, c)
-		if err != nil {
-			return nil, err
-		}
-		for j := j0; j < j1; j++ {
-			jb := jobs[j]
-			row := inputs[jb.in].Len() / n
-			for r := 0; r < n; r++ {
-				d := f0[r] - v[(j-j0)*n+r]
-				for _, e := range jb.idx {
-					attrs[jb.in].F[r*row+e] = d
-				}
-			}
-		}
-		if o.Progress != nil {
-			o.Progress(j1, len(jobs))
-		}
-	}
-	return &Result{Attributions: attrs}, nil
-}
-
-func isIdentity(p []int) bool {
-	for i, v := range p {
-		if i != v {
-			return false
-		}
-	}
-	return true
 }

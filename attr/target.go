@@ -82,6 +82,34 @@ func (t Target) expand(n, k int, interleave bool) Target {
 	return Target{each: each}
 }
 
+// rows returns the target restricted to the given rows.
+func (t Target) rows(rows []int) Target {
+	if t.each == nil {
+		return t
+	}
+	each := make([][]int, len(rows))
+	for i, r := range rows {
+		each[i] = t.each[r]
+	}
+	return Target{each: each}
+}
+
+// TargetRows returns the target for examples lo..hi-1 of a batch, each
+// repeated k times in a row (for methods and metrics that expand a chunk
+// of the batch).
+func TargetRows(t Target, lo, hi, k int) Target {
+	if t.each == nil {
+		return t
+	}
+	each := make([][]int, 0, (hi-lo)*k)
+	for e := lo; e < hi; e++ {
+		for s := 0; s < k; s++ {
+			each = append(each, t.each[e])
+		}
+	}
+	return Target{each: each}
+}
+
 // offsets returns, for an output of shape out, the flat offset of the
 // selected element in each row.
 func (t Target) offsets(out []int) ([]int, error) {
@@ -177,22 +205,6 @@ func rowDots(a, b *tensor.Tensor) []float32 {
 		v[r] = d
 	}
 	return v
-}
-
-// TargetRows returns the target for examples lo..hi-1 of a batch, each
-// repeated k times in a row (for methods and metrics that expand a chunk
-// of the batch).
-func TargetRows(t Target, lo, hi, k int) Target {
-	if t.each == nil {
-		return t
-	}
-	each := make([][]int, 0, (hi-lo)*k)
-	for e := lo; e < hi; e++ {
-		for s := 0; s < k; s++ {
-			each = append(each, t.each[e])
-		}
-	}
-	return Target{each: each}
 }
 
 // Select returns the target element of each of the rows of a model output

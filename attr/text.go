@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/loupe-ml/loupe/engine"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -41,15 +40,11 @@ func (nt *Net) WithLayerInput(layer, replaces string) (*Net, error) {
 // Embed returns the value of a layer (an embedding lookup's output) for a
 // batch of the net's inputs: Captum's indices_to_embeddings.
 func (nt *Net) Embed(ctx context.Context, layer string, inputs []*tensor.Tensor, o Options) (*tensor.Tensor, error) {
-	_, name, feeds, err := nt.layerFeeds(inputs, o, layer, false)
+	_, _, v, err := nt.layerActivation(ctx, inputs, o, layer, false)
 	if err != nil {
 		return nil, err
 	}
-	p, err := nt.forward(ctx, feeds, &engine.Options{Outputs: []string{name}})
-	if err != nil {
-		return nil, err
-	}
-	return p.Value(name)
+	return v, nil
 }
 
 // TokenReference makes reference (baseline) token sequences, Captum's

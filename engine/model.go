@@ -24,6 +24,7 @@ type Model struct {
 	inputs  []Input
 	inSlot  map[string]int // model input name -> index in inputs
 	outputs []int          // slots of the graph outputs
+	fusions []fusion       // chains a pass without recording may run as one node
 }
 
 type cnode struct {
@@ -127,7 +128,7 @@ func Compile(g *graph.Graph) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg := Registry()
+	reg := registry()
 	var unsupported []*graph.Node
 	defined := map[string]bool{}
 	for name := range g.Initializers {
@@ -212,6 +213,7 @@ func Compile(g *graph.Graph) (*Model, error) {
 	if len(m.outputs) == 0 {
 		return nil, errors.New("graph has no outputs")
 	}
+	m.planFusions()
 	return m, nil
 }
 

@@ -7,9 +7,9 @@ import (
 	"github.com/loupe-ml/loupe/engine/internal/ops/shapeops"
 )
 
-// Registry returns a new map of every op type the engine supports to the
+// registry returns a new map of every op type the engine supports to the
 // factory that builds its kernel.
-func Registry() map[string]op.Factory {
+func registry() map[string]op.Factory {
 	m := map[string]op.Factory{}
 	// nnops: convolution, pooling, normalization, Pad, Resize; mathops:
 	// elementwise, reduction, softmax and matrix ops; shapeops: shape ops and
@@ -23,6 +23,6 @@ func Registry() map[string]op.Factory {
 // Supported reports whether the engine can run ops of the given type (in the
 // default ONNX domain).
 func Supported(opType string) bool {
-	_, ok := Registry()[opType]
+	_, ok := registry()[opType]
 	return ok
 }

@@ -122,17 +122,30 @@ func (m *Model) Forward(ctx context.Context, inputs map[string]*tensor.Tensor, o
 		p.vals[s] = t
 	}
 
-	// Reference counts, to free values early when not recording.
-	var refs []int
 	keep := make([]bool, len(m.names))
 	for _, s := range p.want {
 		keep[s] = true
 	}
+	// Without recording, chains such as Conv -> BatchNormalization -> Relu
+	// run as one node when nothing inside them is asked for.
+	var fused map[int]*fusion
+	if !p.record && len(m.fusions) > 0 {
+		fused = p.useFusions(keep)
+	}
+	node := func(ni int) cnode {
+		if f := fused[ni]; f != nil {
+			return f.fused
+		}
+		return m.nodes[ni]
+	}
+
+	// Reference counts, to free values early when not recording.
+	var refs []int
 	if !p.record {
 		refs = make([]int, len(m.names))
-		for ni, cn := range m.nodes {
+		for ni := range m.nodes {
 			if p.ran[ni] {
-				for _, s := range cn.in {
+				for _, s := range node(ni).in {
 					if s >= 0 {
 						refs[s]++
 					}
@@ -142,10 +155,11 @@ func (m *Model) Forward(ctx context.Context, inputs map[string]*tensor.Tensor, o
 	}
 
 	in := make([]*tensor.Tensor, 0, 8)
-	for ni, cn := range m.nodes {
+	for ni := range m.nodes {
 		if !p.ran[ni] {
 			continue
 		}
+		cn := node(ni)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}

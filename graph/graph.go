@@ -76,6 +76,7 @@ func (n *Node) String() string {
 	return fmt.Sprintf("%s node %q", n.OpType, n.Name)
 }
 
+// first returns the first string of s, or "" when there is none.
 func first(s []string) string {
 	if len(s) == 0 {
 		return ""
@@ -112,7 +113,8 @@ type Attr struct {
 	Strings []string
 }
 
-// Int returns the integer attribute name, or def when absent.
+// Int returns the integer attribute name, or def when absent or not an
+// integer.
 func (n *Node) Int(name string, def int64) int64 {
 	if a, ok := n.Attrs[name]; ok && a.Type == AttrInt {
 		return a.I
@@ -120,7 +122,8 @@ func (n *Node) Int(name string, def int64) int64 {
 	return def
 }
 
-// Float returns the float attribute name, or def when absent.
+// Float returns the float (or integer) attribute name, or def when absent
+// or of another type.
 func (n *Node) Float(name string, def float32) float32 {
 	if a, ok := n.Attrs[name]; ok {
 		switch a.Type {
@@ -133,7 +136,8 @@ func (n *Node) Float(name string, def float32) float32 {
 	return def
 }
 
-// Str returns the string attribute name, or def when absent.
+// Str returns the string attribute name, or def when absent or not a
+// string.
 func (n *Node) Str(name string, def string) string {
 	if a, ok := n.Attrs[name]; ok && a.Type == AttrString {
 		return a.S
@@ -141,7 +145,8 @@ func (n *Node) Str(name string, def string) string {
 	return def
 }
 
-// Ints returns the integer-list attribute name, or def when absent.
+// Ints returns the integer-list attribute name (an integer gives a list of
+// one), or def when absent or of another type.
 func (n *Node) Ints(name string, def []int64) []int64 {
 	if a, ok := n.Attrs[name]; ok {
 		switch a.Type {
@@ -154,7 +159,8 @@ func (n *Node) Ints(name string, def []int64) []int64 {
 	return def
 }
 
-// Floats returns the float-list attribute name, or def when absent.
+// Floats returns the float-list attribute name, or def when absent or of
+// another type.
 func (n *Node) Floats(name string, def []float32) []float32 {
 	if a, ok := n.Attrs[name]; ok && a.Type == AttrFloats {
 		return a.Floats
@@ -162,7 +168,8 @@ func (n *Node) Floats(name string, def []float32) []float32 {
 	return def
 }
 
-// Tensor returns the tensor attribute name, or nil when absent.
+// Tensor returns the tensor attribute name, or nil when absent or not a
+// tensor.
 func (n *Node) Tensor(name string) *tensor.Tensor {
 	if a, ok := n.Attrs[name]; ok && a.Type == AttrTensor {
 		return a.T

@@ -12,7 +12,8 @@ import (
 )
 
 // ExampleNew serves Insights on three images for the built-in model; a
-// real program would pass srv.Handler() to http.ListenAndServe.
+// real program would serve the handler with NewHTTPServer on a loopback
+// address, and print its URL with ?token=.
 func ExampleNew() {
 	m, err := demo.Model()
 	if err != nil {
@@ -31,11 +32,21 @@ func ExampleNew() {
 		fmt.Println(err)
 		return
 	}
-	web := httptest.NewServer(srv.Handler())
+	token, err := insights.NewToken()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	h, err := srv.Handler(insights.Config{Token: token})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	web := httptest.NewServer(h)
 	defer web.Close()
 	sum := srv.Summary()
 	fmt.Printf("%d of %d right\n", sum.Right, sum.Labelled)
-	png, err := srv.Attribution(context.Background(), 0, insights.Request{Method: "Saliency", Target: -1})
+	png, err := srv.Attribution(context.Background(), 0, insights.Request{Method: "Saliency"})
 	fmt.Println(len(png) > 0, err)
 	// Output:
 	// 3 of 3 right

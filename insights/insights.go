@@ -8,7 +8,9 @@ package insights
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,14 +20,17 @@ import (
 	"math"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/loupe-ml/loupe/attr"
+	"github.com/loupe-ml/loupe/internal/explain"
 	"github.com/loupe-ml/loupe/internal/methods"
-	"github.com/loupe-ml/loupe/internal/picture"
 	"github.com/loupe-ml/loupe/tensor"
 	"github.com/loupe-ml/loupe/viz"
 )
@@ -52,9 +57,13 @@ type Server struct {
 	examples []Example
 	preds    []Prediction
 	sem      chan struct{} // bounds concurrent attributions
+	waiting  atomic.Int64  // requests waiting for a slot
+
+	// run computes attributions: explain.Run, or a test's stand-in.
+	run func(ctx context.Context, nt *attr.Net, inputs []*tensor.Tensor, r explain.Request) (*explain.Result, error)
 
 	mu    sync.Mutex
-	cache map[string][]byte // PNG figures by request
+	cache map[string][]byte // PNG figures by request (a SHA-256 of it)
 	order []string          // cache keys, oldest first
 }
 
@@ -84,7 +93,7 @@ func New(ctx context.Context, nt *attr.Net, classes []string, examples []Example
 		return nil, errors.New("insights: no examples")
 	}
 	s := &Server{nt: nt, classes: classes, examples: examples, cache: map[string][]byte{},
-		sem: make(chan struct{}, max(runtime.GOMAXPROCS(0), 1))}
+		sem: make(chan struct{}, max(runtime.GOMAXPROCS(0), 1)), run: explain.Run}
 	for i, ex := range examples {
 		if len(ex.Inputs) != len(nt.Inputs) {
 			return nil, fmt.Errorf("insights: example %d (%s) has %d inputs, the model takes %d (%s)", i, ex.ID, len(ex.Inputs), len(nt.Inputs), strings.Join(nt.Inputs, ", "))
@@ -255,72 +264,86 @@ func (s *Server) Summary() Summary {
 // Request is what to draw for one example.
 type Request struct {
 	Method string
-	Params []string // name=value, as methods.Resolve takes them
+	Params []string // name=value, overlaid on the method's defaults
 	Layer  string
-	// Target is the class explained; -1 is the predicted class.
-	Target int
+	// Target is the output explained, in the command line's syntax (a
+	// class number, or pred); "" is the predicted class.
+	Target string
 	Sign   viz.Sign
 	// View is a viz image method; "" is blended_heat_map (heat_map for
 	// inputs that are not images).
 	View string
 }
 
-func (r Request) key(i int) string {
-	p := append([]string(nil), r.Params...)
-	sort.Strings(p)
-	return fmt.Sprintf("%d|%s|%s|%s|%d|%d|%s", i, r.Method, strings.Join(p, ","), r.Layer, r.Target, r.Sign, r.View)
+// key names a request on example i in the cache: a hash of the example,
+// the method, its parameters as resolved (so that the order and repeats
+// of the request's parameters do not matter) and the drawing's options.
+func (r Request) key(i int, vals methods.Values) string {
+	names := make([]string, 0, len(vals))
+	for n := range vals {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	fmt.Fprintf(h, "%d\x00%s\x00%s\x00%s\x00%d\x00%s", i, r.Method, r.Layer, r.Target, r.Sign, r.View)
+	for _, n := range names {
+		fmt.Fprintf(h, "\x00%s=%s", n, vals[n])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// maxWaiting is the most attribution requests that wait for a slot; more
+// are refused at once (ErrBusy).
+const maxWaiting = 64
+
+// ErrBusy is the error of an attribution refused because too many wait.
+var ErrBusy = errors.New("too many attributions waiting: try again later")
+
+// PanicError is the error of an attribution that panicked: the method's
+// bug, reported as such (HTTP 500) while the server goes on.
+type PanicError struct {
+	Value any    // what was passed to panic
+	Stack []byte // the goroutine's stack when it panicked
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("the attribution failed (internal error: %v)", e.Value)
 }
 
 // Attribution draws the attributions of example i as a PNG figure, from
-// the cache when it was drawn before.
+// the cache when it was drawn before. The method and its parameters are
+// checked first (parameters that name files are refused: see
+// methods.NoFiles; numbers must lie in their bounds: methods.Bound), with
+// errors that are explain.RequestErrors. At most GOMAXPROCS attributions
+// run at once; the others wait for a slot until ctx is done. A method that
+// panics gives a *PanicError, and its slot back.
 func (s *Server) Attribution(ctx context.Context, i int, r Request) ([]byte, error) {
 	if i < 0 || i >= len(s.examples) {
-		return nil, fmt.Errorf("no example %d (there are %d)", i, len(s.examples))
+		return nil, &explain.RequestError{Err: fmt.Errorf("no example %d (there are %d)", i, len(s.examples))}
 	}
-	key := r.key(i)
+	spec, ok := methods.Lookup(r.Method)
+	if !ok {
+		return nil, &explain.RequestError{Err: fmt.Errorf("%w %q", explain.ErrUnknownMethod, r.Method)}
+	}
+	vals, err := methods.Resolve(r.Method, spec, r.Params, methods.NoFiles())
+	if err != nil {
+		return nil, &explain.RequestError{Err: err}
+	}
+	key := r.key(i, vals)
 	s.mu.Lock()
 	b, ok := s.cache[key]
 	s.mu.Unlock()
 	if ok {
 		return b, nil
 	}
-	spec, ok := methods.Table()[r.Method]
-	if !ok {
-		return nil, fmt.Errorf("unknown method %q", r.Method)
+	// The predicted class is known since start-up: no model call to find it.
+	target := explain.Class(s.preds[i].Predicted)
+	if r.Target != "" {
+		if target, err = explain.ParseTarget(r.Target); err != nil {
+			return nil, &explain.RequestError{Err: err}
+		}
 	}
-	vals, err := methods.Resolve(r.Method, spec, r.Params)
-	if err != nil {
-		return nil, err
-	}
-	m, err := spec.Build(s.nt, r.Layer, vals)
-	if err != nil {
-		return nil, err
-	}
-	ex := s.examples[i]
-	target := r.Target
-	if target < 0 {
-		target = s.preds[i].Predicted
-	}
-	o := attr.Options{Target: attr.Class(target)}
-	if spec.Distribution {
-		// Captum needs a distribution of baselines: two of zeros.
-		o.Baselines = methods.DefaultDistribution(ex.Inputs, 0)
-	}
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	res, err := m.Attribute(ctx, ex.Inputs, o)
-	<-s.sem
-	if err != nil {
-		return nil, err
-	}
-	fig, err := s.figure(ex, res.Attributions[0], r, target)
-	if err != nil {
-		return nil, err
-	}
-	png, err := encodePNG(fig.PNG())
+	png, err := s.draw(ctx, s.examples[i], r, target)
 	if err != nil {
 		return nil, err
 	}
@@ -337,29 +360,67 @@ func (s *Server) Attribution(ctx context.Context, i int, r Request) ([]byte, err
 	return png, nil
 }
 
-// figure draws one attribution map ([1, C, H, W], [1, H, W] or a
-// coarser map, upsampled) over the example's picture.
-func (s *Server) figure(ex Example, a *tensor.Tensor, r Request, target int) (*viz.Figure, error) {
+// draw computes and draws an attribution in a slot, which it always gives
+// back; a panic becomes a *PanicError.
+func (s *Server) draw(ctx context.Context, ex Example, r Request, target explain.Target) (png []byte, err error) {
+	if s.waiting.Add(1) > maxWaiting {
+		s.waiting.Add(-1)
+		return nil, ErrBusy
+	}
+	select {
+	case s.sem <- struct{}{}:
+		s.waiting.Add(-1)
+	case <-ctx.Done():
+		s.waiting.Add(-1)
+		return nil, ctx.Err()
+	}
+	defer func() { <-s.sem }()
+	defer func() {
+		if v := recover(); v != nil {
+			png, err = nil, &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	res, err := s.run(ctx, s.nt, ex.Inputs, explain.Request{Method: r.Method, Params: r.Params, Layer: r.Layer, Target: target})
+	if err != nil {
+		return nil, err
+	}
+	fig, err := s.figure(ex, res, r)
+	if err != nil {
+		return nil, err
+	}
+	return encodePNG(fig.PNG())
+}
+
+// figure draws the attribution map of an example's first input ([1, C, H,
+// W], [1, H, W] or a coarser map, upsampled) over its picture: one view,
+// titled with the method and the class explained.
+func (s *Server) figure(ex Example, res *explain.Result, r Request) (*viz.Figure, error) {
+	a := res.Attributions[0]
 	if a == nil || a.Shape[0] != 1 {
 		return nil, errors.New("no attributions for this input")
-	}
-	a1, err := a.Reshape(a.Shape[1:]...)
-	if err != nil {
-		return nil, err
-	}
-	a1, img, err := picture.Fit(a1, s.picture(ex))
-	if err != nil {
-		return nil, err
 	}
 	view := r.View
 	if view == "" {
 		view = viz.MethodBlendedHeatMap
 	}
-	if img == nil {
-		view = viz.MethodHeatMap
+	title := r.Method + ", target " + s.targetName(res.Targets)
+	return explain.Draw(explain.Example(a, 0), s.picture(ex), explain.Drawing{
+		Views:   []viz.ImageView{{Method: view, Sign: r.Sign, Title: title}},
+		Bare:    []viz.ImageView{{Method: viz.MethodHeatMap, Sign: r.Sign, Title: title}},
+		Options: viz.ImageOptions{Sign: r.Sign, ColorBar: true, Width: 360, Height: 330},
+	})
+}
+
+// targetName names the target of a one-example batch: its class, or its
+// index tuple.
+func (s *Server) targetName(targets [][]int) string {
+	if len(targets) == 1 && len(targets[0]) == 1 {
+		return s.className(targets[0][0])
 	}
-	title := fmt.Sprintf("%s, target %s", r.Method, s.className(target))
-	return viz.ImageAttr(a1, img, viz.ImageOptions{Method: view, Sign: r.Sign, ColorBar: true, Title: title, Width: 360, Height: 330})
+	return fmt.Sprint(targets)
 }
 
 // picture returns the image shown for an example, or nil.
@@ -371,7 +432,7 @@ func (s *Server) picture(ex Example) *tensor.Tensor {
 		return nil
 	}
 	if x := ex.Inputs[0]; x.Rank() == 4 && x.Shape[0] == 1 {
-		return picture.Of(x, 0)
+		return explain.Picture(x, 0)
 	}
 	return nil
 }
@@ -409,7 +470,7 @@ func normalized(img *tensor.Tensor) *tensor.Tensor {
 	return out
 }
 
-//go:embed page.html
+//go:embed page.html page.js page.css
 var pageFS embed.FS
 
 var page = template.Must(template.ParseFS(pageFS, "page.html"))
@@ -429,11 +490,22 @@ type methodInfo struct {
 	Params []paramInfo `json:"params"`
 }
 
-// Handler returns the app: the page at /, and under /api/ the
+// Handler returns the app, behind Config's checks: the page at / (its
+// script and style at /page.js and /page.css), and under /api/ the
 // predictions (JSON, filtered by ?class= and ?correct=right|wrong), their
 // summary, the methods (JSON), each example's picture (/api/picture?i=) and its
-// attributions (/api/attribution?i=&method=&param=name=value&target=&sign=&view=&layer=).
-func (s *Server) Handler() http.Handler {
+// attributions (/api/attribution?i=&method=&param=name=value&target=&sign=&view=&layer=;
+// target as the command line takes it, the predicted class when absent).
+//
+// Every route, the page and pictures included, needs the token (401
+// without it); a Host that does not name the server and a request from
+// another site's page get 403; a URL over a few KB gets 414; every
+// response carries a Content-Security-Policy, X-Content-Type-Options:
+// nosniff and Referrer-Policy: no-referrer. An attribution's errors in
+// the request (an unknown method, a parameter out of its bounds or naming
+// a file) get 400, a panic in the method 500, a method over its timeout
+// 503. Serve it with NewHTTPServer's timeouts.
+func (s *Server) Handler(c Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		sum := s.Summary()
@@ -441,11 +513,24 @@ func (s *Server) Handler() http.Handler {
 		for _, c := range sum.Classes {
 			classes = append(classes, c.Name)
 		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := page.Execute(w, map[string]any{"Classes": classes, "Summary": sum, "Signs": []string{"positive", "absolute_value", "negative", "all"}, "Views": viz.ImageMethods()}); err != nil {
+		var b bytes.Buffer
+		if err := page.Execute(&b, map[string]any{"Classes": classes, "Summary": sum, "Signs": []string{"positive", "absolute_value", "negative", "all"}, "Views": viz.ImageMethods()}); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
 		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(b.Bytes())
 	})
+	for name, ctype := range map[string]string{"page.js": "text/javascript; charset=utf-8", "page.css": "text/css; charset=utf-8"} {
+		b, err := pageFS.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		mux.HandleFunc("GET /"+name, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", ctype)
+			w.Write(b)
+		})
+	}
 	mux.HandleFunc("GET /api/examples", func(w http.ResponseWriter, r *http.Request) {
 		class := -1
 		if c := r.URL.Query().Get("class"); c != "" {
@@ -466,14 +551,17 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/summary", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Summary()) })
 	mux.HandleFunc("GET /api/methods", func(w http.ResponseWriter, r *http.Request) {
 		var out []methodInfo
-		for name, m := range methods.Table() {
+		for _, name := range methods.Names() {
+			m, _ := methods.Lookup(name)
 			mi := methodInfo{Name: name, Doc: m.Doc, Layer: m.Layer}
 			for _, p := range m.Params {
+				if methods.IsFile(p) {
+					continue // refused over HTTP
+				}
 				mi.Params = append(mi.Params, paramInfo{p.Name, p.Default, p.Doc})
 			}
 			out = append(out, mi)
 		}
-		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 		writeJSON(w, out)
 	})
 	mux.HandleFunc("GET /api/picture", func(w http.ResponseWriter, r *http.Request) {
@@ -490,6 +578,7 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "image/png")
 		w.Write(b)
 	})
+	timeout := c.timeout()
 	mux.HandleFunc("GET /api/attribution", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		i, err := strconv.Atoi(q.Get("i"))
@@ -497,26 +586,45 @@ func (s *Server) Handler() http.Handler {
 			http.Error(w, "i: want an example number", http.StatusBadRequest)
 			return
 		}
-		req := Request{Method: q.Get("method"), Params: q["param"], Layer: q.Get("layer"), Target: -1, View: q.Get("view")}
-		if t := q.Get("target"); t != "" {
-			if req.Target, err = strconv.Atoi(t); err != nil {
-				http.Error(w, fmt.Sprintf("target %q: want a class number", t), http.StatusBadRequest)
-				return
-			}
-		}
+		req := Request{Method: q.Get("method"), Params: q["param"], Layer: q.Get("layer"), Target: q.Get("target"), View: q.Get("view")}
 		if req.Sign, err = viz.ParseSign(q.Get("sign")); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		b, err := s.Attribution(r.Context(), i, req)
+		// The request's context ends when its client leaves; the
+		// attribution's also at its timeout.
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		b, err := s.Attribution(ctx, i, req)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			msg, code := attributionError(err, timeout)
+			http.Error(w, msg, code)
 			return
 		}
 		w.Header().Set("Content-Type", "image/png")
 		w.Write(b)
 	})
-	return mux
+	return newGuard(mux, c)
+}
+
+// attributionError is an attribution's error as an HTTP answer: its
+// message and status.
+func attributionError(err error, timeout time.Duration) (string, int) {
+	var re *explain.RequestError
+	var pe *PanicError
+	switch {
+	case errors.As(err, &re):
+		return err.Error(), http.StatusBadRequest
+	case errors.As(err, &pe):
+		return pe.Error(), http.StatusInternalServerError
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("the attribution took more than %v: stopped (ask for less work: fewer steps or samples, a coarser feature grid)", timeout), http.StatusServiceUnavailable
+	case errors.Is(err, context.Canceled):
+		return "the attribution was cancelled", http.StatusServiceUnavailable
+	case errors.Is(err, ErrBusy):
+		return err.Error(), http.StatusServiceUnavailable
+	}
+	return err.Error(), http.StatusBadRequest
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

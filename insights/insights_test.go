@@ -72,17 +72,39 @@ func TestPredictionsAndFilters(t *testing.T) {
 	}
 }
 
+// testToken is the tests' token; testAddr the address their requests
+// come in on.
+const (
+	testToken = "test-token-0123456789"
+	testAddr  = "127.0.0.1:8080"
+)
+
+// handler returns the server's handler with the test token.
+func handler(t *testing.T, s *Server) http.Handler {
+	t.Helper()
+	h, err := s.Handler(Config{Token: testToken, Addr: testAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// get makes a request as the page does: to the server's address, with
+// the token.
 func get(t *testing.T, h http.Handler, url string) (int, string, []byte) {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", url, nil))
+	req := httptest.NewRequest("GET", url, nil)
+	req.Host = testAddr
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	h.ServeHTTP(rec, req)
 	b, _ := io.ReadAll(rec.Result().Body)
 	return rec.Code, rec.Header().Get("Content-Type"), b
 }
 
 func TestHandler(t *testing.T) {
 	s := testServer(t)
-	h := s.Handler()
+	h := handler(t, s)
 	code, _, body := get(t, h, "/")
 	if code != 200 || !bytes.Contains(body, []byte("loupe Insights")) || !bytes.Contains(body, []byte(">triangle</option>")) || !bytes.Contains(body, []byte("5 of 6 labelled ones right")) {
 		t.Errorf("page: %d\n%.300s", code, body)
@@ -162,7 +184,7 @@ func TestNewErrors(t *testing.T) {
 // one request alone (run under -race in CI).
 func TestConcurrentRequests(t *testing.T) {
 	s := testServer(t)
-	h := s.Handler()
+	h := handler(t, s)
 	urls := []string{"/api/attribution?i=0&method=Saliency", "/api/attribution?i=1&method=InputXGradient&sign=all&view=heat_map"}
 	want := make([][]byte, len(urls))
 	for k, u := range urls {

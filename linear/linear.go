@@ -140,6 +140,22 @@ func finish(b, xm []float64, ym float64) *Model {
 	return &Model{Weights: b, Bias: c}
 }
 
+// scaled returns the rows of xc and the values of yc times the square root
+// of their sample weights: weighted least squares as an ordinary one.
+func scaled(xc [][]float64, yc, w []float64) ([][]float64, []float64) {
+	a := make([][]float64, len(xc))
+	t := make([]float64, len(xc))
+	for i, row := range xc {
+		s := math.Sqrt(w[i])
+		a[i] = make([]float64, len(row))
+		for j, v := range row {
+			a[i][j] = s * v
+		}
+		t[i] = s * yc[i]
+	}
+	return a, t
+}
+
 // LeastSquares minimizes sum_i w_i (y_i - x_i·b - c)^2, as scikit-learn's
 // LinearRegression; when the problem is rank deficient it returns the
 // minimum-norm solution (as LAPACK's gelsd, through an SVD).
@@ -149,22 +165,12 @@ type LeastSquares struct {
 
 // Fit fits the model.
 func (ls LeastSquares) Fit(X [][]float64, y, w []float64) (*Model, error) {
-	n, d, w, err := check(X, y, w)
+	_, _, w, err := check(X, y, w)
 	if err != nil {
 		return nil, err
 	}
 	xm, ym, xc, yc := center(X, y, w, ls.FitIntercept)
-	a := make([][]float64, n)
-	t := make([]float64, n)
-	for i := 0; i < n; i++ {
-		s := math.Sqrt(w[i])
-		a[i] = make([]float64, d)
-		for j := 0; j < d; j++ {
-			a[i][j] = s * xc[i][j]
-		}
-		t[i] = s * yc[i]
-	}
-	return finish(lstsq(a, t), xm, ym), nil
+	return finish(lstsq(scaled(xc, yc, w)), xm, ym), nil
 }
 
 // lstsq returns the minimum-norm least-squares solution of a·b = t by a
@@ -260,28 +266,18 @@ func (r Ridge) Fit(X [][]float64, y, w []float64) (*Model, error) {
 	if r.Alpha < 0 || math.IsNaN(r.Alpha) {
 		return nil, fmt.Errorf("linear: ridge alpha %g must be non-negative", r.Alpha)
 	}
-	n, d, w, err := check(X, y, w)
+	_, d, w, err := check(X, y, w)
 	if err != nil {
 		return nil, err
 	}
-	xm, ym, xc, yc := center(X, y, w, r.FitIntercept)
 	if r.Alpha == 0 {
 		return LeastSquares{FitIntercept: r.FitIntercept}.Fit(X, y, w)
 	}
+	xm, ym, xc, yc := center(X, y, w, r.FitIntercept)
 	// (X'WX + alpha I) b = X'Wy, through an augmented least-squares problem
 	// [sqrt(W)X; sqrt(alpha) I] b = [sqrt(W)y; 0], which stays well
 	// conditioned.
-	a := make([][]float64, 0, n+d)
-	t := make([]float64, 0, n+d)
-	for i := 0; i < n; i++ {
-		s := math.Sqrt(w[i])
-		row := make([]float64, d)
-		for j := range row {
-			row[j] = s * xc[i][j]
-		}
-		a = append(a, row)
-		t = append(t, s*yc[i])
-	}
+	a, t := scaled(xc, yc, w)
 	for j := 0; j < d; j++ {
 		row := make([]float64, d)
 		row[j] = math.Sqrt(r.Alpha)
@@ -311,18 +307,15 @@ func (l Lasso) Fit(X [][]float64, y, w []float64) (*Model, error) {
 		return nil, err
 	}
 	xm, ym, xc, yc := center(X, y, sw, l.FitIntercept)
+	a, r := scaled(xc, yc, sw) // r: the residual, y while b is zero
 	cols := make([][]float64, d)
 	norm := make([]float64, d)
 	for j := range cols {
 		cols[j] = make([]float64, n)
 		for i := 0; i < n; i++ {
-			cols[j][i] = math.Sqrt(sw[i]) * xc[i][j]
+			cols[j][i] = a[i][j]
 			norm[j] += cols[j][i] * cols[j][i]
 		}
-	}
-	r := make([]float64, n)
-	for i := range r {
-		r[i] = math.Sqrt(sw[i]) * yc[i]
 	}
 	b := make([]float64, d)
 	maxIter, tol := l.MaxIter, l.Tol
@@ -360,6 +353,8 @@ func (l Lasso) Fit(X [][]float64, y, w []float64) (*Model, error) {
 	return finish(b, xm, ym), nil
 }
 
+// soft is the soft-thresholding operator: x moved toward 0 by t, and 0
+// within t of it.
 func soft(x, t float64) float64 {
 	switch {
 	case x > t:
@@ -370,7 +365,7 @@ func soft(x, t float64) float64 {
 	return 0
 }
 
-// Penalty is the regulariser of an SGD objective.
+// Penalty is the regularizer of an SGD objective.
 type Penalty int
 
 // Penalties of Captum's SGD-trained models.

@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/loupe-ml/loupe/attr"
-	"github.com/loupe-ml/loupe/engine"
-	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -24,11 +22,7 @@ func TestMetricsTable(t *testing.T) {
 		file  string
 		shape []int
 	}{{"cnn_s0.onnx", []int{4, 3, 32, 32}}, {"resnet_mini_s0.onnx", []int{2, 3, 224, 224}}} {
-		m, err := engine.Load(testmodels.Path(mc.file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		nt, _ := attr.NewNet(m)
+		nt := loadNet(t, mc.file)
 		x := []*tensor.Tensor{randn(11, mc.shape...)}
 		o := attr.Options{Target: attr.Class(0)}
 		fmt.Printf("%s (batch %d, target 0): mean over examples\n", mc.file, mc.shape[0])

@@ -1,6 +1,8 @@
-// Package npy reads and writes tensors in NumPy's .npy format (version 1,
-// little-endian float32, float64, int64, int32 and bool, C order), so that
-// Python users can load what loupe writes and give it their arrays.
+// Package npy reads and writes tensors in NumPy's .npy format, so that
+// Python users can load what loupe writes and give it their arrays. Write
+// writes version 1 files of float32, int64 or bool; Read takes versions 1
+// to 3 of little-endian float32, float64, int32, int64, uint8 and bool
+// arrays in C order.
 package npy
 
 import (
@@ -75,7 +77,8 @@ var (
 	shapeRe = regexp.MustCompile(`'shape':\s*\(([^)]*)\)`)
 )
 
-// Read reads a .npy array: floats become float32, integers int64.
+// Read reads a .npy array: floats become float32, integers int64 and
+// bools stay bool.
 func Read(r io.Reader) (*tensor.Tensor, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {

@@ -4,8 +4,9 @@
 // error that says what was being read, never a panic.
 //
 // Tensors of type float, double, float16 and bfloat16 become float32; the
-// integer types become int64; bool stays bool. Tensors whose data lives in
-// an external file are refused with an error that names them.
+// integer types become int64; bool stays bool. String tensors, sparse
+// initializers and tensors whose data lives in an external file are
+// refused with an error that names them.
 package onnx
 
 import (
@@ -61,6 +62,8 @@ func Parse(b []byte) (*graph.Graph, error) {
 	r := &reader{b: b}
 	g := &graph.Graph{Initializers: map[string]*tensor.Tensor{}, Opsets: map[string]int{}}
 	var graphMsg *reader
+	// Not r.each: a broken field key reads as "model: ...", while each
+	// field's own error names the field.
 	for {
 		f, wt, ok, err := r.next()
 		if err != nil {
@@ -104,14 +107,9 @@ func Parse(b []byte) (*graph.Graph, error) {
 	return g, nil
 }
 
-func parseOpset(r *reader) (string, int64, error) {
-	var dom string
-	var ver int64
-	for {
-		f, wt, ok, err := r.next()
-		if err != nil || !ok {
-			return dom, ver, err
-		}
+// parseOpset reads an OperatorSetIdProto: the domain and its version.
+func parseOpset(r *reader) (dom string, ver int64, err error) {
+	err = r.each(func(f, wt int) (err error) {
 		switch f {
 		case 1:
 			dom, err = r.str(wt)
@@ -120,22 +118,15 @@ func parseOpset(r *reader) (string, int64, error) {
 		default:
 			err = r.skip(wt)
 		}
-		if err != nil {
-			return dom, ver, err
-		}
-	}
+		return err
+	})
+	return dom, ver, err
 }
 
+// parseGraph reads a GraphProto into g.
 func parseGraph(r *reader, g *graph.Graph) error {
 	var inputs []graph.ValueInfo
-	for {
-		f, wt, ok, err := r.next()
-		if err != nil {
-			return err
-		}
-		if !ok {
-			break
-		}
+	err := r.each(func(f, wt int) (err error) {
 		switch f {
 		case 1:
 			s, err := r.sub(wt)
@@ -185,6 +176,10 @@ func parseGraph(r *reader, g *graph.Graph) error {
 				return fmt.Errorf("field %d: %w", f, err)
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	// Older exporters list initializers among the inputs too.
 	for _, vi := range inputs {
@@ -195,27 +190,22 @@ func parseGraph(r *reader, g *graph.Graph) error {
 	return nil
 }
 
+// parseNode reads a NodeProto. On an error the node holds what was read
+// (its name, for the message).
 func parseNode(r *reader) (*graph.Node, error) {
 	n := &graph.Node{Attrs: map[string]*graph.Attr{}}
-	for {
-		f, wt, ok, err := r.next()
-		if err != nil {
-			return n, err
-		}
-		if !ok {
-			return n, nil
-		}
+	err := r.each(func(f, wt int) (err error) {
 		switch f {
 		case 1:
 			s, err := r.str(wt)
 			if err != nil {
-				return n, fmt.Errorf("input: %w", err)
+				return fmt.Errorf("input: %w", err)
 			}
 			n.Inputs = append(n.Inputs, s)
 		case 2:
 			s, err := r.str(wt)
 			if err != nil {
-				return n, fmt.Errorf("output: %w", err)
+				return fmt.Errorf("output: %w", err)
 			}
 			n.Outputs = append(n.Outputs, s)
 		case 3:
@@ -227,33 +217,27 @@ func parseNode(r *reader) (*graph.Node, error) {
 		case 5:
 			s, err := r.sub(wt)
 			if err != nil {
-				return n, fmt.Errorf("attribute: %w", err)
+				return fmt.Errorf("attribute: %w", err)
 			}
 			a, err := parseAttr(s)
 			if err != nil {
-				return n, fmt.Errorf("attribute %q: %w", a.Name, err)
+				return fmt.Errorf("attribute %q: %w", a.Name, err)
 			}
 			n.Attrs[a.Name] = a
 		default:
 			err = r.skip(wt)
 		}
-		if err != nil {
-			return n, err
-		}
-	}
+		return err
+	})
+	return n, err
 }
 
+// parseAttr reads an AttributeProto. On an error the attribute holds what
+// was read (its name, for the message).
 func parseAttr(r *reader) (*graph.Attr, error) {
 	a := &graph.Attr{}
 	var declared int64 = -1
-	for {
-		f, wt, ok, err := r.next()
-		if err != nil {
-			return a, err
-		}
-		if !ok {
-			break
-		}
+	err := r.each(func(f, wt int) (err error) {
 		switch f {
 		case 1:
 			a.Name, err = r.str(wt)
@@ -261,7 +245,7 @@ func parseAttr(r *reader) (*graph.Attr, error) {
 			declared, err = r.int(wt)
 		case 2:
 			if wt != wireFixed32 {
-				return a, fmt.Errorf("wire type %d for a float", wt)
+				return fmt.Errorf("wire type %d for a float", wt)
 			}
 			var v uint32
 			v, err = r.fixed32()
@@ -296,9 +280,10 @@ func parseAttr(r *reader) (*graph.Attr, error) {
 		default:
 			err = r.skip(wt)
 		}
-		if err != nil {
-			return a, err
-		}
+		return err
+	})
+	if err != nil {
+		return a, err
 	}
 	// The declared type wins when a list is empty (no elements to infer it from).
 	switch declared {
@@ -316,13 +301,10 @@ func parseAttr(r *reader) (*graph.Attr, error) {
 	return a, nil
 }
 
-func parseValueInfo(r *reader) (graph.ValueInfo, error) {
-	var vi graph.ValueInfo
-	for {
-		f, wt, ok, err := r.next()
-		if err != nil || !ok {
-			return vi, err
-		}
+// parseValueInfo reads a ValueInfoProto: a name, and the element type and
+// shape when it is a tensor.
+func parseValueInfo(r *reader) (vi graph.ValueInfo, err error) {
+	err = r.each(func(f, wt int) (err error) {
 		switch f {
 		case 1:
 			vi.Name, err = r.str(wt)
@@ -334,36 +316,15 @@ func parseValueInfo(r *reader) (graph.ValueInfo, error) {
 		default:
 			err = r.skip(wt)
 		}
-		if err != nil {
-			return vi, err
-		}
-	}
+		return err
+	})
+	return vi, err
 }
 
+// parseType reads a TypeProto into vi; only tensor types are read.
 func parseType(r *reader, vi *graph.ValueInfo) error {
-	for {
-		f, wt, ok, err := r.next()
-		if err != nil || !ok {
-			return err
-		}
-		if f != 1 { // only tensor types
-			if err := r.skip(wt); err != nil {
-				return err
-			}
-			continue
-		}
-		s, err := r.sub(wt)
-		if err != nil {
-			return err
-		}
-		for {
-			f, wt, ok, err := s.next()
-			if err != nil {
-				return err
-			}
-			if !ok {
-				break
-			}
+	return r.eachSub(1, func(s *reader) error {
+		return s.each(func(f, wt int) (err error) {
 			switch f {
 			case 1:
 				var et int64
@@ -378,39 +339,18 @@ func parseType(r *reader, vi *graph.ValueInfo) error {
 			default:
 				err = s.skip(wt)
 			}
-			if err != nil {
-				return err
-			}
-		}
-	}
+			return err
+		})
+	})
 }
 
+// parseShape reads a TensorShapeProto: its dimensions, fixed or symbolic
+// (a size beyond int32 reads as unknown).
 func parseShape(r *reader) ([]graph.Dim, error) {
 	shape := []graph.Dim{}
-	for {
-		f, wt, ok, err := r.next()
-		if err != nil || !ok {
-			return shape, err
-		}
-		if f != 1 {
-			if err := r.skip(wt); err != nil {
-				return shape, err
-			}
-			continue
-		}
-		s, err := r.sub(wt)
-		if err != nil {
-			return shape, err
-		}
+	err := r.eachSub(1, func(s *reader) error {
 		d := graph.Dim{Value: -1}
-		for {
-			f, wt, ok, err := s.next()
-			if err != nil {
-				return shape, err
-			}
-			if !ok {
-				break
-			}
+		err := s.each(func(f, wt int) (err error) {
 			switch f {
 			case 1:
 				var v int64
@@ -423,12 +363,15 @@ func parseShape(r *reader) ([]graph.Dim, error) {
 			default:
 				err = s.skip(wt)
 			}
-			if err != nil {
-				return shape, err
-			}
+			return err
+		})
+		if err != nil {
+			return err
 		}
 		shape = append(shape, d)
-	}
+		return nil
+	})
+	return shape, err
 }
 
 // dtypeOf maps an ONNX data type to loupe's; ok is false for types loupe
@@ -445,6 +388,8 @@ func dtypeOf(t int64) (tensor.DType, bool) {
 	return 0, false
 }
 
+// parseTensor reads a TensorProto: its name and its data in loupe's types
+// (see the package comment).
 func parseTensor(r *reader) (string, *tensor.Tensor, error) {
 	var (
 		name     string
@@ -457,14 +402,7 @@ func parseTensor(r *reader) (string, *tensor.Tensor, error) {
 		doubles  []float64
 		external bool
 	)
-	for {
-		f, wt, ok, err := r.next()
-		if err != nil {
-			return name, nil, err
-		}
-		if !ok {
-			break
-		}
+	err := r.each(func(f, wt int) (err error) {
 		switch f {
 		case 1:
 			dims, err = r.int64s(wt, dims)
@@ -493,9 +431,10 @@ func parseTensor(r *reader) (string, *tensor.Tensor, error) {
 		default:
 			err = r.skip(wt)
 		}
-		if err != nil {
-			return name, nil, err
-		}
+		return err
+	})
+	if err != nil {
+		return name, nil, err
 	}
 	if external {
 		return name, nil, fmt.Errorf("tensor data is stored in an external file, which loupe does not read; re-export the model with the weights inside it")
@@ -568,6 +507,8 @@ func parseTensor(r *reader) (string, *tensor.Tensor, error) {
 	return name, t, nil
 }
 
+// elemSize is the size in bytes of one element of an ONNX data type in
+// raw_data.
 func elemSize(dataType int64) int {
 	switch dataType {
 	case typeUint8, typeInt8, typeBool:
@@ -580,6 +521,8 @@ func elemSize(dataType int64) int {
 	return 8
 }
 
+// decodeRaw fills t, whose DType is set, with the n elements of raw, the
+// little-endian raw_data of an ONNX data type.
 func decodeRaw(t *tensor.Tensor, dataType int64, raw []byte, n int) {
 	le := binary.LittleEndian
 	switch t.DType {

@@ -40,6 +40,7 @@ func (r *reader) next() (field int, wt int, ok bool, err error) {
 	return field, wt, true, nil
 }
 
+// varint reads a base-128 varint.
 func (r *reader) varint() (uint64, error) {
 	var v uint64
 	for shift := uint(0); shift < 64; shift += 7 {
@@ -56,22 +57,23 @@ func (r *reader) varint() (uint64, error) {
 	return 0, errors.New("varint overflows 64 bits")
 }
 
+// fixed32 reads a 4-byte little-endian value.
 func (r *reader) fixed32() (uint32, error) {
-	if len(r.b)-r.pos < 4 {
-		return 0, errTruncated
+	b, err := r.take(4)
+	if err != nil {
+		return 0, err
 	}
-	v := binary.LittleEndian.Uint32(r.b[r.pos:])
-	r.pos += 4
-	return v, nil
+	return binary.LittleEndian.Uint32(b), nil
 }
 
-func (r *reader) fixed64() (uint64, error) {
-	if len(r.b)-r.pos < 8 {
-		return 0, errTruncated
+// take returns the next n bytes (not copied).
+func (r *reader) take(n int) ([]byte, error) {
+	if len(r.b)-r.pos < n {
+		return nil, errTruncated
 	}
-	v := binary.LittleEndian.Uint64(r.b[r.pos:])
-	r.pos += 8
-	return v, nil
+	b := r.b[r.pos : r.pos+n]
+	r.pos += n
+	return b, nil
 }
 
 // bytes returns a length-delimited field's payload (not copied).
@@ -83,9 +85,7 @@ func (r *reader) bytes() ([]byte, error) {
 	if n > uint64(len(r.b)-r.pos) {
 		return nil, errTruncated
 	}
-	b := r.b[r.pos : r.pos+int(n)]
-	r.pos += int(n)
-	return b, nil
+	return r.take(int(n))
 }
 
 // skip skips a field of wire type wt.
@@ -95,7 +95,7 @@ func (r *reader) skip(wt int) error {
 	case wireVarint:
 		_, err = r.varint()
 	case wireFixed64:
-		_, err = r.fixed64()
+		_, err = r.take(8)
 	case wireBytes:
 		_, err = r.bytes()
 	case wireFixed32:
@@ -132,44 +132,45 @@ func (r *reader) int64s(wt int, dst []int64) ([]int64, error) {
 
 // float32s appends a repeated float field, packed or not.
 func (r *reader) float32s(wt int, dst []float32) ([]float32, error) {
-	if wt == wireFixed32 {
-		v, err := r.fixed32()
-		return append(dst, math.Float32frombits(v)), err
-	}
-	if wt != wireBytes {
-		return dst, fmt.Errorf("wire type %d for a repeated float", wt)
-	}
-	b, err := r.bytes()
-	if err != nil {
-		return dst, err
-	}
-	if len(b)%4 != 0 {
-		return dst, errors.New("packed floats not a multiple of 4 bytes")
-	}
-	for i := 0; i < len(b); i += 4 {
-		dst = append(dst, math.Float32frombits(binary.LittleEndian.Uint32(b[i:])))
-	}
-	return dst, nil
+	return fixedValues(r, wt, wireFixed32, "float", dst, func(b []byte) float32 {
+		return math.Float32frombits(binary.LittleEndian.Uint32(b))
+	})
 }
 
 // float64s appends a repeated double field, packed or not.
 func (r *reader) float64s(wt int, dst []float64) ([]float64, error) {
-	if wt == wireFixed64 {
-		v, err := r.fixed64()
-		return append(dst, math.Float64frombits(v)), err
+	return fixedValues(r, wt, wireFixed64, "double", dst, func(b []byte) float64 {
+		return math.Float64frombits(binary.LittleEndian.Uint64(b))
+	})
+}
+
+// fixedValues appends a repeated field of fixed-width values (wire type
+// one: 4 bytes for wireFixed32, 8 for wireFixed64), one value or a packed
+// run of them, each decoded from its bytes by dec; what names the type in
+// errors.
+func fixedValues[T any](r *reader, wt, one int, what string, dst []T, dec func([]byte) T) ([]T, error) {
+	size := 4
+	if one == wireFixed64 {
+		size = 8
 	}
-	if wt != wireBytes {
-		return dst, fmt.Errorf("wire type %d for a repeated double", wt)
+	var b []byte
+	var err error
+	switch wt {
+	case one:
+		b, err = r.take(size)
+	case wireBytes:
+		b, err = r.bytes()
+		if err == nil && len(b)%size != 0 {
+			err = fmt.Errorf("packed %ss not a multiple of %d bytes", what, size)
+		}
+	default:
+		err = fmt.Errorf("wire type %d for a repeated %s", wt, what)
 	}
-	b, err := r.bytes()
 	if err != nil {
 		return dst, err
 	}
-	if len(b)%8 != 0 {
-		return dst, errors.New("packed doubles not a multiple of 8 bytes")
-	}
-	for i := 0; i < len(b); i += 8 {
-		dst = append(dst, math.Float64frombits(binary.LittleEndian.Uint64(b[i:])))
+	for i := 0; i < len(b); i += size {
+		dst = append(dst, dec(b[i:]))
 	}
 	return dst, nil
 }
@@ -202,4 +203,33 @@ func (r *reader) int(wt int) (int64, error) {
 	}
 	v, err := r.varint()
 	return int64(v), err
+}
+
+// each calls f with the number and wire type of each field of the message
+// in turn, up to its end or the first error; f reads or skips the field.
+func (r *reader) each(f func(field, wt int) error) error {
+	for {
+		field, wt, ok, err := r.next()
+		if err != nil || !ok {
+			return err
+		}
+		if err := f(field, wt); err != nil {
+			return err
+		}
+	}
+}
+
+// eachSub calls f with each embedded message of the given field number,
+// skipping the other fields.
+func (r *reader) eachSub(field int, f func(*reader) error) error {
+	return r.each(func(fd, wt int) error {
+		if fd != field {
+			return r.skip(wt)
+		}
+		s, err := r.sub(wt)
+		if err != nil {
+			return err
+		}
+		return f(s)
+	})
 }

@@ -304,3 +304,32 @@ func (f *Figure) WriteFile(path string) error {
 	}
 	return fmt.Errorf("viz: %s: want a .png or .svg file name", path)
 }
+
+// View is one picture of a grid with its title.
+type View struct {
+	Title string
+	Image image.Image
+}
+
+// GridSVG lays views out side by side, cols per row, each under its title,
+// in one SVG document with the pictures embedded at their own size
+// (Captum's visualize_image_attr_multiple for pictures already drawn).
+func GridSVG(views []View, cols int) (string, error) {
+	if len(views) == 0 {
+		return "", fmt.Errorf("viz: no views to lay out")
+	}
+	cols = min(max(cols, 1), len(views))
+	cw, ch := 0, 0
+	fig := &Figure{Cols: cols}
+	for _, v := range views {
+		b := v.Image.Bounds()
+		cw, ch = max(cw, b.Dx()), max(ch, b.Dy())
+		pic := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+		draw.Draw(pic, pic.Bounds(), v.Image, b.Min, draw.Src)
+		fig.Panels = append(fig.Panels, Panel{Title: v.Title, Picture: pic})
+	}
+	rows := (len(views) + cols - 1) / cols
+	fig.Width = cols*(cw+figPad) + figPad
+	fig.Height = rows*(ch+panTitleH+figPad) + figPad
+	return fig.SVG(), nil
+}

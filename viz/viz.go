@@ -1,11 +1,16 @@
 // Package viz draws attributions as pictures, as Captum's visualization
-// module does but into files: ImageAttr and ImageAttrMultiple make figures
-// (heat maps, heat maps blended over the image, masked images, alpha
-// scaling; titles, color bars, sizes) written as PNG or SVG, with Captum's
-// normalization (sum over channels, scaling by a percentile of the absolute
-// values, clipping outliers) and color maps per sign; TextHTML and TextPNG
-// color tokens; TimeSeriesSVG draws series; LinePlotSVG draws curves. It
-// knows only tensors and images.
+// module does but into files. ImageAttr and ImageAttrMultiple make a Figure
+// of one or several views of an image's attributions (heat maps, heat maps
+// blended over the image, masked images, alpha scaling, the image alone;
+// titles, color bars, sizes), with Captum's normalization (sum over
+// channels, scaling by a percentile of the absolute values, clipping
+// outliers) and color maps per sign; a Figure is written as PNG or SVG.
+// The steps are exported too: Map2D, Normalize, HeatMap, Blend, Masked,
+// AlphaScaling, Original and ColorBar draw single images, and GridSVG lays
+// pictures already drawn out side by side. TextHTML and TextPNG color
+// tokens by attribution; TimeSeriesSVG draws series over their
+// attributions and LinePlotSVG plain curves (deletion and insertion
+// curves). Of loupe, it uses only package tensor.
 package viz
 
 import (
@@ -133,7 +138,7 @@ func HeatMap(v []float64, h, w int, s Sign, scale int) *image.RGBA {
 	return upscale(colorCells(v, h, w, s, DefaultColormap(s)), scale)
 }
 
-// Blend draws the heat map over a greyscale copy of the image (an input
+// Blend draws the heat map over a gray copy of the image (an input
 // tensor [3, H, W] or [1, H, W] with values in [0, 1]), with the heat map's
 // opacity alpha, as Captum's blended_heat_map.
 func Blend(img *tensor.Tensor, v []float64, h, w int, s Sign, alpha float64, scale int) (*image.RGBA, error) {
@@ -147,29 +152,28 @@ func Blend(img *tensor.Tensor, v []float64, h, w int, s Sign, alpha float64, sca
 	return upscale(blendCells(chw, v, h, w, s, DefaultColormap(s), alpha), scale), nil
 }
 
-// Original draws an image tensor [C, H, W] in [0, 1] (1 or 3 channels).
+// Original draws an image tensor [C, H, W] in [0, 1] (1 or 3 channels),
+// scaled up by an integer factor.
 func Original(img *tensor.Tensor, scale int) (*image.RGBA, error) {
 	if img.Rank() != 3 || (img.Shape[0] != 1 && img.Shape[0] != 3) {
 		return nil, fmt.Errorf("viz: image of shape %v, want [1 or 3, H, W]", img.Shape)
 	}
 	c, h, w := img.Shape[0], img.Shape[1], img.Shape[2]
-	scale = max(scale, 1)
-	out := image.NewRGBA(image.Rect(0, 0, w*scale, h*scale))
+	out := image.NewRGBA(image.Rect(0, 0, w, h))
 	px := func(k, y, x int) uint8 {
 		return uint8(255 * math.Max(0, math.Min(1, img.Float64At((k*h+y)*w+x))))
 	}
-	for y := 0; y < h*scale; y++ {
-		for x := 0; x < w*scale; x++ {
-			yy, xx := y/scale, x/scale
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
 			if c == 1 {
-				g := px(0, yy, xx)
+				g := px(0, y, x)
 				out.SetRGBA(x, y, color.RGBA{g, g, g, 255})
 			} else {
-				out.SetRGBA(x, y, color.RGBA{px(0, yy, xx), px(1, yy, xx), px(2, yy, xx), 255})
+				out.SetRGBA(x, y, color.RGBA{px(0, y, x), px(1, y, x), px(2, y, x), 255})
 			}
 		}
 	}
-	return out, nil
+	return upscale(out, scale), nil
 }
 
 // WritePNG writes an image to a PNG file.
@@ -198,22 +202,24 @@ func AlphaScaling(img *tensor.Tensor, v []float64, h, w int, s Sign, scale int) 
 	return scaled(img, v, h, w, s, scale, true)
 }
 
+// scaled draws the image with each pixel scaled (Masked) or made
+// transparent (AlphaScaling, alpha) by the magnitude of its normalized
+// attribution, scaled up by an integer factor.
 func scaled(img *tensor.Tensor, v []float64, h, w int, s Sign, scale int, alpha bool) (*image.RGBA, error) {
 	if s == All {
 		return nil, fmt.Errorf("viz: masked_image and alpha_scaling need a sign of positive, negative or absolute_value, not all")
 	}
-	base, err := Original(img, scale)
+	base, err := Original(img, 1)
 	if err != nil {
 		return nil, err
 	}
 	if img.Shape[1] != h || img.Shape[2] != w {
 		return nil, fmt.Errorf("viz: image of shape %v for a %dx%d attribution map", img.Shape, h, w)
 	}
-	scale = max(scale, 1)
 	out := image.NewRGBA(base.Bounds())
-	for y := 0; y < h*scale; y++ {
-		for x := 0; x < w*scale; x++ {
-			f := math.Abs(v[(y/scale)*w+x/scale])
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			f := math.Abs(v[y*w+x])
 			c := base.RGBAAt(x, y)
 			if alpha {
 				out.SetRGBA(x, y, color.RGBA{c.R, c.G, c.B, uint8(255 * f)})
@@ -222,7 +228,7 @@ func scaled(img *tensor.Tensor, v []float64, h, w int, s Sign, scale int, alpha 
 			}
 		}
 	}
-	return out, nil
+	return upscale(out, scale), nil
 }
 
 // ColorBar draws a vertical color bar of the sign's color map, from the

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,26 +20,33 @@ import (
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/insights"
 	"github.com/loupe-ml/loupe/internal/demo"
+	"github.com/loupe-ml/loupe/preprocess"
 	"github.com/loupe-ml/loupe/tensor"
-	"github.com/loupe-ml/loupe/viz"
 )
 
 // cmdInsights serves loupe Insights on a data set: a folder of images or
-// .npy files, or, for the built-in model, generated shapes.
-func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(addr string)) error {
+// .npy files, or, for the built-in model, generated shapes. It serves on
+// a loopback address unless --allow-remote, behind a token (random, or
+// --token) that the printed URL carries; ready, if set, is called with
+// that URL once the server listens.
+func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(url string)) error {
 	fs := flag.NewFlagSet("insights", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	model := fs.String("model", "demo", "ONNX model file (\"demo\": the built-in model)")
 	data := fs.String("data", "", "folder of examples: .png/.jpg images or .npy arrays (default for the demo model: generated shapes)")
 	labels := fs.String("labels", "", "CSV file of file,class lines giving the true classes (class by number or name)")
 	classFile := fs.String("classes", "", "text file naming the model's classes, one per line")
-	addr := fs.String("addr", "localhost:8080", "address to serve on")
+	addr := fs.String("addr", "127.0.0.1:8080", "address to serve on (port 0: a free port)")
+	token := fs.String("token", "", "the token clients must show (default: a random one, printed in the URL)")
+	allowRemote := fs.Bool("allow-remote", false, "allow --addr to be an address other than loopback (anyone who can reach it and has the token can read the data set)")
+	allowHosts := fs.String("allow-host", "", "more host names (comma-separated) that requests may use to reach the server, beside localhost and its IP address (for --allow-remote)")
+	timeout := fs.Duration("timeout", insights.DefaultTimeout, "the longest an attribution may take")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	preprocess := imageFlags(fs)
+	imageOptions := imageFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
-	pre, err := preprocess()
+	pre, err := imageOptions()
 	if err != nil {
 		return err
 	}
@@ -53,28 +61,21 @@ func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, r
 	if len(nt.Inputs) != 1 {
 		return usageError{fmt.Errorf("insights serves models of one input; this one takes %d (%s)", len(nt.Inputs), strings.Join(nt.Inputs, ", "))}
 	}
-	var classes []string
-	if *classFile != "" {
-		b, err := os.ReadFile(*classFile)
-		if err != nil {
-			return fmt.Errorf("--classes: %w", err)
-		}
-		classes = strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	classes, exs, err := insightsData(*model, *data, *classFile, *labels, pre)
+	if err != nil {
+		return err
 	}
-	var exs []insights.Example
-	switch {
-	case *data != "":
-		if exs, err = loadExamples(*data, pre); err != nil {
-			return err
-		}
-	case *model == "demo":
-		classes = demo.Classes
-		exs = demoExamples()
-	default:
-		return usageError{errors.New("--data is required for a model other than the built-in one")}
+	if *timeout <= 0 {
+		return usageError{fmt.Errorf("--timeout %v: want a positive duration", *timeout)}
 	}
-	if *labels != "" {
-		if err := readLabels(*labels, classes, exs); err != nil {
+	cfg := insights.Config{Token: *token, Timeout: *timeout}
+	for _, h := range strings.Split(*allowHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			cfg.Hosts = append(cfg.Hosts, h)
+		}
+	}
+	if cfg.Token == "" {
+		if cfg.Token, err = insights.NewToken(); err != nil {
 			return err
 		}
 	}
@@ -82,15 +83,105 @@ func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, r
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := listen(*addr, *allowRemote, stderr)
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stdout, "loupe Insights on http://%s/ (%d examples; Ctrl-C stops)\n", ln.Addr(), len(exs))
-	if ready != nil {
-		ready(ln.Addr().String())
+	cfg.Addr = ln.Addr().String()
+	h, err := srv.Handler(cfg)
+	if err != nil {
+		ln.Close()
+		return err
 	}
+	u := (&url.URL{Scheme: "http", Host: cfg.Addr, Path: "/", RawQuery: url.Values{"token": {cfg.Token}}.Encode()}).String()
+	fmt.Fprintf(stdout, "loupe Insights on %s (%d examples; Ctrl-C stops)\n", u, len(exs))
+	if ready != nil {
+		ready(u)
+	}
+	return serve(ctx, insights.NewHTTPServer(h, cfg), ln)
+}
+
+// insightsData reads the class names, the examples (a folder, or for the
+// built-in model generated shapes) and their labels.
+func insightsData(model, data, classFile, labels string, pre preprocess.Options) ([]string, []insights.Example, error) {
+	var classes []string
+	if classFile != "" {
+		b, err := os.ReadFile(classFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--classes: %w", err)
+		}
+		classes = strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	}
+	var exs []insights.Example
+	switch {
+	case data != "":
+		var err error
+		if exs, err = loadExamples(data, pre); err != nil {
+			return nil, nil, err
+		}
+	case model == "demo":
+		classes = demo.Classes
+		exs = demoExamples()
+	default:
+		return nil, nil, usageError{errors.New("--data is required for a model other than the built-in one")}
+	}
+	if labels != "" {
+		if err := readLabels(labels, classes, exs); err != nil {
+			return nil, nil, err
+		}
+	}
+	return classes, exs, nil
+}
+
+// listen listens on addr, which must be a loopback address unless
+// allowRemote (then it warns). A name other than localhost is refused
+// before listening unless every address it resolves to is loopback.
+func listen(addr string, allowRemote bool, stderr io.Writer) (net.Listener, error) {
+	refuse := usageError{fmt.Errorf("--addr %s: not a loopback address; anyone who reaches it could use Insights: pass --allow-remote to serve there", addr)}
+	if !allowRemote && !loopback(addr) {
+		return nil, refuse
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if ta, ok := ln.Addr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
+		if !allowRemote {
+			ln.Close()
+			return nil, refuse
+		}
+		fmt.Fprintf(stderr, "warning: loupe Insights serves on %s, not a loopback address: anyone who can reach it and has the token can read the data set and run attributions; the connection is not encrypted\n", ln.Addr())
+	}
+	return ln, nil
+}
+
+// loopback says whether host:port names only loopback addresses.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return false
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
+}
+
+// serve serves on ln until ctx is done.
+func serve(ctx context.Context, hs *http.Server, ln net.Listener) error {
+	hs.BaseContext = func(net.Listener) context.Context { return ctx } // stopping stops the attributions
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -130,7 +221,7 @@ func demoExamples() []insights.Example {
 
 // loadExamples reads every .png, .jpg, .jpeg and .npy file of a folder, in
 // name order; arrays without a batch dimension of 1 get one.
-func loadExamples(dir string, pre viz.Preprocess) ([]insights.Example, error) {
+func loadExamples(dir string, pre preprocess.Options) ([]insights.Example, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("--data: %w", err)

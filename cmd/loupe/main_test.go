@@ -10,6 +10,8 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -63,6 +65,16 @@ func TestExplainMatchesLibrary(t *testing.T) {
 		{[]string{"--method", "LayerGradCam", "--target", "2", "--layer", "conv2"}, &attr.LayerGradCam{Net: nt, Layer: "conv2"}, attr.Options{Target: attr.Class(2)}},
 		{[]string{"--method", "Occlusion", "--target", "0", "--param", "sliding_window_shapes=3,8,8", "--param", "strides=3,4,4"}, &attr.Occlusion{Model: nt, SlidingWindowShapes: [][]int{{3, 8, 8}}, Strides: [][]int{{3, 4, 4}}}, attr.Options{Target: attr.Class(0)}},
 	}
+	y, err := nt.Eval(context.Background(), []*tensor.Tensor{x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, _, _ := attr.TopClasses(y)
+	cases = append(cases, struct {
+		args []string
+		want attr.Method
+		o    attr.Options
+	}{[]string{"--method", "InputXGradient", "--target", "pred"}, &attr.InputXGradient{Net: nt}, attr.Options{Target: attr.Classes(top...)}})
 	for _, tc := range cases {
 		out := filepath.Join(dir, "out")
 		args := append([]string{"explain", "--model", cnn, "--input", in, "--out", out, "--quiet"}, tc.args...)
@@ -100,6 +112,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"explain", "--model", "missing.onnx", "--input", in}, false, "missing.onnx"},
 		{[]string{"explain", "--model", cnn, "--input", bad, "--target", "1"}, false, "shape"},
 		{[]string{"explain", "--model", cnn, "--input", in, "--target", "12"}, false, "out of range"},
+		{[]string{"explain", "--model", cnn, "--input", in, "--target", "1;2"}, true, `"1;2"`},
 		{[]string{"explain", "--model", cnn, "--input", filepath.Join(dir, "nope.npy")}, false, "nope.npy"},
 		{[]string{"layers"}, true, "--model is required"},
 		{[]string{"explain", "--model", cnn, "--input", in, "--views", "heat_map,hologram"}, true, "hologram"},
@@ -204,23 +217,52 @@ func TestExplainExtraInput(t *testing.T) {
 	}
 }
 
-// loupe insights serves the app on the built-in model and a folder.
+// loupe insights serves the app on the built-in model and a folder, on
+// loopback, behind the token its URL carries.
 func TestInsightsCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addrs := make(chan string, 1)
+	urls := make(chan string, 1)
 	done := make(chan error, 1)
 	var out strings.Builder
 	go func() {
-		done <- cmdInsights(ctx, []string{"--addr", "127.0.0.1:0", "--quiet"}, &out, io.Discard, func(a string) { addrs <- a })
+		done <- cmdInsights(ctx, []string{"--addr", "127.0.0.1:0", "--quiet"}, &out, io.Discard, func(u string) { urls <- u })
 	}()
-	var addr string
+	var start string
 	select {
-	case addr = <-addrs:
+	case start = <-urls:
 	case err := <-done:
 		t.Fatal(err)
 	}
-	resp, err := http.Get("http://" + addr + "/api/examples?correct=right")
+	u, err := url.Parse(start)
+	if err != nil || u.Scheme != "http" || u.Hostname() != "127.0.0.1" || u.Port() == "0" || u.Path != "/" || len(u.Query().Get("token")) != 64 {
+		t.Fatalf("URL %q (%v): want http://127.0.0.1:PORT/?token=<64 hex digits>", start, err)
+	}
+	base := "http://" + u.Host
+	// Without the token, nothing.
+	for _, path := range []string{"/", "/api/examples", "/api/attribution?i=0&method=Saliency", "/api/picture?i=0"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s without the token: %s", path, resp.Status)
+		}
+	}
+	// The printed URL sets the cookie and leads to the page.
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	resp, err := browser.Get(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.RawQuery != "" || !strings.Contains(string(page), "loupe Insights") {
+		t.Errorf("the printed URL: %s at %s", resp.Status, resp.Request.URL)
+	}
+	resp, err = browser.Get(base + "/api/examples?correct=right")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +271,9 @@ func TestInsightsCommand(t *testing.T) {
 		t.Errorf("%d right predictions of 27 (%v)", len(preds), err)
 	}
 	resp.Body.Close()
-	resp, err = http.Get("http://" + addr + "/api/attribution?i=0&method=Saliency")
+	req, _ := http.NewRequest("GET", base+"/api/attribution?i=0&method=Saliency", nil)
+	req.Header.Set("Authorization", "Bearer "+u.Query().Get("token"))
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/png" {
 		t.Errorf("attribution: %v %v", resp, err)
 	}
@@ -238,8 +282,11 @@ func TestInsightsCommand(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("after stopping: %v", err)
 	}
+	if !strings.Contains(out.String(), "loupe Insights on "+start+" (27 examples") {
+		t.Errorf("printed %q, want the URL with the token", out.String())
+	}
 
-	// A folder of .npy files with labels by class name.
+	// A folder of .npy files with labels by class name, and a token given.
 	dir := t.TempDir()
 	for i := 0; i < 3; i++ {
 		img, _ := demo.Draw(i, uint64(40+i))
@@ -249,14 +296,20 @@ func TestInsightsCommand(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "classes.txt"), []byte("square\ndisc\ntriangle\n"), 0o644)
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	go func() {
-		done <- cmdInsights(ctx2, []string{"--addr", "127.0.0.1:0", "--quiet", "--data", dir, "--labels", filepath.Join(dir, "labels.csv"), "--classes", filepath.Join(dir, "classes.txt")}, io.Discard, io.Discard, func(a string) { addrs <- a })
+		done <- cmdInsights(ctx2, []string{"--addr", "127.0.0.1:0", "--quiet", "--token", "s3cret", "--allow-host", "box.lan", "--data", dir, "--labels", filepath.Join(dir, "labels.csv"), "--classes", filepath.Join(dir, "classes.txt")}, io.Discard, io.Discard, func(u string) { urls <- u })
 	}()
 	select {
-	case addr = <-addrs:
+	case start = <-urls:
 	case err := <-done:
 		t.Fatal(err)
 	}
-	resp, err = http.Get("http://" + addr + "/api/examples?correct=wrong")
+	u, _ = url.Parse(start)
+	if u.Query().Get("token") != "s3cret" {
+		t.Errorf("URL %s, want the token given", start)
+	}
+	req, _ = http.NewRequest("GET", "http://"+u.Host+"/api/examples?correct=wrong", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,14 +318,28 @@ func TestInsightsCommand(t *testing.T) {
 		t.Errorf("wrong predictions %+v (%v), want x2.npy labelled square", preds, err)
 	}
 	resp.Body.Close()
+	// Host names: box.lan allowed, evil.example not.
+	for host, code := range map[string]int{"box.lan": 200, "evil.example": 403} {
+		req, _ = http.NewRequest("GET", "http://"+u.Host+"/api/summary", nil)
+		req.Host = host + ":" + u.Port()
+		req.Header.Set("Authorization", "Bearer s3cret")
+		if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != code {
+			t.Errorf("Host %s: %v %v, want %d", host, resp, err, code)
+		} else {
+			resp.Body.Close()
+		}
+	}
 	cancel2()
 	<-done
 	for args, want := range map[string]string{
 		"--model " + cnn:                   "--data is required",
 		"--data /nonexistent":              "nonexistent",
 		"--data " + dir + " --labels nope": "nope",
+		"--addr 0.0.0.0:0":                 "not a loopback address",
+		"--addr :0":                        "--allow-remote",
+		"--timeout -1s":                    "--timeout",
 	} {
-		err := cmdInsights(context.Background(), append(strings.Fields(args), "--quiet", "--addr", "127.0.0.1:0"), io.Discard, io.Discard, func(string) { t.Errorf("%s: served", args) })
+		err := cmdInsights(context.Background(), append([]string{"--quiet", "--addr", "127.0.0.1:0"}, strings.Fields(args)...), io.Discard, io.Discard, func(string) { t.Errorf("%s: served", args) })
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want one mentioning %q", args, err, want)
 		}

@@ -37,6 +37,8 @@ type Case struct {
 	RandomDraws     json.RawMessage            `json:"random_draws"`
 	MetricInputs    json.RawMessage            `json:"metric_inputs"`
 	Notes           string                     `json:"notes"`
+	// FullGradLayers lists the layers of a FullGrad case (CAM group).
+	FullGradLayers json.RawMessage `json:"fullgrad_layers"`
 
 	// Dir is the folder the case's relative paths start from.
 	Dir string `json:"-"`

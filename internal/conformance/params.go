@@ -15,65 +15,45 @@ func (c *Case) Has(key string) bool {
 
 // Int returns params[key] as an int, or def when absent or null.
 func (c *Case) Int(key string, def int) (int, error) {
-	if !c.Has(key) {
-		return def, nil
-	}
-	var v int
-	if err := json.Unmarshal(c.Params[key], &v); err != nil {
-		return 0, fmt.Errorf("param %s: %w", key, err)
-	}
-	return v, nil
+	return decode(c.Params, "param", key, def)
 }
 
 // Float returns params[key] as a float64, or def when absent or null.
 func (c *Case) Float(key string, def float64) (float64, error) {
-	if !c.Has(key) {
-		return def, nil
-	}
-	var v float64
-	if err := json.Unmarshal(c.Params[key], &v); err != nil {
-		return 0, fmt.Errorf("param %s: %w", key, err)
-	}
-	return v, nil
+	return decode(c.Params, "param", key, def)
 }
 
 // Bool returns params[key] as a bool, or def when absent or null.
 func (c *Case) Bool(key string, def bool) (bool, error) {
-	if !c.Has(key) {
-		return def, nil
-	}
-	var v bool
-	if err := json.Unmarshal(c.Params[key], &v); err != nil {
-		return false, fmt.Errorf("param %s: %w", key, err)
-	}
-	return v, nil
+	return decode(c.Params, "param", key, def)
 }
 
 // String returns params[key] as a string, or def when absent or null.
 func (c *Case) String(key string, def string) (string, error) {
-	if !c.Has(key) {
-		return def, nil
-	}
-	var v string
-	if err := json.Unmarshal(c.Params[key], &v); err != nil {
-		return "", fmt.Errorf("param %s: %w", key, err)
-	}
-	return v, nil
+	return decode(c.Params, "param", key, def)
 }
 
-// ConstructorBool returns constructor[key] as a bool, or def.
+// ConstructorBool returns constructor[key] as a bool, or def when absent
+// or null (or when the constructor is not a JSON object).
 func (c *Case) ConstructorBool(key string, def bool) (bool, error) {
 	var m map[string]json.RawMessage
 	if len(c.Constructor) == 0 || json.Unmarshal(c.Constructor, &m) != nil {
 		return def, nil
 	}
+	return decode(m, "constructor", key, def)
+}
+
+// decode returns m[key] decoded as a T, or def when absent or null; an
+// error names the value as what and key.
+func decode[T any](m map[string]json.RawMessage, what, key string, def T) (T, error) {
 	raw, ok := m[key]
 	if !ok || string(raw) == "null" {
 		return def, nil
 	}
-	var v bool
+	var v T
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return false, fmt.Errorf("constructor %s: %w", key, err)
+		var zero T
+		return zero, fmt.Errorf("%s %s: %w", what, key, err)
 	}
 	return v, nil
 }

@@ -71,6 +71,9 @@ func runners() map[string]runner {
 	out["LayerAttribution.interpolate"] = runInterpolate
 	out["infidelity"] = runInfidelity
 	out["sensitivity_max"] = runSensitivity
+	for name, r := range camRunners() {
+		out[name] = r
+	}
 	for name, b := range builders() {
 		out[name] = func(ctx context.Context, c *Case, m *engine.Model) error { return runMethod(ctx, c, m, b) }
 	}
@@ -375,7 +378,7 @@ func buildIntegratedGradients(c *Case, m *engine.Model) (attr.Method, []*tensor.
 		return nil, nil, o, err
 	}
 	mul, err := c.ConstructorBool("multiply_by_inputs", true)
-	ig.GlobalAttribution = !mul
+	ig.Local = !mul
 	return ig, in, o, err
 }
 
@@ -385,7 +388,7 @@ func buildDeepLift(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, att
 		return nil, nil, o, err
 	}
 	mul, err := c.ConstructorBool("multiply_by_inputs", true)
-	return &attr.DeepLift{Net: nt, GlobalAttribution: !mul}, in, o, err
+	return &attr.DeepLift{Net: nt, Local: !mul}, in, o, err
 }
 
 func buildDeepLiftShap(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.Options, error) {
@@ -394,7 +397,7 @@ func buildDeepLiftShap(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor,
 		return nil, nil, o, err
 	}
 	mul, err := c.ConstructorBool("multiply_by_inputs", true)
-	return &attr.DeepLiftShap{Net: nt, GlobalAttribution: !mul}, in, o, err
+	return &attr.DeepLiftShap{Net: nt, Local: !mul}, in, o, err
 }
 
 func buildGradientShap(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.Options, error) {
@@ -410,7 +413,7 @@ func buildGradientShap(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor,
 		return nil, nil, o, err
 	}
 	mul, err := c.ConstructorBool("multiply_by_inputs", true)
-	gs.GlobalAttribution = !mul
+	gs.Local = !mul
 	return gs, in, o, err
 }
 
@@ -675,7 +678,7 @@ func buildLayer(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.O
 	case "LayerActivation":
 		return &attr.LayerActivation{Net: nt, Layer: layer}, in, o, nil
 	case "LayerGradientXActivation":
-		return &attr.LayerGradientXActivation{Net: nt, Layer: layer, GlobalAttribution: !mul}, in, o, nil
+		return &attr.LayerGradientXActivation{Net: nt, Layer: layer, Local: !mul}, in, o, nil
 	case "LayerGradCam":
 		relu, err := c.Bool("relu_attributions", false)
 		if err != nil {
@@ -690,18 +693,18 @@ func buildLayer(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.O
 	case "LayerConductance":
 		return &attr.LayerConductance{Net: nt, Layer: layer, Method: method, NSteps: nsteps, InternalBatchSize: ibs}, in, o, nil
 	case "LayerIntegratedGradients":
-		return &attr.LayerIntegratedGradients{Net: nt, Layer: layer, Method: method, NSteps: nsteps, InternalBatchSize: ibs, GlobalAttribution: !mul}, in, o, nil
+		return &attr.LayerIntegratedGradients{Net: nt, Layer: layer, Method: method, NSteps: nsteps, InternalBatchSize: ibs, Local: !mul}, in, o, nil
 	case "LayerDeepLift":
-		return &attr.LayerDeepLift{Net: nt, Layer: layer, GlobalAttribution: !mul}, in, o, nil
+		return &attr.LayerDeepLift{Net: nt, Layer: layer, Local: !mul}, in, o, nil
 	case "LayerDeepLiftShap":
-		return &attr.LayerDeepLiftShap{Net: nt, Layer: layer, GlobalAttribution: !mul}, in, o, nil
+		return &attr.LayerDeepLiftShap{Net: nt, Layer: layer, Local: !mul}, in, o, nil
 	case "LayerGradientShap":
 		k, err := c.Int("n_samples", 5)
 		if err != nil {
 			return nil, nil, o, err
 		}
 		sd, err := c.Floats("stdevs")
-		return &attr.LayerGradientShap{Net: nt, Layer: layer, NSamples: k, Stdevs: sd, GlobalAttribution: !mul}, in, o, err
+		return &attr.LayerGradientShap{Net: nt, Layer: layer, NSamples: k, Stdevs: sd, Local: !mul}, in, o, err
 	case "LayerFeatureAblation":
 		lf := &attr.LayerFeatureAblation{Net: nt, Layer: layer}
 		if c.Has("layer_mask") {
@@ -747,21 +750,21 @@ func buildNeuron(c *Case, m *engine.Model) (attr.Method, []*tensor.Tensor, attr.
 		return &attr.NeuronGradient{Net: nt, Neuron: nr}, in, o, nil
 	case "NeuronIntegratedGradients":
 		nsteps, method, ibs, err := pathParams(c, attr.GaussLegendre)
-		return &attr.NeuronIntegratedGradients{Net: nt, Neuron: nr, Method: method, NSteps: nsteps, InternalBatchSize: ibs, GlobalAttribution: !mul}, in, o, err
+		return &attr.NeuronIntegratedGradients{Net: nt, Neuron: nr, Method: method, NSteps: nsteps, InternalBatchSize: ibs, Local: !mul}, in, o, err
 	case "NeuronConductance":
 		nsteps, method, ibs, err := pathParams(c, attr.RiemannTrapezoid)
-		return &attr.NeuronConductance{Net: nt, Neuron: nr, Method: method, NSteps: nsteps, InternalBatchSize: ibs, GlobalAttribution: !mul}, in, o, err
+		return &attr.NeuronConductance{Net: nt, Neuron: nr, Method: method, NSteps: nsteps, InternalBatchSize: ibs, Local: !mul}, in, o, err
 	case "NeuronGradientShap":
 		k, err := c.Int("n_samples", 5)
 		if err != nil {
 			return nil, nil, o, err
 		}
 		sd, err := c.Floats("stdevs")
-		return &attr.NeuronGradientShap{Net: nt, Neuron: nr, NSamples: k, Stdevs: sd, GlobalAttribution: !mul}, in, o, err
+		return &attr.NeuronGradientShap{Net: nt, Neuron: nr, NSamples: k, Stdevs: sd, Local: !mul}, in, o, err
 	case "NeuronDeepLift":
-		return &attr.NeuronDeepLift{Net: nt, Neuron: nr, GlobalAttribution: !mul}, in, o, nil
+		return &attr.NeuronDeepLift{Net: nt, Neuron: nr, Local: !mul}, in, o, nil
 	case "NeuronDeepLiftShap":
-		return &attr.NeuronDeepLiftShap{Net: nt, Neuron: nr, GlobalAttribution: !mul}, in, o, nil
+		return &attr.NeuronDeepLiftShap{Net: nt, Neuron: nr, Local: !mul}, in, o, nil
 	case "NeuronGuidedBackprop":
 		return &attr.NeuronGuidedBackprop{Net: nt, Neuron: nr}, in, o, nil
 	case "NeuronDeconvolution":

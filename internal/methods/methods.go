@@ -6,12 +6,12 @@ package methods
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/loupe-ml/loupe/attr"
-	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/npy"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -43,7 +43,7 @@ func (p Values) int(name string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("parameter %s=%q: want an integer", name, p[name])
 	}
-	return v, nil
+	return v, bounds[name].check(name, float64(v))
 }
 
 func (p Values) float(name string) (float64, error) {
@@ -51,7 +51,7 @@ func (p Values) float(name string) (float64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("parameter %s=%q: want a number", name, p[name])
 	}
-	return v, nil
+	return v, bounds[name].check(name, v)
 }
 
 func (p Values) bool(name string) (bool, error) {
@@ -70,9 +70,146 @@ func (p Values) ints(name string) ([]int, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parameter %s=%q: want integers separated by commas", name, p[name])
 		}
+		if err := bounds[name].check(name, float64(v)); err != nil {
+			return nil, err
+		}
 		out = append(out, v)
 	}
+	if len(out) > maxDims {
+		return nil, fmt.Errorf("parameter %s=%q: want at most %d integers", name, p[name], maxDims)
+	}
 	return out, nil
+}
+
+// maxDims is the most integers a list parameter (a window, strides, a
+// neuron's index) holds: a tensor's rank without the batch dimension.
+const maxDims = 8
+
+// bound is the range a numeric parameter must lie in, inclusive. Every
+// value is also finite (no NaN, no infinity).
+type bound struct {
+	lo, hi float64
+	set    bool // a bound; the zero bound checks only finiteness
+}
+
+// check refuses a value outside the bound, or not finite, naming the
+// parameter and the range.
+func (b bound) check(name string, v float64) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("parameter %s=%g: want a finite number", name, v)
+	}
+	if b.set && (v < b.lo || v > b.hi) {
+		return fmt.Errorf("parameter %s=%s: want %s to %s", name, strconv.FormatFloat(v, 'g', -1, 64),
+			strconv.FormatFloat(b.lo, 'g', -1, 64), strconv.FormatFloat(b.hi, 'g', -1, 64))
+	}
+	return nil
+}
+
+// Bounds are the ranges of the numeric parameters, by name, whichever
+// method takes them: they keep a request's work and memory finite (a
+// model call's rows are at most about n_steps, n_samples or
+// perturbations_per_eval times the batch) and refuse negative counts
+// before anything runs. The command line and Insights share them.
+var bounds = map[string]bound{
+	"n_steps":                {1, 1000, true},
+	"n_samples":              {1, 1000, true},
+	"nt_samples":             {1, 500, true},
+	"internal_batch_size":    {0, 1000, true},
+	"perturbations_per_eval": {0, 1000, true},
+	"batch_size":             {0, 1000, true},
+	"feature_grid":           {0, 4096, true},
+	"seed":                   {0, math.MaxInt64, true},
+	"stdevs":                 {0, 1e6, true},
+	"epsilon":                {0, 1e6, true},
+	"gamma":                  {0, 1e6, true},
+	"sliding_window_shapes":  {1, 4096, true},
+	"strides":                {1, 4096, true},
+	"neuron":                 {0, 1 << 24, true},
+}
+
+// Bound returns the range of a numeric parameter, and whether it has one.
+func Bound(name string) (lo, hi float64, ok bool) {
+	b, ok := bounds[name]
+	return b.lo, b.hi, ok
+}
+
+// checkValue refuses a parameter's value that parses but lies outside its
+// bound (values that do not parse are the method's Build to report).
+func checkValue(name, value string) error {
+	b, ok := bounds[name]
+	if !ok || value == "" {
+		return nil
+	}
+	for _, s := range strings.Split(value, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil {
+			return nil
+		}
+		if err := b.check(name, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fileParams are the parameters whose values name files on the machine
+// that runs the method.
+var fileParams = map[string]bool{"feature_mask": true}
+
+// IsFile says whether a parameter's value names files (feature_mask, or
+// any parameter documented as taking .npy files): Resolve with NoFiles
+// refuses it.
+func IsFile(p Param) bool {
+	return fileParams[p.Name] || strings.Contains(p.Doc, ".npy")
+}
+
+// Option changes what Resolve accepts.
+type Option func(*options)
+
+type options struct{ noFiles bool }
+
+// NoFiles makes Resolve refuse parameters that name files (IsFile) with
+// a value: for requests from the network (Insights), which must not make
+// the server open files. The command line keeps them.
+func NoFiles() Option { return func(o *options) { o.noFiles = true } }
+
+// arg names a parameter and where its value goes: an *int, *uint64,
+// *float64, *bool or *string.
+type arg struct {
+	name string
+	dst  any
+}
+
+// read sets each destination from its parameter, in order, and stops at
+// the first that does not parse; parameters absent from p leave theirs
+// unchanged.
+func (p Values) read(args ...arg) error {
+	for _, a := range args {
+		if _, ok := p[a.name]; !ok {
+			continue
+		}
+		var err error
+		switch d := a.dst.(type) {
+		case *int:
+			*d, err = p.int(a.name)
+		case *uint64:
+			var v int
+			v, err = p.int(a.name)
+			*d = uint64(v)
+		case *float64:
+			*d, err = p.float(a.name)
+		case *bool:
+			*d, err = p.bool(a.name)
+		case *string:
+			*d = p[a.name]
+		default:
+			panic(fmt.Sprintf("methods: parameter %s read into a %T", a.name, a.dst))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 var pathParams = []Param{
@@ -122,33 +259,35 @@ func masked(p Values, build func(mask []*tensor.Tensor) attr.Method) (attr.Metho
 	return gridMethod{cell: cell, build: build}, nil
 }
 
-// counts are the perturbation methods' shared numeric arguments; those a
-// method does not take (not among its Params) stay zero.
-type counts struct {
-	ppe, n int // perturbations_per_eval, n_samples
-	seed   uint64
+// args are the arguments several methods take, by parameter name; those
+// a method does not take (not among its Params) stay zero.
+type args struct {
+	steps  int     // n_steps
+	method string  // method: the path integral's rule
+	ibs    int     // internal_batch_size
+	n      int     // n_samples
+	stdevs float64 // stdevs
+	seed   uint64  // seed
+	ppe    int     // perturbations_per_eval
+	relu   bool    // relu_attributions
+}
+
+// argsOf reads the arguments a method takes.
+func argsOf(p Values) (a args, err error) {
+	err = p.read(arg{"n_steps", &a.steps}, arg{"method", &a.method}, arg{"internal_batch_size", &a.ibs},
+		arg{"n_samples", &a.n}, arg{"stdevs", &a.stdevs}, arg{"seed", &a.seed},
+		arg{"perturbations_per_eval", &a.ppe}, arg{"relu_attributions", &a.relu})
+	return
 }
 
 // perturbed is masked for the perturbation methods: it also reads their
-// perturbations_per_eval, n_samples and seed.
-func perturbed(p Values, build func(mask []*tensor.Tensor, c counts) attr.Method) (attr.Method, error) {
-	var c counts
-	var seed int
-	for _, a := range []struct {
-		name string
-		dst  *int
-	}{{"perturbations_per_eval", &c.ppe}, {"n_samples", &c.n}, {"seed", &seed}} {
-		if _, ok := p[a.name]; !ok {
-			continue
-		}
-		v, err := p.int(a.name)
-		if err != nil {
-			return nil, err
-		}
-		*a.dst = v
+// arguments (perturbations_per_eval, n_samples, seed).
+func perturbed(p Values, build func(mask []*tensor.Tensor, a args) attr.Method) (attr.Method, error) {
+	a, err := argsOf(p)
+	if err != nil {
+		return nil, err
 	}
-	c.seed = uint64(seed)
-	return masked(p, func(mask []*tensor.Tensor) attr.Method { return build(mask, c) })
+	return masked(p, func(mask []*tensor.Tensor) attr.Method { return build(mask, a) })
 }
 
 // gridMethod runs a method with a grid feature mask shaped for its inputs.
@@ -192,20 +331,6 @@ func GridMask(shape []int, cell, first int) (*tensor.Tensor, int) {
 	return mask, first + (len(mask.I)+cell-1)/cell
 }
 
-// shapArgs reads the gradient Shap methods' n_samples, stdevs and seed.
-func shapArgs(p Values) (int, float64, uint64, error) {
-	n, err := p.int("n_samples")
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	sd, err := p.float("stdevs")
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	seed, err := p.int("seed")
-	return n, sd, uint64(seed), err
-}
-
 // DefaultDistribution returns, for inputs (batch first), the baseline
 // distribution used when none is given: two rows, zeros and value.
 func DefaultDistribution(inputs []*tensor.Tensor, value float32) []*tensor.Tensor {
@@ -218,16 +343,6 @@ func DefaultDistribution(inputs []*tensor.Tensor, value float32) []*tensor.Tenso
 		out[i] = b
 	}
 	return out
-}
-
-// pathArgs reads the path methods' n_steps and internal_batch_size.
-func pathArgs(p Values) (int, int, error) {
-	n, err := p.int("n_steps")
-	if err != nil {
-		return 0, 0, err
-	}
-	ibs, err := p.int("internal_batch_size")
-	return n, ibs, err
 }
 
 var neuronParam = Param{"neuron", "", "the neuron: its index in the layer's output, without the batch dimension, e.g. 5,3,3 (required)"}
@@ -244,31 +359,15 @@ func neuronOf(layer string, p Values) (attr.Neuron, error) {
 	return attr.Neuron{Layer: layer, Index: idx}, err
 }
 
-// neuronMethod is a neuron method that takes no other parameters.
-func neuronMethod(doc string, build func(nt *attr.Net, nr attr.Neuron) attr.Method) Spec {
-	return Spec{Doc: doc, Layer: true, Params: []Param{neuronParam},
+// neuronMethod is a neuron method: its neuron parameter, then params.
+func neuronMethod(doc string, params []Param, build func(nt *attr.Net, nr attr.Neuron, p Values) (attr.Method, error)) Spec {
+	return Spec{Doc: doc, Layer: true, Params: append([]Param{neuronParam}, params...),
 		Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
 			nr, err := neuronOf(layer, p)
 			if err != nil {
 				return nil, err
 			}
-			return build(nt, nr), nil
-		}}
-}
-
-// neuronPathMethod is a neuron method along a path.
-func neuronPathMethod(doc string, build func(nt *attr.Net, nr attr.Neuron, n int, method string, ibs int) attr.Method) Spec {
-	return Spec{Doc: doc, Layer: true, Params: append([]Param{neuronParam}, pathParams...),
-		Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-			nr, err := neuronOf(layer, p)
-			if err != nil {
-				return nil, err
-			}
-			n, ibs, err := pathArgs(p)
-			if err != nil {
-				return nil, err
-			}
-			return build(nt, nr, n, p["method"], ibs), nil
+			return build(nt, nr, p)
 		}}
 }
 
@@ -310,275 +409,21 @@ func (a autoOcclusion) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 	return oc.Attribute(ctx, inputs, o)
 }
 
-// Table lists the methods by Captum's names.
-func Table() map[string]Spec {
-	return map[string]Spec{
-		"Saliency": {Doc: "gradient of the target (absolute value unless abs=false)", Params: []Param{{"abs", "true", "take the absolute value"}},
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				abs, err := p.bool("abs")
-				return &attr.Saliency{Net: nt, Signed: !abs}, err
-			}},
-		"InputXGradient": {Doc: "input times gradient",
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) { return &attr.InputXGradient{Net: nt}, nil }},
-		"IntegratedGradients": {Doc: "path integral of gradients from the baseline", Params: pathParams,
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				n, ibs, err := pathArgs(p)
-				return &attr.IntegratedGradients{Net: nt, NSteps: n, Method: p["method"], InternalBatchSize: ibs}, err
-			}},
-		"DeepLift": {Doc: "DeepLift rescale rule from the baseline",
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) { return &attr.DeepLift{Net: nt}, nil }},
-		"GuidedBackprop": {Doc: "gradient with ReLUs passing back positive gradients only",
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) { return &attr.GuidedBackprop{Net: nt}, nil }},
-		"Deconvolution": {Doc: "deconvolution (ReLUs pass back the positive incoming gradient)",
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) { return &attr.Deconvolution{Net: nt}, nil }},
-		"LRP": {Doc: "layer-wise relevance propagation, a rule per kind of layer (a composite)",
-			Params: []Param{{"conv_rule", "epsilon", "rule of the convolutions: epsilon, gamma, alpha1beta0 or identity"},
-				{"linear_rule", "epsilon", "rule of the dense layers (Gemm, MatMul)"}, {"other_rule", "epsilon", "rule of pooling and batch norm"},
-				{"epsilon", "1e-9", "the epsilon rule's stabiliser"}, {"gamma", "0.25", "the gamma rule's factor"}},
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				eps, err := p.float("epsilon")
-				if err != nil {
-					return nil, err
-				}
-				gamma, err := p.float("gamma")
-				if err != nil {
-					return nil, err
-				}
-				rules := map[string]*attr.LRPRule{}
-				for _, k := range []string{"conv_rule", "linear_rule", "other_rule"} {
-					kind, ok := map[string]attr.LRPRuleKind{"epsilon": attr.Epsilon, "gamma": attr.Gamma, "alpha1beta0": attr.Alpha1Beta0, "identity": attr.Identity}[p[k]]
-					if !ok {
-						return nil, fmt.Errorf("parameter %s=%q: want epsilon, gamma, alpha1beta0 or identity", k, p[k])
-					}
-					rules[k] = &attr.LRPRule{Kind: kind, Epsilon: eps, Gamma: gamma}
-				}
-				return &attr.LRP{Net: nt, Rules: func(n *graph.Node) *attr.LRPRule {
-					switch n.OpType {
-					case "Conv":
-						return rules["conv_rule"]
-					case "Gemm", "MatMul":
-						return rules["linear_rule"]
-					}
-					return rules["other_rule"]
-				}}, nil
-			}},
-		"GradientShap": {Doc: "expected gradients from baseline samples", Distribution: true,
-			Params: shapParams,
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				n, sd, seed, err := shapArgs(p)
-				return &attr.GradientShap{Net: nt, NSamples: n, Stdevs: []float64{sd}, Seed: seed}, err
-			}},
-		"DeepLiftShap": {Doc: "DeepLift averaged over a distribution of baselines", Distribution: true,
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) { return &attr.DeepLiftShap{Net: nt}, nil }},
-		"LayerDeepLiftShap": {Doc: "LayerDeepLift averaged over a distribution of baselines", Layer: true, Distribution: true,
-			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				return &attr.LayerDeepLiftShap{Net: nt, Layer: layer}, nil
-			}},
-		"LayerGradientShap": {Doc: "expected gradients of a layer from baseline samples", Layer: true, Distribution: true,
-			Params: shapParams,
-			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				n, sd, seed, err := shapArgs(p)
-				return &attr.LayerGradientShap{Net: nt, Layer: layer, NSamples: n, Stdevs: []float64{sd}, Seed: seed}, err
-			}},
-		"FeatureAblation": {Doc: "change of the target when each feature is set to the baseline",
-			Params: []Param{maskParam, gridParam, ppeParam},
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				return perturbed(p, func(mask []*tensor.Tensor, c counts) attr.Method {
-					return &attr.FeatureAblation{Model: nt, FeatureMask: mask, PerturbationsPerEval: c.ppe}
-				})
-			}},
-		"ShapleyValues": {Doc: "exact Shapley values over every coalition of the features (2^features model evaluations: give a feature mask or grid of at most 12 features)",
-			Params: []Param{maskParam, gridParam, ppeParam},
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				return perturbed(p, func(mask []*tensor.Tensor, c counts) attr.Method {
-					return &attr.ShapleyValues{Model: nt, FeatureMask: mask, PerturbationsPerEval: c.ppe}
-				})
-			}},
-		"FeaturePermutation": {Doc: "change of the target when each feature is shuffled across the batch (needs several examples)",
-			Params: []Param{maskParam, gridParam, ppeParam, seedParam},
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				return perturbed(p, func(mask []*tensor.Tensor, c counts) attr.Method {
-					return &attr.FeaturePermutation{Model: nt, FeatureMask: mask, PerturbationsPerEval: c.ppe, Seed: c.seed}
-				})
-			}},
-		"Lime": {Doc: "weighted linear surrogate fitted to random on/off samples of the features (lasso, alpha 0.01, as Captum)",
-			Params: []Param{maskParam, gridParam, {"n_samples", "50", "samples"}, seedParam},
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				return perturbed(p, func(mask []*tensor.Tensor, c counts) attr.Method {
-					return &attr.Lime{Model: nt, FeatureMask: mask, NSamples: c.n, Seed: c.seed}
-				})
-			}},
-		"KernelShap": {Doc: "Shapley values estimated by a linear fit with the Shapley kernel",
-			Params: []Param{maskParam, gridParam, {"n_samples", "25", "samples"}, seedParam},
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				return perturbed(p, func(mask []*tensor.Tensor, c counts) attr.Method {
-					return &attr.KernelShap{Model: nt, FeatureMask: mask, NSamples: c.n, Seed: c.seed}
-				})
-			}},
-		"NoiseTunnel": {Doc: "an inner method averaged over noisy copies of the input (SmoothGrad and kin)",
-			Params: []Param{{"inner", "Saliency", "the method averaged: Saliency, InputXGradient, IntegratedGradients, GuidedBackprop, Deconvolution or DeepLift"},
-				{"nt_type", "smoothgrad", "smoothgrad, smoothgrad_sq or vargrad"}, {"nt_samples", "5", "noisy copies"}, {"stdevs", "1", "noise standard deviation"}, seedParam},
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				var inner attr.Method
-				switch p["inner"] {
-				case "Saliency":
-					inner = &attr.Saliency{Net: nt}
-				case "InputXGradient":
-					inner = &attr.InputXGradient{Net: nt}
-				case "IntegratedGradients":
-					inner = &attr.IntegratedGradients{Net: nt}
-				case "GuidedBackprop":
-					inner = &attr.GuidedBackprop{Net: nt}
-				case "Deconvolution":
-					inner = &attr.Deconvolution{Net: nt}
-				case "DeepLift":
-					inner = &attr.DeepLift{Net: nt}
-				default:
-					return nil, fmt.Errorf("parameter inner=%q: want Saliency, InputXGradient, IntegratedGradients, GuidedBackprop, Deconvolution or DeepLift", p["inner"])
-				}
-				n, err := p.int("nt_samples")
-				if err != nil {
-					return nil, err
-				}
-				sd, err := p.float("stdevs")
-				if err != nil {
-					return nil, err
-				}
-				seed, err := p.int("seed")
-				return &attr.NoiseTunnel{Method: inner, Type: p["nt_type"], NSamples: n, Stdevs: []float64{sd}, Seed: uint64(seed)}, err
-			}},
-		"Occlusion": {Doc: "sliding window set to the baseline",
-			Params: []Param{{"sliding_window_shapes", "auto", "window shape without the batch dimension, e.g. 3,15,15 (auto: all channels and an eighth of the height and width, or of the last dimension)"},
-				{"strides", "", "steps, e.g. 3,8,8 (default: 1, or half the window with auto)"}, ppeParam},
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				ppe, err := p.int("perturbations_per_eval")
-				if err != nil {
-					return nil, err
-				}
-				var strides []int
-				if p["strides"] != "" {
-					if strides, err = p.ints("strides"); err != nil {
-						return nil, err
-					}
-				}
-				if p["sliding_window_shapes"] == "auto" || p["sliding_window_shapes"] == "" {
-					return autoOcclusion{nt: nt, strides: strides, ppe: ppe}, nil
-				}
-				w, err := p.ints("sliding_window_shapes")
-				if err != nil {
-					return nil, err
-				}
-				oc := &attr.Occlusion{Model: nt, SlidingWindowShapes: [][]int{w}, PerturbationsPerEval: ppe}
-				if strides != nil {
-					oc.Strides = [][]int{strides}
-				}
-				return oc, nil
-			}},
-		"ShapleyValueSampling": {Doc: "Shapley values by sampling permutations of the features",
-			Params: []Param{maskParam, gridParam, {"n_samples", "25", "permutations"}, ppeParam, seedParam},
-			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
-				return perturbed(p, func(mask []*tensor.Tensor, c counts) attr.Method {
-					return &attr.ShapleyValueSampling{Model: nt, FeatureMask: mask, NSamples: c.n, PerturbationsPerEval: c.ppe, Seed: c.seed}
-				})
-			}},
-		"LayerGradCam": {Doc: "Grad-CAM map of a layer (default: the last convolution)", Layer: true,
-			Params: []Param{{"relu_attributions", "false", "clamp the map at zero"}},
-			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				relu, err := p.bool("relu_attributions")
-				return &attr.LayerGradCam{Net: nt, Layer: layer, ReluAttributions: relu}, err
-			}},
-		"GuidedGradCam": {Doc: "guided backpropagation times the Grad-CAM map of a layer (default: the last convolution)", Layer: true,
-			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				return &attr.GuidedGradCam{Net: nt, Layer: layer}, nil
-			}},
-		"LayerGradientXActivation": {Doc: "a layer's activations times their gradients", Layer: true,
-			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				return &attr.LayerGradientXActivation{Net: nt, Layer: layer}, nil
-			}},
-		"LayerDeepLift": {Doc: "DeepLift contributions of a layer's neurons", Layer: true,
-			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				return &attr.LayerDeepLift{Net: nt, Layer: layer}, nil
-			}},
-		"InternalInfluence": {Doc: "gradients of a layer integrated along the path from the baseline", Layer: true, Params: pathParams,
-			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				n, ibs, err := pathArgs(p)
-				return &attr.InternalInfluence{Net: nt, Layer: layer, NSteps: n, Method: p["method"], InternalBatchSize: ibs}, err
-			}},
-		"NeuronGradient": neuronMethod("gradient of one neuron of a layer", func(nt *attr.Net, nr attr.Neuron) attr.Method {
-			return &attr.NeuronGradient{Net: nt, Neuron: nr}
-		}),
-		"NeuronGuidedBackprop": neuronMethod("guided backpropagation from one neuron", func(nt *attr.Net, nr attr.Neuron) attr.Method {
-			return &attr.NeuronGuidedBackprop{Net: nt, Neuron: nr}
-		}),
-		"NeuronDeconvolution": neuronMethod("deconvolution from one neuron", func(nt *attr.Net, nr attr.Neuron) attr.Method {
-			return &attr.NeuronDeconvolution{Net: nt, Neuron: nr}
-		}),
-		"NeuronDeepLift": neuronMethod("DeepLift contributions to one neuron", func(nt *attr.Net, nr attr.Neuron) attr.Method {
-			return &attr.NeuronDeepLift{Net: nt, Neuron: nr}
-		}),
-		"NeuronIntegratedGradients": neuronPathMethod("integrated gradients of one neuron", func(nt *attr.Net, nr attr.Neuron, n int, method string, ibs int) attr.Method {
-			return &attr.NeuronIntegratedGradients{Net: nt, Neuron: nr, NSteps: n, Method: method, InternalBatchSize: ibs}
-		}),
-		"NeuronConductance": neuronPathMethod("conductance of the inputs through one neuron", func(nt *attr.Net, nr attr.Neuron, n int, method string, ibs int) attr.Method {
-			return &attr.NeuronConductance{Net: nt, Neuron: nr, NSteps: n, Method: method, InternalBatchSize: ibs}
-		}),
-		"NeuronDeepLiftShap": {Doc: "NeuronDeepLift averaged over a distribution of baselines", Layer: true, Distribution: true, Params: []Param{neuronParam},
-			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				nr, err := neuronOf(layer, p)
-				return &attr.NeuronDeepLiftShap{Net: nt, Neuron: nr}, err
-			}},
-		"NeuronGradientShap": {Doc: "expected gradients of one neuron from baseline samples", Layer: true, Distribution: true,
-			Params: append([]Param{neuronParam}, shapParams...),
-			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				nr, err := neuronOf(layer, p)
-				if err != nil {
-					return nil, err
-				}
-				n, sd, seed, err := shapArgs(p)
-				return &attr.NeuronGradientShap{Net: nt, Neuron: nr, NSamples: n, Stdevs: []float64{sd}, Seed: seed}, err
-			}},
-		"NeuronFeatureAblation": {Doc: "change of one neuron when each input feature is set to the baseline", Layer: true,
-			Params: []Param{neuronParam, maskParam, gridParam, ppeParam},
-			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				nr, err := neuronOf(layer, p)
-				if err != nil {
-					return nil, err
-				}
-				return perturbed(p, func(mask []*tensor.Tensor, c counts) attr.Method {
-					return &attr.NeuronFeatureAblation{Net: nt, Neuron: nr, FeatureMask: mask, PerturbationsPerEval: c.ppe}
-				})
-			}},
-		"LayerFeatureAblation": {Doc: "change of the target when each neuron of a layer is set to zero", Layer: true,
-			Params: []Param{{"perturbations_per_eval", "0", "copies per model call (0: chosen from the layer size)"}},
-			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				n, err := p.int("perturbations_per_eval")
-				return &attr.LayerFeatureAblation{Net: nt, Layer: layer, PerturbationsPerEval: n}, err
-			}},
-		"LayerActivation": {Doc: "a layer's activations", Layer: true,
-			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				return &attr.LayerActivation{Net: nt, Layer: layer}, nil
-			}},
-		"LayerConductance": {Doc: "conductance of a layer's neurons", Layer: true, Params: pathParams,
-			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				n, ibs, err := pathArgs(p)
-				return &attr.LayerConductance{Net: nt, Layer: layer, NSteps: n, Method: p["method"], InternalBatchSize: ibs}, err
-			}},
-		"LayerIntegratedGradients": {Doc: "integrated gradients over a layer's values", Layer: true, Params: pathParams,
-			Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
-				n, ibs, err := pathArgs(p)
-				return &attr.LayerIntegratedGradients{Net: nt, Layer: layer, NSteps: n, Method: p["method"], InternalBatchSize: ibs}, err
-			}},
-	}
-}
-
 // Resolve overlays the given name=value pairs on the method's defaults,
-// refusing names the method does not take.
-func Resolve(name string, m Spec, given []string) (Values, error) {
+// refusing names the method does not take, numbers outside their bounds
+// (Bound) and, with NoFiles, parameters that name files.
+func Resolve(name string, m Spec, given []string, opts ...Option) (Values, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	p := Values{}
 	valid := map[string]bool{}
+	files := map[string]bool{}
 	for _, q := range m.Params {
 		p[q.Name] = q.Default
 		valid[q.Name] = true
+		files[q.Name] = IsFile(q)
 	}
 	for _, kv := range given {
 		k, v, ok := strings.Cut(kv, "=")
@@ -595,6 +440,12 @@ func Resolve(name string, m Spec, given []string) (Values, error) {
 				return nil, fmt.Errorf("%s takes no parameters (got %q)", name, k)
 			}
 			return nil, fmt.Errorf("%s has no parameter %q (it takes: %s)", name, k, strings.Join(names, ", "))
+		}
+		if o.noFiles && files[k] && v != "" {
+			return nil, fmt.Errorf("parameter %s names files: not accepted here", k)
+		}
+		if err := checkValue(k, v); err != nil {
+			return nil, err
 		}
 		p[k] = v
 	}

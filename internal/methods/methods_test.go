@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,7 +33,8 @@ func TestTableRuns(t *testing.T) {
 	}
 	cy, cx = cy/cnt, cx/cnt
 	x, _ := img.Reshape(1, 3, demo.Size, demo.Size)
-	for name, spec := range Table() {
+	for _, name := range Names() {
+		spec, _ := Lookup(name)
 		var given []string
 		switch name {
 		case "Occlusion":
@@ -123,7 +125,7 @@ func TestTableRuns(t *testing.T) {
 }
 
 func TestResolveErrors(t *testing.T) {
-	tab := Table()
+	tab := table()
 	if _, err := Resolve("Saliency", tab["Saliency"], []string{"n_steps=3"}); err == nil || !strings.Contains(err.Error(), "has no parameter") {
 		t.Errorf("unknown parameter: %v", err)
 	}
@@ -186,7 +188,7 @@ func TestFeatureMaskFile(t *testing.T) {
 	if err := npy.WriteFile(f, mask); err != nil {
 		t.Fatal(err)
 	}
-	spec := Table()["FeatureAblation"]
+	spec, _ := Lookup("FeatureAblation")
 	p, err := Resolve("FeatureAblation", spec, []string{"feature_mask=" + f})
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +227,7 @@ func TestLRPRules(t *testing.T) {
 	o := attr.Options{Target: attr.Class(2)}
 	run := func(given ...string) []float32 {
 		t.Helper()
-		spec := Table()["LRP"]
+		spec, _ := Lookup("LRP")
 		p, err := Resolve("LRP", spec, given)
 		if err != nil {
 			t.Fatal(err)
@@ -250,9 +252,35 @@ func TestLRPRules(t *testing.T) {
 	if d := tensor.MaxAbsDiff(run("conv_rule=gamma"), def.Attributions[0].F); d == 0 {
 		t.Error("gamma on the convolutions changed nothing")
 	}
-	spec := Table()["LRP"]
+	spec, _ := Lookup("LRP")
 	p, _ := Resolve("LRP", spec, []string{"conv_rule=zeta"})
 	if _, err := spec.Build(nt, "", p); err == nil || !strings.Contains(err.Error(), "zeta") {
 		t.Errorf("unknown rule: %v", err)
+	}
+}
+
+// The table is built once; Names lists it in order and Lookup hands out
+// copies that callers cannot change.
+func TestLookupAndNames(t *testing.T) {
+	names := Names()
+	if len(names) != 48 || !slices.IsSorted(names) || names[0] != "AblationCAM" {
+		t.Fatalf("names %v", names)
+	}
+	for _, n := range names {
+		if s, ok := Lookup(n); !ok || s.Build == nil || s.Doc == "" {
+			t.Errorf("%s: %+v %v", n, s, ok)
+		}
+	}
+	if _, ok := Lookup("Magic"); ok {
+		t.Error("Magic found")
+	}
+	s, _ := Lookup("IntegratedGradients")
+	s.Params[0].Default = "1"
+	if s, _ := Lookup("IntegratedGradients"); s.Params[0].Default != "50" {
+		t.Errorf("a caller changed the table: n_steps default %q", s.Params[0].Default)
+	}
+	names[0] = "Zzz"
+	if Names()[0] != "AblationCAM" {
+		t.Error("a caller changed the names")
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+
+	"github.com/loupe-ml/loupe/engine/internal/par"
 )
 
 // ConvParams describes a 2-D convolution over NCHW float32 tensors: the
@@ -211,10 +213,10 @@ func conv2D(p ConvParams, x, w, bias, y []float32, workers int) {
 	panels := (P + nr - 1) / nr
 	plan := planConv(p.N*p.Group, panels, P, K, mg, workers)
 	tasks := p.N * p.Group * plan.chunks * plan.bands
-	parallelTasks(tasks, plan.workers, func(_ int, next func() int) {
+	par.Tasks(tasks, plan.workers, func(_ int, q *par.Queue) {
 		buf := getBuf(K * plan.maxCols)
 		lastChunk := -1
-		for t := next(); t >= 0; t = next() {
+		for t := q.Next(-1); t >= 0; t = q.Next(t) {
 			band := t % plan.bands
 			ch := t / plan.bands % plan.chunks
 			im := t / (plan.bands * plan.chunks) // n*Group + g
@@ -290,7 +292,7 @@ func conv2DDirect(p ConvParams, x, w, bias, y []float32, workers int) {
 		copyBuf = getBuf(images*imgLen + nr)
 		src = *copyBuf
 		clear(src[images*imgLen:])
-		parallelRange(images*cg, max(1, copyGrain/chanLen), plan.workers, func(lo, hi int) {
+		par.Range(images*cg, max(1, copyGrain/chanLen), plan.workers, func(lo, hi int) {
 			for ic := lo; ic < hi; ic++ {
 				in := x[ic*p.H*p.W : (ic+1)*p.H*p.W]
 				for a, ia := range phaseA {
@@ -322,8 +324,8 @@ func conv2DDirect(p ConvParams, x, w, bias, y []float32, workers int) {
 		}
 	}
 	tasks := images * plan.chunks * plan.bands
-	parallelTasks(tasks, plan.workers, func(_ int, next func() int) {
-		for t := next(); t >= 0; t = next() {
+	par.Tasks(tasks, plan.workers, func(_ int, q *par.Queue) {
+		for t := q.Next(-1); t >= 0; t = q.Next(t) {
 			band := t % plan.bands
 			ch := t / plan.bands % plan.chunks
 			im := t / (plan.bands * plan.chunks)
@@ -497,17 +499,7 @@ func (d *directConv) run(m0, m1, pa, pb int) {
 					} else {
 						microKernelIdx(half, kcur, ap, rs, cs, b, offs, maxOff, tile[:], nr, 1, 0, bsp)
 					}
-					for r := 0; r < min(mr, mcur-ir); r++ {
-						crow := c[r*d.P : r*d.P+width]
-						trow := tile[r*nr : r*nr+width]
-						if beta == 0 {
-							copy(crow, trow)
-							continue
-						}
-						for j, v := range trow {
-							crow[j] = v + beta*crow[j]
-						}
-					}
+					storeTile(c, d.P, &tile, min(mr, mcur-ir), width, beta)
 				}
 			}
 		}
@@ -740,7 +732,7 @@ func conv2DInputGrad(p ConvParams, w, gy, gx []float32, workers int) {
 	inPlane := p.H * p.W
 	pw := p.pointwise()
 	batch, threads := batchWorkers(p.N, p.M*K*P, workers)
-	parallelRange(p.N, 1, batch, func(lo, hi int) {
+	par.Range(p.N, 1, batch, func(lo, hi int) {
 		var colsBuf *[]float32
 		var cols []float32
 		if !pw {
@@ -801,12 +793,12 @@ func inputGradChunked(p ConvParams, w, gy, gx []float32, workers int) {
 		bands = min(cg, (2*workers+perRound-1)/perRound)
 	}
 	maxCh := (cg + bands - 1) / bands
-	ParallelFor(len(gx[:p.N*p.C*inPlane]), 1<<16, func(lo, hi int) { clear(gx[lo:hi]) })
+	par.For(len(gx[:p.N*p.C*inPlane]), 1<<16, func(lo, hi int) { clear(gx[lo:hi]) })
 	for round := 0; round < 2; round++ {
 		nb := (blocks - round + 1) / 2 // blocks of this parity
-		parallelTasks(images*nb*bands, workers, func(_ int, next func() int) {
+		par.Tasks(images*nb*bands, workers, func(_ int, q *par.Queue) {
 			var buf *[]float32
-			for t := next(); t >= 0; t = next() {
+			for t := q.Next(-1); t >= 0; t = q.Next(t) {
 				if buf == nil {
 					buf = getBuf(maxCh * kk * rows * OW)
 				}
@@ -860,21 +852,7 @@ func col2imBlock(p ConvParams, cols, gxg []float32, c0, c1, oh0, oh1 int) {
 				if ih < 0 || ih >= p.H {
 					continue
 				}
-				d := plane[ih*p.W : (ih+1)*p.W]
-				s := src[(oh-oh0)*OW : (oh-oh0+1)*OW]
-				if p.StrideW == 1 {
-					d = d[owLo+offW : owHi+offW]
-					s = s[owLo:owHi]
-					for i, v := range s {
-						d[i] += v
-					}
-					continue
-				}
-				iw := owLo*p.StrideW + offW
-				for ow := owLo; ow < owHi; ow++ {
-					d[iw] += s[ow]
-					iw += p.StrideW
-				}
+				addRow(plane[ih*p.W:(ih+1)*p.W], src[(oh-oh0)*OW:(oh-oh0+1)*OW], owLo, owHi, offW, p.StrideW)
 			}
 		}
 	}
@@ -912,9 +890,9 @@ func conv2DWeightGrad(p ConvParams, x, gy, gw []float32, workers int) {
 		parts = *partsBuf
 	}
 	used := make([]bool, batch)
-	parallelTasks(p.N, batch, func(i int, next func() int) {
+	par.Tasks(p.N, batch, func(i int, q *par.Queue) {
 		var colsBuf *[]float32
-		for n := next(); n >= 0; n = next() {
+		for n := q.Next(-1); n >= 0; n = q.Next(n) {
 			acc := gw[:nw]
 			if i > 0 {
 				acc = parts[(i-1)*nw : i*nw]
@@ -980,6 +958,26 @@ func colRange(off, stride, size, out int) (lo, hi int) {
 	return lo, hi
 }
 
+// addRow is col2im for one input row d and one row s of the patch matrix
+// (one output row, for one channel and tap): it adds s[ow] into
+// d[ow*stride + offW] for the output columns ow in [owLo, owHi) (see
+// colRange).
+func addRow(d, s []float32, owLo, owHi, offW, stride int) {
+	if stride == 1 {
+		d = d[owLo+offW : owHi+offW]
+		s = s[owLo:owHi]
+		for i, v := range s {
+			d[i] += v
+		}
+		return
+	}
+	iw := owLo*stride + offW
+	for ow := owLo; ow < owHi; ow++ {
+		d[iw] += s[ow]
+		iw += stride
+	}
+}
+
 // im2col writes the (C/Group·KH·KW)×(OH·OW) patch matrix of one image
 // group xg (C/Group planes of H×W) into cols. threads 1 keeps it on the
 // calling goroutine.
@@ -988,7 +986,7 @@ func im2col(p ConvParams, xg, cols []float32, threads int) {
 	P := OH * OW
 	kk := p.KH * p.KW
 	rows := (p.C / p.Group) * kk
-	parallelRange(rows, copyChunk(threads, P), copyWorkers(threads, rows*P), func(lo, hi int) {
+	par.Range(rows, copyChunk(threads, P), copyWorkers(threads, rows*P), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			c, kh, kw := r/kk, r%kk/p.KW, r%p.KW
 			plane := xg[c*p.H*p.W : (c+1)*p.H*p.W]
@@ -1034,7 +1032,7 @@ func col2im(p ConvParams, cols, gxg []float32, threads int) {
 	if workers > 1 {
 		rowBlocks = min(p.H, max(1, (4*workers+cg-1)/cg))
 	}
-	parallelRange(cg*rowBlocks, copyChunk(threads, kk*P/rowBlocks), workers, func(lo, hi int) {
+	par.Range(cg*rowBlocks, copyChunk(threads, kk*P/rowBlocks), workers, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
 			c, rb := t/rowBlocks, t%rowBlocks
 			h0, h1 := rb*p.H/rowBlocks, (rb+1)*p.H/rowBlocks
@@ -1052,21 +1050,7 @@ func col2im(p ConvParams, cols, gxg []float32, threads int) {
 				ohLo, ohHi := colRange(kh*p.DilH-p.PadT-h0, p.StrideH, h1-h0, OH)
 				for oh := ohLo; oh < ohHi; oh++ {
 					ih := oh*p.StrideH - p.PadT + kh*p.DilH
-					d := plane[ih*p.W : (ih+1)*p.W]
-					s := src[oh*OW : (oh+1)*OW]
-					if p.StrideW == 1 {
-						d = d[owLo+offW : owHi+offW]
-						s = s[owLo:owHi]
-						for i, v := range s {
-							d[i] += v
-						}
-						continue
-					}
-					iw := owLo*p.StrideW + offW
-					for ow := owLo; ow < owHi; ow++ {
-						d[iw] += s[ow]
-						iw += p.StrideW
-					}
+					addRow(plane[ih*p.W:(ih+1)*p.W], src[oh*OW:(oh+1)*OW], owLo, owHi, offW, p.StrideW)
 				}
 			}
 		}

@@ -1,7 +1,6 @@
 // Package kernels holds the dense linear algebra of loupe's engine: one
 // row-major float32 GEMM, Sgemm, convolutions built on its micro-kernels
-// (Conv2D, Conv2DInputGrad, Conv2DWeightGrad), and ParallelFor to spread
-// other work over the cores.
+// (Conv2D, Conv2DInputGrad, Conv2DWeightGrad).
 //
 // # Backends
 //
@@ -48,7 +47,8 @@
 // # Threads
 //
 // Work is split over GOMAXPROCS goroutines when it is large enough
-// (parallelMACs and friends), and shared out dynamically: starting a
-// goroutine on an idle core took about 175 µs on the development machine,
-// so a caller never waits for a helper that has not started.
+// (parallelMACs and friends), through engine/internal/par, which shares it
+// out dynamically: starting a goroutine on an idle core took about 175 µs
+// on the development machine, so a caller never waits for a helper that
+// has not started.
 package kernels

@@ -1,6 +1,10 @@
 package kernels
 
-import "runtime"
+import (
+	"runtime"
+
+	"github.com/loupe-ml/loupe/engine/internal/par"
+)
 
 // The blocked GEMM below computes C in mr×nr tiles with a register-
 // blocked micro-kernel (assembly on amd64 with AVX2+FMA, Go elsewhere).
@@ -69,24 +73,24 @@ func blocked(threads int, transA, transB bool, m, n, k int, alpha float32, a []f
 		op.run(0, m, 0, n, nil, nil)
 		return
 	}
-	// A few bands per goroutine, taken dynamically (see parallelTasks).
+	// A few bands per goroutine, taken dynamically (see package par).
 	per := max(1, panels/(4*t)) // panels per band
 	if byCols {
-		parallelRange(np, per, t, func(lo, hi int) {
+		par.Range(np, per, t, func(lo, hi int) {
 			op.run(0, m, lo*nr, min(hi*nr, n), nil, nil)
 		})
 		return
 	}
 	if !transB && per*mr <= unpackedBRows {
 		// Each band reads B in place.
-		parallelRange(mp, per, t, func(lo, hi int) {
+		par.Range(mp, per, t, func(lo, hi int) {
 			op.run(lo*mr, min(hi*mr, m), 0, n, nil, nil)
 		})
 		return
 	}
 	bufB := getBuf(roundUp(n, nr) * k)
 	packBAll(*bufB, transB, b, ldb, n, k, t)
-	parallelRange(mp, per, t, func(lo, hi int) {
+	par.Range(mp, per, t, func(lo, hi int) {
 		op.run(lo*mr, min(hi*mr, m), 0, n, *bufB, nil)
 	})
 	putBuf(bufB)
@@ -167,7 +171,7 @@ func packBAll(dst []float32, transB bool, b []float32, ldb, n, k int, threads in
 	if threads != 1 && n*k >= packGrain {
 		grain = max(1, units/(4*max(threads, runtime.GOMAXPROCS(0))))
 	}
-	ParallelFor(units, grain, func(lo, hi int) {
+	par.For(units, grain, func(lo, hi int) {
 		for u := lo; u < hi; u++ {
 			pc, jr := u/np*kcBlock, u%np*nr
 			kcur := min(kcBlock, k-pc)
@@ -250,22 +254,28 @@ func macroKernel(kcur, mcur, ncur int, a []float32, rs, cs int, bp []float32, bs
 			} else {
 				microKernel(kcur, ap, prs, pcs, bpan, pbs, tile[:], nr, alpha, 0, bsp)
 			}
-			mrr := min(mr, mcur-ir)
-			for r := 0; r < mrr; r++ {
-				crow := c[(ir+r)*ldc+jr : (ir+r)*ldc+jr+nrr]
-				trow := tile[r*nr : r*nr+nrr]
-				if beta == 0 {
-					copy(crow, trow)
-					continue
-				}
-				for j, v := range trow {
-					crow[j] = v + beta*crow[j]
-				}
-			}
+			storeTile(c[ir*ldc+jr:], ldc, &tile, min(mr, mcur-ir), nrr, beta)
 		}
 	}
 	putBuf(edge)
 	putBuf(bedge)
+}
+
+// storeTile sets the top-left rows×cols corner of C (c, row stride ldc)
+// to that of a micro-kernel tile computed aside, plus beta times C: how a
+// partial tile at the edge of C is kept.
+func storeTile(c []float32, ldc int, tile *[mr * nr]float32, rows, cols int, beta float32) {
+	for r := 0; r < rows; r++ {
+		crow := c[r*ldc : r*ldc+cols]
+		trow := tile[r*nr : r*nr+cols]
+		if beta == 0 {
+			copy(crow, trow)
+			continue
+		}
+		for j, v := range trow {
+			crow[j] = v + beta*crow[j]
+		}
+	}
 }
 
 // packB copies op(B)[pc:pc+kcur, jc:jc+ncur] into dst as consecutive

@@ -1,5 +1,6 @@
 //go:build amd64 && !purego && !openblas
 
+//go:generate go run ./_asm -out kernel_amd64.s
 package kernels
 
 // useAVX2 is fixed at start-up: whether the CPU and OS support AVX2 and

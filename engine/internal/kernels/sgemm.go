@@ -3,6 +3,8 @@ package kernels
 import (
 	"runtime"
 	"sync"
+
+	"github.com/loupe-ml/loupe/engine/internal/par"
 )
 
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C for row-major matrices,
@@ -90,7 +92,7 @@ func smallGemm(threads int, transA, transB bool, m, n, k int, alpha float32, a [
 		// Columns of C are rows of B. Split at multiples of 16 columns
 		// (64 bytes) so that no two goroutines write to one cache line.
 		panels := (n + nr - 1) / nr
-		parallelRange(panels, max(1, panels/(4*workers)), workers, func(lo, hi int) {
+		par.Range(panels, max(1, panels/(4*workers)), workers, func(lo, hi int) {
 			smallCols(transA, transB, m, k, alpha, a, lda, b, ldb, beta, c, ldc, lo*nr, min(hi*nr, n))
 		})
 		return
@@ -100,8 +102,8 @@ func smallGemm(threads int, transA, transB bool, m, n, k int, alpha float32, a [
 	tasks := min(k, 4*workers)
 	buf := getBuf((workers - 1) * m * n)
 	used := make([]bool, workers)
-	parallelTasks(tasks, workers, func(w int, next func() int) {
-		for t := next(); t >= 0; t = next() {
+	par.Tasks(tasks, workers, func(w int, q *par.Queue) {
+		for t := q.Next(-1); t >= 0; t = q.Next(t) {
 			lo, hi := t*k/tasks, (t+1)*k/tasks
 			ao, bo := lo, lo*ldb
 			if transA {

@@ -142,22 +142,6 @@ func TestBackendName(t *testing.T) {
 	t.Log(BackendName())
 }
 
-func TestParallelFor(t *testing.T) {
-	for _, n := range []int{0, 1, 5, 1000} {
-		seen := make([]int, n)
-		ParallelFor(n, 3, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				seen[i]++
-			}
-		})
-		for i, v := range seen {
-			if v != 1 {
-				t.Fatalf("n=%d: index %d visited %d times", n, i, v)
-			}
-		}
-	}
-}
-
 // BenchmarkSgemm measures resnet18's im2col GEMM sizes (M×N×K), the
 // transposed forms the convolution gradients use, and small dense-layer
 // shapes (one example: M=1).

@@ -3,6 +3,8 @@ package kernels
 import (
 	"runtime"
 	"sync"
+
+	"github.com/loupe-ml/loupe/engine/internal/par"
 )
 
 // Winograd convolution F(4×4, 3×3) (Lavin & Gray, "Fast Algorithms for
@@ -306,9 +308,9 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 	}
 	if pl.band == 0 {
 		q := newPhaseQueue(padTasks+uTasks, pl.blocks)
-		parallelTasks(q.total(), pl.workers, func(_ int, next func() int) {
+		par.Tasks(q.total(), pl.workers, func(_ int, tq *par.Queue) {
 			var vBuf, mBuf *[]float32
-			for t := next(); t >= 0; t = next() {
+			for t := tq.Next(-1); t >= 0; t = tq.Next(t) {
 				ph, i := q.split(t)
 				if ph == 0 {
 					first(i)
@@ -345,9 +347,9 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 		tasks2 = pl.bands
 	}
 	q := newPhaseQueue(padTasks+uTasks, pl.blocks*cChunks, tasks2)
-	parallelTasks(q.total(), pl.workers, func(_ int, next func() int) {
+	par.Tasks(q.total(), pl.workers, func(_ int, tq *par.Queue) {
 		var mBuf, ubBuf *[]float32
-		for t := next(); t >= 0; t = next() {
+		for t := tq.Next(-1); t >= 0; t = tq.Next(t) {
 			ph, i := q.split(t)
 			switch ph {
 			case 0:
@@ -568,7 +570,7 @@ func winoPhases(p *ConvParams, pl *winoPlan, in, dst []float32) {
 	}
 }
 
-// phaseQueue numbers the tasks of successive phases for parallelTasks,
+// phaseQueue numbers the tasks of successive phases for par.Tasks,
 // and lets a task wait for all tasks of the earlier phases. Tasks are
 // handed out in order, so the tasks a task waits for have all been
 // taken, by running goroutines: waiting cannot deadlock.

@@ -1,5 +1,7 @@
 //go:build amd64 && !purego && !openblas
 
+//go:generate go run ./_winoasm -out winograd_amd64.s
+
 package kernels
 
 // winoInAVX2 transforms the input windows of 8 consecutive tiles of a

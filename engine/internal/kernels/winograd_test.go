@@ -1,10 +1,13 @@
 package kernels
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -388,5 +391,29 @@ func TestWinoWeights(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestWinogradAsmGenerated checks that winograd_amd64.s is what its
+// generator in _winoasm writes (run go generate after changing it).
+func TestWinogradAsmGenerated(t *testing.T) {
+	gotool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool to run the generator:", err)
+	}
+	want, err := os.ReadFile("winograd_amd64.s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "winograd_amd64.s")
+	if msg, err := exec.Command(gotool, "run", "./_winoasm", "-out", out).CombinedOutput(); err != nil {
+		t.Fatalf("go run ./_winoasm: %v\n%s", err, msg)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("winograd_amd64.s differs from what go run ./_winoasm writes; run go generate ./engine/internal/kernels")
 	}
 }

@@ -3,6 +3,12 @@
 // product. Kernels are built once per node when a model is compiled (their
 // attributes parsed then) and are called many times, from several goroutines
 // at once: a Kernel must not keep mutable state between calls.
+//
+// The op packages (engine/internal/ops/...) share the helpers of this
+// package to read a kernel's arguments: Arg, AnyArg, FloatArg, AnyArgs and
+// FloatArgs for inputs; GradAt, ShapedGrad and Needs for Backward's output
+// gradients and wanted input gradients; NormAxis and OutputCount for
+// attributes and node outputs; Errorf and WantFloat for errors.
 package op
 
 import (

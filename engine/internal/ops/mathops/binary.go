@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -27,16 +28,18 @@ var arithByName = map[string]arith{
 	"Sum": opAdd, "Mean": opAdd, "Max": opMax, "Min": opMin,
 }
 
-// maxf is max propagating NaN (torch.maximum).
-func maxf(a, b float32) float32 {
+// maxf is max propagating NaN (torch.maximum): a when a > b or a is NaN,
+// else b.
+func maxf[T float32 | float64](a, b T) T {
 	if a > b || a != a {
 		return a
 	}
 	return b
 }
 
-// minf is min propagating NaN (torch.minimum).
-func minf(a, b float32) float32 {
+// minf is min propagating NaN (torch.minimum): a when a < b or a is NaN,
+// else b.
+func minf[T float32 | float64](a, b T) T {
 	if a < b || a != a {
 		return a
 	}
@@ -234,11 +237,11 @@ func binaryApply(op arith, a, b *tensor.Tensor, ia, ib int) (*tensor.Tensor, err
 			return y, nil
 		}
 		if tensor.SameShape(a.Shape, b.Shape) {
-			parallel(y.Len(), func(lo, hi int) { floatLoop(op, y.F[lo:hi], a.F[lo:hi], b.F[lo:hi], true, true) })
+			par.For(y.Len(), par.MinWork, func(lo, hi int) { floatLoop(op, y.F[lo:hi], a.F[lo:hi], b.F[lo:hi], true, true) })
 			return y, nil
 		}
 		if len(b.F) == 1 && len(a.F) == len(y.F) {
-			parallel(y.Len(), func(lo, hi int) { floatLoop(op, y.F[lo:hi], a.F[lo:hi], b.F, true, false) })
+			par.For(y.Len(), par.MinWork, func(lo, hi int) { floatLoop(op, y.F[lo:hi], a.F[lo:hi], b.F, true, false) })
 			return y, nil
 		}
 		p := planBcast(out, a.Shape, b.Shape)
@@ -283,12 +286,8 @@ func newBinary(name string) op.Factory {
 }
 
 func (k binaryKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	a, err := anyArg(in, 0)
-	if err != nil {
-		return nil, err
-	}
-	b, err := anyArg(in, 1)
-	if err != nil {
+	var a, b *tensor.Tensor
+	if err := op.AnyArgs(in, &a, &b); err != nil {
 		return nil, err
 	}
 	if k.op == opPow {
@@ -329,12 +328,12 @@ func powForward(a, b *tensor.Tensor) (*tensor.Tensor, error) {
 
 func (k binaryKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	res := make([]*tensor.Tensor, len(in))
-	a, b := arg(in, 0), arg(in, 1)
+	a, b := op.Arg(in, 0), op.Arg(in, 1)
 	if a == nil || b == nil {
 		return nil, fmt.Errorf("backward needs both inputs")
 	}
-	needA := needs(need, 0) && a.DType == tensor.Float32
-	needB := needs(need, 1) && b.DType == tensor.Float32
+	needA := op.Needs(need, 0) && a.DType == tensor.Float32
+	needB := op.Needs(need, 1) && b.DType == tensor.Float32
 	if !needA && !needB {
 		return res, nil
 	}
@@ -343,15 +342,13 @@ func (k binaryKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*
 		b = b.AsFloat32()
 		needB = false
 	}
-	g := gradAt(gout, 0)
 	outShape, err := tensor.BroadcastShape(a.Shape, b.Shape)
 	if err != nil {
 		return nil, broadcastErr(0, 1, a, b)
 	}
-	if g == nil {
-		g = tensor.New(outShape...)
-	} else if !tensor.SameShape(g.Shape, outShape) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", g.Shape, outShape)
+	g, err := gradOrZeros(gout, outShape)
+	if err != nil {
+		return nil, err
 	}
 	switch k.op {
 	case opAdd:
@@ -378,7 +375,7 @@ func (k binaryKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*
 	}
 	var y *tensor.Tensor
 	if k.op == opPow && needB {
-		y = arg(out, 0)
+		y = op.Arg(out, 0)
 		if y == nil || !tensor.SameShape(y.Shape, outShape) || y.DType != tensor.Float32 {
 			if y, err = binaryApply(opPow, a, b, 0, 1); err != nil {
 				return nil, err
@@ -480,7 +477,7 @@ func (k variadicKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	if len(in) == 0 {
 		return nil, fmt.Errorf("no inputs")
 	}
-	y, err := anyArg(in, 0)
+	y, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -488,7 +485,7 @@ func (k variadicKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		return nil, fmt.Errorf("input 0 is %s, want float32", y.DType)
 	}
 	for i := 1; i < len(in); i++ {
-		x, err := anyArg(in, i)
+		x, err := op.AnyArg(in, i)
 		if err != nil {
 			return nil, err
 		}
@@ -521,11 +518,9 @@ func (k variadicKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([
 	if err != nil {
 		return nil, err
 	}
-	g := gradAt(gout, 0)
-	if g == nil {
-		g = tensor.New(outShape...)
-	} else if !tensor.SameShape(g.Shape, outShape) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", g.Shape, outShape)
+	g, err := gradOrZeros(gout, outShape)
+	if err != nil {
+		return nil, err
 	}
 	if k.op == opAdd {
 		scale := float32(1)
@@ -533,7 +528,7 @@ func (k variadicKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([
 			scale = 1 / float32(len(in))
 		}
 		for i, x := range in {
-			if !needs(need, i) || x.DType != tensor.Float32 {
+			if !op.Needs(need, i) || x.DType != tensor.Float32 {
 				continue
 			}
 			gi := sumTo(g, x.Shape)
@@ -550,7 +545,7 @@ func (k variadicKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([
 	}
 	// Max, Min: the gradient goes to the inputs equal to the result, split
 	// evenly between ties (as torch.maximum does for two inputs).
-	y := arg(out, 0)
+	y := op.Arg(out, 0)
 	if y == nil || !tensor.SameShape(y.Shape, outShape) || y.DType != tensor.Float32 {
 		o, err := k.Forward(in)
 		if err != nil {
@@ -578,7 +573,7 @@ func (k variadicKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([
 		})
 	}
 	for i, x := range in {
-		if !needs(need, i) {
+		if !op.Needs(need, i) {
 			continue
 		}
 		full := tensor.New(outShape...)

@@ -1,9 +1,7 @@
 package mathops
 
 import (
-	"runtime"
-	"sync"
-
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -123,33 +121,7 @@ func (p *bcast) walk(lo, hi int, fn func(o int, offs []int, run int)) {
 // run walks all output elements, on several goroutines when there are many;
 // cost is the rough cost of one element.
 func (p *bcast) run(cost int, fn func(o int, offs []int, run int)) {
-	parallelWork(p.n, cost, func(lo, hi int) { p.walk(lo, hi, fn) })
-}
-
-// chunkCount returns how many chunks to split n items of the given cost into.
-func chunkCount(n, cost int) int {
-	g := max(grain/max(cost, 1), 1)
-	c := min(runtime.GOMAXPROCS(0), (n+g-1)/g)
-	return max(c, 1)
-}
-
-// runChunks splits [0, n) into c contiguous chunks and runs fn on each, on
-// its own goroutine when c > 1.
-func runChunks(n, c int, fn func(chunk, lo, hi int)) {
-	if c <= 1 {
-		fn(0, 0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	wg.Add(c - 1)
-	for i := 1; i < c; i++ {
-		go func() {
-			defer wg.Done()
-			fn(i, i*n/c, (i+1)*n/c)
-		}()
-	}
-	fn(0, 0, n/c)
-	wg.Wait()
+	par.For(p.n, par.Grain(cost), func(lo, hi int) { p.walk(lo, hi, fn) })
 }
 
 // sumTo returns g summed down to shape (to which it was broadcast), with
@@ -159,45 +131,11 @@ func sumTo(g *tensor.Tensor, shape []int) *tensor.Tensor {
 		return g
 	}
 	out := tensor.New(shape...)
-	acc := sumToF64(g.F, g.Shape, shape)
+	acc := accumulate(g.F, g.Shape, shape, 1, 0, add64, add64, seqSum)
 	for i, v := range acc {
 		out.F[i] = float32(v)
 	}
 	return out
-}
-
-// sumToF64 sums data (of shape from) down to shape `to` in float64.
-func sumToF64(data []float32, from, to []int) []float64 {
-	p := planBcast(from, to)
-	size := tensor.Size(to)
-	c := chunkCount(p.n, 1)
-	bufs := make([][]float64, c)
-	unit := p.unit(0)
-	runChunks(p.n, c, func(ci, lo, hi int) {
-		acc := make([]float64, size)
-		p.walk(lo, hi, func(o int, offs []int, run int) {
-			src := data[o : o+run]
-			if unit {
-				dst := acc[offs[0] : offs[0]+run]
-				for i, v := range src {
-					dst[i] += float64(v)
-				}
-				return
-			}
-			s := 0.0
-			for _, v := range src {
-				s += float64(v)
-			}
-			acc[offs[0]] += s
-		})
-		bufs[ci] = acc
-	})
-	for _, b := range bufs[1:] {
-		for i, v := range b {
-			bufs[0][i] += v
-		}
-	}
-	return bufs[0]
 }
 
 // expandTo returns src (float32) broadcast to shape, as a new tensor.

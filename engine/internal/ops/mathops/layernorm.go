@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -27,7 +28,7 @@ func newLayerNorm(n *graph.Node, _ int) (op.Kernel, error) {
 	return layerNormKernel{
 		axis: n.Int("axis", -1),
 		eps:  float64(n.Float("epsilon", 1e-5)),
-		nOut: max(outputCount(n), 1),
+		nOut: max(op.OutputCount(n), 1),
 	}, nil
 }
 
@@ -42,11 +43,11 @@ type lnArgs struct {
 }
 
 func (k layerNormKernel) args(in []*tensor.Tensor) (*lnArgs, error) {
-	x, err := floatArg(in, 0)
+	x, err := op.FloatArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
-	a, err := normAxis(k.axis, len(x.Shape))
+	a, err := op.NormAxis(k.axis, len(x.Shape))
 	if err != nil {
 		return nil, err
 	}
@@ -56,10 +57,10 @@ func (k layerNormKernel) args(in []*tensor.Tensor) (*lnArgs, error) {
 		r.statShape = append(r.statShape, 1)
 	}
 	for i := 1; i <= 2; i++ {
-		if arg(in, i) == nil {
+		if op.Arg(in, i) == nil {
 			continue
 		}
-		t, err := floatArg(in, i)
+		t, err := op.FloatArg(in, i)
 		if err != nil {
 			return nil, err
 		}
@@ -114,7 +115,7 @@ func (k layerNormKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) 
 		rt = tensor.New(p.statShape...)
 	}
 	if n > 0 {
-		parallelWork(p.rows, n*4, func(lo, hi int) {
+		par.For(p.rows, par.Grain(n*4), func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				xr, yr := x.F[r*n:(r+1)*n], y.F[r*n:(r+1)*n]
 				mean, rstd := k.stats(xr)
@@ -157,7 +158,7 @@ func (k layerNormKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) (
 		return nil, err
 	}
 	x, n, rows := p.x, p.n, p.rows
-	gy, gm, gr := gradAt(gout, 0), gradAt(gout, 1), gradAt(gout, 2)
+	gy, gm, gr := op.GradAt(gout, 0), op.GradAt(gout, 1), op.GradAt(gout, 2)
 	if gy != nil && len(gy.F) != len(x.F) {
 		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, x.Shape)
 	}
@@ -166,21 +167,21 @@ func (k layerNormKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) (
 			return nil, fmt.Errorf("statistics gradient has shape %v, want %v", t.Shape, p.statShape)
 		}
 	}
-	needX := needs(need, 0)
-	needS := needs(need, 1) && p.scale != nil
-	needB := needs(need, 2) && p.bias != nil
+	needX := op.Needs(need, 0)
+	needS := op.Needs(need, 1) && p.scale != nil
+	needB := op.Needs(need, 2) && p.bias != nil
 	var gx *tensor.Tensor
 	if needX {
 		gx = zerosLike(x)
 	}
 	c := 1
 	if n > 0 {
-		c = chunkCount(rows, n*8)
+		c = par.ChunkCount(rows, n*8)
 	}
 	sBufs := make([][]float64, c)
 	bBufs := make([][]float64, c)
 	if n > 0 && (gy != nil || gm != nil || gr != nil) {
-		runChunks(rows, c, func(ci, lo, hi int) {
+		par.Chunks(rows, c, func(ci, lo, hi int) {
 			var ds, db []float64
 			if needS && gy != nil {
 				ds = make([]float64, n)

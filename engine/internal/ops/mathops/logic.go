@@ -80,12 +80,8 @@ func compareLoop[T any](p *bcast, y []bool, a, b []T, f func(x, z T) bool) {
 }
 
 func (k compareKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	a, err := anyArg(in, 0)
-	if err != nil {
-		return nil, err
-	}
-	b, err := anyArg(in, 1)
-	if err != nil {
+	var a, b *tensor.Tensor
+	if err := op.AnyArgs(in, &a, &b); err != nil {
 		return nil, err
 	}
 	if a.DType != b.DType {
@@ -125,7 +121,7 @@ type notKernel struct{}
 func newNot(*graph.Node, int) (op.Kernel, error) { return notKernel{}, nil }
 
 func (notKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := anyArg(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -165,13 +161,7 @@ func whereLoop[T any](p *bcast, dst []T, c []bool, x, y []T) {
 }
 
 func (whereKernel) check(in []*tensor.Tensor) (c, x, y *tensor.Tensor, out []int, err error) {
-	if c, err = anyArg(in, 0); err != nil {
-		return
-	}
-	if x, err = anyArg(in, 1); err != nil {
-		return
-	}
-	if y, err = anyArg(in, 2); err != nil {
+	if err = op.AnyArgs(in, &c, &x, &y); err != nil {
 		return
 	}
 	if c.DType != tensor.Bool {
@@ -215,19 +205,17 @@ func (k whereKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*t
 	if err != nil {
 		return nil, err
 	}
-	if x.DType != tensor.Float32 || (!needs(need, 1) && !needs(need, 2)) {
+	if x.DType != tensor.Float32 || (!op.Needs(need, 1) && !op.Needs(need, 2)) {
 		return res, nil
 	}
-	g := gradAt(gout, 0)
-	if g == nil {
-		g = tensor.New(shape...)
-	} else if !tensor.SameShape(g.Shape, shape) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", g.Shape, shape)
+	g, err := gradOrZeros(gout, shape)
+	if err != nil {
+		return nil, err
 	}
 	p := planBcast(shape, c.Shape)
 	sc := p.st[0][len(p.dims)-1]
 	for side, t := range []*tensor.Tensor{x, y} {
-		if !needs(need, side+1) {
+		if !op.Needs(need, side+1) {
 			continue
 		}
 		keep := side == 0 // X takes the gradient where the condition holds

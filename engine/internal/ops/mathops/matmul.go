@@ -5,6 +5,7 @@ import (
 
 	"github.com/loupe-ml/loupe/engine/internal/kernels"
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -29,7 +30,7 @@ func forBatches(count, work int, independent bool, fn func(i int)) {
 		}
 		return
 	}
-	kernels.ParallelFor(count, max(1, batchGrain/max(work, 1)), func(lo, hi int) {
+	par.For(count, max(1, batchGrain/max(work, 1)), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			fn(i)
 		}
@@ -100,11 +101,13 @@ type matmulKernel struct{}
 func newMatMul(*graph.Node, int) (op.Kernel, error) { return matmulKernel{}, nil }
 
 func (matmulKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	a, err := floatArg(in, 0)
+	// Not FloatArgs: taking the addresses of a and b would move them to
+	// the heap, as the batch closures capture them.
+	a, err := op.FloatArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
-	b, err := floatArg(in, 1)
+	b, err := op.FloatArg(in, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -130,11 +133,11 @@ func (matmulKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 
 func (matmulKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	res := make([]*tensor.Tensor, len(in))
-	a, b := arg(in, 0), arg(in, 1)
+	a, b := op.Arg(in, 0), op.Arg(in, 1)
 	if a == nil || b == nil {
 		return nil, fmt.Errorf("backward needs both inputs")
 	}
-	needA, needB := needs(need, 0), needs(need, 1)
+	needA, needB := op.Needs(need, 0), op.Needs(need, 1)
 	if !needA && !needB {
 		return res, nil
 	}
@@ -142,7 +145,7 @@ func (matmulKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 	if err != nil {
 		return nil, err
 	}
-	g := gradAt(gout, 0)
+	g := op.GradAt(gout, 0)
 	if g != nil && len(g.F) != tensor.Size(p.out) {
 		return nil, fmt.Errorf("output gradient has shape %v, want %v", g.Shape, p.out)
 	}
@@ -202,10 +205,7 @@ func newGemm(n *graph.Node, _ int) (op.Kernel, error) {
 
 // dims checks the inputs and returns m, n, k and C (nil if omitted).
 func (g gemmKernel) dims(in []*tensor.Tensor) (a, b, c *tensor.Tensor, m, n, k int, err error) {
-	if a, err = floatArg(in, 0); err != nil {
-		return
-	}
-	if b, err = floatArg(in, 1); err != nil {
+	if err = op.FloatArgs(in, &a, &b); err != nil {
 		return
 	}
 	if len(a.Shape) != 2 {
@@ -229,8 +229,8 @@ func (g gemmKernel) dims(in []*tensor.Tensor) (a, b, c *tensor.Tensor, m, n, k i
 			a.Shape, b.Shape, k, kb, g.transA, g.transB)
 		return
 	}
-	if arg(in, 2) != nil {
-		if c, err = floatArg(in, 2); err != nil {
+	if op.Arg(in, 2) != nil {
+		if c, err = op.FloatArg(in, 2); err != nil {
 			return
 		}
 		if s, e := tensor.BroadcastShape(c.Shape, []int{m, n}); e != nil || !tensor.SameShape(s, []int{m, n}) {
@@ -276,12 +276,12 @@ func (g gemmKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 	if err != nil {
 		return nil, err
 	}
-	gy := gradAt(gout, 0)
+	gy := op.GradAt(gout, 0)
 	if gy != nil && len(gy.F) != m*n {
 		return nil, fmt.Errorf("output gradient has shape %v, want [%d %d]", gy.Shape, m, n)
 	}
 	lda, ldb := a.Shape[1], b.Shape[1]
-	if needs(need, 0) {
+	if op.Needs(need, 0) {
 		da := zerosLike(a)
 		res[0] = da
 		if gy != nil && len(da.F) > 0 {
@@ -292,7 +292,7 @@ func (g gemmKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 			}
 		}
 	}
-	if needs(need, 1) {
+	if op.Needs(need, 1) {
 		db := zerosLike(b)
 		res[1] = db
 		if gy != nil && len(db.F) > 0 {
@@ -303,7 +303,7 @@ func (g gemmKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 			}
 		}
 	}
-	if needs(need, 2) && c != nil {
+	if op.Needs(need, 2) && c != nil {
 		if gy == nil || g.beta == 0 {
 			res[2] = zerosLike(c)
 		} else {

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -58,7 +59,7 @@ func newReduce(name string) op.Factory {
 // with the reduced axes kept as 1, and the output shape as returned.
 func (k *reduceKernel) plan(in []*tensor.Tensor, shape []int) (keep, outShape []int, err error) {
 	axes := k.axes
-	if a := arg(in, 1); a != nil {
+	if a := op.Arg(in, 1); a != nil {
 		if a.DType != tensor.Int64 {
 			return nil, nil, fmt.Errorf("input 1 (axes) is %s, want int64", a.DType)
 		}
@@ -79,7 +80,7 @@ func (k *reduceKernel) plan(in []*tensor.Tensor, shape []int) (keep, outShape []
 		}
 	}
 	for _, a := range axes {
-		ax, err := normAxis(a, len(shape))
+		ax, err := op.NormAxis(a, len(shape))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -102,7 +103,7 @@ func (k *reduceKernel) plan(in []*tensor.Tensor, shape []int) (keep, outShape []
 }
 
 func (k *reduceKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := anyArg(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -138,18 +139,18 @@ func (k *reduceKernel) reduceFloat(x *tensor.Tensor, keep []int) []float32 {
 	var shift []float32
 	switch k.kind {
 	case rSum, rMean:
-		acc = accumulate(x.F, x.Shape, keep, 0, add64, add64, sumRun)
+		acc = accumulate(x.F, x.Shape, keep, 2, 0, add64, add64, sumRun)
 	case rSumSquare, rL2:
-		acc = accumulate(x.F, x.Shape, keep, 0, func(a, v float64) float64 { return a + v*v }, add64, nil)
+		acc = accumulate(x.F, x.Shape, keep, 2, 0, func(a, v float64) float64 { return a + v*v }, add64, nil)
 	case rProd:
 		mul := func(a, v float64) float64 { return a * v }
-		acc = accumulate(x.F, x.Shape, keep, 1, mul, mul, nil)
+		acc = accumulate(x.F, x.Shape, keep, 2, 1, mul, mul, nil)
 	case rMax:
-		acc = accumulate(x.F, x.Shape, keep, math.Inf(-1), maxNaN, maxNaN, nil)
+		acc = accumulate(x.F, x.Shape, keep, 2, math.Inf(-1), maxNaN, maxNaN, nil)
 	case rMin:
-		acc = accumulate(x.F, x.Shape, keep, math.Inf(1), minNaN, minNaN, nil)
+		acc = accumulate(x.F, x.Shape, keep, 2, math.Inf(1), minNaN, minNaN, nil)
 	case rLogSumExp:
-		m := accumulate(x.F, x.Shape, keep, math.Inf(-1), maxNaN, maxNaN, nil)
+		m := accumulate(x.F, x.Shape, keep, 2, math.Inf(-1), maxNaN, maxNaN, nil)
 		shift = make([]float32, size)
 		for i, v := range m {
 			if !math.IsInf(v, 0) && !math.IsNaN(v) {
@@ -174,19 +175,19 @@ func (k *reduceKernel) reduceFloat(x *tensor.Tensor, keep []int) []float32 {
 
 func add64(a, v float64) float64 { return a + v }
 
-func maxNaN(a, v float64) float64 {
-	if v > a || v != v {
-		return v
+// seqSum adds a run in order to a.
+func seqSum(a float64, xs []float32) float64 {
+	s := 0.0
+	for _, v := range xs {
+		s += float64(v)
 	}
-	return a
+	return a + s
 }
 
-func minNaN(a, v float64) float64 {
-	if v < a || v != v {
-		return v
-	}
-	return a
-}
+// maxNaN and minNaN fold value v into the running maximum or minimum a,
+// propagating NaN.
+func maxNaN(a, v float64) float64 { return maxf(v, a) }
+func minNaN(a, v float64) float64 { return minf(v, a) }
 
 // sumRun is the sum of a contiguous run, with four partial sums.
 func sumRun(a float64, xs []float32) float64 {
@@ -205,18 +206,19 @@ func sumRun(a float64, xs []float32) float64 {
 }
 
 // accumulate folds data (of shape from) into a float64 buffer of shape keep
-// (from with reduced axes set to 1), starting every output at init. f folds
-// one value; run, when not nil, folds a contiguous run into one output
-// faster, and marks f as addition (so that runs over kept axes add
-// directly). Work is split across cores with per-chunk buffers merged by
-// combine, for which init must be the identity.
-func accumulate(data []float32, from, keep []int, init float64, f, combine func(a, v float64) float64, run func(a float64, xs []float32) float64) []float64 {
+// (from with reduced axes set to 1, or a shape from was broadcast from),
+// starting every output at init. f folds one value; run, when not nil,
+// folds a contiguous run into one output faster, and marks f as addition
+// (so that runs over kept axes add directly). Work is split across cores,
+// by the cost of one value, with per-chunk buffers merged by combine, for
+// which init must be the identity.
+func accumulate(data []float32, from, keep []int, cost int, init float64, f, combine func(a, v float64) float64, run func(a float64, xs []float32) float64) []float64 {
 	p := planBcast(from, keep)
 	size := tensor.Size(keep)
-	c := chunkCount(p.n, 2)
+	c := par.ChunkCount(p.n, cost)
 	bufs := make([][]float64, c)
 	unit := p.unit(0)
-	runChunks(p.n, c, func(ci, lo, hi int) {
+	par.Chunks(p.n, c, func(ci, lo, hi int) {
 		acc := make([]float64, size)
 		if init != 0 {
 			for i := range acc {
@@ -313,15 +315,15 @@ func (k *reduceKernel) reduceInt(x *tensor.Tensor, keep []int) []int64 {
 
 func (k *reduceKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	res := make([]*tensor.Tensor, len(in))
-	x := arg(in, 0)
-	if !needs(need, 0) || x == nil || x.DType != tensor.Float32 {
+	x := op.Arg(in, 0)
+	if !op.Needs(need, 0) || x == nil || x.DType != tensor.Float32 {
 		return res, nil
 	}
 	keep, outShape, err := k.plan(in, x.Shape)
 	if err != nil {
 		return nil, err
 	}
-	g := gradAt(gout, 0)
+	g := op.GradAt(gout, 0)
 	gx := zerosLike(x)
 	res[0] = gx
 	if g == nil || len(x.F) == 0 {
@@ -333,7 +335,7 @@ func (k *reduceKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]
 	var y []float32
 	switch k.kind {
 	case rMax, rMin, rL2, rLogSumExp, rProd:
-		if o := arg(out, 0); o != nil && o.DType == tensor.Float32 && len(o.F) == len(g.F) {
+		if o := op.Arg(out, 0); o != nil && o.DType == tensor.Float32 && len(o.F) == len(g.F) {
 			y = o.F
 		} else {
 			y = k.reduceFloat(x, keep)
@@ -456,14 +458,14 @@ func newArg(isMax bool) op.Factory {
 }
 
 func (k argKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := anyArg(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
 	if x.DType != tensor.Float32 && x.DType != tensor.Int64 {
 		return nil, fmt.Errorf("input 0 is %s, want float32 or int64", x.DType)
 	}
-	a, err := normAxis(k.axis, len(x.Shape))
+	a, err := op.NormAxis(k.axis, len(x.Shape))
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/viterin/vek/vek32"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -45,7 +46,7 @@ func (k softmaxKernel) layout(shape []int) (outer, n, inner int, err error) {
 	if len(shape) == 0 {
 		shape = []int{1}
 	}
-	a, err := normAxis(k.axis, len(shape))
+	a, err := op.NormAxis(k.axis, len(shape))
 	if err != nil {
 		return
 	}
@@ -57,7 +58,7 @@ func (k softmaxKernel) layout(shape []int) (outer, n, inner int, err error) {
 }
 
 func (k softmaxKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := floatArg(in, 0)
+	x, err := op.FloatArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +71,7 @@ func (k softmaxKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		return []*tensor.Tensor{y}, nil
 	}
 	if inner == 1 {
-		parallelWork(outer, n*8, func(lo, hi int) {
+		par.For(outer, par.Grain(n*8), func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				k.row(y.F[r*n:(r+1)*n], x.F[r*n:(r+1)*n])
 			}
@@ -85,7 +86,7 @@ func (k softmaxKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 // out as [outer, n, inner], in blocks: fn gets the offset of an outer slab
 // and a range [j0, j1) of inner positions.
 func lanes(outer, n, inner int, fn func(base, j0, j1 int)) {
-	parallelWork(outer*inner, n*8, func(lo, hi int) {
+	par.For(outer*inner, par.Grain(n*8), func(lo, hi int) {
 		for t := lo; t < hi; {
 			o, j := t/inner, t%inner
 			j1 := min(inner, j+hi-t)
@@ -192,7 +193,7 @@ func (k softmaxKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]
 	}
 	soft := k.kind == smSoftmax
 	if inner == 1 {
-		parallelWork(outer, n*4, func(lo, hi int) {
+		par.For(outer, par.Grain(n*4), func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				gr, yr, dst := g.F[r*n:(r+1)*n], y.F[r*n:(r+1)*n], gx.F[r*n:(r+1)*n]
 				s := 0.0

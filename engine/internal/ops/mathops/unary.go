@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -20,14 +21,14 @@ type unaryKernel struct {
 }
 
 func (k *unaryKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := anyArg(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
 	switch {
 	case x.DType == tensor.Float32:
 		y := tensor.New(x.Shape...)
-		parallelWork(len(x.F), k.cost, func(lo, hi int) { k.fwd(y.F[lo:hi], x.F[lo:hi]) })
+		par.For(len(x.F), par.Grain(k.cost), func(lo, hi int) { k.fwd(y.F[lo:hi], x.F[lo:hi]) })
 		return []*tensor.Tensor{y}, nil
 	case x.DType == tensor.Int64 && k.ints != nil:
 		y := tensor.NewInt(x.Shape...)
@@ -49,11 +50,11 @@ func (k *unaryKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 // forward).
 func sameShapeBackwardStart(in, out, gout []*tensor.Tensor, need []bool, zero bool, forward func([]*tensor.Tensor) ([]*tensor.Tensor, error)) (res []*tensor.Tensor, x, g, y *tensor.Tensor, err error) {
 	res = make([]*tensor.Tensor, len(in))
-	x = arg(in, 0)
-	if !needs(need, 0) || x == nil || x.DType != tensor.Float32 {
+	x = op.Arg(in, 0)
+	if !op.Needs(need, 0) || x == nil || x.DType != tensor.Float32 {
 		return res, nil, nil, nil, nil
 	}
-	g = gradAt(gout, 0)
+	g = op.GradAt(gout, 0)
 	if g == nil || zero {
 		res[0] = zerosLike(x)
 		return res, nil, nil, nil, nil
@@ -61,7 +62,7 @@ func sameShapeBackwardStart(in, out, gout []*tensor.Tensor, need []bool, zero bo
 	if len(g.F) != len(x.F) {
 		return nil, nil, nil, nil, fmt.Errorf("output gradient has shape %v, want %v", g.Shape, x.Shape)
 	}
-	y = arg(out, 0)
+	y = op.Arg(out, 0)
 	if y == nil || len(y.F) != len(x.F) {
 		o, err := forward(in[:1])
 		if err != nil {
@@ -78,7 +79,7 @@ func (k *unaryKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*
 		return res, err
 	}
 	gx := tensor.New(x.Shape...)
-	parallelWork(len(x.F), k.cost+1, func(lo, hi int) { k.bwd(gx.F[lo:hi], g.F[lo:hi], x.F[lo:hi], y.F[lo:hi]) })
+	par.For(len(x.F), par.Grain(k.cost+1), func(lo, hi int) { k.bwd(gx.F[lo:hi], g.F[lo:hi], x.F[lo:hi], y.F[lo:hi]) })
 	res[0] = gx
 	return res, nil
 }

@@ -7,8 +7,8 @@ import (
 )
 
 // Vectorized loops over float32 slices, on top of the AVX2 kernels of
-// github.com/viterin/vek (already a dependency of engine/kernels; it falls
-// back to plain Go on other CPUs). Only vek's exactly rounded operations are
+// github.com/viterin/vek (which nnops uses too; it falls back to plain Go
+// on other CPUs). Only vek's exactly rounded operations are
 // used (add, subtract, multiply, negate, maximum); its division, reciprocal
 // and square root are approximations and are avoided. Its exp is accurate
 // to about 1.4 ulp but only on [-87.5, 88]: vExp recomputes the elements

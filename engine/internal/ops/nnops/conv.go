@@ -73,12 +73,19 @@ type conv struct {
 	group int
 }
 
-func newConv(n *graph.Node, opset int) (op.Kernel, error) {
+// parseConv reads the attributes Conv and ConvTranspose share: the window
+// and group.
+func parseConv(n *graph.Node) (*convWindows, int, error) {
 	group := int(n.Int("group", 1))
 	if group < 1 {
-		return nil, op.Errorf(n, "group %d must be positive", group)
+		return nil, 0, op.Errorf(n, "group %d must be positive", group)
 	}
 	ws, err := parseConvWindows(n)
+	return ws, group, err
+}
+
+func newConv(n *graph.Node, opset int) (op.Kernel, error) {
+	ws, group, err := parseConv(n)
 	if err != nil {
 		return nil, err
 	}
@@ -88,12 +95,8 @@ func newConv(n *graph.Node, opset int) (op.Kernel, error) {
 // setup validates the inputs and returns the convolution's parameters.
 func (c *conv) setup(in []*tensor.Tensor) (convParams, geom, error) {
 	var p convParams
-	x, err := wantFloat(in, 0)
-	if err != nil {
-		return p, geom{}, err
-	}
-	w, err := wantFloat(in, 1)
-	if err != nil {
+	var x, w *tensor.Tensor
+	if err := op.FloatArgs(in, &x, &w); err != nil {
 		return p, geom{}, err
 	}
 	win, err := c.wins.get(w.Shape)
@@ -111,15 +114,24 @@ func (c *conv) setup(in []*tensor.Tensor) (convParams, geom, error) {
 	if m%c.group != 0 {
 		return p, g, fmt.Errorf("input 1 (weight) has shape %v: %d output channels do not split into %d groups", w.Shape, m, c.group)
 	}
-	if b := input(in, 2); b != nil {
-		if b.DType != tensor.Float32 || b.Rank() != 1 || b.Shape[0] != m || len(b.F) != m {
-			return p, g, fmt.Errorf("input 2 (bias) is %s%v, want float32 [%d]", b.DType, b.Shape, m)
-		}
+	if err := checkBias(in, m); err != nil {
+		return p, g, err
 	}
 	p = convParams{N: g.N, C: g.C, H: g.H, W: g.W, M: m, KH: g.KH, KW: g.KW,
 		StrideH: g.SH, StrideW: g.SW, PadT: g.PT, PadL: g.PL, PadB: g.PB, PadR: g.PR,
 		DilH: g.DH, DilW: g.DW, Group: c.group}
 	return p, g, nil
+}
+
+// checkBias checks the optional bias (input 2) of a convolution with m
+// output channels.
+func checkBias(in []*tensor.Tensor, m int) error {
+	if b := op.Arg(in, 2); b != nil {
+		if b.DType != tensor.Float32 || b.Rank() != 1 || b.Shape[0] != m || len(b.F) != m {
+			return fmt.Errorf("input 2 (bias) is %s%v, want float32 [%d]", b.DType, b.Shape, m)
+		}
+	}
+	return nil
 }
 
 func (c *conv) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
@@ -128,7 +140,7 @@ func (c *conv) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 		return nil, err
 	}
 	var bias []float32
-	if b := input(in, 2); b != nil {
+	if b := op.Arg(in, 2); b != nil {
 		bias = b.F
 	}
 	y := tensor.New(g.outShape(p.M)...)
@@ -143,33 +155,40 @@ func (c *conv) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.
 	if err != nil {
 		return nil, err
 	}
+	gy, err := op.ShapedGrad(gout, 0, g.outShape(p.M))
+	if err != nil {
+		return nil, err
+	}
+	return convGrads(in, need, gy, p.N, p.M, g.OH*g.OW,
+		func(gx, gy []float32) { conv2DInputGrad(p, in[1].F, gy, gx) },
+		func(gw, gy []float32) { conv2DWeightGrad(p, in[0].F, gy, gw) }), nil
+}
+
+// convGrads returns the gradients of a convolution or its transpose that
+// need asks for, given the output gradient gy (nil when absent): of x
+// (input 0) and the weight (input 1), zero and then filled by gradX and
+// gradW from gy when both are not empty, and of the bias (input 2), the
+// sums of gy ([n, channels, plane]) per channel.
+func convGrads(in []*tensor.Tensor, need []bool, gy *tensor.Tensor, n, channels, plane int, gradX, gradW func(g, gy []float32)) []*tensor.Tensor {
 	grads := make([]*tensor.Tensor, len(in))
-	gy := gradOut(gout, 0)
-	if gy != nil && !tensor.SameShape(gy.Shape, g.outShape(p.M)) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, g.outShape(p.M))
-	}
-	if needs(need, 0) {
-		gx := tensor.New(in[0].Shape...)
-		if gy != nil && gx.Len() > 0 {
-			conv2DInputGrad(p, in[1].F, gy.F, gx.F)
+	for i, fill := range [2]func(g, gy []float32){gradX, gradW} {
+		if !op.Needs(need, i) {
+			continue
 		}
-		grads[0] = gx
-	}
-	if needs(need, 1) {
-		gw := tensor.New(in[1].Shape...)
-		if gy != nil && gw.Len() > 0 {
-			conv2DWeightGrad(p, in[0].F, gy.F, gw.F)
+		g := tensor.New(in[i].Shape...)
+		if gy != nil && g.Len() > 0 {
+			fill(g.F, gy.F)
 		}
-		grads[1] = gw
+		grads[i] = g
 	}
-	if needs(need, 2) && input(in, 2) != nil {
-		gb := tensor.New(p.M)
+	if op.Needs(need, 2) && op.Arg(in, 2) != nil {
+		gb := tensor.New(channels)
 		if gy != nil {
-			channelSums(gy.F, p.N, p.M, g.OH*g.OW, gb.F)
+			channelSums(gy.F, n, channels, plane, gb.F)
 		}
 		grads[2] = gb
 	}
-	return grads, nil
+	return grads
 }
 
 // channelSums sets sum[c] to the sum of x [n, c, plane] over n and plane.

@@ -1,7 +1,9 @@
 package nnops
 
+import "github.com/loupe-ml/loupe/engine/internal/par"
+
 // Direct convolution loops, the references TestConvPaths checks
-// engine/kernels' convolutions against (with refConv).
+// engine/internal/kernels' convolutions against (with refConv).
 
 // tapRanges returns, for every kernel row kh, the output rows whose input row
 // is inside the image, and the same for kernel columns.
@@ -24,7 +26,7 @@ func conv2DDirect(p convParams, x, w, bias, y []float32) {
 	plane, inPlane, kk := oh*ow, p.H*p.W, p.KH*p.KW
 	cg, mg := p.C/p.Group, p.M/p.Group
 	ohLo, ohHi, owLo, owHi := p.tapRanges()
-	parallel(p.N*p.M, p.N*p.M*plane*cg*kk, func(lo, hi int) {
+	par.For(p.N*p.M, par.Grain(plane*cg*kk), func(lo, hi int) {
 		for nm := lo; nm < hi; nm++ {
 			n, m := nm/p.M, nm%p.M
 			g := m / mg
@@ -78,7 +80,7 @@ func conv2DInputGradDirect(p convParams, w, gy, gx []float32) {
 	plane, inPlane, kk := oh*ow, p.H*p.W, p.KH*p.KW
 	cg, mg := p.C/p.Group, p.M/p.Group
 	ohLo, ohHi, owLo, owHi := p.tapRanges()
-	parallel(p.N*p.C, p.N*p.M*plane*cg*kk, func(lo, hi int) {
+	par.For(p.N*p.C, par.Grain(mg*plane*kk), func(lo, hi int) {
 		for nc := lo; nc < hi; nc++ {
 			n, c := nc/p.C, nc%p.C
 			g, ci := c/cg, c%cg
@@ -127,7 +129,7 @@ func conv2DWeightGradDirect(p convParams, x, gy, gw []float32) {
 	plane, inPlane, kk := oh*ow, p.H*p.W, p.KH*p.KW
 	cg, mg := p.C/p.Group, p.M/p.Group
 	ohLo, ohHi, owLo, owHi := p.tapRanges()
-	parallel(p.M*cg, p.N*p.M*plane*cg*kk, func(lo, hi int) {
+	par.For(p.M*cg, par.Grain(p.N*plane*kk), func(lo, hi int) {
 		for mc := lo; mc < hi; mc++ {
 			m, ci := mc/cg, mc%cg
 			c := (m/mg)*cg + ci

@@ -3,8 +3,8 @@ package nnops
 import "github.com/loupe-ml/loupe/engine/internal/kernels"
 
 // The three convolution primitives the Conv and ConvTranspose kernels call
-// are engine/kernels' convolutions, which read the im2col panels straight
-// from the input; direct loops in convref_test.go check them.
+// are engine/internal/kernels' convolutions, which read the im2col panels
+// straight from the input; direct loops in convref_test.go check them.
 
 // convParams describes one 2-D convolution (1-D ones have H = KH = 1).
 type convParams struct {

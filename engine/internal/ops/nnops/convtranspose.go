@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -18,11 +19,7 @@ type convTranspose struct {
 }
 
 func newConvTranspose(n *graph.Node, opset int) (op.Kernel, error) {
-	group := int(n.Int("group", 1))
-	if group < 1 {
-		return nil, op.Errorf(n, "group %d must be positive", group)
-	}
-	ws, err := parseConvWindows(n)
+	ws, group, err := parseConv(n)
 	if err != nil {
 		return nil, err
 	}
@@ -45,12 +42,8 @@ func newConvTranspose(n *graph.Node, opset int) (op.Kernel, error) {
 // whose input gradient this op computes (its input is this op's output).
 func (k *convTranspose) setup(in []*tensor.Tensor) (convParams, []int, error) {
 	var p convParams
-	x, err := wantFloat(in, 0)
-	if err != nil {
-		return p, nil, err
-	}
-	w, err := wantFloat(in, 1)
-	if err != nil {
+	var x, w *tensor.Tensor
+	if err := op.FloatArgs(in, &x, &w); err != nil {
 		return p, nil, err
 	}
 	win, err := k.wins.get(w.Shape)
@@ -69,10 +62,8 @@ func (k *convTranspose) setup(in []*tensor.Tensor) (convParams, []int, error) {
 		return p, nil, fmt.Errorf("input 0 has %d channels, which do not split into %d groups", c, k.group)
 	}
 	m := w.Shape[1] * k.group
-	if b := input(in, 2); b != nil {
-		if b.DType != tensor.Float32 || b.Rank() != 1 || b.Shape[0] != m || len(b.F) != m {
-			return p, nil, fmt.Errorf("input 2 (bias) is %s%v, want float32 [%d]", b.DType, b.Shape, m)
-		}
+	if err := checkBias(in, m); err != nil {
+		return p, nil, err
 	}
 	if k.outPad != nil && len(k.outPad) != r {
 		return p, nil, fmt.Errorf("output_padding %v does not fit a %d-D convolution", k.outPad, r)
@@ -92,14 +83,14 @@ func (k *convTranspose) setup(in []*tensor.Tensor) (convParams, []int, error) {
 		a := 2 - r + i // slot in the 2-D window
 		in2[a] = inSp[i]
 		s, ek := win.s[a], (win.k[a]-1)*win.d[a]+1
-		op := 0
+		opad := 0
 		if k.outPad != nil {
-			op = k.outPad[i]
+			opad = k.outPad[i]
 		}
-		if op >= s && op >= win.d[a] {
+		if opad >= s && opad >= win.d[a] {
 			return p, nil, fmt.Errorf("output_padding %v must be smaller than the stride or the dilation", k.outPad)
 		}
-		full := s*(inSp[i]-1) + op + ek
+		full := s*(inSp[i]-1) + opad + ek
 		switch {
 		case os != nil || win.autoPad == "SAME_UPPER" || win.autoPad == "SAME_LOWER":
 			o := inSp[i] * s
@@ -151,9 +142,9 @@ func (k *convTranspose) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	if in[0].Len() > 0 {
 		conv2DInputGrad(p, in[1].F, in[0].F, y.F)
 	}
-	if b := input(in, 2); b != nil {
+	if b := op.Arg(in, 2); b != nil {
 		plane := p.H * p.W
-		parallel(p.N*p.C, y.Len(), func(lo, hi int) {
+		par.Chunks(p.N*p.C, par.ChunkCount(p.N*p.C, plane), func(_, lo, hi int) {
 			for i := lo; i < hi; i++ {
 				bv := b.F[i%p.C]
 				for j := range y.F[i*plane : (i+1)*plane] {
@@ -170,31 +161,11 @@ func (k *convTranspose) Backward(in, out, gout []*tensor.Tensor, need []bool) ([
 	if err != nil {
 		return nil, err
 	}
-	grads := make([]*tensor.Tensor, len(in))
-	gy := gradOut(gout, 0)
-	if gy != nil && !tensor.SameShape(gy.Shape, shape) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, shape)
+	gy, err := op.ShapedGrad(gout, 0, shape)
+	if err != nil {
+		return nil, err
 	}
-	if needs(need, 0) {
-		gx := tensor.New(in[0].Shape...)
-		if gy != nil && gx.Len() > 0 {
-			conv2D(p, gy.F, in[1].F, nil, gx.F)
-		}
-		grads[0] = gx
-	}
-	if needs(need, 1) {
-		gw := tensor.New(in[1].Shape...)
-		if gy != nil && gw.Len() > 0 {
-			conv2DWeightGrad(p, gy.F, in[0].F, gw.F)
-		}
-		grads[1] = gw
-	}
-	if needs(need, 2) && input(in, 2) != nil {
-		gb := tensor.New(p.C)
-		if gy != nil {
-			channelSums(gy.F, p.N, p.C, p.H*p.W, gb.F)
-		}
-		grads[2] = gb
-	}
-	return grads, nil
+	return convGrads(in, need, gy, p.N, p.C, p.H*p.W,
+		func(gx, gy []float32) { conv2D(p, gy, in[1].F, nil, gx) },
+		func(gw, gy []float32) { conv2DWeightGrad(p, gy, in[0].F, gw) }), nil
 }

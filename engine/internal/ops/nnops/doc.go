@@ -4,4 +4,9 @@
 // GlobalAveragePool, GlobalMaxPool), Pad, and resampling (Resize, Upsample).
 // Every kernel has a forward function and a vector-Jacobian product that
 // follows PyTorch's autograd conventions.
+//
+// Register adds the factories to an op registry. Convolutions run on
+// engine/internal/kernels (Conv2D and its two gradients); the other loops
+// run over (image, channel) planes on all cores through
+// engine/internal/par.
 package nnops

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -38,7 +39,7 @@ func newLRN(n *graph.Node, opset int) (op.Kernel, error) {
 
 // shape checks x ([N, C, ...]) and returns N, C and the plane size.
 func (k *lrn) shape(in []*tensor.Tensor) (n, c, plane int, err error) {
-	x, err := wantFloat(in, 0)
+	x, err := op.FloatArg(in, 0)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -70,7 +71,7 @@ func (k *lrn) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	}
 	x := in[0]
 	y := tensor.New(x.Shape...)
-	parallel(n*c, n*c*plane*k.size, func(lo, hi int) {
+	par.Chunks(n*c, par.ChunkCount(n*c, plane*k.size), func(_, lo, hi int) {
 		d := make([]float64, plane)
 		for nc := lo; nc < hi; nc++ {
 			k.denom(x.F, c, plane, nc/c, nc%c, d)
@@ -88,7 +89,7 @@ func (k *lrn) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 // of gy_i x_i d_i^(-beta-1).
 func (k *lrn) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
-	if !needs(need, 0) {
+	if !op.Needs(need, 0) {
 		return grads, nil
 	}
 	n, c, plane, err := k.shape(in)
@@ -98,16 +99,16 @@ func (k *lrn) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.T
 	x := in[0]
 	gx := tensor.New(x.Shape...)
 	grads[0] = gx
-	gy := gradOut(gout, 0)
+	gy, err := op.ShapedGrad(gout, 0, x.Shape)
+	if err != nil {
+		return nil, err
+	}
 	if gy == nil {
 		return grads, nil
 	}
-	if !tensor.SameShape(gy.Shape, x.Shape) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, x.Shape)
-	}
 	// First pass: gx holds gy d^-beta; t holds gy x d^(-beta-1).
 	t := make([]float64, len(x.F))
-	parallel(n*c, n*c*plane*k.size, func(lo, hi int) {
+	par.Chunks(n*c, par.ChunkCount(n*c, plane*k.size), func(_, lo, hi int) {
 		d := make([]float64, plane)
 		for nc := lo; nc < hi; nc++ {
 			k.denom(x.F, c, plane, nc/c, nc%c, d)
@@ -121,7 +122,7 @@ func (k *lrn) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.T
 		}
 	})
 	coef := 2 * k.alpha * k.beta / float64(k.size)
-	parallel(n*c, n*c*plane*k.size, func(lo, hi int) {
+	par.Chunks(n*c, par.ChunkCount(n*c, plane*k.size), func(_, lo, hi int) {
 		acc := make([]float64, plane)
 		for nc := lo; nc < hi; nc++ {
 			ni, cj := nc/c, nc%c

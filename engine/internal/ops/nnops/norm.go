@@ -7,6 +7,7 @@ import (
 	"github.com/viterin/vek/vek32"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -42,7 +43,7 @@ func newBatchNorm(n *graph.Node, opset int) (op.Kernel, error) {
 
 // channels checks x ([N, C, ...]) and the C-vectors in[from:to].
 func channels(in []*tensor.Tensor, from, to int) (n, c, plane int, err error) {
-	x, err := wantFloat(in, 0)
+	x, err := op.FloatArg(in, 0)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -52,7 +53,7 @@ func channels(in []*tensor.Tensor, from, to int) (n, c, plane int, err error) {
 	n, c = x.Shape[0], x.Shape[1]
 	plane = tensor.Size(x.Shape[2:])
 	for i := from; i < to; i++ {
-		t, err := wantFloat(in, i)
+		t, err := op.FloatArg(in, i)
 		if err != nil {
 			return 0, 0, 0, err
 		}
@@ -61,6 +62,22 @@ func channels(in []*tensor.Tensor, from, to int) (n, c, plane int, err error) {
 		}
 	}
 	return n, c, plane, nil
+}
+
+// normGrads starts a normalization's Backward: zero gradients for those of
+// its first count inputs (x and the C-vectors) that need asks for, and the
+// output gradient, nil when absent.
+func normGrads(in, gout []*tensor.Tensor, need []bool, count int) (grads []*tensor.Tensor, gy *tensor.Tensor, err error) {
+	grads = make([]*tensor.Tensor, len(in))
+	for i := 0; i < count; i++ {
+		if op.Needs(need, i) {
+			grads[i] = tensor.New(in[i].Shape...)
+		}
+	}
+	if gy, err = op.ShapedGrad(gout, 0, in[0].Shape); err != nil {
+		return nil, nil, err
+	}
+	return grads, gy, nil
 }
 
 // coefs returns a, b with y = x*a + b per channel, and 1/sqrt(var+eps).
@@ -84,7 +101,7 @@ func (k *batchNorm) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	x := in[0]
 	y := tensor.New(x.Shape...)
 	a, b, _ := k.coefs(in, c)
-	parallel(n*c, n*c*plane, func(lo, hi int) {
+	par.Chunks(n*c, par.ChunkCount(n*c, plane), func(_, lo, hi int) {
 		for nc := lo; nc < hi; nc++ {
 			affine(y.F[nc*plane:(nc+1)*plane], x.F[nc*plane:(nc+1)*plane], a[nc%c], b[nc%c])
 		}
@@ -98,35 +115,26 @@ func (k *batchNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 		return nil, err
 	}
 	x := in[0]
-	grads := make([]*tensor.Tensor, len(in))
-	for i := 0; i < 5; i++ {
-		if needs(need, i) {
-			grads[i] = tensor.New(in[i].Shape...)
-		}
-	}
-	gy := gradOut(gout, 0)
-	if gy == nil {
-		return grads, nil
-	}
-	if !tensor.SameShape(gy.Shape, x.Shape) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, x.Shape)
+	grads, gy, err := normGrads(in, gout, need, 5)
+	if err != nil || gy == nil {
+		return grads, err
 	}
 	a, _, inv := k.coefs(in, c)
-	if needs(need, 0) {
+	if op.Needs(need, 0) {
 		gx := grads[0]
-		parallel(n*c, n*c*plane, func(lo, hi int) {
+		par.Chunks(n*c, par.ChunkCount(n*c, plane), func(_, lo, hi int) {
 			for nc := lo; nc < hi; nc++ {
 				vek32.MulNumber_Into(gx.F[nc*plane:(nc+1)*plane], gy.F[nc*plane:(nc+1)*plane], a[nc%c])
 			}
 		})
 	}
-	if !needs(need, 1) && !needs(need, 2) && !needs(need, 3) && !needs(need, 4) {
+	if !op.Needs(need, 1) && !op.Needs(need, 2) && !op.Needs(need, 3) && !op.Needs(need, 4) {
 		return grads, nil
 	}
 	// Per channel: s1 = sum(gy), s2 = sum(gy * (x - mean)).
 	s1, s2 := make([]float64, c), make([]float64, c)
 	mean := in[3].F
-	parallel(c, 2*n*c*plane, func(lo, hi int) {
+	par.Chunks(c, par.ChunkCount(c, 2*n*plane), func(_, lo, hi int) {
 		for ci := lo; ci < hi; ci++ {
 			m := mean[ci]
 			for ni := 0; ni < n; ni++ {
@@ -144,16 +152,16 @@ func (k *batchNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 	})
 	scale := in[1].F
 	for ci := 0; ci < c; ci++ {
-		if needs(need, 1) {
+		if op.Needs(need, 1) {
 			grads[1].F[ci] = float32(s2[ci] * inv[ci])
 		}
-		if needs(need, 2) {
+		if op.Needs(need, 2) {
 			grads[2].F[ci] = float32(s1[ci])
 		}
-		if needs(need, 3) {
+		if op.Needs(need, 3) {
 			grads[3].F[ci] = float32(-s1[ci] * float64(scale[ci]) * inv[ci])
 		}
-		if needs(need, 4) {
+		if op.Needs(need, 4) {
 			grads[4].F[ci] = float32(-0.5 * s2[ci] * float64(scale[ci]) * inv[ci] * inv[ci] * inv[ci])
 		}
 	}
@@ -168,10 +176,22 @@ func newInstanceNorm(n *graph.Node, opset int) (op.Kernel, error) {
 	return &instanceNorm{eps: float64(n.Float("epsilon", 1e-5))}, nil
 }
 
+// channels checks x (input 0, [N, C, spatial dims]) and the C-vectors
+// scale and B.
+func (k *instanceNorm) channels(in []*tensor.Tensor) (n, c, plane int, err error) {
+	if n, c, plane, err = channels(in, 1, 3); err != nil {
+		return 0, 0, 0, err
+	}
+	if x := in[0]; x.Rank() < 3 {
+		return 0, 0, 0, fmt.Errorf("input 0 has shape %v, want rank >= 3 (N, C, spatial dims)", x.Shape)
+	}
+	return n, c, plane, nil
+}
+
 // stats returns the mean and 1/sqrt(var+eps) of every plane.
 func (k *instanceNorm) stats(x []float32, nc, plane int) (mu, inv []float64) {
 	mu, inv = make([]float64, nc), make([]float64, nc)
-	parallel(nc, 2*nc*plane, func(lo, hi int) {
+	par.Chunks(nc, par.ChunkCount(nc, 2*plane), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			p := x[i*plane : (i+1)*plane]
 			var s float64
@@ -192,18 +212,15 @@ func (k *instanceNorm) stats(x []float32, nc, plane int) (mu, inv []float64) {
 }
 
 func (k *instanceNorm) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	n, c, plane, err := channels(in, 1, 3)
+	n, c, plane, err := k.channels(in)
 	if err != nil {
 		return nil, err
 	}
 	x := in[0]
-	if x.Rank() < 3 {
-		return nil, fmt.Errorf("input 0 has shape %v, want rank >= 3 (N, C, spatial dims)", x.Shape)
-	}
 	y := tensor.New(x.Shape...)
 	mu, inv := k.stats(x.F, n*c, plane)
 	scale, bias := in[1].F, in[2].F
-	parallel(n*c, n*c*plane, func(lo, hi int) {
+	par.Chunks(n*c, par.ChunkCount(n*c, plane), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			a := inv[i] * float64(scale[i%c])
 			af := float32(a)
@@ -215,32 +232,20 @@ func (k *instanceNorm) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 }
 
 func (k *instanceNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	n, c, plane, err := channels(in, 1, 3)
+	n, c, plane, err := k.channels(in)
 	if err != nil {
 		return nil, err
 	}
 	x := in[0]
-	if x.Rank() < 3 {
-		return nil, fmt.Errorf("input 0 has shape %v, want rank >= 3 (N, C, spatial dims)", x.Shape)
-	}
-	grads := make([]*tensor.Tensor, len(in))
-	for i := 0; i < 3; i++ {
-		if needs(need, i) {
-			grads[i] = tensor.New(in[i].Shape...)
-		}
-	}
-	gy := gradOut(gout, 0)
-	if gy == nil {
-		return grads, nil
-	}
-	if !tensor.SameShape(gy.Shape, x.Shape) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, x.Shape)
+	grads, gy, err := normGrads(in, gout, need, 3)
+	if err != nil || gy == nil {
+		return grads, err
 	}
 	mu, inv := k.stats(x.F, n*c, plane)
 	// Per plane: sg = sum(gy), sgx = sum(gy * xhat).
 	sg, sgx := make([]float64, n*c), make([]float64, n*c)
 	scale := in[1].F
-	parallel(n*c, 3*n*c*plane, func(lo, hi int) {
+	par.Chunks(n*c, par.ChunkCount(n*c, 3*plane), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			g, xs := gy.F[i*plane:(i+1)*plane], x.F[i*plane:(i+1)*plane]
 			m, iv := mu[i], inv[i]
@@ -250,7 +255,7 @@ func (k *instanceNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]
 				b += float64(v) * (float64(xs[j]) - m) * iv
 			}
 			sg[i], sgx[i] = a, b
-			if !needs(need, 0) {
+			if !op.Needs(need, 0) {
 				continue
 			}
 			s := float64(scale[i%c])
@@ -268,10 +273,10 @@ func (k *instanceNorm) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]
 			a += sgx[ni*c+ci]
 			b += sg[ni*c+ci]
 		}
-		if needs(need, 1) {
+		if op.Needs(need, 1) {
 			grads[1].F[ci] = float32(a)
 		}
-		if needs(need, 2) {
+		if op.Needs(need, 2) {
 			grads[2].F[ci] = float32(b)
 		}
 	}

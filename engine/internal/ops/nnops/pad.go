@@ -46,7 +46,7 @@ type padPlan struct {
 
 // plan resolves the pads of one call.
 func (k *pad) plan(in []*tensor.Tensor) (*padPlan, error) {
-	x := input(in, 0)
+	x := op.Arg(in, 0)
 	if x == nil {
 		return nil, fmt.Errorf("input 0 is missing")
 	}
@@ -58,7 +58,7 @@ func (k *pad) plan(in []*tensor.Tensor) (*padPlan, error) {
 	pads := k.pads
 	var axes []int
 	if !k.attrs {
-		p := input(in, 1)
+		p := op.Arg(in, 1)
 		if p == nil {
 			return nil, fmt.Errorf("input 1 (pads) is missing")
 		}
@@ -66,7 +66,7 @@ func (k *pad) plan(in []*tensor.Tensor) (*padPlan, error) {
 			return nil, fmt.Errorf("input 1 (pads) is %s%v, want a 1-D int64 tensor", p.DType, p.Shape)
 		}
 		pads = toInts(p.I)
-		if a := input(in, 3); a != nil {
+		if a := op.Arg(in, 3); a != nil {
 			if a.DType != tensor.Int64 || a.Rank() != 1 || len(a.I) != a.Len() {
 				return nil, fmt.Errorf("input 3 (axes) is %s%v, want a 1-D int64 tensor", a.DType, a.Shape)
 			}
@@ -198,7 +198,7 @@ func (k *pad) constant(in []*tensor.Tensor, dt tensor.DType) (float32, int64, bo
 	if k.attrs {
 		return k.value, int64(k.value), k.value != 0, nil
 	}
-	c := input(in, 2)
+	c := op.Arg(in, 2)
 	if c == nil || c.Len() == 0 {
 		return 0, 0, false, nil
 	}
@@ -241,13 +241,13 @@ func (k *pad) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 
 func (k *pad) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
-	x := input(in, 0)
+	x := op.Arg(in, 0)
 	if x == nil || x.DType != tensor.Float32 {
 		return grads, nil
 	}
-	wantX := needs(need, 0)
-	c := input(in, 2)
-	wantC := !k.attrs && needs(need, 2) && c != nil && c.DType == tensor.Float32 && c.Len() == 1
+	wantX := op.Needs(need, 0)
+	c := op.Arg(in, 2)
+	wantC := !k.attrs && op.Needs(need, 2) && c != nil && c.DType == tensor.Float32 && c.Len() == 1
 	if !wantX && !wantC {
 		return grads, nil
 	}
@@ -255,9 +255,9 @@ func (k *pad) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.T
 	if err != nil {
 		return nil, err
 	}
-	gy := gradOut(gout, 0)
-	if gy != nil && !tensor.SameShape(gy.Shape, p.shape) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, p.shape)
+	gy, err := op.ShapedGrad(gout, 0, p.shape)
+	if err != nil {
+		return nil, err
 	}
 	var gx *tensor.Tensor
 	if wantX {

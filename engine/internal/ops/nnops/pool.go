@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -36,6 +37,16 @@ func newTaps(in, out, k, s, d, pb, pe int) taps {
 	return t
 }
 
+// input reads a pooling's input 0 (float32) and resolves the window on it.
+func (w window) input(in []*tensor.Tensor) (*tensor.Tensor, geom, error) {
+	x, err := op.FloatArg(in, 0)
+	if err != nil {
+		return nil, geom{}, err
+	}
+	g, err := w.resolve(x, "input 0")
+	return x, g, err
+}
+
 // poolTaps returns the taps of both axes of a resolved window.
 func (g geom) poolTaps() (th, tw taps) {
 	return newTaps(g.H, g.OH, g.KH, g.SH, g.DH, g.PT, g.PB), newTaps(g.W, g.OW, g.KW, g.SW, g.DW, g.PL, g.PR)
@@ -58,7 +69,7 @@ func newMaxPool(n *graph.Node, opset int) (op.Kernel, error) {
 	if so != 0 && so != 1 {
 		return nil, op.Errorf(n, "unsupported storage_order %d", so)
 	}
-	return &maxPool{win: w, indices: len(n.Outputs) > 1 && n.Outputs[1] != "", columnMajor: so == 1, nodeForError: n}, nil
+	return &maxPool{win: w, indices: op.OutputCount(n) > 1, columnMajor: so == 1, nodeForError: n}, nil
 }
 
 // windowMax returns the first maximum of one window (as PyTorch's CPU
@@ -83,41 +94,66 @@ func windowMax(xp []float32, w, hs, h0, h1, dh, ws, w0, w1, dw int) (float32, in
 	return best, bi
 }
 
-// maxPoolValues writes the maximum of every window of x into y: the
-// maximum over the window's rows first, then over its columns.
-func maxPoolValues(g geom, th, tw taps, x, y []float32) {
+// poolWindows writes into y the maximum (avg nil) or the average (by
+// avg.divisor) of every window of x: over the window's rows first, whole
+// input rows at once, then over its columns.
+func poolWindows(g geom, th, tw taps, x, y []float32, avg *avgPool) {
 	plane, inPlane := g.OH*g.OW, g.H*g.W
-	ninf := float32(math.Inf(-1))
-	parallel(g.N*g.C, g.N*g.C*plane*g.KH*g.KW, func(lo, hi int) {
-		tmp := make([]float32, g.W)
+	w, dh, dw, ow := g.W, g.DH, g.DW, g.OW
+	empty := float32(math.Inf(-1)) // the maximum of no element
+	if avg != nil {
+		empty = 0
+	}
+	par.Chunks(g.N*g.C, par.ChunkCount(g.N*g.C, plane*g.KH*g.KW), func(_, lo, hi int) {
+		tmp := make([]float32, w)
 		for nc := lo; nc < hi; nc++ {
 			xp := x[nc*inPlane : (nc+1)*inPlane]
 			yp := y[nc*plane : (nc+1)*plane]
 			for oh := 0; oh < g.OH; oh++ {
 				hs, h0, h1 := th.start[oh], th.k0[oh], th.k1[oh]
-				yr := yp[oh*g.OW : (oh+1)*g.OW]
+				yr := yp[oh*ow : (oh+1)*ow]
 				if h0 >= h1 {
 					for i := range yr {
-						yr[i] = ninf
+						yr[i] = empty
 					}
 					continue
 				}
-				r0 := (hs + h0*g.DH) * g.W
-				copy(tmp, xp[r0:r0+g.W])
+				r0 := (hs + h0*dh) * w
+				copy(tmp, xp[r0:r0+w])
 				for kh := h0 + 1; kh < h1; kh++ {
-					r := (hs + kh*g.DH) * g.W
-					row := xp[r : r+g.W]
-					for i, v := range row {
-						tmp[i] = max(tmp[i], v)
+					r := (hs + kh*dh) * w
+					row := xp[r : r+w]
+					if avg == nil {
+						for i, v := range row {
+							tmp[i] = max(tmp[i], v)
+						}
+					} else {
+						for i, v := range row {
+							tmp[i] += v
+						}
 					}
 				}
-				for ow := range yr {
-					ws, w0, w1 := tw.start[ow], tw.k0[ow], tw.k1[ow]
-					m := ninf
-					for kw := w0; kw < w1; kw++ {
-						m = max(m, tmp[ws+kw*g.DW])
+				if avg == nil {
+					for o := range yr {
+						ws, w0, w1 := tw.start[o], tw.k0[o], tw.k1[o]
+						m := empty
+						for kw := w0; kw < w1; kw++ {
+							m = max(m, tmp[ws+kw*dw])
+						}
+						yr[o] = m
 					}
-					yr[ow] = m
+					continue
+				}
+				for o := range yr {
+					ws, w0, w1 := tw.start[o], tw.k0[o], tw.k1[o]
+					var s float32
+					for kw := w0; kw < w1; kw++ {
+						s += tmp[ws+kw*dw]
+					}
+					if d := avg.divisor(th, tw, oh, o); d != 0 {
+						s /= d
+					}
+					yr[o] = s
 				}
 			}
 		}
@@ -125,11 +161,7 @@ func maxPoolValues(g geom, th, tw taps, x, y []float32) {
 }
 
 func (k *maxPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := wantFloat(in, 0)
-	if err != nil {
-		return nil, err
-	}
-	g, err := k.win.resolve(x, "input 0")
+	x, g, err := k.win.input(in)
 	if err != nil {
 		return nil, err
 	}
@@ -141,10 +173,10 @@ func (k *maxPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	th, tw := g.poolTaps()
 	plane, inPlane := g.OH*g.OW, g.H*g.W
 	if idx == nil {
-		maxPoolValues(g, th, tw, x.F, y.F)
+		poolWindows(g, th, tw, x.F, y.F, nil)
 		return []*tensor.Tensor{y}, nil
 	}
-	parallel(g.N*g.C, g.N*g.C*plane*g.KH*g.KW, func(lo, hi int) {
+	par.Chunks(g.N*g.C, par.ChunkCount(g.N*g.C, plane*g.KH*g.KW), func(_, lo, hi int) {
 		for nc := lo; nc < hi; nc++ {
 			xp := x.F[nc*inPlane : (nc+1)*inPlane]
 			yp := y.F[nc*plane : (nc+1)*plane]
@@ -179,23 +211,17 @@ func (k *maxPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 // output gradient, checked; gy is nil when there is nothing to propagate.
 func poolBackwardStart(win window, in, gout []*tensor.Tensor, need []bool) (grads []*tensor.Tensor, g geom, gx, gy *tensor.Tensor, err error) {
 	grads = make([]*tensor.Tensor, len(in))
-	if !needs(need, 0) {
+	if !op.Needs(need, 0) {
 		return grads, g, nil, nil, nil
 	}
-	x, err := wantFloat(in, 0)
+	x, g, err := win.input(in)
 	if err != nil {
-		return nil, g, nil, nil, err
-	}
-	if g, err = win.resolve(x, "input 0"); err != nil {
 		return nil, g, nil, nil, err
 	}
 	gx = tensor.New(x.Shape...)
 	grads[0] = gx
-	if gy = gradOut(gout, 0); gy == nil {
-		return grads, g, gx, nil, nil
-	}
-	if !tensor.SameShape(gy.Shape, g.outShape(g.C)) {
-		return nil, g, nil, nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, g.outShape(g.C))
+	if gy, err = op.ShapedGrad(gout, 0, g.outShape(g.C)); err != nil {
+		return nil, g, nil, nil, err
 	}
 	return grads, g, gx, gy, nil
 }
@@ -218,10 +244,10 @@ func (k *maxPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tens
 		y = out[0].F
 	} else {
 		y = make([]float32, gy.Len())
-		maxPoolValues(g, th, tw, x.F, y)
+		poolWindows(g, th, tw, x.F, y, nil)
 	}
 	w, dh, dw, ow := g.W, g.DH, g.DW, g.OW
-	parallel(g.N*g.C, g.N*g.C*plane*g.KH*g.KW, func(lo, hi int) {
+	par.Chunks(g.N*g.C, par.ChunkCount(g.N*g.C, plane*g.KH*g.KW), func(_, lo, hi int) {
 		for nc := lo; nc < hi; nc++ {
 			xp := x.F[nc*inPlane : (nc+1)*inPlane]
 			gp := gx.F[nc*inPlane : (nc+1)*inPlane]
@@ -291,54 +317,13 @@ func (k *avgPool) divisor(th, tw taps, oh, ow int) float32 {
 }
 
 func (k *avgPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := wantFloat(in, 0)
-	if err != nil {
-		return nil, err
-	}
-	g, err := k.win.resolve(x, "input 0")
+	x, g, err := k.win.input(in)
 	if err != nil {
 		return nil, err
 	}
 	y := tensor.New(g.outShape(g.C)...)
 	th, tw := g.poolTaps()
-	plane, inPlane := g.OH*g.OW, g.H*g.W
-	// Sum the window's rows first (whole input rows at once), then its
-	// columns.
-	w, dh, dw, ow := g.W, g.DH, g.DW, g.OW
-	parallel(g.N*g.C, g.N*g.C*plane*g.KH*g.KW, func(lo, hi int) {
-		tmp := make([]float32, w)
-		for nc := lo; nc < hi; nc++ {
-			xp := x.F[nc*inPlane : (nc+1)*inPlane]
-			yp := y.F[nc*plane : (nc+1)*plane]
-			for oh := 0; oh < g.OH; oh++ {
-				hs, h0, h1 := th.start[oh], th.k0[oh], th.k1[oh]
-				yr := yp[oh*ow : (oh+1)*ow]
-				if h0 >= h1 {
-					clear(yr)
-					continue
-				}
-				r0 := (hs + h0*dh) * w
-				copy(tmp, xp[r0:r0+w])
-				for kh := h0 + 1; kh < h1; kh++ {
-					r := (hs + kh*dh) * w
-					for i, v := range xp[r : r+w] {
-						tmp[i] += v
-					}
-				}
-				for o := range yr {
-					ws, w0, w1 := tw.start[o], tw.k0[o], tw.k1[o]
-					var s float32
-					for kw := w0; kw < w1; kw++ {
-						s += tmp[ws+kw*dw]
-					}
-					if d := k.divisor(th, tw, oh, o); d != 0 {
-						s /= d
-					}
-					yr[o] = s
-				}
-			}
-		}
-	})
+	poolWindows(g, th, tw, x.F, y.F, k)
 	return []*tensor.Tensor{y}, nil
 }
 
@@ -352,7 +337,7 @@ func (k *avgPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tens
 	// Spread each output row's gradient over a row of taps, then add that
 	// row to every input row its windows cover.
 	w, dh, dw, ow := g.W, g.DH, g.DW, g.OW
-	parallel(g.N*g.C, g.N*g.C*plane*g.KH*g.KW, func(lo, hi int) {
+	par.Chunks(g.N*g.C, par.ChunkCount(g.N*g.C, plane*g.KH*g.KW), func(_, lo, hi int) {
 		tmp := make([]float32, w)
 		for nc := lo; nc < hi; nc++ {
 			gp := gx.F[nc*inPlane : (nc+1)*inPlane]
@@ -398,17 +383,21 @@ func newGlobalMaxPool(n *graph.Node, opset int) (op.Kernel, error) {
 	return globalPool{max: true}, nil
 }
 
-// shape returns N*C, the spatial size and the output shape.
-func (k globalPool) shape(x *tensor.Tensor) (int, int, []int, error) {
-	if x.Rank() < 2 {
-		return 0, 0, nil, fmt.Errorf("input 0 has shape %v, want rank >= 2 (N, C, spatial dims)", x.Shape)
+// input reads input 0 (float32, [N, C, spatial dims]) and returns it with
+// N*C, the spatial size and the output shape.
+func (k globalPool) input(in []*tensor.Tensor) (x *tensor.Tensor, nc, plane int, os []int, err error) {
+	if x, err = op.FloatArg(in, 0); err != nil {
+		return nil, 0, 0, nil, err
 	}
-	os := make([]int, x.Rank())
+	if x.Rank() < 2 {
+		return nil, 0, 0, nil, fmt.Errorf("input 0 has shape %v, want rank >= 2 (N, C, spatial dims)", x.Shape)
+	}
+	os = make([]int, x.Rank())
 	os[0], os[1] = x.Shape[0], x.Shape[1]
 	for i := 2; i < len(os); i++ {
 		os[i] = 1
 	}
-	return x.Shape[0] * x.Shape[1], tensor.Size(x.Shape[2:]), os, nil
+	return x, x.Shape[0] * x.Shape[1], tensor.Size(x.Shape[2:]), os, nil
 }
 
 // planeMax returns the first maximum of p (NaN wins, as PyTorch) and its
@@ -427,16 +416,12 @@ func planeMax(p []float32) (float32, int) {
 }
 
 func (k globalPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := wantFloat(in, 0)
-	if err != nil {
-		return nil, err
-	}
-	nc, plane, os, err := k.shape(x)
+	x, nc, plane, os, err := k.input(in)
 	if err != nil {
 		return nil, err
 	}
 	y := tensor.New(os...)
-	parallel(nc, nc*plane, func(lo, hi int) {
+	par.Chunks(nc, par.ChunkCount(nc, plane), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			p := x.F[i*plane : (i+1)*plane]
 			if k.max {
@@ -477,27 +462,23 @@ func mean(p []float32) float32 {
 
 func (k globalPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
-	if !needs(need, 0) {
+	if !op.Needs(need, 0) {
 		return grads, nil
 	}
-	x, err := wantFloat(in, 0)
-	if err != nil {
-		return nil, err
-	}
-	nc, plane, os, err := k.shape(x)
+	x, nc, plane, os, err := k.input(in)
 	if err != nil {
 		return nil, err
 	}
 	gx := tensor.New(x.Shape...)
 	grads[0] = gx
-	gy := gradOut(gout, 0)
+	gy, err := op.ShapedGrad(gout, 0, os)
+	if err != nil {
+		return nil, err
+	}
 	if gy == nil {
 		return grads, nil
 	}
-	if !tensor.SameShape(gy.Shape, os) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, os)
-	}
-	parallel(nc, nc*plane, func(lo, hi int) {
+	par.Chunks(nc, par.ChunkCount(nc, plane), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			gp := gx.F[i*plane : (i+1)*plane]
 			if k.max {

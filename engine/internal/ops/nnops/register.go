@@ -1,12 +1,7 @@
 package nnops
 
 import (
-	"fmt"
-	"runtime"
-	"sync"
-
 	"github.com/loupe-ml/loupe/engine/internal/op"
-	"github.com/loupe-ml/loupe/tensor"
 )
 
 // Register adds this package's op factories to m, keyed by ONNX op type.
@@ -24,63 +19,6 @@ func Register(m map[string]op.Factory) {
 	m["Resize"] = newResize
 	m["Upsample"] = newUpsample
 }
-
-// parallel splits [0,n) into contiguous chunks run on all CPUs when work (a
-// rough count of elementary operations) is large enough to pay for
-// goroutines; otherwise it calls fn(0, n) directly.
-func parallel(n, work int, fn func(lo, hi int)) {
-	p := runtime.GOMAXPROCS(0)
-	if p < 2 || n < 2 || work < 1<<15 {
-		fn(0, n)
-		return
-	}
-	p = min(p, n)
-	var wg sync.WaitGroup
-	wg.Add(p - 1)
-	for i := 1; i < p; i++ {
-		lo, hi := i*n/p, (i+1)*n/p
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	fn(0, n/p)
-	wg.Wait()
-}
-
-// input returns in[i] when it is present, nil otherwise.
-func input(in []*tensor.Tensor, i int) *tensor.Tensor {
-	if i < len(in) {
-		return in[i]
-	}
-	return nil
-}
-
-// wantFloat checks that input i is present and float32.
-func wantFloat(in []*tensor.Tensor, i int) (*tensor.Tensor, error) {
-	t := input(in, i)
-	if t == nil {
-		return nil, fmt.Errorf("input %d is missing", i)
-	}
-	if t.DType != tensor.Float32 {
-		return nil, fmt.Errorf("input %d is %s, want float32", i, t.DType)
-	}
-	if err := t.Check(); err != nil {
-		return nil, fmt.Errorf("input %d: %v", i, err)
-	}
-	return t, nil
-}
-
-// gradOut returns gout[j], or nil when it is absent.
-func gradOut(gout []*tensor.Tensor, j int) *tensor.Tensor {
-	if j < len(gout) {
-		return gout[j]
-	}
-	return nil
-}
-
-// needs reports need[i], false when need is too short.
-func needs(need []bool, i int) bool { return i < len(need) && need[i] }
 
 // toInts converts an int64 slice to ints (nil stays nil).
 func toInts(v []int64) []int {

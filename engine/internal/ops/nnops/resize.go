@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -93,7 +94,7 @@ type sample1D struct {
 
 // plan returns the output shape and the 1-D passes, last axis first.
 func (k *resize) plan(in []*tensor.Tensor) ([]int, []sample1D, error) {
-	x := input(in, 0)
+	x := op.Arg(in, 0)
 	if x == nil {
 		return nil, nil, fmt.Errorf("input 0 is missing")
 	}
@@ -124,14 +125,14 @@ func (k *resize) plan(in []*tensor.Tensor) ([]int, []sample1D, error) {
 	}
 	var sizes *tensor.Tensor
 	if k.sizesInput >= 0 {
-		if s := input(in, k.sizesInput); s != nil && s.Len() > 0 {
+		if s := op.Arg(in, k.sizesInput); s != nil && s.Len() > 0 {
 			sizes = s
 		}
 	}
 	var scales []float32
 	if k.scalesInput < 0 {
 		scales = k.scalesAttr
-	} else if s := input(in, k.scalesInput); s != nil && s.Len() > 0 {
+	} else if s := op.Arg(in, k.scalesInput); s != nil && s.Len() > 0 {
 		if s.DType != tensor.Float32 || s.Check() != nil {
 			return nil, nil, fmt.Errorf("input %d (scales) is %s%v, want float32", k.scalesInput, s.DType, s.Shape)
 		}
@@ -262,7 +263,7 @@ func (k *resize) sampler(axis, n, m int, scale float32) sample1D {
 func (s *sample1D) apply(src []float32, shape []int) []float32 {
 	outer, inner := tensor.Size(shape[:s.axis]), tensor.Size(shape[s.axis+1:])
 	dst := make([]float32, outer*s.out*inner)
-	parallel(outer, len(dst)*2, func(lo, hi int) {
+	par.Chunks(outer, par.ChunkCount(outer, 2*s.out*inner), func(_, lo, hi int) {
 		for b := lo; b < hi; b++ {
 			sb := src[b*s.in*inner : (b+1)*s.in*inner]
 			db := dst[b*s.out*inner : (b+1)*s.out*inner]
@@ -301,7 +302,7 @@ func (s *sample1D) apply(src []float32, shape []int) []float32 {
 func (s *sample1D) transpose(gdst []float32, shape []int) []float32 {
 	outer, inner := tensor.Size(shape[:s.axis]), tensor.Size(shape[s.axis+1:])
 	gsrc := make([]float32, outer*s.in*inner)
-	parallel(outer, len(gdst)*2, func(lo, hi int) {
+	par.Chunks(outer, par.ChunkCount(outer, 2*s.out*inner), func(_, lo, hi int) {
 		for b := lo; b < hi; b++ {
 			sb := gsrc[b*s.in*inner : (b+1)*s.in*inner]
 			db := gdst[b*s.out*inner : (b+1)*s.out*inner]
@@ -327,7 +328,7 @@ func (s *sample1D) transpose(gdst []float32, shape []int) []float32 {
 }
 
 func (k *resize) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	if _, err := wantFloat(in, 0); err != nil {
+	if _, err := op.FloatArg(in, 0); err != nil {
 		return nil, err
 	}
 	out, passes, err := k.plan(in)
@@ -349,10 +350,10 @@ func (k *resize) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 
 func (k *resize) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
-	if !needs(need, 0) {
+	if !op.Needs(need, 0) {
 		return grads, nil
 	}
-	if _, err := wantFloat(in, 0); err != nil {
+	if _, err := op.FloatArg(in, 0); err != nil {
 		return nil, err
 	}
 	os, passes, err := k.plan(in)
@@ -360,13 +361,13 @@ func (k *resize) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tenso
 		return nil, err
 	}
 	x := in[0]
-	gy := gradOut(gout, 0)
+	gy, err := op.ShapedGrad(gout, 0, os)
+	if err != nil {
+		return nil, err
+	}
 	if gy == nil {
 		grads[0] = tensor.New(x.Shape...)
 		return grads, nil
-	}
-	if !tensor.SameShape(gy.Shape, os) {
-		return nil, fmt.Errorf("output gradient has shape %v, want %v", gy.Shape, os)
 	}
 	shape := append([]int(nil), os...)
 	data := gy.F

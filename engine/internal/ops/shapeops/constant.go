@@ -118,7 +118,7 @@ func (rangeKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	var iv [3]int64
 	dt := tensor.DType(0)
 	for i, name := range names {
-		t := input(in, i)
+		t := op.Arg(in, i)
 		var err error
 		if f[i], iv[i], err = scalarOf(t, i, name); err != nil {
 			return nil, err
@@ -221,13 +221,13 @@ func newCastLike(n *graph.Node, opset int) (op.Kernel, error) {
 }
 
 func (k cast) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
 	to := k.to
 	if k.like {
-		t, err := checkInput(in, 1)
+		t, err := op.AnyArg(in, 1)
 		if err != nil {
 			return nil, err
 		}
@@ -300,7 +300,7 @@ func wrapInts(s []int64, to int) {
 
 func (k cast) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
-	if needAt(need, 0) && in[0].DType == tensor.Float32 && out[0].DType == tensor.Float32 {
+	if op.Needs(need, 0) && in[0].DType == tensor.Float32 && out[0].DType == tensor.Float32 {
 		grads[0] = reshapeGrad(gout, 0, in[0].Shape)
 	}
 	return grads, nil
@@ -313,7 +313,7 @@ type nonZero struct{}
 func newNonZero(n *graph.Node, opset int) (op.Kernel, error) { return nonZero{}, nil }
 
 func (nonZero) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}

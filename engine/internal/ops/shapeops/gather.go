@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -18,12 +19,9 @@ func newGather(n *graph.Node, opset int) (op.Kernel, error) {
 	return gather{axis: n.Int("axis", 0)}, nil
 }
 
-// gatherIndices checks input 1 and returns its values normalized to [0, dim).
-func gatherIndices(in []*tensor.Tensor, dim int, axis int, dataShape []int) ([]int, error) {
-	t, err := checkInput(in, 1)
-	if err != nil {
-		return nil, err
-	}
+// gatherIndices checks the indices t (input 1) and returns their values
+// normalized to [0, dim).
+func gatherIndices(t *tensor.Tensor, dim int, axis int, dataShape []int) ([]int, error) {
 	if t.DType != tensor.Int64 {
 		return nil, fmt.Errorf("input 1 (indices) is %s, want int64", t.DType)
 	}
@@ -48,16 +46,20 @@ type gatherPlan struct {
 }
 
 func (k gather) plan(in []*tensor.Tensor) (gatherPlan, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return gatherPlan{}, err
 	}
-	axis, err := normAxis(k.axis, x.Rank())
+	axis, err := op.NormAxis(k.axis, x.Rank())
 	if err != nil {
 		return gatherPlan{}, fmt.Errorf("input 0 of shape %v: %v", x.Shape, err)
 	}
+	ind, err := op.AnyArg(in, 1)
+	if err != nil {
+		return gatherPlan{}, err
+	}
 	p := gatherPlan{axis: axis, outer: tensor.Size(x.Shape[:axis]), dim: x.Shape[axis], inner: tensor.Size(x.Shape[axis+1:])}
-	if p.idx, err = gatherIndices(in, p.dim, axis, x.Shape); err != nil {
+	if p.idx, err = gatherIndices(ind, p.dim, axis, x.Shape); err != nil {
 		return gatherPlan{}, err
 	}
 	p.outShape = append(append(copyShape(x.Shape[:axis]), in[1].Shape...), x.Shape[axis+1:]...)
@@ -87,7 +89,7 @@ func gatherBlocks[T elem](dst, src []T, p gatherPlan) {
 	if in == 0 {
 		return
 	}
-	parallel(p.outer*k, in, func(lo, hi int) {
+	par.For(p.outer*k, par.Grain(in), func(lo, hi int) {
 		for b := lo; b < hi; b++ {
 			o, j := b/k, b%k
 			s := (o*p.dim + p.idx[j]) * in
@@ -97,36 +99,28 @@ func gatherBlocks[T elem](dst, src []T, p gatherPlan) {
 }
 
 func (k gather) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	grads := make([]*tensor.Tensor, len(in))
-	x := in[0]
-	if !needAt(need, 0) || x.DType != tensor.Float32 {
-		return grads, nil
-	}
-	p, err := k.plan(in)
-	if err != nil {
-		return nil, err
-	}
-	g := tensor.New(x.Shape...)
-	grads[0] = g
-	if gout[0] == nil {
-		return grads, nil
-	}
-	gf := gout[0].F
-	nk, inner := len(p.idx), p.inner
-	// Each outer slice owns its own part of g, so outer slices run in
-	// parallel; repeated indices within one accumulate serially.
-	parallel(p.outer, nk*inner, func(lo, hi int) {
-		for o := lo; o < hi; o++ {
-			for j, ix := range p.idx {
-				d := g.F[(o*p.dim+ix)*inner : (o*p.dim+ix+1)*inner]
-				s := gf[(o*nk+j)*inner : (o*nk+j+1)*inner]
-				for e, v := range s {
-					d[e] += v
+	return dataGrad(in, need, func(g []float32) error {
+		p, err := k.plan(in)
+		if err != nil || gout[0] == nil {
+			return err
+		}
+		gf := gout[0].F
+		nk, inner := len(p.idx), p.inner
+		// Each outer slice owns its own part of g, so outer slices run in
+		// parallel; repeated indices within one accumulate serially.
+		par.For(p.outer, par.Grain(nk*inner), func(lo, hi int) {
+			for o := lo; o < hi; o++ {
+				for j, ix := range p.idx {
+					d := g[(o*p.dim+ix)*inner : (o*p.dim+ix+1)*inner]
+					s := gf[(o*nk+j)*inner : (o*nk+j+1)*inner]
+					for e, v := range s {
+						d[e] += v
+					}
 				}
 			}
-		}
+		})
+		return nil
 	})
-	return grads, nil
 }
 
 // gatherElements is GatherElements: out[i] = data[i with its axis
@@ -148,16 +142,18 @@ type gePlan struct {
 }
 
 func (k gatherElements) plan(in []*tensor.Tensor) (gePlan, error) {
-	x, err := checkInput(in, 0)
-	if err != nil {
+	var x, ind *tensor.Tensor
+	if err := op.AnyArgs(in, &x, &ind); err != nil {
 		return gePlan{}, err
 	}
-	ind, err := checkInput(in, 1)
-	if err != nil {
-		return gePlan{}, err
-	}
+	return planElements(x, ind, k.axis)
+}
+
+// planElements checks the indices ind (input 1) of GatherElements or
+// ScatterElements against the data x (input 0) and plans the walk.
+func planElements(x, ind *tensor.Tensor, axisAttr int64) (gePlan, error) {
 	r := x.Rank()
-	axis, err := normAxis(k.axis, r)
+	axis, err := op.NormAxis(axisAttr, r)
 	if err != nil {
 		return gePlan{}, fmt.Errorf("input 0 of shape %v: %v", x.Shape, err)
 	}
@@ -169,7 +165,7 @@ func (k gatherElements) plan(in []*tensor.Tensor) (gePlan, error) {
 			return gePlan{}, fmt.Errorf("input 1 (indices) has shape %v, larger than input 0's %v off axis %d", ind.Shape, x.Shape, axis)
 		}
 	}
-	idx, err := gatherIndices(in, x.Shape[axis], axis, x.Shape)
+	idx, err := gatherIndices(ind, x.Shape[axis], axis, x.Shape)
 	if err != nil {
 		return gePlan{}, err
 	}
@@ -208,7 +204,7 @@ func (k gatherElements) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	}
 	x := in[0]
 	out := like(x.DType, p.shape)
-	parallel(p.rows(), p.shape[len(p.shape)-1], func(lo, hi int) {
+	par.For(p.rows(), par.Grain(p.shape[len(p.shape)-1]), func(lo, hi int) {
 		switch x.DType {
 		case tensor.Float32:
 			p.each(lo, hi, func(i, off int) { out.F[i] = x.F[off] })
@@ -222,31 +218,26 @@ func (k gatherElements) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 }
 
 func (k gatherElements) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	grads := make([]*tensor.Tensor, len(in))
-	x := in[0]
-	if !needAt(need, 0) || x.DType != tensor.Float32 {
-		return grads, nil
-	}
-	p, err := k.plan(in)
-	if err != nil {
-		return nil, err
-	}
-	g := tensor.New(x.Shape...)
-	grads[0] = g
-	if gout[0] != nil {
+	return dataGrad(in, need, func(g []float32) error {
+		p, err := k.plan(in)
+		if err != nil || gout[0] == nil {
+			return err
+		}
 		gf := gout[0].F
-		p.each(0, p.rows(), func(i, off int) { g.F[off] += gf[i] })
-	}
-	return grads, nil
+		p.each(0, p.rows(), func(i, off int) { g[off] += gf[i] })
+		return nil
+	})
 }
 
 // expand is Expand: numpy broadcasting of the input to the shape input.
 type expand struct{}
 
-func newExpand(n *graph.Node, opset int) (op.Kernel, error) { return expand{}, nil }
+func newExpand(n *graph.Node, opset int) (op.Kernel, error) {
+	return stridedKernel{plan: expand{}.plan, repeats: true}, nil
+}
 
 func (expand) plan(in []*tensor.Tensor) ([]int, strided, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, strided{}, err
 	}
@@ -268,34 +259,15 @@ func (expand) plan(in []*tensor.Tensor) ([]int, strided, error) {
 	return shape, strided{shape: shape, strides: tensor.BroadcastStrides(x.Shape, shape)}, nil
 }
 
-func (k expand) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	shape, v, err := k.plan(in)
-	if err != nil {
-		return nil, err
-	}
-	return []*tensor.Tensor{gatherAny(in[0], v, shape)}, nil
-}
-
-func (k expand) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	return broadcastBackward(in, gout, need, func() (strided, error) {
-		_, v, err := k.plan(in)
-		return v, err
-	})
-}
-
-// broadcastBackward sums gout[0] back through a view that may repeat input
-// elements (Expand, Tile).
-func broadcastBackward(in, gout []*tensor.Tensor, need []bool, plan func() (strided, error)) ([]*tensor.Tensor, error) {
-	return scatterBack(in, gout, need, plan, false)
-}
-
 // tile is Tile: the input repeated along each axis.
 type tile struct{}
 
-func newTile(n *graph.Node, opset int) (op.Kernel, error) { return tile{}, nil }
+func newTile(n *graph.Node, opset int) (op.Kernel, error) {
+	return stridedKernel{plan: tile{}.plan, repeats: true}, nil
+}
 
 func (tile) plan(in []*tensor.Tensor) ([]int, strided, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, strided{}, err
 	}
@@ -320,19 +292,4 @@ func (tile) plan(in []*tensor.Tensor) ([]int, strided, error) {
 		vst[2*d], vst[2*d+1] = 0, st[d]
 	}
 	return shape, strided{shape: vs, strides: vst}, nil
-}
-
-func (k tile) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	shape, v, err := k.plan(in)
-	if err != nil {
-		return nil, err
-	}
-	return []*tensor.Tensor{gatherAny(in[0], v, shape)}, nil
-}
-
-func (k tile) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	return broadcastBackward(in, gout, need, func() (strided, error) {
-		_, v, err := k.plan(in)
-		return v, err
-	})
 }

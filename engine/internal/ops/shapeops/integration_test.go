@@ -1,9 +1,9 @@
 //go:build loupe_integration
 
-// This test runs the PyTorch exports of engine/testdata with this
-// package's kernels in place of the engine's own, through a small
-// interpreter of its own. It needs the rest of the engine to build, so it
-// runs only with: go test -tags loupe_integration ./engine/ops/shapeops/
+// This test runs the PyTorch exports of engine/testdata through a small
+// interpreter of its own, not the engine, with this package's kernels and
+// those of mathops and nnops for the other ops. It runs only with:
+// go test -tags loupe_integration ./engine/internal/ops/shapeops/
 
 package shapeops_test
 
@@ -13,8 +13,9 @@ import (
 	"os"
 	"testing"
 
-	"github.com/loupe-ml/loupe/engine"
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/ops/mathops"
+	"github.com/loupe-ml/loupe/engine/internal/ops/nnops"
 	"github.com/loupe-ml/loupe/engine/internal/ops/shapeops"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/internal/testmodels"
@@ -37,7 +38,9 @@ type interp struct {
 }
 
 func newInterp(t *testing.T, g *graph.Graph) *interp {
-	reg := engine.Registry()
+	reg := map[string]op.Factory{}
+	nnops.Register(reg)
+	mathops.Register(reg)
 	ours := map[string]op.Factory{}
 	shapeops.Register(ours)
 	for k, f := range ours {

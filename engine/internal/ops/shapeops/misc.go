@@ -29,7 +29,7 @@ func newDepthToSpace(n *graph.Node, opset int) (op.Kernel, error) {
 	default:
 		return nil, op.Errorf(n, "mode %q is not supported (DCR or CRD)", m)
 	}
-	return k, nil
+	return stridedKernel{plan: k.plan}, nil
 }
 
 func newSpaceToDepth(n *graph.Node, opset int) (op.Kernel, error) {
@@ -37,10 +37,11 @@ func newSpaceToDepth(n *graph.Node, opset int) (op.Kernel, error) {
 	if b < 1 {
 		return nil, op.Errorf(n, "blocksize %d must be at least 1", b)
 	}
-	return blockMove{b: int(b)}, nil
+	return stridedKernel{plan: blockMove{b: int(b)}.plan}, nil
 }
 
-func (k blockMove) plan(x *tensor.Tensor) ([]int, strided, error) {
+func (k blockMove) plan(in []*tensor.Tensor) ([]int, strided, error) {
+	x := in[0]
 	if x.Rank() != 4 {
 		return nil, strided{}, fmt.Errorf("input 0 has shape %v, want 4-D [N C H W]", x.Shape)
 	}
@@ -74,14 +75,6 @@ func (k blockMove) plan(x *tensor.Tensor) ([]int, strided, error) {
 	return out, v, nil
 }
 
-func (k blockMove) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	return viewForward(in, func() ([]int, strided, error) { return k.plan(in[0]) })
-}
-
-func (k blockMove) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	return viewBackward(in, gout, need, func() ([]int, strided, error) { return k.plan(in[0]) })
-}
-
 // trilu is Trilu: the upper (or lower) triangle of the last two axes,
 // from diagonal k (input 1, default 0); the rest is zero.
 type trilu struct {
@@ -101,7 +94,7 @@ func (k trilu) keep(i, j int, diag int64) bool {
 }
 
 func (k trilu) diag(in []*tensor.Tensor) (int64, error) {
-	if input(in, 1) == nil {
+	if op.Arg(in, 1) == nil {
 		return 0, nil
 	}
 	t := in[1]
@@ -130,7 +123,7 @@ func triluMask[T elem](k trilu, dst, src []T, rows, cols int, diag int64) {
 }
 
 func (k trilu) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -155,19 +148,13 @@ func (k trilu) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 }
 
 func (k trilu) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	grads := make([]*tensor.Tensor, len(in))
-	x := in[0]
-	if !needAt(need, 0) || x.DType != tensor.Float32 {
-		return grads, nil
-	}
-	d, err := k.diag(in)
-	if err != nil {
-		return nil, err
-	}
-	g := tensor.New(x.Shape...)
-	if gout[0] != nil {
-		triluMask(k, g.F, gout[0].F, x.Shape[x.Rank()-2], x.Shape[x.Rank()-1], d)
-	}
-	grads[0] = g
-	return grads, nil
+	return dataGrad(in, need, func(g []float32) error {
+		d, err := k.diag(in)
+		if err != nil || gout[0] == nil {
+			return err
+		}
+		x := in[0]
+		triluMask(k, g, gout[0].F, x.Shape[x.Rank()-2], x.Shape[x.Rank()-1], d)
+		return nil
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -61,7 +62,7 @@ func permute(x *tensor.Tensor, perm []int) *tensor.Tensor {
 }
 
 func (k transpose) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +75,7 @@ func (k transpose) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 
 func (k transpose) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
-	if !needAt(need, 0) || in[0].DType != tensor.Float32 {
+	if !op.Needs(need, 0) || in[0].DType != tensor.Float32 {
 		return grads, nil
 	}
 	perm, err := k.permFor(in[0].Rank())
@@ -109,19 +110,19 @@ func (k concat) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	if len(in) == 0 {
 		return nil, fmt.Errorf("no inputs")
 	}
-	x0, err := checkInput(in, 0)
+	x0, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
 	r := x0.Rank()
-	axis, err := normAxis(k.axis, r)
+	axis, err := op.NormAxis(k.axis, r)
 	if err != nil {
 		return nil, fmt.Errorf("input 0 of shape %v: %v", x0.Shape, err)
 	}
 	shape := copyShape(x0.Shape)
 	shape[axis] = 0
 	for i := range in {
-		x, err := checkInput(in, i)
+		x, err := op.AnyArg(in, i)
 		if err != nil {
 			return nil, err
 		}
@@ -159,27 +160,27 @@ func (k concat) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 }
 
 // copyBlocks copies outer rows of w elements from src into dst rows of
-// stride dstRow starting at column off.
+// stride dstRow starting at column off (Concat).
 func copyBlocks[T elem](dst, src []T, outer, w, dstRow, off int) {
-	if w == 0 {
-		return
-	}
-	parallel(outer, w, func(lo, hi int) {
-		for o := lo; o < hi; o++ {
-			copy(dst[o*dstRow+off:o*dstRow+off+w], src[o*w:o*w+w])
-		}
-	})
+	moveBlocks(dst, dstRow, off, src, w, 0, outer, w)
 }
 
 // extractBlocks is the inverse of copyBlocks: rows of w elements taken from
-// column off of src rows of stride srcRow.
+// column off of src rows of stride srcRow (Split).
 func extractBlocks[T elem](dst, src []T, outer, w, srcRow, off int) {
+	moveBlocks(dst, w, 0, src, srcRow, off, outer, w)
+}
+
+// moveBlocks copies, for o in [0, outer), the w elements of src from
+// o*srcRow+srcOff to dst from o*dstRow+dstOff.
+func moveBlocks[T elem](dst []T, dstRow, dstOff int, src []T, srcRow, srcOff, outer, w int) {
 	if w == 0 {
 		return
 	}
-	parallel(outer, w, func(lo, hi int) {
+	par.For(outer, par.Grain(w), func(lo, hi int) {
 		for o := lo; o < hi; o++ {
-			copy(dst[o*w:o*w+w], src[o*srcRow+off:o*srcRow+off+w])
+			d, s := o*dstRow+dstOff, o*srcRow+srcOff
+			copy(dst[d:d+w], src[s:s+w])
 		}
 	})
 }
@@ -190,7 +191,7 @@ func (k concat) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor
 		return grads, nil
 	}
 	g := gout[0]
-	axis, err := normAxis(k.axis, in[0].Rank())
+	axis, err := op.NormAxis(k.axis, in[0].Rank())
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +201,7 @@ func (k concat) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor
 	off := 0
 	for i, x := range in {
 		w := x.Shape[axis] * inner
-		if needAt(need, i) {
+		if op.Needs(need, i) {
 			grads[i] = tensor.New(x.Shape...)
 			if g != nil {
 				extractBlocks(grads[i].F, g.F, outer, w, shape[axis]*inner, off)
@@ -241,7 +242,7 @@ func newSplit(n *graph.Node, opset int) (op.Kernel, error) {
 // sizes returns the part sizes along the axis of length dim.
 func (k split) sizes(in []*tensor.Tensor, dim int) ([]int, error) {
 	parts := k.parts
-	if input(in, 1) != nil {
+	if op.Arg(in, 1) != nil {
 		p, err := intList(in, 1, "split")
 		if err != nil {
 			return nil, err
@@ -285,7 +286,7 @@ func (k split) sizes(in []*tensor.Tensor, dim int) ([]int, error) {
 }
 
 func (k split) geometry(x *tensor.Tensor, in []*tensor.Tensor) (int, []int, error) {
-	axis, err := normAxis(k.axis, x.Rank())
+	axis, err := op.NormAxis(k.axis, x.Rank())
 	if err != nil {
 		return 0, nil, fmt.Errorf("input 0 of shape %v: %v", x.Shape, err)
 	}
@@ -294,7 +295,7 @@ func (k split) geometry(x *tensor.Tensor, in []*tensor.Tensor) (int, []int, erro
 }
 
 func (k split) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -327,27 +328,23 @@ func (k split) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 }
 
 func (k split) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	grads := make([]*tensor.Tensor, len(in))
-	x := in[0]
-	if !needAt(need, 0) || x.DType != tensor.Float32 {
-		return grads, nil
-	}
-	axis, sizes, err := k.geometry(x, in)
-	if err != nil {
-		return nil, err
-	}
-	outer := tensor.Size(x.Shape[:axis])
-	inner := tensor.Size(x.Shape[axis+1:])
-	row := x.Shape[axis] * inner
-	g := tensor.New(x.Shape...)
-	off := 0
-	for i, s := range sizes {
-		w := s * inner
-		if gi := input(gout, i); gi != nil {
-			copyBlocks(g.F, gi.F, outer, w, row, off)
+	return dataGrad(in, need, func(g []float32) error {
+		x := in[0]
+		axis, sizes, err := k.geometry(x, in)
+		if err != nil {
+			return err
 		}
-		off += w
-	}
-	grads[0] = g
-	return grads, nil
+		outer := tensor.Size(x.Shape[:axis])
+		inner := tensor.Size(x.Shape[axis+1:])
+		row := x.Shape[axis] * inner
+		off := 0
+		for i, s := range sizes {
+			w := s * inner
+			if gi := op.GradAt(gout, i); gi != nil {
+				copyBlocks(g, gi.F, outer, w, row, off)
+			}
+			off += w
+		}
+		return nil
+	})
 }

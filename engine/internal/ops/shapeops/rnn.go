@@ -98,7 +98,7 @@ type rnnArgs struct {
 }
 
 func (k rnn) args(in []*tensor.Tensor) (*rnnArgs, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -117,11 +117,11 @@ func (k rnn) args(in []*tensor.Tensor) (*rnnArgs, error) {
 		a.S, a.N, a.I = x.Shape[0], x.Shape[1], x.Shape[2]
 	}
 	a.x = xs.F
-	w, err := checkInput(in, 1)
+	w, err := op.AnyArg(in, 1)
 	if err != nil {
 		return nil, err
 	}
-	r, err := checkInput(in, 2)
+	r, err := op.AnyArg(in, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +143,7 @@ func (k rnn) args(in []*tensor.Tensor) (*rnnArgs, error) {
 		return nil, fmt.Errorf("input 2 (R) has shape %v, want [%d %d %d]", r.Shape, D, GH, H)
 	}
 	a.w, a.r = w.F, r.F
-	if b := input(in, 3); b != nil {
+	if b := op.Arg(in, 3); b != nil {
 		if err := op.WantFloat(b, "input 3 (B)"); err != nil {
 			return nil, err
 		}
@@ -152,7 +152,7 @@ func (k rnn) args(in []*tensor.Tensor) (*rnnArgs, error) {
 		}
 		a.b = b.F
 	}
-	if sl := input(in, 4); sl != nil {
+	if sl := op.Arg(in, 4); sl != nil {
 		if sl.DType != tensor.Int64 || !tensor.SameShape(sl.Shape, []int{a.N}) {
 			return nil, fmt.Errorf("input 4 (sequence_lens) is %s%v, want int64[%d]", sl.DType, sl.Shape, a.N)
 		}
@@ -171,7 +171,7 @@ func (k rnn) args(in []*tensor.Tensor) (*rnnArgs, error) {
 		}
 	}
 	state := func(i int, name string) ([]float32, error) {
-		t := input(in, i)
+		t := op.Arg(in, i)
 		if t == nil {
 			return nil, nil
 		}
@@ -197,7 +197,7 @@ func (k rnn) args(in []*tensor.Tensor) (*rnnArgs, error) {
 		if a.c0, err = state(6, "initial_c"); err != nil {
 			return nil, err
 		}
-		if input(in, 7) != nil {
+		if op.Arg(in, 7) != nil {
 			return nil, fmt.Errorf("input 7 (P, peepholes) is not supported")
 		}
 	}
@@ -486,11 +486,11 @@ func (k rnn) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Te
 	S, N, I, H, D, G := a.S, a.N, a.I, a.H, a.D, a.G
 	GH := G * H
 	res := k.run(a, true)
-	gy := k.gradY(input(gout, 0))
-	gyh := k.gradState(input(gout, 1))
+	gy := k.gradY(op.Arg(gout, 0))
+	gyh := k.gradState(op.Arg(gout, 1))
 	var gyc []float32
 	if k.lstm {
-		gyc = k.gradState(input(gout, 2))
+		gyc = k.gradState(op.Arg(gout, 2))
 	}
 	// Per direction: gradients of the gate pre-activations on the input
 	// side (dg) and, for GRU with linear_before_reset, on the recurrent
@@ -502,7 +502,7 @@ func (k rnn) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Te
 	eachDir(D, func(d int) {
 		dg[d], dgr[d] = k.bptt(a, d, &res.tr[d], gy, gyh, gyc, dh0[d*N*H:(d+1)*N*H], dc0[d*N*H:(d+1)*N*H])
 	})
-	if needAt(need, 0) {
+	if op.Needs(need, 0) {
 		dx := make([]float32, S*N*I)
 		for d := 0; d < D; d++ {
 			beta := float32(1)
@@ -517,14 +517,14 @@ func (k rnn) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Te
 		}
 		grads[0] = t
 	}
-	if needAt(need, 1) {
+	if op.Needs(need, 1) {
 		dw := tensor.New(D, GH, I)
 		for d := 0; d < D; d++ {
 			kernels.Sgemm(true, false, GH, I, S*N, 1, dg[d], GH, a.x, I, 0, dw.F[d*GH*I:(d+1)*GH*I], I)
 		}
 		grads[1] = dw
 	}
-	if needAt(need, 2) {
+	if op.Needs(need, 2) {
 		dr := tensor.New(D, GH, H)
 		for d := 0; d < D; d++ {
 			drd := dr.F[d*GH*H : (d+1)*GH*H]
@@ -538,7 +538,7 @@ func (k rnn) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Te
 		}
 		grads[2] = dr
 	}
-	if needAt(need, 3) && input(in, 3) != nil {
+	if op.Needs(need, 3) && op.Arg(in, 3) != nil {
 		db := tensor.New(D, 2*GH)
 		for d := 0; d < D; d++ {
 			bw := db.F[d*2*GH : d*2*GH+GH]
@@ -548,10 +548,10 @@ func (k rnn) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Te
 		}
 		grads[3] = db
 	}
-	if needAt(need, 5) && input(in, 5) != nil {
+	if op.Needs(need, 5) && op.Arg(in, 5) != nil {
 		grads[5] = k.outState(a, dh0)
 	}
-	if k.lstm && needAt(need, 6) && input(in, 6) != nil {
+	if k.lstm && op.Needs(need, 6) && op.Arg(in, 6) != nil {
 		grads[6] = k.outState(a, dc0)
 	}
 	return grads, nil

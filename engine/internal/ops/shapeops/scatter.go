@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -77,12 +78,8 @@ func newGatherND(n *graph.Node, opset int) (op.Kernel, error) {
 }
 
 func (k gatherND) plan(in []*tensor.Tensor) ([]int, int, []int, error) {
-	x, err := checkInput(in, 0)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	ind, err := checkInput(in, 1)
-	if err != nil {
+	var x, ind *tensor.Tensor
+	if err := op.AnyArgs(in, &x, &ind); err != nil {
 		return nil, 0, nil, err
 	}
 	bases, inner, lead, err := ndIndex(x, ind, k.batch, 1)
@@ -118,7 +115,7 @@ func copySlices[T elem](dst, src []T, bases []int, inner int) {
 	if inner == 0 {
 		return
 	}
-	parallel(len(bases), inner, func(lo, hi int) {
+	par.For(len(bases), par.Grain(inner), func(lo, hi int) {
 		for m := lo; m < hi; m++ {
 			copy(dst[m*inner:(m+1)*inner], src[bases[m]:bases[m]+inner])
 		}
@@ -126,29 +123,21 @@ func copySlices[T elem](dst, src []T, bases []int, inner int) {
 }
 
 func (k gatherND) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	grads := make([]*tensor.Tensor, len(in))
-	x := in[0]
-	if !needAt(need, 0) || x.DType != tensor.Float32 {
-		return grads, nil
-	}
-	bases, inner, _, err := k.plan(in)
-	if err != nil {
-		return nil, err
-	}
-	g := tensor.New(x.Shape...)
-	grads[0] = g
-	if gout[0] == nil {
-		return grads, nil
-	}
-	// Tuples may repeat, so the slices are added serially.
-	gf := gout[0].F
-	for m, b := range bases {
-		d := g.F[b : b+inner]
-		for e, v := range gf[m*inner : (m+1)*inner] {
-			d[e] += v
+	return dataGrad(in, need, func(g []float32) error {
+		bases, inner, _, err := k.plan(in)
+		if err != nil || gout[0] == nil {
+			return err
 		}
-	}
-	return grads, nil
+		// Tuples may repeat, so the slices are added serially.
+		gf := gout[0].F
+		for m, b := range bases {
+			d := g[b : b+inner]
+			for e, v := range gf[m*inner : (m+1)*inner] {
+				d[e] += v
+			}
+		}
+		return nil
+	})
 }
 
 // Scatter reductions (attribute reduction: opset 16 none, add and mul;
@@ -207,16 +196,8 @@ func newScatterElements(n *graph.Node, opset int) (op.Kernel, error) {
 // dest returns, for every element of the updates, the flat data offset it
 // goes to.
 func (k scatter) dest(in []*tensor.Tensor) ([]int, error) {
-	x, err := checkInput(in, 0)
-	if err != nil {
-		return nil, err
-	}
-	ind, err := checkInput(in, 1)
-	if err != nil {
-		return nil, err
-	}
-	u, err := checkInput(in, 2)
-	if err != nil {
+	var x, ind, u *tensor.Tensor
+	if err := op.AnyArgs(in, &x, &ind, &u); err != nil {
 		return nil, err
 	}
 	if u.DType != x.DType {
@@ -251,35 +232,14 @@ func (k scatter) destND(x, ind, u *tensor.Tensor) ([]int, error) {
 }
 
 func (k scatter) destElements(x, ind, u *tensor.Tensor) ([]int, error) {
-	r := x.Rank()
-	axis, err := normAxis(k.axis, r)
-	if err != nil {
-		return nil, fmt.Errorf("input 0 of shape %v: %v", x.Shape, err)
-	}
-	if ind.DType != tensor.Int64 {
-		return nil, fmt.Errorf("input 1 (indices) is %s, want int64", ind.DType)
-	}
 	if !tensor.SameShape(ind.Shape, u.Shape) {
 		return nil, fmt.Errorf("input 1 (indices) has shape %v, input 2 (updates) %v: they must be equal", ind.Shape, u.Shape)
 	}
-	if ind.Rank() != r {
-		return nil, fmt.Errorf("input 1 (indices) has shape %v, input 0 has %v: ranks differ", ind.Shape, x.Shape)
-	}
-	for d := range r {
-		if d != axis && ind.Shape[d] > x.Shape[d] {
-			return nil, fmt.Errorf("input 1 (indices) has shape %v, larger than input 0's %v off axis %d", ind.Shape, x.Shape, axis)
-		}
-	}
-	in := []*tensor.Tensor{x, ind}
-	idx, err := gatherIndices(in, x.Shape[axis], axis, x.Shape)
+	p, err := planElements(x, ind, k.axis)
 	if err != nil {
 		return nil, err
 	}
-	st := tensor.Strides(x.Shape)
-	vs := copyShape(st)
-	vs[axis] = 0
-	p := gePlan{axis: axis, view: strided{shape: ind.Shape, strides: vs}, astr: st[axis], idx: idx, shape: copyShape(ind.Shape)}
-	dst := make([]int, len(idx))
+	dst := make([]int, len(p.idx))
 	if len(dst) > 0 {
 		p.each(0, p.rows(), func(i, off int) { dst[i] = off })
 	}
@@ -344,7 +304,7 @@ func (k scatter) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 func (k scatter) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
 	x := in[0]
-	if x.DType != tensor.Float32 || !(needAt(need, 0) || needAt(need, 2)) {
+	if x.DType != tensor.Float32 || !(op.Needs(need, 0) || op.Needs(need, 2)) {
 		return grads, nil
 	}
 	dst, err := k.dest(in)
@@ -376,10 +336,10 @@ func (k scatter) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tenso
 	case redMax, redMin:
 		scatterExtremeGrad(gx.F, gu.F, g, x.F, u.F, out[0].F, dst)
 	}
-	if needAt(need, 0) {
+	if op.Needs(need, 0) {
 		grads[0] = gx
 	}
-	if needAt(need, 2) {
+	if op.Needs(need, 2) {
 		grads[2] = gu
 	}
 	return grads, nil

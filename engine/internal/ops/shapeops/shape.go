@@ -24,7 +24,7 @@ func newShape(n *graph.Node, opset int) (op.Kernel, error) {
 }
 
 func (k shapeKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +53,7 @@ type sizeKernel struct{}
 func newSize(n *graph.Node, opset int) (op.Kernel, error) { return sizeKernel{}, nil }
 
 func (sizeKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ type viewKernel struct {
 }
 
 func (k viewKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	x, err := checkInput(in, 0)
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func (k viewKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 
 func (k viewKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	grads := make([]*tensor.Tensor, len(in))
-	if needAt(need, 0) && in[0].DType == tensor.Float32 {
+	if op.Needs(need, 0) && in[0].DType == tensor.Float32 {
 		grads[0] = reshapeGrad(gout, 0, in[0].Shape)
 	}
 	return grads, nil
@@ -92,7 +92,7 @@ func (k viewKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*te
 
 // reshapeGrad returns gout[j] viewed with shape, or zeros when it is nil.
 func reshapeGrad(gout []*tensor.Tensor, j int, shape []int) *tensor.Tensor {
-	g := input(gout, j)
+	g := op.Arg(gout, j)
 	if g == nil {
 		return tensor.New(shape...)
 	}
@@ -178,7 +178,7 @@ func axesSource(n *graph.Node, i int) func(in []*tensor.Tensor) ([]int64, bool, 
 	attr := n.Ints("axes", nil)
 	has := n.Has("axes")
 	return func(in []*tensor.Tensor) ([]int64, bool, error) {
-		if input(in, i) != nil {
+		if op.Arg(in, i) != nil {
 			a, err := intList(in, i, "axes")
 			return a, true, err
 		}
@@ -203,7 +203,7 @@ func newSqueeze(n *graph.Node, opset int) (op.Kernel, error) {
 			}
 		}
 		for _, a := range list {
-			d, err := normAxis(a, len(sh))
+			d, err := op.NormAxis(a, len(sh))
 			if err != nil {
 				return nil, fmt.Errorf("squeeze axes %v for input 0 of shape %v: %v", list, sh, err)
 			}
@@ -239,7 +239,7 @@ func newUnsqueeze(n *graph.Node, opset int) (op.Kernel, error) {
 		r := len(sh) + len(list)
 		ins := make([]bool, r)
 		for _, a := range list {
-			d, err := normAxis(a, r)
+			d, err := op.NormAxis(a, r)
 			if err != nil {
 				return nil, fmt.Errorf("unsqueeze axes %v for input 0 of shape %v: %v", list, sh, err)
 			}

@@ -17,13 +17,13 @@ type slice struct {
 
 func newSlice(n *graph.Node, opset int) (op.Kernel, error) {
 	if opset >= 10 {
-		return slice{}, nil
+		return stridedKernel{plan: slice{}.plan}, nil
 	}
 	k := slice{attrs: true, starts: n.Ints("starts", nil), ends: n.Ints("ends", nil), axesAt: n.Ints("axes", nil)}
 	if len(k.starts) != len(k.ends) {
 		return nil, op.Errorf(n, "starts %v and ends %v differ in length", k.starts, k.ends)
 	}
-	return k, nil
+	return stridedKernel{plan: k.plan}, nil
 }
 
 // plan computes the output shape and the strided view of the input that
@@ -41,12 +41,12 @@ func (k slice) plan(in []*tensor.Tensor) ([]int, strided, error) {
 		if ends, err = intList(in, 2, "ends"); err != nil {
 			return nil, strided{}, err
 		}
-		if input(in, 3) != nil {
+		if op.Arg(in, 3) != nil {
 			if axes, err = intList(in, 3, "axes"); err != nil {
 				return nil, strided{}, err
 			}
 		}
-		if input(in, 4) != nil {
+		if op.Arg(in, 4) != nil {
 			if steps, err = intList(in, 4, "steps"); err != nil {
 				return nil, strided{}, err
 			}
@@ -65,7 +65,7 @@ func (k slice) plan(in []*tensor.Tensor) ([]int, strided, error) {
 	for i := 0; i < n; i++ {
 		ax := i
 		if axes != nil {
-			a, err := normAxis(axes[i], r)
+			a, err := op.NormAxis(axes[i], r)
 			if err != nil {
 				return nil, strided{}, fmt.Errorf("axes %v for input 0 of shape %v: %v", axes, x.Shape, err)
 			}
@@ -124,55 +124,36 @@ func sliceBounds(start, end, step, dim int64) (int64, int64) {
 	return start, end
 }
 
-func (k slice) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	return viewForward(in, func() ([]int, strided, error) { return k.plan(in) })
+// stridedKernel is an op whose output is its input 0 read through a
+// strided view (Slice, Expand, Tile, DepthToSpace, SpaceToDepth): plan
+// checks the inputs and returns the output shape and the view. repeats
+// says that the view may read an input element more than once (Expand,
+// Tile), so that the gradient must be added back serially.
+type stridedKernel struct {
+	plan    func(in []*tensor.Tensor) ([]int, strided, error)
+	repeats bool
 }
 
-func (k slice) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	return viewBackward(in, gout, need, func() ([]int, strided, error) { return k.plan(in) })
-}
-
-// viewForward serves the ops whose output is their input read through a
-// strided view (Slice, DepthToSpace, SpaceToDepth): plan gives the output
-// shape and the view.
-func viewForward(in []*tensor.Tensor, plan func() ([]int, strided, error)) ([]*tensor.Tensor, error) {
-	x, err := checkInput(in, 0)
+func (k stridedKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
-	shape, v, err := plan()
+	shape, v, err := k.plan(in)
 	if err != nil {
 		return nil, err
 	}
 	return []*tensor.Tensor{gatherAny(x, v, shape)}, nil
 }
 
-// viewBackward scatters the output gradient back through a view that
-// reads each input element at most once.
-func viewBackward(in, gout []*tensor.Tensor, need []bool, plan func() ([]int, strided, error)) ([]*tensor.Tensor, error) {
-	return scatterBack(in, gout, need, func() (strided, error) {
-		_, v, err := plan()
-		return v, err
-	}, true)
-}
-
-// scatterBack returns input 0's gradient: gout[0] added back through the
-// view plan gives; distinct says no two view elements share an input
-// element (the scatter may then run in parallel).
-func scatterBack(in, gout []*tensor.Tensor, need []bool, plan func() (strided, error), distinct bool) ([]*tensor.Tensor, error) {
-	grads := make([]*tensor.Tensor, len(in))
-	x := in[0]
-	if !needAt(need, 0) || x.DType != tensor.Float32 {
-		return grads, nil
-	}
-	v, err := plan()
-	if err != nil {
-		return nil, err
-	}
-	g := tensor.New(x.Shape...)
-	grads[0] = g
-	if gout[0] != nil {
-		scatterAddStrided(g.F, gout[0].F, v, distinct)
-	}
-	return grads, nil
+// Backward adds the output gradient back through the view.
+func (k stridedKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
+	return dataGrad(in, need, func(g []float32) error {
+		_, v, err := k.plan(in)
+		if err != nil || gout[0] == nil {
+			return err
+		}
+		scatterAddStrided(g, gout[0].F, v, !k.repeats)
+		return nil
+	})
 }

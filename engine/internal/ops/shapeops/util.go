@@ -3,58 +3,39 @@ package shapeops
 import (
 	"fmt"
 
-	"github.com/loupe-ml/loupe/engine/internal/kernels"
+	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/tensor"
 )
-
-// parallelGrain is the number of elements below which work stays on one
-// goroutine.
-const parallelGrain = 32768
 
 // elem is the set of element types a tensor can hold.
 type elem interface {
 	~float32 | ~int64 | ~bool
 }
 
-// normAxis maps axis in [-rank, rank) to [0, rank).
-func normAxis(axis int64, rank int) (int, error) {
-	a := axis
-	if a < 0 {
-		a += int64(rank)
+// dataGrad is the Backward of an op whose outputs are made of elements of
+// input 0 (moved, repeated or masked): when input 0's gradient is wanted
+// and input 0 is float32, fill checks the inputs and adds the output
+// gradients into g, zero at first, which becomes that gradient. The other
+// inputs (indices, shapes) get none.
+func dataGrad(in []*tensor.Tensor, need []bool, fill func(g []float32) error) ([]*tensor.Tensor, error) {
+	grads := make([]*tensor.Tensor, len(in))
+	x := in[0]
+	if !op.Needs(need, 0) || x.DType != tensor.Float32 {
+		return grads, nil
 	}
-	if a < 0 || a >= int64(rank) {
-		return 0, fmt.Errorf("axis %d is out of range for rank %d", axis, rank)
+	g := tensor.New(x.Shape...)
+	if err := fill(g.F); err != nil {
+		return nil, err
 	}
-	return int(a), nil
-}
-
-// needAt reports whether need[i] is set.
-func needAt(need []bool, i int) bool { return i < len(need) && need[i] }
-
-// input returns in[i], or nil when it is absent.
-func input(in []*tensor.Tensor, i int) *tensor.Tensor {
-	if i < len(in) {
-		return in[i]
-	}
-	return nil
-}
-
-// checkInput returns an error unless input i is present and well formed.
-func checkInput(in []*tensor.Tensor, i int) (*tensor.Tensor, error) {
-	t := input(in, i)
-	if t == nil {
-		return nil, fmt.Errorf("input %d is missing", i)
-	}
-	if err := t.Check(); err != nil {
-		return nil, fmt.Errorf("input %d: %v", i, err)
-	}
-	return t, nil
+	grads[0] = g
+	return grads, nil
 }
 
 // intList reads input i, an int64 tensor of rank 0 or 1 (shapes, axes,
 // indices given as inputs).
 func intList(in []*tensor.Tensor, i int, what string) ([]int64, error) {
-	t, err := checkInput(in, i)
+	t, err := op.AnyArg(in, i)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", what, err)
 	}
@@ -117,13 +98,6 @@ func view(t *tensor.Tensor, shape []int) *tensor.Tensor {
 	return &r
 }
 
-// parallel runs fn over [0,n) split across the available cores when the
-// work (n items of cost elements each) is large enough.
-func parallel(n, cost int, fn func(lo, hi int)) {
-	grain := parallelGrain / max(cost, 1)
-	kernels.ParallelFor(n, max(grain, 1), fn)
-}
-
 // strided describes a strided read of a source buffer: element i of an
 // output of shape shape comes from src[base + sum_d idx_d*strides[d]].
 // Strides may be zero (broadcast) or negative (reversed slices).
@@ -165,7 +139,7 @@ func gatherStrided[T elem](dst, src []T, v strided) {
 		return
 	}
 	rows := len(dst) / n
-	parallel(rows, n, func(lo, hi int) {
+	par.For(rows, par.Grain(n), func(lo, hi int) {
 		walkRows(v, lo, hi, func(row, off int) {
 			out := dst[row*n : row*n+n]
 			switch s := v.strides[r-1]; s {
@@ -188,9 +162,9 @@ func gatherStrided[T elem](dst, src []T, v strided) {
 }
 
 // scatterAddStrided adds src (of the view's size) into dst through the view:
-// the transpose of gatherStrided. It runs in parallel only when par is set,
-// which is safe when no two view elements share a destination.
-func scatterAddStrided(dst, src []float32, v strided, par bool) {
+// the transpose of gatherStrided. It runs in parallel only when distinct is
+// set: no two view elements share a destination.
+func scatterAddStrided(dst, src []float32, v strided, distinct bool) {
 	v = v.simplify()
 	r := len(v.shape)
 	n := v.shape[r-1]
@@ -222,8 +196,8 @@ func scatterAddStrided(dst, src []float32, v strided, par bool) {
 			}
 		})
 	}
-	if par {
-		parallel(rows, n, body)
+	if distinct {
+		par.For(rows, par.Grain(n), body)
 	} else {
 		body(0, rows)
 	}

@@ -1,0 +1,78 @@
+package attr
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+// Method is any attribution method: it attributes a batch of inputs, for
+// the target and from the baselines in o.
+type Method interface {
+	Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error)
+}
+
+// Model is the smallest thing perturbation methods need: a function from a
+// batch of inputs to a batch of outputs. The attributed inputs come first,
+// in order, then the additional ones (Options.Additional). The output's
+// first dimension is the batch, or the output is a single number for the
+// whole batch. A Func is a Model, and so is a *Net (see Net.Eval).
+type Model interface {
+	Eval(ctx context.Context, inputs []*tensor.Tensor) (*tensor.Tensor, error)
+}
+
+// Func is a Model written as a Go function: a remote service, a tree
+// ensemble, anything that maps a batch to outputs. It must be safe to call
+// from several goroutines at once when Options.Workers is above 1.
+type Func func(ctx context.Context, inputs []*tensor.Tensor) (*tensor.Tensor, error)
+
+// Eval calls f.
+func (f Func) Eval(ctx context.Context, inputs []*tensor.Tensor) (*tensor.Tensor, error) {
+	return f(ctx, inputs)
+}
+
+// Options holds what every attribution method takes besides its inputs,
+// under Captum's names. A method ignores the fields it has no use for.
+type Options struct {
+	// Target is the output explained; see Class, Classes, Index.
+	Target Target
+	// Baselines holds one reference per input (nil: zeros). For most
+	// methods a baseline is a scalar (shape []), one row (shape [1, ...]) or
+	// the input's shape; for GradientShap and DeepLiftShap its rows are
+	// samples of a distribution.
+	Baselines []*tensor.Tensor
+	// Delta asks for the convergence delta of methods that have one.
+	Delta bool
+	// Additional feeds the Net's Extra inputs (additional_forward_args).
+	// Tensors whose first dimension is the batch size are repeated along
+	// with the inputs when a method expands the batch.
+	Additional []*tensor.Tensor
+	// Progress, if set, is called as rows are evaluated.
+	Progress Progress
+	// Workers is how many model calls perturbation methods (FeatureAblation,
+	// Occlusion and their layer and neuron forms) run at once. 0 or 1 runs
+	// them one after the other, right for a Net, whose kernels already use
+	// every core; a Go function that is safe for concurrent use and runs on
+	// one core goes faster with Workers set to the number of cores.
+	Workers int
+}
+
+// Progress reports work done: done of total model rows evaluated so far.
+type Progress func(done, total int)
+
+// Result is what an attribution method returns: one attribution tensor per
+// input (one for the layer, for layer methods), and the convergence delta
+// per row when the method has one and it was asked for (Options.Delta).
+type Result struct {
+	Attributions []*tensor.Tensor
+	Delta        *tensor.Tensor
+	// Maps holds, for the CAM methods (GradCAM and kin), each target
+	// layer's raw map [N, h, w] at the layer's resolution, before the ReLU
+	// and scaling that give the attribution (see ScaleCAM); for FullGrad,
+	// the unscaled sum [N, H, W]. Nil for other methods.
+	Maps []*tensor.Tensor
+}
+
+// errNoNet is returned by methods whose Net (or Model) is nil.
+var errNoNet = fmt.Errorf("attr: the method has no Net (or Model) to explain")

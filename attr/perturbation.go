@@ -1,0 +1,341 @@
+package attr
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+// evalRows runs m on inputs (rows = copies*n, block-major) with the
+// additional inputs repeated to match, and returns the target value of
+// every row. An output with a single element (one number for the batch) is
+// returned as one value per block of n rows.
+func evalRows(ctx context.Context, m Model, inputs []*tensor.Tensor, o Options, n, copies int) ([]float32, error) {
+	if m == nil {
+		return nil, errNoNet
+	}
+	all := append([]*tensor.Tensor(nil), inputs...)
+	all = append(all, expandExtra(o.Additional, n, copies, false)...)
+	out, err := m.Eval(ctx, all)
+	if err != nil {
+		return nil, err
+	}
+	if out.DType != tensor.Float32 {
+		out = out.AsFloat32()
+	}
+	if out.Len() == 1 && o.Target.IsZero() {
+		if copies != 1 {
+			return nil, fmt.Errorf("attr: the model returns one number per batch; perturbations_per_eval must be 1")
+		}
+		return []float32{out.F[0]}, nil
+	}
+	if out.Rank() == 0 || out.Shape[0] != n*copies {
+		return nil, fmt.Errorf("attr: the model returned shape %v for a batch of %d", out.Shape, n*copies)
+	}
+	return o.Target.expand(n, copies, false).pick(out)
+}
+
+// featureMasks returns, per input, an int64 mask of the input's full shape
+// (the caller's masks broadcast, or one id per element numbered across the
+// inputs when masks is nil), and the sorted ids present in each.
+func featureMasks(inputs, masks []*tensor.Tensor) ([]*tensor.Tensor, [][]int64, error) {
+	if masks != nil && len(masks) != len(inputs) {
+		return nil, nil, fmt.Errorf("attr: %d feature masks for %d inputs", len(masks), len(inputs))
+	}
+	full := make([]*tensor.Tensor, len(inputs))
+	ids := make([][]int64, len(inputs))
+	next := int64(0)
+	for i, x := range inputs {
+		f := tensor.NewInt(x.Shape...)
+		var m *tensor.Tensor
+		if masks != nil {
+			m = masks[i]
+		}
+		if m == nil {
+			row := x.Len() / max(x.Shape[0], 1)
+			for e := range f.I {
+				f.I[e] = next + int64(e%row)
+			}
+			next += int64(row)
+		} else {
+			if m.DType != tensor.Int64 {
+				return nil, nil, fmt.Errorf("attr: feature mask %d is %s, want int64", i, m.DType)
+			}
+			if m.Rank() > x.Rank() {
+				return nil, nil, fmt.Errorf("attr: feature mask %d has shape %v, which does not broadcast to input shape %v", i, m.Shape, x.Shape)
+			}
+			if bs, err := tensor.BroadcastShape(m.Shape, x.Shape); err != nil || !tensor.SameShape(bs, x.Shape) {
+				return nil, nil, fmt.Errorf("attr: feature mask %d has shape %v, which does not broadcast to input shape %v", i, m.Shape, x.Shape)
+			}
+			st := tensor.BroadcastStrides(m.Shape, x.Shape)
+			eachIndex(x.Shape, st, func(o, j int) { f.I[o] = m.I[j] })
+		}
+		seen := map[int64]bool{}
+		for _, v := range f.I {
+			if !seen[v] {
+				seen[v] = true
+				ids[i] = append(ids[i], v)
+			}
+		}
+		slices.Sort(ids[i])
+		full[i] = f
+	}
+	return full, ids, nil
+}
+
+// eachIndex calls f(outIndex, srcIndex) over a shape, reading the source
+// with the given strides.
+func eachIndex(shape, strides []int, f func(o, j int)) {
+	n := len(shape)
+	idx := make([]int, n)
+	j := 0
+	total := tensor.Size(shape)
+	for o := 0; o < total; o++ {
+		f(o, j)
+		for d := n - 1; d >= 0; d-- {
+			idx[d]++
+			j += strides[d]
+			if idx[d] < shape[d] {
+				break
+			}
+			j -= strides[d] * idx[d]
+			idx[d] = 0
+		}
+	}
+}
+
+// perturbation is one modified copy of the inputs: in input in, the
+// elements at the flat indices idx take the baseline's value.
+type perturbation struct {
+	in  int
+	idx []int
+}
+
+// groupPerturbations returns one perturbation per feature id of a mask:
+// the flat indices of its elements.
+func groupPerturbations(in int, mask *tensor.Tensor, ids []int64) []perturbation {
+	pos := make(map[int64]int, len(ids))
+	perts := make([]perturbation, len(ids))
+	for k, id := range ids {
+		pos[id] = k
+		perts[k].in = in
+	}
+	for e, id := range mask.I {
+		k := pos[id]
+		perts[k].idx = append(perts[k].idx, e)
+	}
+	return perts
+}
+
+// perEval returns the number of perturbed copies per model call: the
+// caller's, or when it is 0 enough copies to give calls of about 2^20 input
+// elements (at most 256 copies), or 1 when the model gives one number per
+// batch.
+func perEval(ppe int, inputs []*tensor.Tensor, scalar bool) int {
+	if ppe > 0 {
+		return ppe
+	}
+	if scalar {
+		return 1
+	}
+	size := 0
+	for _, x := range inputs {
+		size += x.Len()
+	}
+	return max(1, min(256, (1<<20)/max(size, 1)))
+}
+
+// progress adapts a Progress callback to count perturbations.
+func progress(p Progress, total int) func(int) {
+	if p == nil {
+		return nil
+	}
+	return func(done int) { p(done, total) }
+}
+
+// evalPerturbed evaluates the inputs with each perturbation applied, in
+// batches of per copies (o.Workers batches at once), and calls got(k,
+// values) with the target values of the n rows of perturbation k; got and
+// done are never called concurrently.
+func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, o Options, perts []perturbation, per int, done func(int), got func(k int, v []float32)) error {
+	n := inputs[0].Shape[0]
+	per = max(per, 1)
+	type chunk struct{ k0, k1 int }
+	var todo []chunk
+	for k0, k1 := range chunks(len(perts), per) {
+		todo = append(todo, chunk{k0, k1})
+	}
+	var mu sync.Mutex
+	finished := 0
+	eval := func(c chunk) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		cp := c.k1 - c.k0
+		batch := repeatAll(inputs, cp)
+		for k := c.k0; k < c.k1; k++ {
+			p := perts[k]
+			off := (k - c.k0) * inputs[p.in].Len()
+			for _, e := range p.idx {
+				copyElem(batch[p.in], off+e, base[p.in], e)
+			}
+		}
+		v, err := evalRows(ctx, m, batch, o, n, cp)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		rows := len(v) / cp
+		for k := c.k0; k < c.k1; k++ {
+			got(k, v[(k-c.k0)*rows:(k-c.k0+1)*rows])
+		}
+		finished += cp
+		if done != nil {
+			done(finished)
+		}
+		return nil
+	}
+	workers := max(o.Workers, 1)
+	if workers == 1 {
+		for _, c := range todo {
+			if err := eval(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan chunk)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range jobs {
+				if err := eval(c); err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for _, c := range todo {
+		select {
+		case jobs <- c:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	return ctx.Err()
+}
+
+// features collects the feature ids shared across all inputs: for each id,
+// the flat indices it covers in each input.
+type features struct {
+	ids   []int64
+	cover [][][]int // cover[k][i]: indices of feature k in input i
+}
+
+func collectFeatures(inputs, masks []*tensor.Tensor) (*features, error) {
+	full, ids, err := featureMasks(inputs, masks)
+	if err != nil {
+		return nil, err
+	}
+	pos := map[int64]int{}
+	f := &features{}
+	for i := range inputs {
+		for _, id := range ids[i] {
+			if _, ok := pos[id]; !ok {
+				pos[id] = -1
+				f.ids = append(f.ids, id)
+			}
+		}
+	}
+	slices.Sort(f.ids)
+	for k, id := range f.ids {
+		pos[id] = k
+	}
+	f.cover = make([][][]int, len(f.ids))
+	for k := range f.cover {
+		f.cover[k] = make([][]int, len(inputs))
+	}
+	for i, m := range full {
+		for e, id := range m.I {
+			k := pos[id]
+			f.cover[k][i] = append(f.cover[k][i], e)
+		}
+	}
+	return f, nil
+}
+
+// featureSetup checks the inputs and returns the batch size, the full
+// baselines and the features shared across inputs.
+func featureSetup(inputs []*tensor.Tensor, o Options, masks []*tensor.Tensor) (int, []*tensor.Tensor, *features, error) {
+	n, base, err := batchAndBaselines(inputs, o.Baselines)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	f, err := collectFeatures(inputs, masks)
+	return n, base, f, err
+}
+
+// coalitionBatch builds copies of the inputs, one per coalition: elements of
+// features in the coalition keep the input's value, the others take the
+// baseline's. Copies are stacked block by block.
+func coalitionBatch(inputs, base []*tensor.Tensor, f *features, coalitions [][]bool) []*tensor.Tensor {
+	c := len(coalitions)
+	out := repeatAll(base, c)
+	for j, on := range coalitions {
+		for k, in := range on {
+			if !in {
+				continue
+			}
+			for i, x := range inputs {
+				off := j * x.Len()
+				for _, e := range f.cover[k][i] {
+					copyElem(out[i], off+e, x, e)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// evalCoalitions evaluates the model on one copy of the inputs per
+// coalition (see coalitionBatch) and returns the target values, n rows per
+// coalition.
+func evalCoalitions(ctx context.Context, m Model, inputs, base []*tensor.Tensor, f *features, coal [][]bool, o Options, n int) ([]float32, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return evalRows(ctx, m, coalitionBatch(inputs, base, f, coal), o, n, len(coal))
+}
+
+// spread writes each feature's value per example to every element it covers.
+func spread(inputs []*tensor.Tensor, f *features, vals [][]float64, n int) []*tensor.Tensor {
+	attrs := zerosLike(inputs, false)
+	for k := range f.ids {
+		for i, x := range inputs {
+			row := x.Len() / n
+			for _, e := range f.cover[k][i] {
+				attrs[i].F[e] = float32(vals[k][e/row])
+			}
+		}
+	}
+	return attrs
+}

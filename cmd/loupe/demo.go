@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/loupe-ml/loupe/internal/demo"
+)
+
+// cmdDemo explains the built-in model with several methods and writes the
+// report.
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "loupe-demo", "folder for the report")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	per := fs.Int("per-class", 2, "images of each shape")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	rep, err := demo.Run(ctx, *out, *per, progressBar(stderr, "explaining", *quiet))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", filepath.Join(*out, "index.html"))
+	fmt.Fprintf(stdout, "share of positive attribution on the shape (an even spread would give %.2f):\n", rep.ChanceInMask)
+	for _, m := range rep.Methods {
+		fmt.Fprintf(stdout, "  %-20s %.2f\n", m, rep.MeanInMask[m])
+	}
+	fmt.Fprintln(stdout, "to browse more examples and methods in a web app: loupe insights")
+	return nil
+}

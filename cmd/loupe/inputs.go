@@ -1,0 +1,49 @@
+package main
+
+import (
+	"flag"
+	"path/filepath"
+	"strings"
+
+	"github.com/loupe-ml/loupe/npy"
+	"github.com/loupe-ml/loupe/preprocess"
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+// isImageFile says whether a file name is a PNG or JPEG picture's.
+func isImageFile(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".png", ".jpg", ".jpeg":
+		return true
+	}
+	return false
+}
+
+// readInput reads an input file: a picture, preprocessed (and also
+// returned as shown, for drawing), or else a .npy array.
+func readInput(path string, pre preprocess.Options) (x, shown *tensor.Tensor, err error) {
+	if isImageFile(path) {
+		return preprocess.Load(path, pre)
+	}
+	x, err = npy.ReadFile(path)
+	return x, nil, err
+}
+
+// imageFlags adds the image preprocessing flags to fs; the function it
+// returns reads them once fs is parsed.
+func imageFlags(fs *flag.FlagSet) func() (preprocess.Options, error) {
+	resize := fs.Int("resize", 0, "image inputs: resize the shorter side to this many pixels")
+	crop := fs.Int("crop", 0, "image inputs: crop the center to this size")
+	mean := fs.String("mean", "", "image inputs: per-channel means to subtract, e.g. 0.485,0.456,0.406")
+	std := fs.String("std", "", "image inputs: per-channel standard deviations, e.g. 0.229,0.224,0.225")
+	gray := fs.Bool("gray", false, "image inputs: one gray channel")
+	return func() (preprocess.Options, error) {
+		pre := preprocess.Options{Resize: *resize, CenterCrop: *crop, Gray: *gray}
+		var err error
+		if pre.Mean, err = floatList("--mean", *mean); err != nil {
+			return pre, err
+		}
+		pre.Std, err = floatList("--std", *std)
+		return pre, err
+	}
+}

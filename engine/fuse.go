@@ -1,0 +1,190 @@
+package engine
+
+import (
+	"math"
+
+	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
+	"github.com/loupe-ml/loupe/tensor"
+	"github.com/viterin/vek/vek32"
+)
+
+// fusion is a chain Conv -> BatchNormalization [-> Relu] run as one
+// convolution whose weights and bias have the normalization folded in, with
+// the ReLU applied in place to its output. The model keeps the chain's nodes
+// as they are: a pass uses the fusion only when it does not record (no
+// Backward, so backward rules never see it) and nothing it asks for, taps or
+// injects lies inside the chain. Folding changes the outputs by float32
+// rounding only.
+type fusion struct {
+	head  int   // index in Model.nodes of the Conv
+	skip  []int // the nodes it replaces after the head
+	inner []int // slots computed inside the chain (not produced by a fused pass)
+	out   int   // the slot of the chain's last output
+	// fused is the node a pass runs instead of the chain: the head's node,
+	// its inputs with the weights and bias replaced by folded constants,
+	// the chain's last output, and the convolution's kernel followed by
+	// the ReLU when the chain has one.
+	fused cnode
+}
+
+// planFusions finds the chains that a forward pass without recording may
+// run fused, and adds their folded weights and biases as constants.
+func (m *Model) planFusions() {
+	readers := make([]int, len(m.names))
+	for _, cn := range m.nodes {
+		for _, s := range cn.in {
+			if s >= 0 {
+				readers[s]++
+			}
+		}
+	}
+	for _, s := range m.outputs {
+		readers[s]++ // a graph output is read by the caller
+	}
+	// reader returns the only node reading slot s, or -1.
+	reader := func(s int) int {
+		if readers[s] != 1 {
+			return -1
+		}
+		for ni, cn := range m.nodes {
+			for _, in := range cn.in {
+				if in == s {
+					return ni
+				}
+			}
+		}
+		return -1
+	}
+	for ni, cn := range m.nodes {
+		if cn.node.OpType != "Conv" || len(cn.out) != 1 || cn.out[0] < 0 {
+			continue
+		}
+		bi := reader(cn.out[0])
+		if bi < 0 {
+			continue
+		}
+		bn := m.nodes[bi]
+		if bn.node.OpType != "BatchNormalization" || len(bn.in) != 5 || bn.in[0] != cn.out[0] {
+			continue
+		}
+		w, b, ok := m.foldBatchNorm(cn, bn)
+		if !ok {
+			continue
+		}
+		f := fusion{head: ni, skip: []int{bi}, inner: []int{cn.out[0]}, out: bn.out[0]}
+		kernel := cn.kernel
+		if ri := reader(bn.out[0]); ri >= 0 && m.nodes[ri].node.OpType == "Relu" && len(m.nodes[ri].out) == 1 && m.nodes[ri].out[0] >= 0 {
+			f.skip = append(f.skip, ri)
+			f.inner = append(f.inner, bn.out[0])
+			f.out = m.nodes[ri].out[0]
+			kernel = reluAfter{cn.kernel}
+		}
+		f.fused = cnode{node: cn.node, kernel: kernel, in: []int{cn.in[0], m.constSlot(w), m.constSlot(b)}, out: []int{f.out}}
+		m.fusions = append(m.fusions, f)
+	}
+}
+
+// foldBatchNorm returns the weights and bias of conv cn with the
+// normalization bn folded in: W'[m] = W[m]·a[m] and B'[m] = B[m]·a[m] + b[m],
+// where bn computes y = x·a + b per channel. It reports false when the
+// chain's constants are not all known or their shapes do not fit.
+func (m *Model) foldBatchNorm(cn, bn cnode) (w, b *tensor.Tensor, ok bool) {
+	if len(cn.in) < 2 || cn.in[1] < 0 || len(bn.out) < 1 || bn.out[0] < 0 {
+		return nil, nil, false
+	}
+	for _, o := range bn.out[1:] {
+		if o >= 0 {
+			return nil, nil, false
+		}
+	}
+	wt := m.consts[cn.in[1]]
+	if wt == nil || wt.DType != tensor.Float32 || wt.Rank() < 3 {
+		return nil, nil, false
+	}
+	ch := wt.Shape[0]
+	var cb *tensor.Tensor
+	if len(cn.in) > 2 && cn.in[2] >= 0 {
+		if cb = m.consts[cn.in[2]]; cb == nil || cb.DType != tensor.Float32 || cb.Len() != ch {
+			return nil, nil, false
+		}
+	}
+	var vec [4][]float32 // scale, bias, mean, var
+	for i := range vec {
+		t := m.consts[bn.in[i+1]]
+		if t == nil || t.DType != tensor.Float32 || t.Rank() != 1 || t.Len() != ch {
+			return nil, nil, false
+		}
+		vec[i] = t.F
+	}
+	eps := float64(bn.node.Float("epsilon", 1e-5))
+	w = tensor.New(wt.Shape...)
+	b = tensor.New(ch)
+	per := wt.Len() / ch
+	for c := 0; c < ch; c++ {
+		a := float64(vec[0][c]) / math.Sqrt(float64(vec[3][c])+eps)
+		shift := float64(vec[1][c]) - float64(vec[2][c])*a
+		for i := c * per; i < (c+1)*per; i++ {
+			w.F[i] = float32(float64(wt.F[i]) * a)
+		}
+		bias := 0.0
+		if cb != nil {
+			bias = float64(cb.F[c])
+		}
+		b.F[c] = float32(bias*a + shift)
+	}
+	return w, b, true
+}
+
+// constSlot adds a constant that no tensor of the graph names and returns
+// its slot.
+func (m *Model) constSlot(t *tensor.Tensor) int {
+	s := len(m.names)
+	m.names = append(m.names, "")
+	m.consts = append(m.consts, t)
+	m.prod = append(m.prod, -1)
+	return s
+}
+
+// reluAfter is a kernel followed by a ReLU on its first output, in place.
+type reluAfter struct{ op.Kernel }
+
+func (r reluAfter) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	out, err := r.Kernel.Forward(in)
+	if err != nil || len(out) == 0 || out[0] == nil {
+		return out, err
+	}
+	y := out[0].F
+	par.For(len(y), par.MinWork, func(lo, hi int) {
+		vek32.MaximumNumber_Inplace(y[lo:hi], 0)
+	})
+	return out, nil
+}
+
+// useFusions switches pass p to the fusions whose chains it runs whole and
+// whose inner tensors it neither wants nor injects. It returns, per node
+// index, the fusion that node heads (nil when none applies).
+func (p *Pass) useFusions(wanted []bool) map[int]*fusion {
+	var heads map[int]*fusion
+	for i := range p.m.fusions {
+		f := &p.m.fusions[i]
+		ok := p.ran[f.head] && !p.inject[f.out]
+		for _, ni := range f.skip {
+			ok = ok && p.ran[ni]
+		}
+		for _, s := range f.inner {
+			ok = ok && !wanted[s] && !p.inject[s]
+		}
+		if !ok {
+			continue
+		}
+		for _, ni := range f.skip {
+			p.ran[ni] = false
+		}
+		if heads == nil {
+			heads = map[int]*fusion{}
+		}
+		heads[f.head] = f
+	}
+	return heads
+}

@@ -1,0 +1,79 @@
+package engine
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+// TestFusions checks that a pass without recording, which runs Conv ->
+// BatchNormalization -> Relu chains as one folded convolution, computes what
+// the node-by-node pass computes (to float32 rounding), and that asking for
+// a tensor inside a chain runs that chain node by node.
+func TestFusions(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		file   string
+		shape  []int
+		chains int // at least this many chains fused
+		inner  string
+	}{
+		{"cnn_s0.onnx", []int{4, 3, 32, 32}, 2, "/conv2/Conv_output_0"},
+		{"resnet_mini_s0.onnx", []int{2, 3, 224, 224}, 10, "/layer1/layer1.0/conv1/Conv_output_0"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			m := load(t, tc.file)
+			if len(m.fusions) < tc.chains {
+				t.Fatalf("%d chains fused, want at least %d", len(m.fusions), tc.chains)
+			}
+			x := randn(3, tc.shape...)
+			rec, err := m.Forward(ctx, feed("input", x), &Options{Record: true, Taps: []string{tc.inner}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := rec.Output(0)
+			fused, err := m.Forward(ctx, feed("input", x), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := fused.Output(0)
+			scale := 0.0
+			for _, v := range want.F {
+				scale = max(scale, math.Abs(float64(v)))
+			}
+			if d := float64(tensor.MaxAbsDiff(got.F, want.F)); d > 1e-5*scale {
+				t.Errorf("fused output differs by %g (scale %g)", d, scale)
+			}
+			// A tap inside a chain: that chain runs node by node, and the
+			// tapped value is the recorded one (chains before it still run
+			// fused: to rounding).
+			tapped, err := m.Forward(ctx, feed("input", x), &Options{Taps: []string{tc.inner}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := tapped.Value(tc.inner)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, _ := rec.Value(tc.inner)
+			rs := 0.0
+			for _, e := range r.F {
+				rs = max(rs, math.Abs(float64(e)))
+			}
+			if d := float64(tensor.MaxAbsDiff(v.F, r.F)); d > 1e-5*rs {
+				t.Errorf("tapped %s differs from the recorded value by %g", tc.inner, d)
+			}
+			// Injecting inside a chain: the chain's rest runs on the value.
+			inj, err := m.Forward(ctx, feed("input", x), &Options{Inject: map[string]*tensor.Tensor{tc.inner: r}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, _ := inj.Output(0)
+			if d := float64(tensor.MaxAbsDiff(y.F, want.F)); d > 1e-5*scale {
+				t.Errorf("output with %s injected differs by %g", tc.inner, d)
+			}
+		})
+	}
+}

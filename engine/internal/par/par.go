@@ -1,0 +1,162 @@
+// Package par is the one way loupe's engine runs work on several
+// goroutines. For splits a loop over [0, n) into ranges; Chunks cuts it
+// into a given number of chunks and tells each call which one it has (for
+// per-chunk partial results combined in a fixed order afterwards); Range
+// and Tasks, for the GEMM and convolution kernels, take an explicit number
+// of goroutines, and Tasks tells each goroutine which one it is (for
+// per-goroutine buffers).
+//
+// All of them share out work dynamically, through a Queue: the caller and
+// its helper goroutines take tasks from a counter until none are left, and
+// the caller returns as soon as every task is complete, without waiting
+// for helpers that have not started yet. Starting a goroutine on an idle
+// core can take long (on the development machine, a Firecracker VM, about
+// 175 µs from the go statement to the first instruction, measured); with a
+// fixed split the caller would wait that long for the helper's share, with
+// dynamic tasks it works through them meanwhile. A helper that starts
+// after the work is done finds no task and exits at once, touching only
+// the task counter. A call allocates its queue and starts its helpers,
+// nothing per task.
+package par
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// MinWork is about how many elementary operations (a multiply-add, a copied
+// element) a range must hold to pay for handing it to another goroutine.
+const MinWork = 1 << 15
+
+// Grain returns the grain to give For for items that cost about cost
+// elementary operations each: MinWork/cost, at least 1.
+func Grain(cost int) int {
+	return max(MinWork/max(cost, 1), 1)
+}
+
+// For runs fn over contiguous ranges that together cover [0, n) exactly
+// once, on up to GOMAXPROCS goroutines, and returns when all are done. It
+// runs fn(0, n) inline when n <= grain. The ranges hold at least grain
+// elements (all of [0, n) if fewer) and are handed out dynamically, a few
+// per goroutine, so fn may be called more than once per goroutine.
+func For(n, grain int, fn func(lo, hi int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if n <= grain || n < 2 || workers < 2 {
+		fn(0, n)
+		return
+	}
+	Range(n, max(grain, (n+4*workers-1)/(4*workers)), workers, fn)
+}
+
+// ChunkCount returns how many chunks to cut n items that cost about cost
+// elementary operations each into for Chunks: one per core at most, and
+// fewer when a chunk would hold less than MinWork; at least 1.
+func ChunkCount(n, cost int) int {
+	g := Grain(cost)
+	return max(min(runtime.GOMAXPROCS(0), (n+g-1)/g), 1)
+}
+
+// Chunks cuts [0, n) into c contiguous chunks, chunk i being
+// [i*n/c, (i+1)*n/c), and runs fn(i, lo, hi) once for each, on up to c
+// goroutines; it returns when all are done. With c <= 1 it runs
+// fn(0, 0, n) inline. Which goroutine runs a chunk varies from call to
+// call; the chunks do not.
+func Chunks(n, c int, fn func(chunk, lo, hi int)) {
+	if c <= 1 {
+		fn(0, 0, n)
+		return
+	}
+	s := &split{n: n, chunk: fn}
+	s.run(c, c)
+}
+
+// Range runs fn over [0, n) in ranges of at least chunk elements (all of
+// [0, n) in one call if fewer, or if workers <= 1), on up to workers
+// goroutines, and returns when all are done.
+func Range(n, chunk, workers int, fn func(lo, hi int)) {
+	tasks := n / max(chunk, 1) // ranges of at least chunk elements
+	if workers <= 1 || tasks <= 1 {
+		fn(0, n)
+		return
+	}
+	s := &split{n: n, rng: fn}
+	s.run(tasks, workers)
+}
+
+// split is the work of Range or Chunks: [0, n) cut into tasks ranges,
+// passed to rng, or with their number to chunk.
+type split struct {
+	q     Queue
+	n     int
+	rng   func(lo, hi int)
+	chunk func(chunk, lo, hi int)
+}
+
+// run does the tasks on up to workers goroutines (at least 2 tasks).
+func (s *split) run(tasks, workers int) {
+	s.q.start(tasks)
+	for w := 1; w < min(workers, tasks); w++ {
+		go s.work()
+	}
+	s.work()
+	s.q.done.Wait()
+}
+
+func (s *split) work() {
+	tasks := int(s.q.n)
+	for t := s.q.Next(-1); t >= 0; t = s.q.Next(t) {
+		lo, hi := t*s.n/tasks, (t+1)*s.n/tasks
+		if s.rng != nil {
+			s.rng(lo, hi)
+		} else {
+			s.chunk(t, lo, hi)
+		}
+	}
+}
+
+// Tasks runs body(worker, q) on up to workers goroutines, worker 0 being
+// the caller's, and the others numbered from 1. Each body takes task
+// numbers in [0, n) from q until there are none left:
+//
+//	for t := q.Next(-1); t >= 0; t = q.Next(t) {
+//
+// Tasks returns when all n tasks are complete. A body must not change
+// shared state before its first task, since a late helper may run it
+// after Tasks has returned.
+func Tasks(n, workers int, body func(worker int, q *Queue)) {
+	q := &Queue{}
+	q.start(n)
+	workers = min(workers, n)
+	for w := 1; w < workers; w++ {
+		go body(w, q)
+	}
+	body(0, q)
+	q.done.Wait()
+}
+
+// Queue hands out the task numbers of Tasks and counts completed tasks.
+type Queue struct {
+	next atomic.Int64
+	n    int64
+	done sync.WaitGroup
+}
+
+func (q *Queue) start(n int) {
+	q.n = int64(n)
+	q.done.Add(n)
+}
+
+// Next marks task prev complete (none if prev < 0: the first call) and
+// claims another, returning its number, or -1 when none is left. A body
+// calls it once more after its last task, with that task's number.
+func (q *Queue) Next(prev int) int {
+	if prev >= 0 {
+		q.done.Done()
+	}
+	i := q.next.Add(1) - 1
+	if i >= q.n {
+		return -1
+	}
+	return int(i)
+}

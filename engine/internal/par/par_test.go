@@ -1,0 +1,104 @@
+package par
+
+import (
+	"sync/atomic"
+	"testing"
+)
+
+// visits checks that seen holds 1 everywhere.
+func visits(t *testing.T, what string, n int, seen []int32) {
+	t.Helper()
+	for i, v := range seen {
+		if v != 1 {
+			t.Fatalf("%s n=%d: index %d visited %d times", what, n, i, v)
+		}
+	}
+}
+
+func TestFor(t *testing.T) {
+	for _, n := range []int{0, 1, 5, 1000} {
+		seen := make([]int32, n)
+		For(n, 3, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				atomic.AddInt32(&seen[i], 1)
+			}
+		})
+		visits(t, "For", n, seen)
+	}
+}
+
+func TestRange(t *testing.T) {
+	for _, n := range []int{0, 1, 5, 1000} {
+		for _, workers := range []int{0, 1, 2, 7} {
+			seen := make([]int32, n)
+			Range(n, 2, workers, func(lo, hi int) {
+				if hi-lo < min(2, n) {
+					t.Errorf("Range n=%d: range [%d, %d) is shorter than its chunk", n, lo, hi)
+				}
+				for i := lo; i < hi; i++ {
+					atomic.AddInt32(&seen[i], 1)
+				}
+			})
+			visits(t, "Range", n, seen)
+		}
+	}
+}
+
+func TestChunks(t *testing.T) {
+	for _, n := range []int{0, 1, 5, 1000} {
+		for _, c := range []int{1, 2, 3, 8} {
+			seen := make([]int32, n)
+			got := make([]int32, c)
+			Chunks(n, c, func(ci, lo, hi int) {
+				if lo != ci*n/c || hi != (ci+1)*n/c {
+					t.Errorf("Chunks n=%d c=%d: chunk %d is [%d, %d)", n, c, ci, lo, hi)
+				}
+				atomic.AddInt32(&got[ci], 1)
+				for i := lo; i < hi; i++ {
+					atomic.AddInt32(&seen[i], 1)
+				}
+			})
+			visits(t, "Chunks", n, seen)
+			visits(t, "Chunks (chunk calls)", c, got)
+		}
+	}
+	if c := ChunkCount(0, 10); c != 1 {
+		t.Errorf("ChunkCount(0, 10) = %d, want 1", c)
+	}
+	if c := ChunkCount(MinWork, 1); c != 1 {
+		t.Errorf("ChunkCount(MinWork, 1) = %d, want 1", c)
+	}
+	if c := ChunkCount(MinWork+1, 1); c < 1 || c > 2 {
+		t.Errorf("ChunkCount(MinWork+1, 1) = %d, want 1 or 2", c)
+	}
+}
+
+func TestTasks(t *testing.T) {
+	for _, n := range []int{0, 1, 5, 1000} {
+		for _, workers := range []int{1, 2, 4} {
+			seen := make([]int32, n)
+			var bad atomic.Bool
+			Tasks(n, workers, func(w int, q *Queue) {
+				if w < 0 || w >= max(workers, 1) {
+					bad.Store(true)
+				}
+				for i := q.Next(-1); i >= 0; i = q.Next(i) {
+					atomic.AddInt32(&seen[i], 1)
+				}
+			})
+			if bad.Load() {
+				t.Fatalf("Tasks n=%d workers=%d: worker number out of range", n, workers)
+			}
+			visits(t, "Tasks", n, seen)
+		}
+	}
+}
+
+func TestGrain(t *testing.T) {
+	if g := Grain(0); g != MinWork {
+		t.Errorf("Grain(0) = %d, want %d", g, MinWork)
+	}
+	if g := Grain(2 * MinWork); g != 1 {
+		t.Errorf("Grain(2*MinWork) = %d, want 1", g)
+	}
+}
