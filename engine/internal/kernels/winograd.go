@@ -270,8 +270,24 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 	// column s of tile j's window is element j + s/4 of phase s mod 4: for
 	// consecutive tiles of a tile row, consecutive elements.
 	qplane := winoOut * pl.hp * pl.wq
-	xpBuf := getBuf(p.N*C*qplane + winoTile)
-	xp := *xpBuf
+	_, xs := winoVDims(pl.block, C)
+	us := winoStride(M * C)
+	// One pooled buffer for the phases xp, the transformed weights u (but
+	// in shared mode with bands transforming their own) and in shared
+	// mode the transformed input v of all blocks; and one per goroutine
+	// (see bufs): few requests to the pool, which holds buffers of all
+	// sizes, mean fewer allocations.
+	xpLen, uLen, vLen := p.N*C*qplane+winoTile, winoPos*us, 0
+	if pl.ownWeights {
+		uLen = 0
+	}
+	if pl.band > 0 {
+		vLen = pl.blocks * winoPos * xs
+	}
+	sharedBuf := getBuf(xpLen + uLen + vLen)
+	xp := (*sharedBuf)[:xpLen]
+	u := (*sharedBuf)[xpLen : xpLen+uLen]
+	v := (*sharedBuf)[xpLen+uLen:]
 	clear(xp[p.N*C*qplane:])
 	padChunk := max(1, copyGrain/qplane)
 	padTasks := (p.N*C + padChunk - 1) / padChunk
@@ -282,16 +298,8 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 			winoPhases(&p, &pl, x[ic*p.H*p.W:(ic+1)*p.H*p.W], xp[ic*qplane:(ic+1)*qplane])
 		}
 	}
-	_, xs := winoVDims(pl.block, C)
 	// U[ξ] (M×C), all the weights transformed, in tasks of uChunk
 	// kernels.
-	us := winoStride(M * C)
-	var uBuf *[]float32
-	var u []float32
-	if !pl.ownWeights {
-		uBuf = getBuf(winoPos * us)
-		u = *uBuf
-	}
 	uChunk := roundUp(max(1, copyGrain/winoPos), nr)
 	uTasks := (M*C + uChunk - 1) / uChunk
 	if pl.ownWeights {
@@ -309,7 +317,8 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 	if pl.band == 0 {
 		q := newPhaseQueue(padTasks+uTasks, pl.blocks)
 		par.Tasks(q.total(), pl.workers, func(_ int, tq *par.Queue) {
-			var vBuf, mBuf *[]float32
+			var buf *[]float32
+			var vb, mb []float32
 			for t := tq.Next(-1); t >= 0; t = tq.Next(t) {
 				ph, i := q.split(t)
 				if ph == 0 {
@@ -318,28 +327,24 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 					continue
 				}
 				q.wait(ph)
-				if vBuf == nil {
+				if buf == nil {
 					_, ms := winoMDims(pl.block, M)
-					vBuf = getBuf(winoPos * xs)
-					mBuf = getBuf(winoPos*ms + 8)
+					buf = getBuf(winoPos*xs + winoPos*ms + 8)
+					vb, mb = (*buf)[:winoPos*xs], (*buf)[winoPos*xs:]
 				}
 				t0, t1 := i*pl.block, min((i+1)*pl.block, pl.tiles)
-				winoInput(&p, &pl, xp, *vBuf, t0, t1, 0, C)
-				winoGemm(u, us, M, C, *vBuf, t1-t0, *mBuf)
-				winoOutput(&p, &pl, *mBuf, t1-t0, bias, y, 0, M, t0, t1)
+				winoInput(&p, &pl, xp, vb, t0, t1, 0, C)
+				winoGemm(u, us, M, C, vb, t1-t0, mb)
+				winoOutput(&p, &pl, mb, t1-t0, bias, y, 0, M, t0, t1)
 				q.finish(ph)
 			}
-			putBuf(vBuf)
-			putBuf(mBuf)
+			putBuf(buf)
 		})
-		putBuf(uBuf)
-		putBuf(xpBuf)
+		putBuf(sharedBuf)
 		return
 	}
 	// Shared mode: the input of all blocks transformed in tasks of a block
 	// and a chunk of channels, then tasks of a block and a band.
-	vAll := getBuf(pl.blocks * winoPos * xs)
-	v := *vAll
 	cChunk := max(1, min(C, 4096/pl.block))
 	cChunks := (C + cChunk - 1) / cChunk
 	tasks2 := pl.blocks * pl.bands
@@ -348,7 +353,8 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 	}
 	q := newPhaseQueue(padTasks+uTasks, pl.blocks*cChunks, tasks2)
 	par.Tasks(q.total(), pl.workers, func(_ int, tq *par.Queue) {
-		var mBuf, ubBuf *[]float32
+		var buf *[]float32
+		var mb, ub []float32
 		for t := tq.Next(-1); t >= 0; t = tq.Next(t) {
 			ph, i := q.split(t)
 			switch ph {
@@ -360,24 +366,26 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 				t0, t1 := b*pl.block, min((b+1)*pl.block, pl.tiles)
 				winoInput(&p, &pl, xp, v[b*winoPos*xs:(b+1)*winoPos*xs], t0, t1, cc*cChunk, min((cc+1)*cChunk, C))
 			case 2:
-				if mBuf == nil {
+				if buf == nil {
 					_, ms := winoMDims(pl.block, pl.band)
-					mBuf = getBuf(winoPos*ms + 8)
+					mLen, ubLen := winoPos*ms+8, 0
+					if pl.ownWeights {
+						ubLen = winoPos * winoStride(pl.band*C)
+					}
+					buf = getBuf(mLen + ubLen)
+					mb, ub = (*buf)[:mLen], (*buf)[mLen:]
 				}
 				if pl.ownWeights {
 					// The band's weights, transformed while the input is,
 					// for all blocks.
 					m0, m1 := i*pl.band, min((i+1)*pl.band, M)
 					ubs := winoStride((m1 - m0) * C)
-					if ubBuf == nil {
-						ubBuf = getBuf(winoPos * winoStride(pl.band*C))
-					}
-					winoWeightRows(w[m0*winoKernelStep(flip, C):], *ubBuf, ubs, C, M, 0, (m1-m0)*C, flip)
+					winoWeightRows(w[m0*winoKernelStep(flip, C):], ub, ubs, C, M, 0, (m1-m0)*C, flip)
 					q.wait(ph)
 					for b := 0; b < pl.blocks; b++ {
 						t0, t1 := b*pl.block, min((b+1)*pl.block, pl.tiles)
-						winoGemm(*ubBuf, ubs, m1-m0, C, v[b*winoPos*xs:(b+1)*winoPos*xs], t1-t0, *mBuf)
-						winoOutput(&p, &pl, *mBuf, t1-t0, bias, y, m0, m1, t0, t1)
+						winoGemm(ub, ubs, m1-m0, C, v[b*winoPos*xs:(b+1)*winoPos*xs], t1-t0, mb)
+						winoOutput(&p, &pl, mb, t1-t0, bias, y, m0, m1, t0, t1)
 					}
 					break
 				}
@@ -385,17 +393,14 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 				b, band := i/pl.bands, i%pl.bands
 				m0, m1 := band*pl.band, min((band+1)*pl.band, M)
 				t0, t1 := b*pl.block, min((b+1)*pl.block, pl.tiles)
-				winoGemm(u[m0*C:], us, m1-m0, C, v[b*winoPos*xs:(b+1)*winoPos*xs], t1-t0, *mBuf)
-				winoOutput(&p, &pl, *mBuf, t1-t0, bias, y, m0, m1, t0, t1)
+				winoGemm(u[m0*C:], us, m1-m0, C, v[b*winoPos*xs:(b+1)*winoPos*xs], t1-t0, mb)
+				winoOutput(&p, &pl, mb, t1-t0, bias, y, m0, m1, t0, t1)
 			}
 			q.finish(ph)
 		}
-		putBuf(mBuf)
-		putBuf(ubBuf)
+		putBuf(buf)
 	})
-	putBuf(vAll)
-	putBuf(uBuf)
-	putBuf(xpBuf)
+	putBuf(sharedBuf)
 }
 
 // winoKernelStep returns the offset in winoRun's w (C input channels)
