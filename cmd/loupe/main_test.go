@@ -472,3 +472,13 @@ func TestExplainSeries(t *testing.T) {
 		t.Errorf("unknown mode: %v", err)
 	}
 }
+
+// TestPanicIsInternalError: a panic ended the program with status 2, the
+// status of bad usage; run now returns an "internal error" (status 1).
+func TestPanicIsInternalError(t *testing.T) {
+	err := run(context.Background(), []string{"help"}, nil, nil) // writing to a nil writer panics
+	var ue usageError
+	if err == nil || !strings.Contains(err.Error(), "internal error") || errors.As(err, &ue) {
+		t.Errorf("err %v, want an internal error that is not a usage error", err)
+	}
+}
