@@ -86,6 +86,12 @@ func (gs *GradientShap) points(inputs []*tensor.Tensor, o Options) (*shapPoints,
 	if err != nil {
 		return nil, err
 	}
+	if err := checkCount("GradientShap", "NSamples", gs.NSamples, MaxSamples); err != nil {
+		return nil, err
+	}
+	if err := checkStdevs("GradientShap", gs.Stdevs); err != nil {
+		return nil, err
+	}
 	k := cmp.Or(gs.NSamples, 5)
 	if len(o.Baselines) != len(inputs) {
 		return nil, fmt.Errorf("attr: GradientShap needs one baseline distribution per input, got %d for %d inputs", len(o.Baselines), len(inputs))

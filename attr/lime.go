@@ -49,6 +49,12 @@ func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options
 	if err != nil {
 		return nil, err
 	}
+	if err := checkCount("Lime", "NSamples", l.NSamples, MaxSamples); err != nil {
+		return nil, err
+	}
+	if err := checkCount("Lime", "PerturbationsPerEval", l.PerturbationsPerEval, MaxBatch); err != nil {
+		return nil, err
+	}
 	ns := cmp.Or(l.NSamples, 50)
 	if l.Samples != nil && len(l.Samples) != n {
 		return nil, fmt.Errorf("attr: recorded samples for %d examples, the batch has %d", len(l.Samples), n)
@@ -229,6 +235,9 @@ type KernelShap struct {
 
 // Attribute computes KernelShap values for o.Target from o.Baselines.
 func (k *KernelShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	if err := checkCount("KernelShap", "NSamples", k.NSamples, MaxSamples); err != nil {
+		return nil, err
+	}
 	l := &Lime{Model: k.Model, FeatureMask: k.FeatureMask, NSamples: cmp.Or(k.NSamples, 25), PerturbationsPerEval: k.PerturbationsPerEval,
 		Interpretable: linear.LeastSquares{FitIntercept: true}, Seed: k.Seed, Samples: k.Samples, kernelShap: true}
 	return l.Attribute(ctx, inputs, o)
@@ -265,6 +274,9 @@ func (l *LimeBase) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 	}
 	if l.FromInterp == nil || l.Similarity == nil || (l.Perturb == nil && l.Samples == nil) {
 		return nil, fmt.Errorf("attr: LimeBase needs Perturb (or Samples), FromInterp and Similarity")
+	}
+	if err := checkCount("LimeBase", "NSamples", l.NSamples, MaxSamples); err != nil {
+		return nil, err
 	}
 	ns := cmp.Or(l.NSamples, 50)
 	zs := l.Samples

@@ -51,6 +51,15 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 	if err != nil {
 		return nil, err
 	}
+	if err := checkCount("NoiseTunnel", "NSamples", nt.NSamples, MaxNoiseSamples); err != nil {
+		return nil, err
+	}
+	if err := checkCount("NoiseTunnel", "SamplesBatchSize", nt.SamplesBatchSize, MaxBatch); err != nil {
+		return nil, err
+	}
+	if err := checkStdevs("NoiseTunnel", nt.Stdevs); err != nil {
+		return nil, err
+	}
 	k := cmp.Or(nt.NSamples, 5)
 	switch nt.Type {
 	case "", SmoothGrad, SmoothGradSq, VarGrad:
@@ -205,6 +214,9 @@ func (nt *NoiseTunnel) innerOptions(rng *rand.Rand, o Options, n, k int) Options
 // stdevsFor returns the noise's standard deviation for each of n inputs
 // from stdevs: one per input, one for all, or none (def for all).
 func stdevsFor(stdevs []float64, n int, def float64) ([]float64, error) {
+	if err := checkStdevs("noise", stdevs); err != nil {
+		return nil, err
+	}
 	out := make([]float64, n)
 	switch len(stdevs) {
 	case 0:

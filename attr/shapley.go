@@ -35,6 +35,12 @@ type ShapleyValueSampling struct {
 
 // Attribute computes the sampled Shapley values for o.Target.
 func (s *ShapleyValueSampling) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	if err := checkCount("ShapleyValueSampling", "NSamples", s.NSamples, MaxSamples); err != nil {
+		return nil, err
+	}
+	if err := checkCount("ShapleyValueSampling", "PerturbationsPerEval", s.PerturbationsPerEval, MaxBatch); err != nil {
+		return nil, err
+	}
 	n, base, f, err := featureSetup(inputs, o, s.FeatureMask)
 	if err != nil {
 		return nil, err
@@ -128,12 +134,19 @@ type ShapleyValues struct {
 	// FeatureMask and PerturbationsPerEval are as ShapleyValueSampling's.
 	FeatureMask          []*tensor.Tensor
 	PerturbationsPerEval int
-	// MaxFeatures bounds F; 0 means 12 (4096 coalitions).
+	// MaxFeatures bounds F; 0 means 12 (4096 coalitions), at most
+	// MaxExactFeatures.
 	MaxFeatures int
 }
 
 // Attribute computes exact Shapley values for o.Target.
 func (s *ShapleyValues) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	if err := checkCount("ShapleyValues", "PerturbationsPerEval", s.PerturbationsPerEval, MaxBatch); err != nil {
+		return nil, err
+	}
+	if err := checkCount("ShapleyValues", "MaxFeatures", s.MaxFeatures, MaxExactFeatures); err != nil {
+		return nil, err
+	}
 	n, base, f, err := featureSetup(inputs, o, s.FeatureMask)
 	if err != nil {
 		return nil, err
