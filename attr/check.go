@@ -27,7 +27,8 @@ const (
 	// MaxExactFeatures bounds ShapleyValues' MaxFeatures (2^20
 	// coalitions).
 	MaxExactFeatures = 20
-	// MaxStdev bounds the noise's standard deviations (Stdevs).
+	// MaxStdev bounds the noise's standard deviations (Stdevs), and LRP
+	// rules' Epsilon and Gamma.
 	MaxStdev = 1e6
 )
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -53,6 +54,7 @@ func TestHostileParameters(t *testing.T) {
 		{"Occlusion ppe=1e9", "PerturbationsPerEval", &Occlusion{Model: sumModel, SlidingWindowShapes: [][]int{{1}}, PerturbationsPerEval: 1e9}, po, x4},
 		{"NoiseTunnel nt_samples=-3", "NSamples", &NoiseTunnel{Method: &Saliency{Net: nt}, NSamples: -3}, o, x},
 		{"NoiseTunnel stdevs=Inf", "Stdevs", &NoiseTunnel{Method: &Saliency{Net: nt}, Stdevs: []float64{math.Inf(1)}}, o, x},
+		{"LRP epsilon=NaN", "Epsilon", &LRP{Net: nt, Rules: func(*graph.Node) *LRPRule { return &LRPRule{Kind: Epsilon, Epsilon: math.NaN()} }}, o, x},
 		{"IntegratedGradients n_steps=1e9", "NSteps", &IntegratedGradients{Net: nt, NSteps: 1e9}, o, x},
 		{"IntegratedGradients n_steps=-2", "NSteps", &IntegratedGradients{Net: nt, NSteps: -2}, o, x},
 		{"IntegratedGradients internal_batch_size=-1", "InternalBatchSize", &IntegratedGradients{Net: nt, InternalBatchSize: -1}, o, x},

@@ -19,7 +19,8 @@ import (
 // Cost: NSamples forward and backward rows per example.
 type GradientShap struct {
 	Net *Net
-	// NSamples is the number of draws per example; 0 means 5.
+	// NSamples is the number of draws per example; 0 means 5, at most
+	// MaxSamples.
 	NSamples int
 	// Stdevs is the noise's standard deviation, one per input or one for
 	// all; nil means 0 (no noise), as Captum.

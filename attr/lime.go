@@ -24,7 +24,8 @@ type Lime struct {
 	// FeatureMask groups elements into interpretable features (ids shared
 	// across inputs; nil: every element is a feature).
 	FeatureMask []*tensor.Tensor
-	// NSamples is the number of samples per example; 0 means 50.
+	// NSamples is the number of samples per example; 0 means 50, at most
+	// MaxSamples (PerturbationsPerEval at most MaxBatch).
 	NSamples             int
 	PerturbationsPerEval int
 	// Interpretable is the surrogate; nil means Captum's default, a lasso

@@ -25,7 +25,8 @@ type NoiseTunnel struct {
 	Method Method
 	// Type is SmoothGrad (the default when empty), SmoothGradSq or VarGrad.
 	Type string
-	// NSamples is the number of noisy copies per example; 0 means 5.
+	// NSamples is the number of noisy copies per example; 0 means 5, at
+	// most MaxNoiseSamples.
 	NSamples int
 	// SamplesBatchSize bounds the copies per example run at once; 0
 	// chooses calls of about 1M input elements (the results are the same).

@@ -23,7 +23,8 @@ type ShapleyValueSampling struct {
 	// FeatureMask groups elements into features; ids are shared across
 	// inputs (nil: every element is a feature).
 	FeatureMask []*tensor.Tensor
-	// NSamples is the number of permutations; 0 means 25.
+	// NSamples is the number of permutations; 0 means 25, at most
+	// MaxSamples (PerturbationsPerEval at most MaxBatch).
 	NSamples             int
 	PerturbationsPerEval int
 	// Seed seeds the permutations.
