@@ -173,6 +173,12 @@ type path struct {
 // integration method, with at most internal_batch_size ibs rows per engine
 // call (see stepsPerCall).
 func newPath(inputs []*tensor.Tensor, o Options, method string, points, ibs int) (*path, error) {
+	if points < 1 || points > MaxSteps {
+		return nil, fmt.Errorf("attr: NSteps=%d: want 0 (the default) or 1 to %d", points, MaxSteps)
+	}
+	if err := checkCount("path method", "InternalBatchSize", ibs, MaxBatch); err != nil {
+		return nil, err
+	}
 	n, base, err := batchAndBaselines(inputs, o.Baselines)
 	if err != nil {
 		return nil, err

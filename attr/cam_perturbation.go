@@ -45,6 +45,9 @@ func (m *ScoreCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 		return nil, err
 	}
 	o.Target = r.target
+	if err := checkCount(method, "BatchSize", m.BatchSize, MaxBatch); err != nil {
+		return nil, err
+	}
 	bs := m.BatchSize
 	if bs <= 0 {
 		bs = 16
@@ -132,6 +135,9 @@ func (m *AblationCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o 
 	o.Target = r.target
 	s0, err := Select(r.out, o.Target, n)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkCount(method, "BatchSize", m.BatchSize, MaxBatch); err != nil {
 		return nil, err
 	}
 	bs := m.BatchSize

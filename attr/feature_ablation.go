@@ -27,6 +27,9 @@ type FeatureAblation struct {
 // Attribute computes ablation attributions of inputs for o.Target, with
 // o.Baselines (nil: zeros) as the replacement values.
 func (fa *FeatureAblation) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	if err := checkCount("FeatureAblation", "PerturbationsPerEval", fa.PerturbationsPerEval, MaxBatch); err != nil {
+		return nil, err
+	}
 	n, base, err := batchAndBaselines(inputs, o.Baselines)
 	if err != nil {
 		return nil, err

@@ -28,6 +28,9 @@ type FeaturePermutation struct {
 
 // Attribute computes permutation importances for o.Target.
 func (fp *FeaturePermutation) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	if err := checkCount("FeaturePermutation", "PerturbationsPerEval", fp.PerturbationsPerEval, MaxBatch); err != nil {
+		return nil, err
+	}
 	n, err := batchOf(inputs)
 	if err != nil {
 		return nil, err

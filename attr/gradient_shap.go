@@ -19,7 +19,8 @@ import (
 // Cost: NSamples forward and backward rows per example.
 type GradientShap struct {
 	Net *Net
-	// NSamples is the number of draws per example; 0 means 5.
+	// NSamples is the number of draws per example; 0 means 5, at most
+	// MaxSamples.
 	NSamples int
 	// Stdevs is the noise's standard deviation, one per input or one for
 	// all; nil means 0 (no noise), as Captum.
@@ -84,6 +85,12 @@ type shapPoints struct {
 func (gs *GradientShap) points(inputs []*tensor.Tensor, o Options) (*shapPoints, error) {
 	n, err := batchOf(inputs)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkCount("GradientShap", "NSamples", gs.NSamples, MaxSamples); err != nil {
+		return nil, err
+	}
+	if err := checkStdevs("GradientShap", gs.Stdevs); err != nil {
 		return nil, err
 	}
 	k := cmp.Or(gs.NSamples, 5)

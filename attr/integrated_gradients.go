@@ -23,7 +23,8 @@ type IntegratedGradients struct {
 	Net *Net
 	// Method is the integration rule; "" means GaussLegendre, Captum's default.
 	Method string
-	// NSteps is the number of points; 0 means 50.
+	// NSteps is the number of points; 0 means 50, at most MaxSteps
+	// (InternalBatchSize at most MaxBatch).
 	NSteps int
 	// InternalBatchSize bounds the rows per engine call; 0 chooses calls of
 	// about 1M input elements (Captum's None runs all steps at once; the

@@ -24,7 +24,8 @@ type Lime struct {
 	// FeatureMask groups elements into interpretable features (ids shared
 	// across inputs; nil: every element is a feature).
 	FeatureMask []*tensor.Tensor
-	// NSamples is the number of samples per example; 0 means 50.
+	// NSamples is the number of samples per example; 0 means 50, at most
+	// MaxSamples (PerturbationsPerEval at most MaxBatch).
 	NSamples             int
 	PerturbationsPerEval int
 	// Interpretable is the surrogate; nil means Captum's default, a lasso
@@ -47,6 +48,12 @@ type Lime struct {
 func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
 	n, base, err := batchAndBaselines(inputs, o.Baselines)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkCount("Lime", "NSamples", l.NSamples, MaxSamples); err != nil {
+		return nil, err
+	}
+	if err := checkCount("Lime", "PerturbationsPerEval", l.PerturbationsPerEval, MaxBatch); err != nil {
 		return nil, err
 	}
 	ns := cmp.Or(l.NSamples, 50)
@@ -229,6 +236,9 @@ type KernelShap struct {
 
 // Attribute computes KernelShap values for o.Target from o.Baselines.
 func (k *KernelShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	if err := checkCount("KernelShap", "NSamples", k.NSamples, MaxSamples); err != nil {
+		return nil, err
+	}
 	l := &Lime{Model: k.Model, FeatureMask: k.FeatureMask, NSamples: cmp.Or(k.NSamples, 25), PerturbationsPerEval: k.PerturbationsPerEval,
 		Interpretable: linear.LeastSquares{FitIntercept: true}, Seed: k.Seed, Samples: k.Samples, kernelShap: true}
 	return l.Attribute(ctx, inputs, o)
@@ -265,6 +275,9 @@ func (l *LimeBase) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 	}
 	if l.FromInterp == nil || l.Similarity == nil || (l.Perturb == nil && l.Samples == nil) {
 		return nil, fmt.Errorf("attr: LimeBase needs Perturb (or Samples), FromInterp and Similarity")
+	}
+	if err := checkCount("LimeBase", "NSamples", l.NSamples, MaxSamples); err != nil {
+		return nil, err
 	}
 	ns := cmp.Or(l.NSamples, 50)
 	zs := l.Samples

@@ -105,6 +105,12 @@ func (l *LRP) relevance(ctx context.Context, inputs []*tensor.Tensor, o Options,
 				r = rr
 			}
 		}
+		if err := checkFloat("LRP rule on "+node.Name, "Epsilon", r.Epsilon, 0, MaxStdev); err != nil {
+			return nil, err
+		}
+		if err := checkFloat("LRP rule on "+node.Name, "Gamma", r.Gamma, 0, MaxStdev); err != nil {
+			return nil, err
+		}
 		rules[node] = r
 		if r.Kind != Gamma && r.Kind != Alpha1Beta0 {
 			continue

@@ -25,7 +25,8 @@ type NoiseTunnel struct {
 	Method Method
 	// Type is SmoothGrad (the default when empty), SmoothGradSq or VarGrad.
 	Type string
-	// NSamples is the number of noisy copies per example; 0 means 5.
+	// NSamples is the number of noisy copies per example; 0 means 5, at
+	// most MaxNoiseSamples.
 	NSamples int
 	// SamplesBatchSize bounds the copies per example run at once; 0
 	// chooses calls of about 1M input elements (the results are the same).
@@ -49,6 +50,15 @@ type NoiseTunnel struct {
 func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
 	n, err := batchOf(inputs)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkCount("NoiseTunnel", "NSamples", nt.NSamples, MaxNoiseSamples); err != nil {
+		return nil, err
+	}
+	if err := checkCount("NoiseTunnel", "SamplesBatchSize", nt.SamplesBatchSize, MaxBatch); err != nil {
+		return nil, err
+	}
+	if err := checkStdevs("NoiseTunnel", nt.Stdevs); err != nil {
 		return nil, err
 	}
 	k := cmp.Or(nt.NSamples, 5)
@@ -205,6 +215,9 @@ func (nt *NoiseTunnel) innerOptions(rng *rand.Rand, o Options, n, k int) Options
 // stdevsFor returns the noise's standard deviation for each of n inputs
 // from stdevs: one per input, one for all, or none (def for all).
 func stdevsFor(stdevs []float64, n int, def float64) ([]float64, error) {
+	if err := checkStdevs("noise", stdevs); err != nil {
+		return nil, err
+	}
 	out := make([]float64, n)
 	switch len(stdevs) {
 	case 0:

@@ -31,6 +31,9 @@ type Occlusion struct {
 // Attribute computes occlusion attributions for o.Target, with o.Baselines
 // (nil: zeros) filling the windows.
 func (oc *Occlusion) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	if err := checkCount("Occlusion", "PerturbationsPerEval", oc.PerturbationsPerEval, MaxBatch); err != nil {
+		return nil, err
+	}
 	n, base, err := batchAndBaselines(inputs, o.Baselines)
 	if err != nil {
 		return nil, err

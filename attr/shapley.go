@@ -23,7 +23,8 @@ type ShapleyValueSampling struct {
 	// FeatureMask groups elements into features; ids are shared across
 	// inputs (nil: every element is a feature).
 	FeatureMask []*tensor.Tensor
-	// NSamples is the number of permutations; 0 means 25.
+	// NSamples is the number of permutations; 0 means 25, at most
+	// MaxSamples (PerturbationsPerEval at most MaxBatch).
 	NSamples             int
 	PerturbationsPerEval int
 	// Seed seeds the permutations.
@@ -35,6 +36,12 @@ type ShapleyValueSampling struct {
 
 // Attribute computes the sampled Shapley values for o.Target.
 func (s *ShapleyValueSampling) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	if err := checkCount("ShapleyValueSampling", "NSamples", s.NSamples, MaxSamples); err != nil {
+		return nil, err
+	}
+	if err := checkCount("ShapleyValueSampling", "PerturbationsPerEval", s.PerturbationsPerEval, MaxBatch); err != nil {
+		return nil, err
+	}
 	n, base, f, err := featureSetup(inputs, o, s.FeatureMask)
 	if err != nil {
 		return nil, err
@@ -128,12 +135,19 @@ type ShapleyValues struct {
 	// FeatureMask and PerturbationsPerEval are as ShapleyValueSampling's.
 	FeatureMask          []*tensor.Tensor
 	PerturbationsPerEval int
-	// MaxFeatures bounds F; 0 means 12 (4096 coalitions).
+	// MaxFeatures bounds F; 0 means 12 (4096 coalitions), at most
+	// MaxExactFeatures.
 	MaxFeatures int
 }
 
 // Attribute computes exact Shapley values for o.Target.
 func (s *ShapleyValues) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
+	if err := checkCount("ShapleyValues", "PerturbationsPerEval", s.PerturbationsPerEval, MaxBatch); err != nil {
+		return nil, err
+	}
+	if err := checkCount("ShapleyValues", "MaxFeatures", s.MaxFeatures, MaxExactFeatures); err != nil {
+		return nil, err
+	}
 	n, base, f, err := featureSetup(inputs, o, s.FeatureMask)
 	if err != nil {
 		return nil, err

@@ -417,3 +417,25 @@ func TestHugeShapeIsAnError(t *testing.T) {
 		}
 	}
 }
+
+// TestLayersHugeDeclaredInput: a model declaring a 100000x100000 input
+// panicked in the dry run behind Layers; now its layers come without shapes.
+func TestLayersHugeDeclaredInput(t *testing.T) {
+	for _, dims := range [][]graph.Dim{{{Value: 100000}, {Value: 100000}}, {{Value: 1 << 40}, {Value: 1 << 40}, {Value: 16}}} {
+		g := &graph.Graph{
+			Inputs:       []graph.ValueInfo{{Name: "x", DType: tensor.Float32, Shape: dims}},
+			Outputs:      []graph.ValueInfo{{Name: "y"}},
+			Initializers: map[string]*tensor.Tensor{},
+			Opsets:       map[string]int{"": 13},
+			Nodes:        []*graph.Node{{Name: "relu", OpType: "Relu", Inputs: []string{"x"}, Outputs: []string{"y"}}},
+		}
+		m, err := Compile(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls := m.Layers()
+		if len(ls) != 1 || ls[0].Shape != nil {
+			t.Errorf("%v: layers %+v, want one without a shape", dims, ls)
+		}
+	}
+}

@@ -66,13 +66,26 @@ func (m *Model) Layers() []Layer {
 	return layers
 }
 
-func (m *Model) dryShapes() map[string][]int {
-	shapes := map[string][]int{}
+// maxDryLen is the most elements an input of the dry run behind Layers may
+// have: a model declaring a larger input (100000x100000) gets no shapes
+// rather than an allocation it cannot make.
+const maxDryLen = 1 << 26
+
+func (m *Model) dryShapes() (shapes map[string][]int) {
+	shapes = map[string][]int{}
+	defer func() {
+		if r := recover(); r != nil {
+			shapes = map[string][]int{}
+		}
+	}()
 	in := map[string]*tensor.Tensor{}
 	for _, x := range m.inputs {
 		shape := make([]int, len(x.Shape))
 		for i, d := range x.Shape {
 			shape[i] = max(d.Value, 1)
+		}
+		if n, err := tensor.CheckedSize(shape); err != nil || n > maxDryLen {
+			return shapes
 		}
 		dt := x.DType
 		if dt == 0 {

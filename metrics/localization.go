@@ -67,6 +67,18 @@ func maskRows(a, mask *tensor.Tensor) (n, row int, in []bool, err error) {
 	if a == nil || a.Rank() == 0 {
 		return 0, 0, nil, fmt.Errorf("metrics: attribution needs a batch dimension")
 	}
+	if mask == nil {
+		return 0, 0, nil, fmt.Errorf("metrics: nil mask")
+	}
+	if err := a.Check(); err != nil {
+		return 0, 0, nil, fmt.Errorf("metrics: attribution: %w", err)
+	}
+	if err := mask.Check(); err != nil {
+		return 0, 0, nil, fmt.Errorf("metrics: mask: %w", err)
+	}
+	if a.Len() == 0 {
+		return 0, 0, nil, fmt.Errorf("metrics: attribution of shape %v is empty", a.Shape)
+	}
 	bs, err := tensor.BroadcastShape(mask.Shape, a.Shape)
 	if err != nil || !tensor.SameShape(bs, a.Shape) {
 		return 0, 0, nil, fmt.Errorf("metrics: mask of shape %v does not broadcast to the attribution's %v", mask.Shape, a.Shape)

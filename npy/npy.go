@@ -77,33 +77,39 @@ var (
 	shapeRe = regexp.MustCompile(`'shape':\s*\(([^)]*)\)`)
 )
 
+// MaxHeader is the longest .npy header Read accepts, in bytes (NumPy
+// writes a few hundred; version 2 and 3 files may declare up to 4 GiB).
+const MaxHeader = 1 << 20
+
 // Read reads a .npy array: floats become float32, integers int64 and
-// bools stay bool.
+// bools stay bool. It reads the header, checks the declared shape against
+// tensor.MaxLen, and then reads no more than the data the header declares
+// (memory grows with the bytes that actually arrive, not with the shape).
 func Read(r io.Reader) (*tensor.Tensor, error) {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
-	}
-	if len(b) < 10 || string(b[:6]) != "\x93NUMPY" {
+	pre := make([]byte, 12)
+	if _, err := io.ReadFull(r, pre[:10]); err != nil || string(pre[:6]) != "\x93NUMPY" {
 		return nil, fmt.Errorf("npy: not a .npy file")
 	}
-	var hlen, off int
-	switch b[6] {
+	var hlen int
+	switch pre[6] {
 	case 1:
-		hlen, off = int(binary.LittleEndian.Uint16(b[8:])), 10
+		hlen = int(binary.LittleEndian.Uint16(pre[8:]))
 	case 2, 3:
-		if len(b) < 12 {
+		if _, err := io.ReadFull(r, pre[10:12]); err != nil {
 			return nil, fmt.Errorf("npy: truncated header")
 		}
-		hlen, off = int(binary.LittleEndian.Uint32(b[8:])), 12
+		hlen = int(binary.LittleEndian.Uint32(pre[8:]))
 	default:
-		return nil, fmt.Errorf("npy: unsupported version %d", b[6])
+		return nil, fmt.Errorf("npy: unsupported version %d", pre[6])
 	}
-	if off+hlen > len(b) {
+	if hlen > MaxHeader {
+		return nil, fmt.Errorf("npy: header of %d bytes (at most %d)", hlen, MaxHeader)
+	}
+	hb := make([]byte, hlen)
+	if _, err := io.ReadFull(r, hb); err != nil {
 		return nil, fmt.Errorf("npy: truncated header")
 	}
-	h := string(b[off : off+hlen])
-	data := b[off+hlen:]
+	h := string(hb)
 	dm, om, sm := descrRe.FindStringSubmatch(h), orderRe.FindStringSubmatch(h), shapeRe.FindStringSubmatch(h)
 	if dm == nil || om == nil || sm == nil {
 		return nil, fmt.Errorf("npy: cannot read header %q", h)
@@ -126,15 +132,24 @@ func Read(r io.Reader) (*tensor.Tensor, error) {
 	if shape == nil {
 		shape = []int{}
 	}
-	n := tensor.Size(shape)
+	n, err := tensor.CheckedSize(shape)
+	if err != nil {
+		return nil, fmt.Errorf("npy: %w", err)
+	}
 	descr := dm[1]
 	size := map[string]int{"<f4": 4, "<f8": 8, "<i8": 8, "<i4": 4, "|b1": 1, "|u1": 1, "<u1": 1}[descr]
 	if size == 0 {
 		return nil, fmt.Errorf("npy: unsupported dtype %q (want float32, float64, int32, int64, bool or uint8, little-endian)", descr)
 	}
-	if len(data) < n*size {
-		return nil, fmt.Errorf("npy: %d bytes of data for shape %v of %s", len(data), shape, descr)
+	var buf bytes.Buffer
+	got, err := io.CopyN(&buf, r, int64(n)*int64(size))
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("npy: %w", err)
 	}
+	if got < int64(n)*int64(size) {
+		return nil, fmt.Errorf("npy: %d bytes of data for shape %v of %s", got, shape, descr)
+	}
+	data := buf.Bytes()
 	le := binary.LittleEndian
 	switch descr {
 	case "<f4", "<f8":
@@ -168,13 +183,21 @@ func Read(r io.Reader) (*tensor.Tensor, error) {
 	return t, nil
 }
 
-// ReadFile reads a .npy file.
+// ReadFile reads a .npy file. It refuses what is not a regular file
+// (a FIFO, a device such as /dev/zero, a directory).
 func ReadFile(path string) (*tensor.Tensor, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
 	t, err := Read(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -12,10 +12,13 @@
 package preprocess
 
 import (
+	"bytes"
 	"fmt"
 	"image"
 	_ "image/jpeg" // JPEG files
 	_ "image/png"  // PNG files
+	"io"
+	"math"
 	"os"
 
 	"github.com/loupe-ml/loupe/tensor"
@@ -46,7 +49,7 @@ func Load(path string, o Options) (input, shown *tensor.Tensor, err error) {
 		return nil, nil, err
 	}
 	defer f.Close()
-	src, _, err := image.Decode(f)
+	src, err := Decode(f)
 	if err == nil {
 		input, shown, err = Image(src, o)
 	}
@@ -54,6 +57,39 @@ func Load(path string, o Options) (input, shown *tensor.Tensor, err error) {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return input, shown, nil
+}
+
+// MaxPixels is the most pixels (width times height) a picture may declare:
+// Decode and Load refuse larger ones before decoding them, and Image
+// refuses to produce a larger output.
+const MaxPixels = 1 << 26
+
+// Decode decodes a PNG or JPEG after checking the size its header
+// declares against MaxPixels, so that a small file declaring a huge
+// picture fails before any pixel is allocated.
+func Decode(r io.Reader) (image.Image, error) {
+	var head bytes.Buffer
+	cfg, _, err := image.DecodeConfig(io.TeeReader(r, &head))
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPixels(cfg.Width, cfg.Height); err != nil {
+		return nil, err
+	}
+	src, _, err := image.Decode(io.MultiReader(&head, r))
+	return src, err
+}
+
+// checkPixels refuses a w×h picture with a non-positive side or more than
+// MaxPixels pixels.
+func checkPixels(w, h int) error {
+	if w <= 0 || h <= 0 {
+		return fmt.Errorf("image of %dx%d pixels", w, h)
+	}
+	if w > MaxPixels/h {
+		return fmt.Errorf("image of %dx%d pixels (at most %d pixels)", w, h, MaxPixels)
+	}
+	return nil
 }
 
 // Image preprocesses a picture: it returns the model input [1, C, H, W]
@@ -65,7 +101,16 @@ func Image(src image.Image, o Options) (input, shown *tensor.Tensor, err error) 
 	if w == 0 || h == 0 {
 		return nil, nil, fmt.Errorf("empty image")
 	}
+	if err := checkPixels(w, h); err != nil {
+		return nil, nil, err
+	}
+	if o.Resize < 0 || o.Resize > MaxPixels || o.CenterCrop < 0 || o.CenterCrop > MaxPixels {
+		return nil, nil, fmt.Errorf("resize %d or crop %d out of range (0 to %d)", o.Resize, o.CenterCrop, MaxPixels)
+	}
 	rw, rh := resized(w, h, o.Resize)
+	if err := checkPixels(rw, rh); err != nil {
+		return nil, nil, fmt.Errorf("resized to %dx%d: %w", rw, rh, err)
+	}
 	ow, oh, x0, y0 := rw, rh, 0, 0
 	if o.CenterCrop > 0 {
 		if o.CenterCrop > rw || o.CenterCrop > rh {
@@ -140,6 +185,11 @@ func normalize(f []float32, c int, mean, std []float64) error {
 	}
 	if len(mean) != c || len(std) != c {
 		return fmt.Errorf("normalization needs %d means and %d standard deviations, got %d and %d", c, c, len(mean), len(std))
+	}
+	for k := range c {
+		if math.IsNaN(mean[k]) || math.IsInf(mean[k], 0) || math.IsNaN(std[k]) || math.IsInf(std[k], 0) || std[k] == 0 {
+			return fmt.Errorf("normalization of channel %d: mean %v, std %v (want finite values, std not 0)", k, mean[k], std[k])
+		}
 	}
 	n := len(f) / c
 	for k := 0; k < c; k++ {

@@ -45,12 +45,54 @@ type Tensor struct {
 }
 
 // Size returns the number of elements of a shape (1 for a scalar shape).
+// A product that does not fit in an int (an absurd shape, never one of a
+// tensor that exists) is reported as math.MaxInt rather than wrapped, so
+// that comparisons with it fail instead of passing by accident.
 func Size(shape []int) int {
 	n := 1
+	over := false
 	for _, d := range shape {
+		if d == 0 {
+			return 0
+		}
+		if over {
+			continue
+		}
+		if d > 0 && n > 0 && n > math.MaxInt/d {
+			over = true
+			continue
+		}
 		n *= d
 	}
+	if over {
+		return math.MaxInt
+	}
 	return n
+}
+
+// CheckedSize returns the number of elements of a shape, or an error
+// naming the shape when a dimension is negative or the count exceeds
+// MaxLen: the check to make on a shape read from a file or a request
+// before allocating it.
+func CheckedSize(shape []int) (int, error) {
+	n := 1
+	for _, d := range shape {
+		if d < 0 {
+			return 0, fmt.Errorf("tensor: shape %v has a negative dimension", shape)
+		}
+	}
+	for _, d := range shape {
+		if d == 0 {
+			return 0, nil
+		}
+	}
+	for _, d := range shape {
+		if n > MaxLen/d {
+			return 0, fmt.Errorf("tensor: shape %v has more than %d elements", shape, MaxLen)
+		}
+		n *= d
+	}
+	return n, nil
 }
 
 // MaxLen is the most elements a tensor made by New, NewInt or NewBool may
@@ -63,15 +105,9 @@ const MaxLen = 1 << 30
 // the count exceeds MaxLen (the engine turns a kernel's panic into an
 // error naming the node).
 func allocLen(shape []int) int {
-	n := 1
-	for _, d := range shape {
-		if d < 0 {
-			panic(fmt.Sprintf("tensor: shape %v has a negative dimension", shape))
-		}
-		if d > 0 && n > MaxLen/d {
-			panic(fmt.Sprintf("tensor: shape %v has more than %d elements", shape, MaxLen))
-		}
-		n *= d
+	n, err := CheckedSize(shape)
+	if err != nil {
+		panic(err.Error())
 	}
 	return n
 }
@@ -105,7 +141,7 @@ func Zeros(dt DType, shape []int) *Tensor {
 // FromFloat32 wraps data (not copied) in a float32 tensor of the given shape.
 // It returns an error if the sizes disagree.
 func FromFloat32(data []float32, shape ...int) (*Tensor, error) {
-	if Size(shape) != len(data) {
+	if n, err := CheckedSize(shape); err != nil || n != len(data) {
 		return nil, fmt.Errorf("tensor: %d values do not fill shape %v (%d elements)", len(data), shape, Size(shape))
 	}
 	return &Tensor{DType: Float32, Shape: append([]int(nil), shape...), F: data}, nil
@@ -113,7 +149,7 @@ func FromFloat32(data []float32, shape ...int) (*Tensor, error) {
 
 // FromInt64 wraps data (not copied) in an int64 tensor of the given shape.
 func FromInt64(data []int64, shape ...int) (*Tensor, error) {
-	if Size(shape) != len(data) {
+	if n, err := CheckedSize(shape); err != nil || n != len(data) {
 		return nil, fmt.Errorf("tensor: %d values do not fill shape %v (%d elements)", len(data), shape, Size(shape))
 	}
 	return &Tensor{DType: Int64, Shape: append([]int(nil), shape...), I: data}, nil
@@ -148,7 +184,7 @@ func (t *Tensor) Clone() *Tensor {
 
 // Reshape returns a tensor sharing t's data with a new shape of the same size.
 func (t *Tensor) Reshape(shape ...int) (*Tensor, error) {
-	if Size(shape) != t.Len() {
+	if n, err := CheckedSize(shape); err != nil || n != t.Len() {
 		return nil, fmt.Errorf("tensor: cannot reshape %v to %v", t.Shape, shape)
 	}
 	r := *t

@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 )
@@ -85,5 +86,40 @@ func TestAllocationLimits(t *testing.T) {
 	}
 	if x := New(0, 1<<40); x.Len() != 0 {
 		t.Errorf("empty tensor of %d elements", x.Len())
+	}
+}
+
+func TestSizeDoesNotWrap(t *testing.T) {
+	if n := Size([]int{1 << 62, 4}); n != math.MaxInt {
+		t.Errorf("Size([2^62 4]) = %d, want math.MaxInt (saturated)", n)
+	}
+	if n := Size([]int{1 << 62, 4, 0}); n != 0 {
+		t.Errorf("Size with a zero dimension = %d", n)
+	}
+	if _, err := CheckedSize([]int{1 << 62, 4}); err == nil {
+		t.Error("CheckedSize([2^62 4]): no error")
+	}
+	if _, err := CheckedSize([]int{3, -1}); err == nil {
+		t.Error("CheckedSize([3 -1]): no error")
+	}
+	if n, err := CheckedSize([]int{2, 3}); n != 6 || err != nil {
+		t.Errorf("CheckedSize([2 3]) = %d, %v", n, err)
+	}
+	x := New(2, 3)
+	if _, err := x.Reshape(1<<62, 4, 0, 1); err == nil {
+		t.Error("Reshape to 0 elements from 6: no error")
+	}
+	if _, err := x.Reshape(1<<62, 4); err == nil {
+		t.Error("Reshape to an overflowing shape: no error")
+	}
+}
+
+func TestNegativeShapesRefused(t *testing.T) {
+	x := New(2, 3)
+	if _, err := x.Reshape(-2, -3); err == nil {
+		t.Error("Reshape(-2, -3): no error")
+	}
+	if _, err := FromFloat32(make([]float32, 6), -2, -3); err == nil {
+		t.Error("FromFloat32 with shape [-2 -3]: no error")
 	}
 }

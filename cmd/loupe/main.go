@@ -62,7 +62,15 @@ const usage = `usage:
   loupe methods
   loupe insights [--model m.onnx --data dir [--labels labels.csv] [--classes names.txt]] [--addr host:port]`
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// run runs a command. A panic (a bug, never bad input) becomes an
+// "internal error" that main reports with exit status 1, not 2, the status
+// of bad usage.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error: %v", r)
+		}
+	}()
 	if len(args) == 0 {
 		return usageError{errors.New("no command\n" + usage)}
 	}

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"image"
 	"image/png"
 	"io"
 	"math"
@@ -470,5 +473,52 @@ func TestExplainSeries(t *testing.T) {
 	}
 	if _, err := runCLI(t, "explain", "--model", model, "--input", in, "--method", "Saliency", "--target", "0", "--series", "sideways", "--out", out, "--quiet"); err == nil || !strings.Contains(err.Error(), "sideways") {
 		t.Errorf("unknown mode: %v", err)
+	}
+}
+
+// TestPanicIsInternalError: a panic ended the program with status 2, the
+// status of bad usage; run now returns an "internal error" (status 1).
+func TestPanicIsInternalError(t *testing.T) {
+	err := run(context.Background(), []string{"help"}, nil, nil) // writing to a nil writer panics
+	var ue usageError
+	if err == nil || !strings.Contains(err.Error(), "internal error") || errors.As(err, &ue) {
+		t.Errorf("err %v, want an internal error that is not a usage error", err)
+	}
+}
+
+// TestHostileInputFiles: an .npy whose shape overflows, a tiny PNG that
+// declares 100000x100000 pixels, and hostile counts end in errors that
+// name the problem, never a panic.
+func TestHostileInputFiles(t *testing.T) {
+	dir := t.TempDir()
+	h := "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }\n"
+	b := append([]byte("\x93NUMPY\x01\x00"), byte(len(h)), byte(len(h)>>8))
+	overflow := filepath.Join(dir, "overflow.npy")
+	os.WriteFile(overflow, append(b, h...), 0o600)
+
+	var p bytes.Buffer
+	png.Encode(&p, image.NewGray(image.Rect(0, 0, 1, 1)))
+	bomb := p.Bytes()
+	binary.BigEndian.PutUint32(bomb[16:], 100000)
+	binary.BigEndian.PutUint32(bomb[20:], 100000)
+	binary.BigEndian.PutUint32(bomb[29:], crc32.ChecksumIEEE(bomb[12:29]))
+	bombPath := filepath.Join(dir, "bomb.png")
+	os.WriteFile(bombPath, bomb, 0o600)
+
+	in := filepath.Join(dir, "x.npy")
+	npy.WriteFile(in, tensor.New(1, 3, 32, 32))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"explain", "--model", cnn, "--input", overflow, "--method", "Saliency", "--quiet", "--out", dir}, "elements"},
+		{[]string{"explain", "--model", cnn, "--input", bombPath, "--method", "Saliency", "--quiet", "--out", dir}, "pixels"},
+		{[]string{"explain", "--model", cnn, "--input", in, "--method", "GradientShap", "--param", "n_samples=-3", "--quiet", "--out", dir}, "n_samples"},
+		{[]string{"explain", "--model", cnn, "--input", in, "--method", "IntegratedGradients", "--param", "n_steps=1000000000", "--quiet", "--out", dir}, "n_steps"},
+	} {
+		err := run(context.Background(), tc.args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "internal error") {
+			t.Errorf("%v: err %v, want one about %q", tc.args[4], err, tc.want)
+		}
 	}
 }
