@@ -493,7 +493,10 @@ func (s *Server) runMethod(ctx context.Context, j *job) (*attr.Result, error) {
 	if err != nil {
 		return nil, badRequest("%s: %v", j.method, err)
 	}
-	o := attr.Options{Target: j.attrTarget, Additional: j.extra, Delta: true, Baselines: j.baselines}
+	// The delta of methods that have one (NoiseTunnel's, when its inner
+	// method has one; the others ignore Delta).
+	delta := j.method != "NoiseTunnel" || j.vals["inner"] == "IntegratedGradients" || j.vals["inner"] == "DeepLift"
+	o := attr.Options{Target: j.attrTarget, Additional: j.extra, Delta: delta, Baselines: j.baselines}
 	if o.Baselines == nil {
 		b := j.baselineValue()
 		switch {

@@ -558,3 +558,41 @@ func TestLoad(t *testing.T) {
 		t.Errorf("%d goroutines after the load, %d before", g, base)
 	}
 }
+
+// TestMethods runs methods of every kind through :explain.
+func TestMethods(t *testing.T) {
+	if testing.Short() {
+		t.Skip("several methods")
+	}
+	s := newTestServer(t, Config{})
+	inst := [][][][]float64{image(1), image(2)}
+	for _, c := range []struct {
+		method string
+		params map[string]any
+	}{
+		{"Saliency", map[string]any{"abs": false}},
+		{"GradientShap", map[string]any{"n_samples": 3, "seed": 1}},
+		{"DeepLiftShap", nil},
+		{"FeatureAblation", map[string]any{"feature_grid": 8}},
+		{"Occlusion", map[string]any{"sliding_window_shapes": []int{3, 8, 8}, "strides": []int{3, 8, 8}}},
+		{"KernelShap", map[string]any{"n_samples": 10, "feature_grid": 16}},
+		{"NoiseTunnel", map[string]any{"nt_samples": 2, "stdevs": 0.1}},
+		{"NoiseTunnel", map[string]any{"nt_samples": 2, "inner": "IntegratedGradients", "stdevs": 0.1}},
+		{"LRP", nil},
+		{"LayerGradCam", nil},
+		{"GradCAM", nil},
+		{"GuidedBackprop", nil},
+	} {
+		code, body := call(t, s, "POST", "/v1/models/cnn:explain", map[string]any{"instances": inst, "method": c.method, "params": c.params})
+		if code != 200 {
+			t.Errorf("%s: %d %v", c.method, code, body["error"])
+			continue
+		}
+		if n := len(body["explanations"].([]any)); n != 2 {
+			t.Errorf("%s: %d explanations", c.method, n)
+		}
+		if a := floats(body["explanations"].([]any)[1].(map[string]any)["attributions"]); len(a) == 0 {
+			t.Errorf("%s: no attributions", c.method)
+		}
+	}
+}
