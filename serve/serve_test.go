@@ -614,3 +614,47 @@ func TestMethods(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenModel serves a model of int64 token ids: prediction works on
+// both protocols; explaining it is refused (nothing to attribute).
+func TestTokenModel(t *testing.T) {
+	m, err := LoadModel("text", testmodels.Path("text_s0.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := m.Model.Inputs()[0]
+	if in.DType != tensor.Int64 {
+		t.Skipf("text_s0's input is %v", in.DType)
+	}
+	s, err := New(Config{}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape := exampleShape(in)
+	n := 1
+	for i, d := range shape {
+		if d < 0 {
+			shape[i] = 6
+		}
+		n *= shape[i]
+	}
+	data := make([]int, n)
+	for i := range data {
+		data[i] = i % 5
+	}
+	code, body := call(t, s, "POST", "/v2/models/text/infer", map[string]any{"inputs": []map[string]any{
+		{"name": in.Name, "shape": append([]int{1}, shape...), "datatype": "INT64", "data": data}}})
+	if code != 200 {
+		t.Fatalf("infer: %d %v", code, body)
+	}
+	if code, body := call(t, s, "POST", "/v1/models/text:explain", map[string]any{"inputs": map[string]any{in.Name: []any{data}}}); code != 400 {
+		t.Errorf("explain: %d %v, want 400", code, body)
+	}
+	frac := make([]float64, n)
+	frac[0] = 1.5
+	code, body = call(t, s, "POST", "/v2/models/text/infer", map[string]any{"inputs": []map[string]any{
+		{"name": in.Name, "shape": append([]int{1}, shape...), "datatype": "INT64", "data": frac}}})
+	if msg, _ := body["error"].(string); code != 400 || !strings.Contains(msg, "not an integer") {
+		t.Fatalf("a fraction as a token id: %d %v", code, body)
+	}
+}
