@@ -341,6 +341,8 @@ func TestErrors(t *testing.T) {
 		{"targets per example", "/v1/models/cnn:explain", map[string]any{"instances": [][][][]float64{image(1)}, "target": []int{1, 2}}, 400, "2 indices for 1 examples"},
 		{"bad deadline", "/v1/models/toy:predict", `{"instances": [[1,2,3]], "deadline_ms": -5}`, 400, "deadline_ms=-5"},
 		{"explain fields on predict", "/v1/models/toy:predict", `{"instances": [[1,2,3]], "method": "Saliency"}`, 400, "belong to :explain"},
+		{"layer of a method without", "/v1/models/toy:explain", `{"instances": [[1,2,3]], "method": "Saliency", "params": {"layer": "fc"}}`, 400, "Saliency takes no layer"},
+		{"unknown layer", "/v1/models/cnn:explain", map[string]any{"instances": [][][][]float64{image(1)}, "method": "LayerGradCam", "params": map[string]any{"layer": "nope"}}, 400, "nope"},
 		{"bad baselines", "/v1/models/toy:explain", `{"instances": [[1,2,3]], "params": {"baselines": [1,2]}}`, 400, "baselines"},
 		{"v2 wrong datatype", "/v2/models/toy/infer", `{"inputs": [{"name": "input", "shape": [1,3], "datatype": "INT64", "data": [1,2,3]}]}`, 400, `datatype "INT64"`},
 		{"v2 wrong shape", "/v2/models/toy/infer", `{"inputs": [{"name": "input", "shape": [1,4], "datatype": "FP32", "data": [1,2,3,4]}]}`, 400, "shape [1 4]; the model takes [N 3]"},
