@@ -60,7 +60,8 @@ const usage = `usage:
                 [--baseline v | --baselines b.npy] [--extra name=file.npy] [--resize N --crop N --mean m,m,m --std s,s,s] [--out dir] [--quiet]
   loupe layers --model m.onnx
   loupe methods
-  loupe insights [--model m.onnx --data dir [--labels labels.csv] [--classes names.txt]] [--addr host:port]`
+  loupe insights [--model m.onnx --data dir [--labels labels.csv] [--classes names.txt]] [--addr host:port]
+  loupe serve --model NAME=m.onnx [--model ...] [--addr host:port] [--token T] [--allow-remote]`
 
 // run runs a command. A panic (a bug, never bad input) becomes an
 // "internal error" that main reports with exit status 1, not 2, the status
@@ -85,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		return cmdMethods(stdout)
 	case "insights":
 		return cmdInsights(ctx, args[1:], stdout, stderr, nil)
+	case "serve":
+		return cmdServe(ctx, args[1:], stdout, stderr, nil)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
