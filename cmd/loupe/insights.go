@@ -83,7 +83,11 @@ func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, r
 	if err != nil {
 		return err
 	}
-	ln, err := listen(*addr, *allowRemote, stderr)
+	ln, err := listen(*addr, *allowRemote, stderr,
+		"anyone who reaches it could use Insights: pass --allow-remote to serve there",
+		func(a net.Addr) string {
+			return fmt.Sprintf("warning: loupe Insights serves on %s, not a loopback address: anyone who can reach it and has the token can read the data set and run attributions; the connection is not encrypted", a)
+		})
 	if err != nil {
 		return err
 	}
@@ -134,10 +138,12 @@ func insightsData(model, data, classFile, labels string, pre preprocess.Options)
 }
 
 // listen listens on addr, which must be a loopback address unless
-// allowRemote (then it warns). A name other than localhost is refused
-// before listening unless every address it resolves to is loopback.
-func listen(addr string, allowRemote bool, stderr io.Writer) (net.Listener, error) {
-	refuse := usageError{fmt.Errorf("--addr %s: not a loopback address; anyone who reaches it could use Insights: pass --allow-remote to serve there", addr)}
+// allowRemote (then it warns with the warning it is given for the bound
+// address). what says who could use the server, for the refusal. A name
+// other than localhost is refused before listening unless every address it
+// resolves to is loopback.
+func listen(addr string, allowRemote bool, stderr io.Writer, what string, warning func(net.Addr) string) (net.Listener, error) {
+	refuse := usageError{fmt.Errorf("--addr %s: not a loopback address; %s", addr, what)}
 	if !allowRemote && !loopback(addr) {
 		return nil, refuse
 	}
@@ -150,7 +156,7 @@ func listen(addr string, allowRemote bool, stderr io.Writer) (net.Listener, erro
 			ln.Close()
 			return nil, refuse
 		}
-		fmt.Fprintf(stderr, "warning: loupe Insights serves on %s, not a loopback address: anyone who can reach it and has the token can read the data set and run attributions; the connection is not encrypted\n", ln.Addr())
+		fmt.Fprintln(stderr, warning(ln.Addr()))
 	}
 	return ln, nil
 }

@@ -58,7 +58,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	if err != nil {
 		return usageError{err}
 	}
-	ln, err := listenServe(*addr, *allowRemote, *token != "", stderr)
+	ln, err := listen(*addr, *allowRemote, stderr,
+		"anyone who reaches it could run the models: pass --allow-remote (and --token) to serve there",
+		func(a net.Addr) string {
+			who := "anyone who can reach it"
+			if *token != "" {
+				who += " and has the token"
+			}
+			return fmt.Sprintf("warning: loupe serve listens on %s, not a loopback address: %s can run the models; the connection is not encrypted", a, who)
+		})
 	if err != nil {
 		return err
 	}
@@ -73,29 +81,4 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		ready(u)
 	}
 	return serve(ctx, loupeserve.NewHTTPServer(s, cfg), ln)
-}
-
-// listenServe listens on addr, which must be a loopback address unless
-// allowRemote (then it warns).
-func listenServe(addr string, allowRemote, token bool, stderr io.Writer) (net.Listener, error) {
-	refuse := usageError{fmt.Errorf("--addr %s: not a loopback address; anyone who reaches it could run the models: pass --allow-remote (and --token) to serve there", addr)}
-	if !allowRemote && !loopback(addr) {
-		return nil, refuse
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	if ta, ok := ln.Addr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
-		if !allowRemote {
-			ln.Close()
-			return nil, refuse
-		}
-		who := "anyone who can reach it"
-		if token {
-			who += " and has the token"
-		}
-		fmt.Fprintf(stderr, "warning: loupe serve listens on %s, not a loopback address: %s can run the models; the connection is not encrypted\n", ln.Addr(), who)
-	}
-	return ln, nil
 }
