@@ -3,13 +3,14 @@ package insights
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"net"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/loupe-ml/loupe/internal/httpguard"
 )
 
 // Config is who may use the app and how much a request may take.
@@ -87,8 +88,8 @@ const contentSecurityPolicy = "default-src 'self'; img-src 'self' data:; script-
 type guard struct {
 	next   http.Handler
 	cfg    Config
-	token  [32]byte // SHA-256 of the token, compared in constant time
-	cookie string   // the cookie's name, one per token
+	token  httpguard.Token
+	cookie string // the cookie's name, one per token
 }
 
 func newGuard(next http.Handler, c Config) (*guard, error) {
@@ -96,7 +97,7 @@ func newGuard(next http.Handler, c Config) (*guard, error) {
 		return nil, errors.New("insights: no token (see NewToken)")
 	}
 	sum := sha256.Sum256([]byte("loupe insights cookie\x00" + c.Token))
-	return &guard{next: next, cfg: c, token: sha256.Sum256([]byte(c.Token)),
+	return &guard{next: next, cfg: c, token: httpguard.NewToken(c.Token),
 		cookie: "loupe_insights_" + hex.EncodeToString(sum[:6])}, nil
 }
 
@@ -114,16 +115,16 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !g.hostAllowed(r) {
-		http.Error(w, "forbidden: unknown Host "+quoteShort(r.Host), http.StatusForbidden)
+		http.Error(w, "forbidden: unknown Host "+httpguard.QuoteShort(r.Host), http.StatusForbidden)
 		return
 	}
-	if why := crossSite(r); why != "" {
+	if why := httpguard.CrossSite(r, "http://"+r.Host); why != "" {
 		http.Error(w, "forbidden: cross-site request ("+why+")", http.StatusForbidden)
 		return
 	}
 	q := r.URL.Query()
 	if q.Has("token") {
-		if !g.valid(q.Get("token")) {
+		if !g.token.Valid(q.Get("token")) {
 			g.unauthorized(w)
 			return
 		}
@@ -145,23 +146,13 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.next.ServeHTTP(w, r)
 }
 
-// valid compares a token with the server's in constant time.
-func (g *guard) valid(token string) bool {
-	sum := sha256.Sum256([]byte(token))
-	return subtle.ConstantTimeCompare(sum[:], g.token[:]) == 1
-}
-
 // authorized says whether a request shows the token, in its cookie or an
 // Authorization: Bearer header.
 func (g *guard) authorized(r *http.Request) bool {
-	if c, err := r.Cookie(g.cookie); err == nil && g.valid(c.Value) {
+	if c, err := r.Cookie(g.cookie); err == nil && g.token.Valid(c.Value) {
 		return true
 	}
-	auth := r.Header.Get("Authorization")
-	if len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
-		return g.valid(strings.TrimSpace(auth[7:]))
-	}
-	return false
+	return g.token.Bearer(r)
 }
 
 func (g *guard) unauthorized(w http.ResponseWriter) {
@@ -202,33 +193,4 @@ func (g *guard) hostAllowed(r *http.Request) bool {
 		}
 	}
 	return false
-}
-
-// crossSite says why a request comes from another site's page, or "": an
-// Origin that is not the server's own, or a browser's Sec-Fetch-Site
-// other than same-origin or none (typed in, a bookmark).
-func crossSite(r *http.Request) string {
-	switch s := r.Header.Get("Sec-Fetch-Site"); s {
-	case "", "same-origin", "none":
-	default:
-		return "Sec-Fetch-Site: " + quoteShort(s)
-	}
-	if o, ok := r.Header["Origin"]; ok && (len(o) != 1 || o[0] != "http://"+r.Host) {
-		return "Origin " + quoteShort(strings.Join(o, ", "))
-	}
-	return ""
-}
-
-// quoteShort quotes a header's value for an error message, cut to 100
-// bytes.
-func quoteShort(s string) string {
-	if len(s) > 100 {
-		s = s[:100] + "..."
-	}
-	return `"` + strings.Map(func(r rune) rune {
-		if r < ' ' || r == '"' || r > '~' {
-			return '?'
-		}
-		return r
-	}, s) + `"`
 }

@@ -1,11 +1,11 @@
 package serve
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/loupe-ml/loupe/internal/httpguard"
 )
 
 // The server's door, checked before any route: the token, then requests
@@ -19,9 +19,8 @@ import (
 // grants). With those refused, a page a user visits cannot make the
 // user's browser run models on a server it can reach.
 //
-// These checks are insights' crossSite and token comparison, written for
-// an API: both could move into one internal package (internal/httpguard)
-// when insights is next changed.
+// The token comparison and the cross-site checks are internal/httpguard's,
+// shared with Insights; the Content-Type check is this API's own.
 
 // authorized says whether a request shows the token in an
 // Authorization: Bearer header (always true without a token).
@@ -29,45 +28,21 @@ func (s *Server) authorized(r *http.Request) bool {
 	if s.token == nil {
 		return true
 	}
-	auth := r.Header.Get("Authorization")
-	if len(auth) <= 7 || !strings.EqualFold(auth[:7], "bearer ") {
-		return false
-	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(auth[7:])))
-	return subtle.ConstantTimeCompare(sum[:], s.token) == 1
+	return s.token.Bearer(r)
 }
 
 // crossSite says why a request comes from another site's page, or "".
 func crossSite(r *http.Request) string {
-	switch s := r.Header.Get("Sec-Fetch-Site"); s {
-	case "", "same-origin", "none":
-	default:
-		return "Sec-Fetch-Site: " + quoteShort(s)
-	}
-	if o, ok := r.Header["Origin"]; ok && (len(o) != 1 || (o[0] != "http://"+r.Host && o[0] != "https://"+r.Host)) {
-		return "Origin " + quoteShort(strings.Join(o, ", "))
+	if why := httpguard.CrossSite(r, "http://"+r.Host, "https://"+r.Host); why != "" {
+		return why
 	}
 	if r.Method == http.MethodPost {
 		if ct := r.Header.Get("Content-Type"); ct != "" {
 			mt, _, err := mime.ParseMediaType(ct)
 			if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-				return "Content-Type " + quoteShort(ct) + ", want application/json"
+				return "Content-Type " + httpguard.QuoteShort(ct) + ", want application/json"
 			}
 		}
 	}
 	return ""
-}
-
-// quoteShort quotes a header's value for an error message, cut to 100
-// bytes.
-func quoteShort(s string) string {
-	if len(s) > 100 {
-		s = s[:100] + "..."
-	}
-	return `"` + strings.Map(func(r rune) rune {
-		if r < ' ' || r == '"' || r > '~' {
-			return '?'
-		}
-		return r
-	}, s) + `"`
 }

@@ -72,6 +72,7 @@ import (
 
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/internal/httpguard"
 	"github.com/loupe-ml/loupe/onnx"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -164,7 +165,7 @@ type Server struct {
 	cfg     Config
 	models  map[string]*model
 	names   []string
-	token   []byte // SHA-256 of Config.Token, nil without one
+	token   *httpguard.Token // Config.Token's, nil without one
 	slots   chan struct{}
 	waiting atomic.Int64
 	met     *metrics
@@ -183,8 +184,8 @@ func New(c Config, models ...Model) (*Server, error) {
 	s := &Server{cfg: c, models: map[string]*model{}, slots: make(chan struct{}, c.MaxRunning), met: newMetrics()}
 	s.attribute = s.runMethod
 	if c.Token != "" {
-		sum := sha256.Sum256([]byte(c.Token))
-		s.token = sum[:]
+		t := httpguard.NewToken(c.Token)
+		s.token = &t
 	}
 	for _, m := range models {
 		if !validName(m.Name) {
@@ -276,7 +277,7 @@ func (s *Server) routes() {
 	mux.HandleFunc("GET /v1/models/{name}", func(w http.ResponseWriter, r *http.Request) {
 		m := s.models[r.PathValue("name")]
 		if m == nil {
-			writeError(w, http.StatusNotFound, fmt.Sprintf("no model %s (serving %s)", quoteShort(r.PathValue("name")), strings.Join(s.names, ", ")))
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no model %s (serving %s)", httpguard.QuoteShort(r.PathValue("name")), strings.Join(s.names, ", ")))
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"name": m.Name, "ready": true})
@@ -287,7 +288,7 @@ func (s *Server) routes() {
 		case "predict", "explain":
 			s.v1(w, r, name, verb)
 		default:
-			writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s: want /v1/models/NAME:predict or :explain", quoteShort(r.URL.Path)))
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s: want /v1/models/NAME:predict or :explain", httpguard.QuoteShort(r.URL.Path)))
 		}
 	})
 	mux.HandleFunc("GET /v2/health/live", func(w http.ResponseWriter, r *http.Request) {
@@ -308,7 +309,7 @@ func (s *Server) routes() {
 	})
 	mux.HandleFunc("POST /v2/models/{name}/infer", func(w http.ResponseWriter, r *http.Request) { s.v2Infer(w, r, r.PathValue("name")) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, quoteShort(r.URL.Path)))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, httpguard.QuoteShort(r.URL.Path)))
 	})
 	s.mux = mux
 }
@@ -317,7 +318,7 @@ func (s *Server) routes() {
 func (s *Server) lookup(w http.ResponseWriter, name string) *model {
 	m := s.models[name]
 	if m == nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no model %s (serving %s)", quoteShort(name), strings.Join(s.names, ", ")))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no model %s (serving %s)", httpguard.QuoteShort(name), strings.Join(s.names, ", ")))
 	}
 	return m
 }
