@@ -31,31 +31,27 @@ type fusion struct {
 // planFusions finds the chains that a forward pass without recording may
 // run fused, and adds their folded weights and biases as constants.
 func (m *Model) planFusions() {
+	// reader[s] is the only node reading slot s, -1 when none, -2 when
+	// several (a graph output counts as a reader: the caller's).
 	readers := make([]int, len(m.names))
-	for _, cn := range m.nodes {
+	for s := range readers {
+		readers[s] = -1
+	}
+	for ni, cn := range m.nodes {
 		for _, s := range cn.in {
 			if s >= 0 {
-				readers[s]++
+				if readers[s] == -1 {
+					readers[s] = ni
+				} else {
+					readers[s] = -2
+				}
 			}
 		}
 	}
 	for _, s := range m.outputs {
-		readers[s]++ // a graph output is read by the caller
+		readers[s] = -2
 	}
-	// reader returns the only node reading slot s, or -1.
-	reader := func(s int) int {
-		if readers[s] != 1 {
-			return -1
-		}
-		for ni, cn := range m.nodes {
-			for _, in := range cn.in {
-				if in == s {
-					return ni
-				}
-			}
-		}
-		return -1
-	}
+	reader := func(s int) int { return max(readers[s], -1) }
 	for ni, cn := range m.nodes {
 		if cn.node.OpType != "Conv" || len(cn.out) != 1 || cn.out[0] < 0 {
 			continue
