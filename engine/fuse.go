@@ -69,14 +69,15 @@ func (m *Model) planFusions() {
 			continue
 		}
 		f := fusion{head: ni, skip: []int{bi}, inner: []int{cn.out[0]}, out: bn.out[0]}
-		kernel := cn.kernel
+		ws, bs := m.constSlot(w), m.constSlot(b)
+		kernel := m.specialize(cn.kernel, []int{-1, ws, bs})
 		if ri := reader(bn.out[0]); ri >= 0 && m.nodes[ri].node.OpType == "Relu" && len(m.nodes[ri].out) == 1 && m.nodes[ri].out[0] >= 0 {
 			f.skip = append(f.skip, ri)
 			f.inner = append(f.inner, bn.out[0])
 			f.out = m.nodes[ri].out[0]
 			kernel = reluAfter{cn.kernel}
 		}
-		f.fused = cnode{node: cn.node, kernel: kernel, in: []int{cn.in[0], m.constSlot(w), m.constSlot(b)}, out: []int{f.out}}
+		f.fused = cnode{node: cn.node, kernel: kernel, in: []int{cn.in[0], ws, bs}, out: []int{f.out}}
 		m.fusions = append(m.fusions, f)
 	}
 }

@@ -196,6 +196,7 @@ func Compile(g *graph.Graph) (*Model, error) {
 			}
 			continue
 		}
+		cn.kernel = m.specialize(cn.kernel, cn.in)
 		for _, s := range cn.out {
 			if s >= 0 {
 				m.prod[s] = len(m.nodes)
@@ -215,6 +216,22 @@ func Compile(g *graph.Graph) (*Model, error) {
 	}
 	m.planFusions()
 	return m, nil
+}
+
+// specialize gives a kernel that can prepare work on constant inputs (see
+// op.Specializer) the constants among the slots in.
+func (m *Model) specialize(k op.Kernel, in []int) op.Kernel {
+	sp, ok := k.(op.Specializer)
+	if !ok {
+		return k
+	}
+	consts := make([]*tensor.Tensor, len(in))
+	for i, s := range in {
+		if s >= 0 {
+			consts[i] = m.consts[s]
+		}
+	}
+	return sp.Specialize(consts)
 }
 
 // build runs an op factory, turning a panic into an error naming the node.

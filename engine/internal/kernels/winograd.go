@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"runtime"
 	"sync"
 
@@ -256,14 +257,19 @@ func conv2DWinograd(p ConvParams, x, w, bias, y []float32, workers int) {
 	if p.N == 0 {
 		return
 	}
-	winoRun(p, planWinograd(p, workers), x, w, bias, y, false)
+	winoRun(p, planWinograd(p, workers), x, w, nil, bias, y, false)
 }
 
 // winoRun is conv2DWinograd as planned by pl. With flip, w holds the
 // weights of the convolution whose input gradient this is (p transposed):
 // the kernel from input channel c to output o is w[c][o] rotated by 180°.
-func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
+// pre, when not nil, holds w already transformed (see winoTransform), and
+// w is not read.
+func winoRun(p ConvParams, pl winoPlan, x, w, pre, bias, y []float32, flip bool) {
 	C, M := p.C, p.M
+	if pre != nil {
+		pl.ownWeights = false
+	}
 	// The input is copied zero-padded and split into 4 column phases:
 	// phase q of a plane holds, for each padded row h, the elements of
 	// columns q, q+4, q+8, ... of the padded row (wq of them), so that
@@ -278,7 +284,7 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 	// (see bufs): few requests to the pool, which holds buffers of all
 	// sizes, mean fewer allocations.
 	xpLen, uLen, vLen := p.N*C*qplane+winoTile, winoPos*us, 0
-	if pl.ownWeights {
+	if pl.ownWeights || pre != nil {
 		uLen = 0
 	}
 	if pl.band > 0 {
@@ -288,6 +294,9 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 	xp := (*sharedBuf)[:xpLen]
 	u := (*sharedBuf)[xpLen : xpLen+uLen]
 	v := (*sharedBuf)[xpLen+uLen:]
+	if pre != nil {
+		u = pre
+	}
 	clear(xp[p.N*C*qplane:])
 	padChunk := max(1, copyGrain/qplane)
 	padTasks := (p.N*C + padChunk - 1) / padChunk
@@ -302,7 +311,7 @@ func winoRun(p ConvParams, pl winoPlan, x, w, bias, y []float32, flip bool) {
 	// kernels.
 	uChunk := roundUp(max(1, copyGrain/winoPos), nr)
 	uTasks := (M*C + uChunk - 1) / uChunk
-	if pl.ownWeights {
+	if pl.ownWeights || pre != nil {
 		uTasks = 0
 	}
 	// first runs task i of the first phase.
@@ -814,5 +823,86 @@ func winoInputGrad(p ConvParams, w, gy, gx []float32, workers int) {
 	if q.N == 0 {
 		return
 	}
-	winoRun(q, planWinograd(q, workers), gy, w, nil, gx, true)
+	winoRun(q, planWinograd(q, workers), gy, w, nil, nil, gx, true)
+}
+
+// WinogradWeights returns the weights w of the convolution p transformed
+// once for Winograd's F(4×4, 3×3), as Conv2DPrepared reads them (with
+// grad, as Conv2DInputGradPrepared reads them: the transform of the input
+// gradient's convolution), or nil when that convolution is not one
+// Winograd computes (see winogradOK; p.N does not matter). A caller that
+// runs the same constant weights many times saves the transform on every
+// call; the result is 4 times the size of w.
+func WinogradWeights(p ConvParams, w []float32, grad bool) []float32 {
+	p = p.norm()
+	q, flip := p, false
+	if grad {
+		var ok bool
+		if q, ok = p.transposed(); !ok {
+			return nil
+		}
+		flip = true
+	}
+	if !fusedConv || !winogradOK(q) {
+		return nil
+	}
+	pw := p
+	pw.N = 0
+	pw.check(0, len(w), 0, "x", "w", "y")
+	C, M := q.C, q.M
+	us := winoStride(M * C)
+	u := make([]float32, winoPos*us)
+	chunk := roundUp(max(1, copyGrain/winoPos), nr)
+	par.Chunks(M*C, (M*C+chunk-1)/chunk, func(_, lo, hi int) {
+		winoWeightRows(w, u, us, C, M, lo, hi, flip)
+	})
+	return u
+}
+
+// Conv2DPrepared is Conv2D with u, when not nil, the weights w as
+// WinogradWeights(p, w, false) returned them: when Conv2D would run the
+// convolution by Winograd's algorithm, it reads u instead of transforming
+// w again.
+func Conv2DPrepared(p ConvParams, x, w, u, bias, y []float32) {
+	q := p.norm()
+	if u == nil || !fusedConv || !useWinograd(q) {
+		conv2D(p, x, w, bias, y, 0)
+		return
+	}
+	q.check(len(x), len(w), len(y), "x", "w", "y")
+	if bias != nil && len(bias) < q.M {
+		panic(fmt.Sprintf("kernels: len(bias)=%d < M=%d", len(bias), q.M))
+	}
+	if q.N == 0 {
+		return
+	}
+	winoRun(q, planWinograd(q, 0), x, w, u, bias, y, false)
+}
+
+// Conv2DInputGradPrepared is Conv2DInputGrad with u, when not nil, the
+// weights w as WinogradWeights(p, w, true) returned them.
+func Conv2DInputGradPrepared(p ConvParams, w, u, gy, gx []float32) {
+	q := p.norm()
+	t, ok := q.transposed()
+	if u == nil || !ok || !fusedConv || !useWinograd(t) {
+		conv2DInputGrad(p, w, gy, gx, 0)
+		return
+	}
+	q.check(len(gx), len(w), len(gy), "gx", "w", "gy")
+	if t.N == 0 {
+		return
+	}
+	winoRun(t, planWinograd(t, 0), gy, w, u, nil, gx, true)
+}
+
+// UsesWinograd reports whether Conv2D (with grad, Conv2DInputGrad) runs
+// the convolution p by Winograd's algorithm, and so whether weights
+// prepared by WinogradWeights would be read.
+func UsesWinograd(p ConvParams, grad bool) bool {
+	p = p.norm()
+	if grad {
+		q, ok := p.transposed()
+		return ok && fusedConv && useWinograd(q)
+	}
+	return fusedConv && useWinograd(p)
 }

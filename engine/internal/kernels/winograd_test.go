@@ -99,7 +99,7 @@ func TestConv2DWinograd(t *testing.T) {
 					pl := planWinograd(p, workers)
 					for _, q := range []winoPlan{pl.withBlock(winoTile), pl.withBlock(8), pl.withBands(p, 8, mr, false), pl.withBands(p, 2*winoTile, 2*mr, false), pl.withBands(p, 8, mr, true)} {
 						y := nanSlice(ny)
-						winoRun(p, q, x, w, b, y, false)
+						winoRun(p, q, x, w, nil, b, y, false)
 						closeToMax(t, fmt.Sprintf("workers=%d bias=%v plan %+v", workers, b != nil, q), y, want, 2e-5)
 					}
 				}
@@ -116,7 +116,7 @@ func TestConv2DWinograd(t *testing.T) {
 				pl := planWinograd(q, workers)
 				for _, ql := range []winoPlan{pl.withBlock(winoTile), pl.withBlock(8), pl.withBands(q, 8, mr, false), pl.withBands(q, 2*winoTile, 2*mr, false), pl.withBands(q, 8, mr, true)} {
 					gx := nanSlice(nx)
-					winoRun(q, ql, gy, w, nil, gx, true)
+					winoRun(q, ql, gy, w, nil, nil, gx, true)
 					closeToMax(t, fmt.Sprintf("input gradient workers=%d plan %+v", workers, ql), gx, want, 2e-5)
 				}
 			}
@@ -415,5 +415,46 @@ func TestWinogradAsmGenerated(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatal("winograd_amd64.s differs from what go run ./_winoasm writes; run go generate ./engine/internal/kernels")
+	}
+}
+
+// TestWinogradPrepared checks that weights transformed once give the same
+// outputs and input gradients, bit for bit, as transforming them on each
+// call, and that convolutions Winograd does not run ignore them.
+func TestWinogradPrepared(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	cases := []ConvParams{
+		{N: 2, C: 64, H: 14, W: 14, M: 64, KH: 3, KW: 3, PadT: 1, PadL: 1, PadB: 1, PadR: 1},
+		{N: 1, C: 40, H: 20, W: 18, M: 72, KH: 3, KW: 3, PadT: 1, PadL: 1, PadB: 1, PadR: 1},
+		{N: 1, C: 256, H: 16, W: 16, M: 256, KH: 3, KW: 3, PadT: 1, PadL: 1, PadB: 1, PadR: 1},
+		{N: 2, C: 64, H: 14, W: 14, M: 64, KH: 3, KW: 3, StrideH: 2, StrideW: 2, PadT: 1, PadL: 1, PadB: 1, PadR: 1},
+	}
+	for _, p := range cases {
+		p = p.norm()
+		nx, nw, ny := sizes(p)
+		x, w, bias, gy := rnd(r, nx), rnd(r, nw), rnd(r, p.M), rnd(r, ny)
+		u, ug := WinogradWeights(p, w, false), WinogradWeights(p, w, true)
+		if winogradOK(p) != (u != nil) {
+			t.Fatalf("%+v: WinogradWeights returned %d floats, Winograd applies: %v", p, len(u), winogradOK(p))
+		}
+		if p.StrideH == 1 && UsesWinograd(p, false) == false {
+			t.Fatalf("%+v: expected a Winograd convolution", p)
+		}
+		want, got := nanSlice(ny), nanSlice(ny)
+		Conv2D(p, x, w, bias, want)
+		Conv2DPrepared(p, x, w, u, bias, got)
+		for i := range want {
+			if want[i] != got[i] {
+				t.Fatalf("%+v: output %d: prepared %v, plain %v", p, i, got[i], want[i])
+			}
+		}
+		wantx, gotx := nanSlice(nx), nanSlice(nx)
+		Conv2DInputGrad(p, w, gy, wantx)
+		Conv2DInputGradPrepared(p, w, ug, gy, gotx)
+		for i := range wantx {
+			if wantx[i] != gotx[i] {
+				t.Fatalf("%+v: input gradient %d: prepared %v, plain %v", p, i, gotx[i], wantx[i])
+			}
+		}
 	}
 }

@@ -26,6 +26,17 @@ type Kernel interface {
 	Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error)
 }
 
+// Specializer is implemented by kernels that can prepare, once, work on
+// inputs that are constants of the model (the weights of a convolution,
+// say). The engine calls Specialize once, when it compiles the model, with
+// the node's constant inputs (nil for the others), and runs the kernel it
+// returns. That kernel must still compute the op for any inputs: its
+// preparations apply only when an input is the very tensor it was given
+// (a caller may inject other values). Tensors given are never modified.
+type Specializer interface {
+	Specialize(consts []*tensor.Tensor) Kernel
+}
+
 // Differentiable is a Kernel with a vector-Jacobian product.
 type Differentiable interface {
 	Kernel
