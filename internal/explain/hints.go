@@ -127,7 +127,17 @@ func (e *ShapeError) Error() string {
 			}
 		}
 	}
-	return fmt.Sprintf("input %s has shape %v; the model takes [%s]", e.Name, e.Got, strings.Join(want, " "))
+	return fmt.Sprintf("input %q has shape %v; the model takes [%s]", e.Name, e.Got, strings.Join(want, " "))
+}
+
+// CheckInputs checks the inputs' shapes against those the model declares
+// (symbolic sizes match anything), as Run does before anything runs: its
+// error is a RequestError wrapping a ShapeError, in the caller's shapes.
+func CheckInputs(nt *attr.Net, inputs []*tensor.Tensor) error {
+	if nt == nil || len(inputs) != len(nt.Inputs) {
+		return nil // Run names these faults
+	}
+	return checkShapes(nt, inputs)
 }
 
 // checkShapes compares each input's shape with the sizes the model
