@@ -95,23 +95,44 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	return usageError{fmt.Errorf("unknown command %q\n%s", args[0], usage)}
 }
 
-// progressBar draws a bar on w, or nothing when quiet.
+// progressBar reports progress on w, or nothing when quiet: a bar
+// redrawn in place when w is a terminal, else (a log, a pipe) one plain
+// line when the work is done, so that logs do not fill with carriage
+// returns.
 func progressBar(w io.Writer, label string, quiet bool) func(done, total int) {
 	if quiet {
 		return nil
 	}
 	start := time.Now()
+	tty := isTerminal(w)
 	return func(done, total int) {
 		if total <= 0 {
 			return
 		}
+		elapsed := time.Since(start).Round(100 * time.Millisecond)
+		if !tty {
+			if done >= total {
+				fmt.Fprintf(w, "%s: %d/%d done in %s\n", label, done, total, elapsed)
+			}
+			return
+		}
 		const width = 30
-		n := done * width / total
-		fmt.Fprintf(w, "\r%s [%s%s] %d/%d %s", label, strings.Repeat("#", n), strings.Repeat(".", width-n), done, total, time.Since(start).Round(100*time.Millisecond))
+		n := min(done*width/total, width)
+		fmt.Fprintf(w, "\r%s [%s%s] %d/%d %s", label, strings.Repeat("#", n), strings.Repeat(".", width-n), done, total, elapsed)
 		if done >= total {
 			fmt.Fprintln(w)
 		}
 	}
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // loadModel loads an ONNX file, or the built-in model for "demo".
