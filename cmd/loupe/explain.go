@@ -103,6 +103,11 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if f.sign == "" {
 		f.sign = explain.DefaultSign(f.method, vals)
+		// Masks and alpha scaling show magnitudes: the positive part
+		// when the method's own sign is both.
+		if f.sign == "all" && (strings.Contains(f.views, viz.MethodMaskedImage) || strings.Contains(f.views, viz.MethodAlphaScaling)) {
+			f.sign = "positive"
+		}
 	}
 	pics, err := f.pictures()
 	if err != nil {

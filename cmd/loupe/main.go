@@ -2,8 +2,8 @@
 // input features, neurons and layers drove a prediction.
 //
 //	loupe demo [--out dir]                 run several methods on the built-in model
-//	loupe explain --model m.onnx --input x.npy --method IntegratedGradients --target 3 [--param n_steps=200] [--layer layer4] --out dir
-//	loupe layers --model m.onnx            the layers a user can name
+//	loupe explain --model m.onnx --input x.npy|cat.jpg|folder [--preset imagenet] --method IntegratedGradients [--target pred|3] [--param n_steps=200] [--layer layer4] --out dir
+//	loupe layers --model m.onnx            the model's inputs and the layers a user can name
 //	loupe methods                          the methods, their parameters and defaults
 //	loupe insights [--model m.onnx --data dir] [--addr localhost:8080]   browse predictions and attributions in a web app
 //
@@ -56,9 +56,10 @@ func main() {
 
 const usage = `usage:
   loupe demo [--out dir] [--quiet]
-  loupe explain --model m.onnx --input x.npy|image.png --method NAME [--target T] [--param k=v]... [--layer L]
-                [--baseline v | --baselines b.npy] [--extra name=file.npy] [--resize N --crop N --mean m,m,m --std s,s,s] [--out dir] [--quiet]
-  loupe layers --model m.onnx
+  loupe explain --model m.onnx --input x.npy|image.png|folder [--input ...] --method NAME [--target pred|T] [--param k=v]... [--layer L]
+                [--baseline v | --baselines b.npy] [--extra name=file.npy] [--preset imagenet | --resize N --crop N --mean m,m,m --std s,s,s]
+                [--classes names.txt] [--top 5] [--sign S] [--views V,V] [--format png|svg|both|none] [--out dir] [--quiet]
+  loupe layers --model m.onnx [--all]
   loupe methods
   loupe insights [--model m.onnx --data dir [--labels labels.csv] [--classes names.txt]] [--addr host:port]
   loupe serve --model NAME=m.onnx [--model ...] [--addr host:port] [--token T] [--allow-remote]`

@@ -280,3 +280,31 @@ func TestProgressOffTerminal(t *testing.T) {
 		t.Error("--quiet draws progress")
 	}
 }
+
+// A map with nothing of the sign drawn (Grad-CAM's all negative, drawn
+// positive) is warned about, with its sum; a map with some is not.
+func TestWarnEmpty(t *testing.T) {
+	a, _ := tensor.FromFloat32([]float32{-1, -2, -3, -4, 1, -2, 3, 0}, 2, 4)
+	in := &batchInputs{names: []string{"cat", "dog"}}
+	var b bytes.Buffer
+	warnEmpty(&b, a, in, 0, viz.Positive)
+	if got := b.String(); got != "warning: input 0, cat: no positive attribution to draw (the map sums to -10); --sign all shows both signs\n" {
+		t.Errorf("warnings %q", got)
+	}
+	b.Reset()
+	warnEmpty(&b, a, in, 0, viz.All)
+	if b.Len() != 0 {
+		t.Errorf("sign all: %q", b.String())
+	}
+}
+
+// --views masked_image without --sign takes the positive part of a
+// method whose own sign is both (masks show magnitudes).
+func TestMaskedViewDefaultSign(t *testing.T) {
+	dir := t.TempDir()
+	pic := filepath.Join(dir, "disc.png")
+	writeShape(t, pic, 1, 2, 1)
+	if _, stderr, err := runSplit(t, "explain", "--model", "demo", "--input", pic, "--param", "n_steps=4", "--views", "masked_image", "--format", "none", "--out", dir, "--quiet"); err != nil {
+		t.Errorf("IntegratedGradients with --views masked_image: %v\n%s", err, stderr)
+	}
+}
