@@ -139,7 +139,11 @@ func pictureOptions(sign, views, cmap string, bar bool, title, size, format stri
 			if s == viz.All && (v == viz.MethodMaskedImage || v == viz.MethodAlphaScaling) {
 				return nil, fmt.Errorf("--views %s needs --sign positive, negative or absolute_value, not all", v)
 			}
-			p.views = append(p.views, viz.ImageView{Method: v, Sign: s, Title: strings.ReplaceAll(v, "_", " ")})
+			title := strings.ReplaceAll(v, "_", " ")
+			if v != viz.MethodOriginalImage {
+				title += " (" + map[viz.Sign]string{viz.AbsoluteValue: "absolute value", viz.Positive: "positive part", viz.Negative: "negative part", viz.All: "both signs"}[s] + ")"
+			}
+			p.views = append(p.views, viz.ImageView{Method: v, Sign: s, Title: title})
 		}
 	}
 	if size != "" {
