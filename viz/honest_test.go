@@ -66,7 +66,7 @@ func TestEmptyMapsAndBars(t *testing.T) {
 	if !strings.Contains(p[0].Title, "no positive attribution") || p[0].Bar != nil {
 		t.Errorf("empty positive view: title %q, bar %v", p[0].Title, p[0].Bar != nil)
 	}
-	if strings.Contains(p[1].Title, "no ") || p[1].Bar == nil {
+	if strings.Contains(p[1].Title, "no ") || p[1].Bar == nil || p[1].BarRange != [2]float64{0, -1} {
 		t.Errorf("negative view of a negative map: title %q, bar %v", p[1].Title, p[1].Bar != nil)
 	}
 	if p[2].Bar != nil || p[3].Bar != nil {

@@ -169,9 +169,13 @@ func ImageAttrMultiple(attr, img *tensor.Tensor, views []ImageView, o ImageOptio
 		if o.ColorBar && (method == MethodHeatMap || method == MethodBlendedHeatMap) && !empty {
 			c := cmap
 			p.Bar = &c
-			p.BarRange = [2]float64{0, 1}
-			if view.Sign == All {
+			switch view.Sign {
+			case All:
 				p.BarRange = [2]float64{-1, 1}
+			case Negative:
+				p.BarRange = [2]float64{0, -1} // the darkest red is the most negative
+			default:
+				p.BarRange = [2]float64{0, 1}
 			}
 		}
 		fig.Panels = append(fig.Panels, p)

@@ -16,8 +16,8 @@ func cmdLayers(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	model := fs.String("model", "", "ONNX model file (\"demo\": the built-in model)")
 	all := fs.Bool("all", false, "list every node, without folding the runs of shape computations (Shape, Gather, Unsqueeze, ...) that recurrent and transformer exports have")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	m, err := loadModel(*model)
 	if err != nil {

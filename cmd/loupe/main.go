@@ -13,6 +13,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -170,4 +171,21 @@ func floatList(flag, s string) ([]float64, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// parseFlags parses a command's flags; an unknown flag's error names the
+// nearest known ones ("did you mean").
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil {
+		return nil
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+		var known []string
+		fs.VisitAll(func(f *flag.Flag) { known = append(known, f.Name) })
+		if near := explain.Nearest(strings.TrimLeft(name, "-"), known); len(near) > 0 {
+			return usageError{fmt.Errorf("%w (did you mean --%s?)", err, strings.Join(near, " or --"))}
+		}
+	}
+	return usageError{err}
 }

@@ -308,3 +308,15 @@ func TestMaskedViewDefaultSign(t *testing.T) {
 		t.Errorf("IntegratedGradients with --views masked_image: %v\n%s", err, stderr)
 	}
 }
+
+// A misspelt flag gets the nearest ones.
+func TestMisspeltFlag(t *testing.T) {
+	_, _, err := runSplit(t, "explain", "--model", "demo", "--targt", "3")
+	var ue usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "did you mean --target?") {
+		t.Errorf("--targt: %v", err)
+	}
+	if _, _, err := runSplit(t, "layers", "--modle", "demo"); err == nil || !strings.Contains(err.Error(), "did you mean --model?") {
+		t.Errorf("--modle: %v", err)
+	}
+}
