@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/loupe-ml/loupe/attr"
+	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/internal/demo"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -127,5 +129,43 @@ func TestTopKAndNames(t *testing.T) {
 	}
 	if _, err := ReadClassNames(filepath.Join(dir, "nope.txt")); err == nil {
 		t.Error("missing names file: no error")
+	}
+}
+
+// A model that fails inside a method's expanded batch (here an extra
+// input of the wrong width) is reported on the caller's batch, not on the
+// n_steps × N rows the method made.
+func TestErrorInCallersBatch(t *testing.T) {
+	m, err := engine.Load(testmodels.Path("masked_s0.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nt, err := attr.NewNet(m, "mask")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, mask := tensor.New(2, 6), tensor.New(2, 5)
+	_, err = Run(context.Background(), nt, []*tensor.Tensor{x}, Request{Method: "IntegratedGradients", Params: []string{"n_steps=10"}, Target: Class(1), Additional: []*tensor.Tensor{mask}})
+	if err == nil || !strings.Contains(err.Error(), "the model on inputs of shape [2 6]") || strings.Contains(err.Error(), "[20 6]") {
+		t.Errorf("error %v, want it on the caller's batch [2 6]", err)
+	}
+}
+
+// Predict gives the classes TopClasses gives, named, most probable first.
+func TestPredict(t *testing.T) {
+	nt, x := demoNet(t)
+	preds, err := Predict(context.Background(), nt, []*tensor.Tensor{x}, nil, 2, demo.Classes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, _ := nt.Eval(context.Background(), []*tensor.Tensor{x})
+	top, probs, _ := attr.TopClasses(y)
+	for e, p := range preds {
+		if len(p) != 2 || p[0].Index != top[e] || math.Abs(p[0].Prob-probs[e]) > 1e-9 || p[0].Name != demo.Classes[top[e]] || p[1].Prob > p[0].Prob {
+			t.Errorf("example %d: %v, want class %d (%g) first", e, p, top[e], probs[e])
+		}
+	}
+	if _, err := Predict(context.Background(), nt, []*tensor.Tensor{tensor.New(1, 3, 5, 5)}, nil, 2, nil); err == nil || !strings.Contains(err.Error(), "[1 3 5 5]") {
+		t.Errorf("a wrong shape: %v", err)
 	}
 }
