@@ -12,8 +12,8 @@ import (
 
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/engine"
-	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/internal/demo"
+	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
