@@ -1,7 +1,11 @@
 // Package explain is what loupe's front ends share to answer a request:
 // run an attribution method by name on a network (Run), read the target
 // from text (ParseTarget), and draw one example's attributions over its
-// picture (Draw). The command line (loupe explain) and Insights use it,
+// picture (Draw). Around them: the model's top classes, named (Predict,
+// TopK, ReadClassNames), the sign a method's maps are best drawn in
+// (DefaultSign), whether it reads a layer (TakesLayer), input shapes
+// checked in the caller's terms (CheckInputs, ShapeError), and the
+// nearest names for a misspelt one (Nearest). The command line (loupe explain) and Insights use it,
 // and so should any other front end (an HTTP explain server, a batch
 // pipeline), so that a request means the same everywhere.
 package explain
