@@ -384,6 +384,8 @@ func TestModulePath(t *testing.T) {
 		"/Flatten":                    "",
 		"Conv_12":                     "",
 		"/features/features.3/Relu":   "features.3",
+		"/layer2/layer2.0/downsample/downsample.0/Conv":               "layer2.0.downsample.0",
+		"/layer2/layer2.0/downsample/downsample.1/BatchNormalization": "layer2.0.downsample.1",
 	} {
 		if got := ModulePath(in); got != want {
 			t.Errorf("ModulePath(%q) = %q, want %q", in, got, want)

@@ -29,19 +29,22 @@ func ModulePath(nodeName string) string {
 		return ""
 	}
 	parts := strings.Split(strings.TrimPrefix(nodeName, "/"), "/")
-	path := ""
+	var pieces []string // path = pieces joined by dots
 	for _, c := range parts[:len(parts)-1] {
+		n := len(pieces)
 		switch {
 		case c == "":
-		case path == "":
-			path = c
-		case strings.HasPrefix(c, path+"."):
-			path = c // the exporter already wrote the qualified name
+		case n > 0 && strings.HasPrefix(c, strings.Join(pieces, ".")+"."):
+			pieces = []string{c} // the exporter already wrote the qualified name
+		case n > 0 && strings.HasPrefix(c, pieces[n-1]+"."):
+			// A child of a container named relative to it
+			// ("/layer2/layer2.0/downsample/downsample.0").
+			pieces[n-1] = c
 		default:
-			path += "." + c
+			pieces = append(pieces, c)
 		}
 	}
-	return path
+	return strings.Join(pieces, ".")
 }
 
 // Layers lists the model's nodes in execution order. Shapes come from one

@@ -41,6 +41,26 @@ type Options struct {
 	Gray bool
 }
 
+// ImageNet returns torchvision's usual ImageNet preprocessing: resize the
+// shorter side to 256, crop the central 224×224, normalize by ImageNet's
+// channel means and standard deviations. The models of torchvision
+// (ResNet, MobileNet, DenseNet, VGG, ...) expect it.
+func ImageNet() Options {
+	return Options{Resize: 256, CenterCrop: 224, Mean: []float64{0.485, 0.456, 0.406}, Std: []float64{0.229, 0.224, 0.225}}
+}
+
+// Preset returns a named preprocessing: "imagenet" (ImageNet), or "none"
+// and "" (the zero Options). Errors name the presets known.
+func Preset(name string) (Options, error) {
+	switch name {
+	case "", "none":
+		return Options{}, nil
+	case "imagenet":
+		return ImageNet(), nil
+	}
+	return Options{}, fmt.Errorf("preprocess: unknown preset %q (want imagenet or none)", name)
+}
+
 // Load reads a PNG or JPEG file and preprocesses it as Image does.
 // Errors name the file.
 func Load(path string, o Options) (input, shown *tensor.Tensor, err error) {

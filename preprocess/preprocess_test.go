@@ -121,3 +121,26 @@ func TestErrors(t *testing.T) {
 		t.Error("empty picture: no error")
 	}
 }
+
+// The imagenet preset is torchvision's resize 256, crop 224 and ImageNet's
+// statistics: a 300x400 picture becomes a [1, 3, 224, 224] input.
+func TestPresetImageNet(t *testing.T) {
+	o, err := Preset("imagenet")
+	if err != nil || o.Resize != 256 || o.CenterCrop != 224 || len(o.Mean) != 3 || o.Std[2] != 0.225 {
+		t.Fatalf("Preset(imagenet) = %+v, %v", o, err)
+	}
+	src := image.NewRGBA(image.Rect(0, 0, 400, 300))
+	x, shown, err := Image(src, o)
+	if err != nil || !tensor.SameShape(x.Shape, []int{1, 3, 224, 224}) || !tensor.SameShape(shown.Shape, []int{3, 224, 224}) {
+		t.Fatalf("imagenet input %v, shown %v, %v", x, shown, err)
+	}
+	if want := float32((0 - 0.485) / 0.229); math.Abs(float64(x.F[0]-want)) > 1e-6 {
+		t.Errorf("black pixel normalized to %g, want %g", x.F[0], want)
+	}
+	if _, err := Preset("cifar"); err == nil || !strings.Contains(err.Error(), "imagenet") {
+		t.Errorf("unknown preset: %v", err)
+	}
+	if o, err := Preset("none"); err != nil || o.Resize != 0 {
+		t.Errorf("Preset(none) = %+v, %v", o, err)
+	}
+}

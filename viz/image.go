@@ -12,7 +12,7 @@ import (
 // Image visualization methods, with Captum's names.
 const (
 	MethodHeatMap        = "heat_map"         // the attributions alone, in the sign's color map
-	MethodBlendedHeatMap = "blended_heat_map" // the heat map over a gray copy of the image
+	MethodBlendedHeatMap = "blended_heat_map" // the heat map over a darkened gray copy of the image, more opaque where larger
 	MethodOriginalImage  = "original_image"   // the image alone
 	MethodMaskedImage    = "masked_image"     // the image scaled by the attributions
 	MethodAlphaScaling   = "alpha_scaling"    // the image with the attributions as opacity
@@ -38,8 +38,11 @@ type ImageOptions struct {
 	// Colormap names the color map (ColormapNames); "" is the sign's
 	// default (DefaultColormap).
 	Colormap string
-	// AlphaOverlay is the heat map's opacity in blended_heat_map; 0 means
-	// Captum's 0.5.
+	// AlphaOverlay sets the heat map's opacity in blended_heat_map; 0
+	// means Captum's 0.5. Where the attribution is largest the heat map's
+	// opacity is min(1, 1.6 AlphaOverlay), falling with the square root
+	// of its magnitude to 0 where it is zero (blendCells), so the picture
+	// shows through where nothing is attributed.
 	AlphaOverlay float64
 	// ColorBar draws a color bar beside each view.
 	ColorBar bool
@@ -142,6 +145,10 @@ func ImageAttrMultiple(attr, img *tensor.Tensor, views []ImageView, o ImageOptio
 		}
 		nv := Normalize(v, view.Sign, perc)
 		p := Panel{Title: view.Title}
+		empty := IsEmpty(nv)
+		if empty && (method == MethodHeatMap || method == MethodBlendedHeatMap || method == MethodMaskedImage || method == MethodAlphaScaling) {
+			p.Title += " (" + emptyNote(view.Sign) + ")"
+		}
 		switch method {
 		case MethodHeatMap:
 			p.Picture, p.Vector = colorCells(nv, h, w, view.Sign, cmap), true
@@ -156,12 +163,19 @@ func ImageAttrMultiple(attr, img *tensor.Tensor, views []ImageView, o ImageOptio
 		default:
 			return nil, fmt.Errorf("viz: unknown visualization method %q (want one of %v)", method, ImageMethods())
 		}
-		if o.ColorBar && method != MethodOriginalImage {
+		// A color bar describes the heat map's colors: the heat map
+		// and the blend have them; masked and alpha-scaled images show
+		// the picture's own colors, and an empty map none.
+		if o.ColorBar && (method == MethodHeatMap || method == MethodBlendedHeatMap) && !empty {
 			c := cmap
 			p.Bar = &c
-			p.BarRange = [2]float64{0, 1}
-			if view.Sign == All {
+			switch view.Sign {
+			case All:
 				p.BarRange = [2]float64{-1, 1}
+			case Negative:
+				p.BarRange = [2]float64{0, -1} // the darkest red is the most negative
+			default:
+				p.BarRange = [2]float64{0, 1}
 			}
 		}
 		fig.Panels = append(fig.Panels, p)
@@ -217,8 +231,23 @@ func colorCells(v []float64, h, w int, s Sign, cmap Colormap) *image.RGBA {
 	return img
 }
 
-// blendCells draws the heat map with opacity alpha over the image's gray
-// copy, the gray scaled to its own range as matplotlib shows it.
+// Gray levels of the image's copy under a blended heat map: its darkest
+// and lightest pixels. Kept away from white so that pale objects stay
+// visible under the pale end of a color map (Greens and Blues start at
+// white), and away from black so that dark ones do too.
+const (
+	blendGrayLo = 0.08
+	blendGrayHi = 0.62
+	// blendColorLo is where, on the color map, the blend's colors start.
+	blendColorLo = 0.4
+)
+
+// blendCells draws the heat map over the image's gray copy (scaled to its
+// own range, as matplotlib shows it, then into [blendGrayLo,
+// blendGrayHi]). The heat map's opacity grows with the square root of
+// each cell's magnitude, to min(1, 1.6 alpha) at the largest, and its
+// color is taken from the map's stronger part: cells without attribution
+// show the picture, weak ones a tint, strong ones the map's color.
 func blendCells(img *tensor.Tensor, v []float64, h, w int, s Sign, cmap Colormap, alpha float64) *image.RGBA {
 	c := img.Shape[0]
 	gray := make([]float64, h*w)
@@ -236,8 +265,13 @@ func blendCells(img *tensor.Tensor, v []float64, h, w int, s Sign, cmap Colormap
 		if hi > lo {
 			g = (gray[i] - lo) / (hi - lo)
 		}
-		hc := cmap.At(position(x, s))
-		mix := func(ch uint8) uint8 { return uint8(math.Round((1-alpha)*g*255 + alpha*float64(ch))) }
+		g = blendGrayLo + (blendGrayHi-blendGrayLo)*g
+		// The color skips the map's pale end (white, in the sequential
+		// and diverging maps): the opacity already tells the magnitude.
+		m := math.Min(1, math.Abs(x))
+		hc := cmap.At(position(math.Copysign(blendColorLo+(1-blendColorLo)*m, x), s))
+		a := math.Min(1, 1.6*alpha) * math.Sqrt(m)
+		mix := func(ch uint8) uint8 { return uint8(math.Round((1-a)*g*255 + a*float64(ch))) }
 		out.SetRGBA(i%w, i/w, color.RGBA{mix(hc.R), mix(hc.G), mix(hc.B), 255})
 	}
 	return out
@@ -256,4 +290,27 @@ func upscale(src *image.RGBA, scale int) *image.RGBA {
 		}
 	}
 	return out
+}
+
+// IsEmpty reports whether normalized values (from Normalize) are all zero:
+// the sign shown has nothing to draw (the positive part of a map that is
+// all negative, or a map of zeros), and a picture of it would be blank.
+func IsEmpty(nv []float64) bool {
+	for _, x := range nv {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// emptyNote says what an empty view lacks.
+func emptyNote(s Sign) string {
+	switch s {
+	case Positive:
+		return "no positive attribution"
+	case Negative:
+		return "no negative attribution"
+	}
+	return "all zero"
 }

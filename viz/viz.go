@@ -139,8 +139,10 @@ func HeatMap(v []float64, h, w int, s Sign, scale int) *image.RGBA {
 }
 
 // Blend draws the heat map over a gray copy of the image (an input
-// tensor [3, H, W] or [1, H, W] with values in [0, 1]), with the heat map's
-// opacity alpha, as Captum's blended_heat_map.
+// tensor [3, H, W] or [1, H, W] with values in [0, 1]), as Captum's
+// blended_heat_map but readable on pale objects: the gray copy is
+// darkened, and the heat map's opacity grows with each cell's magnitude
+// up to min(1, 1.6 alpha) (see ImageOptions.AlphaOverlay).
 func Blend(img *tensor.Tensor, v []float64, h, w int, s Sign, alpha float64, scale int) (*image.RGBA, error) {
 	if img.Rank() != 3 || img.Shape[1] != h || img.Shape[2] != w {
 		return nil, fmt.Errorf("viz: image of shape %v for a %dx%d heat map", img.Shape, h, w)

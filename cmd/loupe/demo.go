@@ -18,8 +18,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	out := fs.String("out", "loupe-demo", "folder for the report")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	per := fs.Int("per-class", 2, "images of each shape")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	rep, err := demo.Run(ctx, *out, *per, progressBar(stderr, "explaining", *quiet))
 	if err != nil {

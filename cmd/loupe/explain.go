@@ -8,10 +8,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/internal/demo"
 	"github.com/loupe-ml/loupe/internal/explain"
 	"github.com/loupe-ml/loupe/npy"
 	"github.com/loupe-ml/loupe/preprocess"
@@ -29,34 +32,47 @@ type explainFlags struct {
 	sign, views, cmap, title, size    string
 	format, series, tokens            string
 	colorBar                          bool
+	classes                           string
+	top                               int
 }
 
 // newExplainFlags adds loupe explain's flags to fs.
 func newExplainFlags(fs *flag.FlagSet) *explainFlags {
 	f := &explainFlags{}
 	fs.StringVar(&f.model, "model", "", "ONNX model file (\"demo\": the built-in model)")
-	fs.Var(&f.inputs, "input", "input as a .npy file, batch first (repeat for several inputs, in the model's order)")
+	fs.Var(&f.inputs, "input", "input as a .npy file (batch first), a PNG or JPEG picture, or a folder of them; for a model of one input, several --input files (or a folder) are explained as one batch; for a model of several inputs, give one --input per input, in the model's order")
 	fs.Var(&f.extras, "extra", "name=file.npy: a model input fed but not attributed (additional_forward_args; repeatable)")
 	fs.StringVar(&f.method, "method", "IntegratedGradients", "attribution method (see loupe methods)")
-	fs.StringVar(&f.target, "target", "", "output explained: an index, one per example separated by commas, an index tuple such as (0,2), or pred (the predicted class)")
+	fs.StringVar(&f.target, "target", "", "output explained: pred (the predicted class: the default for a classifier), an index, one per example separated by commas, or an index tuple such as (0,2)")
 	fs.Var(&f.params, "param", "method parameter name=value (repeatable)")
-	fs.StringVar(&f.layer, "layer", "", "layer for layer methods: module path (layer4, fc) or tensor name")
+	fs.StringVar(&f.layer, "layer", "", "layer for layer methods: module path (layer4, layer2.0.downsample.0, fc) or tensor name (see loupe layers)")
 	fs.Float64Var(&f.baseline, "baseline", 0, "baseline value for methods that take one")
 	fs.Var(&f.baselines, "baselines", "baselines as a .npy file, one per input: a tensor that broadcasts to the input, or for the Shap methods a distribution (rows to draw from)")
 	fs.StringVar(&f.out, "out", "loupe-out", "folder for the attributions")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress bar")
 	f.image = imageFlags(fs)
-	fs.StringVar(&f.sign, "sign", "absolute_value", "pictures: absolute_value, positive, negative or all")
+	fs.StringVar(&f.classes, "classes", "", "text file naming the model's classes, one per line (line 0 is class 0), for the predictions and titles")
+	fs.IntVar(&f.top, "top", 5, "classes printed per example (0: none)")
+	fs.StringVar(&f.sign, "sign", "", "pictures: absolute_value, positive, negative or all (default per method: positive for the CAM family, absolute_value for gradients, all for attributions that add up)")
 	fs.StringVar(&f.views, "views", "", "pictures: visualizations side by side, from "+strings.Join(viz.ImageMethods(), ", ")+
 		" (default heat_map, and blended_heat_map when the input is an image)")
 	fs.StringVar(&f.cmap, "cmap", "", "pictures: color map ("+strings.Join(viz.ColormapNames(), ", ")+"; default per sign)")
 	fs.BoolVar(&f.colorBar, "colorbar", true, "pictures: draw color bars")
-	fs.StringVar(&f.title, "title", "", "pictures: figure title (default: method and target)")
+	fs.StringVar(&f.title, "title", "", "pictures: figure title (default: method, target and layer)")
 	fs.StringVar(&f.size, "size", "", "pictures: figure size in pixels, WxH (default 600 per view by 600)")
 	fs.StringVar(&f.format, "format", "png", "pictures: png, svg, both or none")
 	fs.StringVar(&f.series, "series", "", "time-series inputs ([N, T] or [N, C, T]): draw each example as overlay_individual, overlay_combined or colored_graph (SVG)")
 	fs.StringVar(&f.tokens, "tokens", "", "text inputs: a file of the examples' tokens, one example a line, tokens separated by spaces; draws the attributions summed per token as HTML and PNG")
 	return f
+}
+
+// batchInputs are the attributed inputs as read: the tensors, the
+// pictures to draw on (image files; nil else) and a name per example of
+// the first input (nil when its examples are not files).
+type batchInputs struct {
+	xs, shown []*tensor.Tensor
+	names     []string
+	images    bool // some input came from a picture
 }
 
 // cmdExplain runs one method on the inputs and writes the attributions
@@ -65,27 +81,46 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f := newExplainFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
-	pics, err := f.pictures()
-	if err != nil {
-		return usageError{err}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q (flags come as --name value; inputs as --input file)", fs.Arg(0))}
 	}
 	pre, err := f.image()
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	req := explain.Request{Method: f.method, Params: f.params, Layer: f.layer, Baseline: float32(f.baseline), Progress: progressBar(stderr, f.method, f.quiet)}
 	if req.Target, err = explain.ParseTarget(f.target); err != nil {
 		return usageError{err}
 	}
-	if _, _, err := explain.Resolve(f.method, f.params); errors.Is(err, explain.ErrUnknownMethod) {
-		return usageError{fmt.Errorf("%w (see loupe methods)", err)}
+	_, vals, err := explain.Resolve(f.method, f.params)
+	if errors.Is(err, explain.ErrUnknownMethod) {
+		return usageError{fmt.Errorf("%w; see loupe methods", err)}
 	} else if err != nil {
 		return usageError{err}
 	}
+	if f.sign == "" {
+		f.sign = explain.DefaultSign(f.method, vals)
+		// Masks and alpha scaling show magnitudes: the positive part
+		// when the method's own sign is both.
+		if f.sign == "all" && (strings.Contains(f.views, viz.MethodMaskedImage) || strings.Contains(f.views, viz.MethodAlphaScaling)) {
+			f.sign = "positive"
+		}
+	}
+	pics, err := f.pictures()
+	if err != nil {
+		return usageError{err}
+	}
+	if f.layer != "" && !explain.TakesLayer(f.method) {
+		fmt.Fprintf(stderr, "warning: %s takes no layer: --layer %s is ignored (layer methods: LayerGradCam, GradCAM, LayerIntegratedGradients, ...; see loupe methods)\n", f.method, f.layer)
+	}
 	m, err := loadModel(f.model)
+	if err != nil {
+		return err
+	}
+	names, err := f.classNames()
 	if err != nil {
 		return err
 	}
@@ -93,9 +128,12 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	xs, shown, err := f.readInputs(nt, pre)
+	in, err := f.readBatch(nt, pre)
 	if err != nil {
 		return err
+	}
+	if err := explain.CheckInputs(nt, in.xs); err != nil {
+		return usageError{withResizeHint(err, in.images)}
 	}
 	for _, file := range f.baselines {
 		b, err := npy.ReadFile(file)
@@ -104,27 +142,150 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		req.Baselines = append(req.Baselines, b)
 	}
-	res, err := explain.Run(ctx, nt, xs, req)
+	// The prediction: printed, and the default target of a classifier.
+	preds, err := f.predict(ctx, stdout, nt, in, req.Additional, names)
+	if err != nil {
+		return err
+	}
+	if preds != nil && (req.Target.IsZero() || req.Target.IsPredicted()) {
+		idx := make([]string, len(preds))
+		for e, p := range preds {
+			idx[e] = strconv.Itoa(p[0].Index)
+		}
+		req.Target, _ = explain.ParseTarget(strings.Join(idx, ","))
+	}
+	res, err := explain.Run(ctx, nt, in.xs, req)
 	if err != nil {
 		return asUsage(err)
 	}
-	return f.write(ctx, stdout, nt, xs, shown, res.Attributions, pics)
+	pics.classNames = names
+	return f.write(ctx, stdout, stderr, nt, in, res, pics)
 }
 
-// pictures reads the picture flags; the title defaults to the method and
-// the target.
-func (f *explainFlags) pictures() (*pictures, error) {
-	p, err := pictureOptions(f.sign, f.views, f.cmap, f.colorBar, f.title, f.size, f.format)
-	if err != nil {
-		return nil, err
-	}
-	if p.o.Title == "" {
-		p.o.Title = f.method
-		if f.target != "" {
-			p.o.Title += ", target " + f.target
+// classNames reads --classes; the built-in model knows its own.
+func (f *explainFlags) classNames() ([]string, error) {
+	if f.classes != "" {
+		names, err := explain.ReadClassNames(f.classes)
+		if err != nil {
+			return nil, fmt.Errorf("--classes: %w", err)
 		}
+		return names, nil
 	}
-	return p, nil
+	if f.model == "demo" {
+		return demo.Classes, nil
+	}
+	return nil, nil
+}
+
+// predict runs the model once on the batch and prints each example's
+// most probable classes. It returns nil, printing nothing, when the
+// model's output is not one row of class scores per example (a
+// regression, a sequence); an error only when the model fails.
+func (f *explainFlags) predict(ctx context.Context, stdout io.Writer, nt *attr.Net, in *batchInputs, additional []*tensor.Tensor, names []string) ([][]explain.Prediction, error) {
+	y, err := nt.Eval(ctx, append(append([]*tensor.Tensor(nil), in.xs...), additional...))
+	if err != nil {
+		return nil, fmt.Errorf("the model on the inputs: %w", err)
+	}
+	if y.Rank() != 2 || y.Shape[1] < 2 {
+		return nil, nil
+	}
+	preds, err := explain.TopK(y, max(f.top, 1), names)
+	if err != nil {
+		return nil, nil
+	}
+	if f.top <= 0 {
+		return preds, nil
+	}
+	w := 0
+	for e := range preds {
+		w = max(w, len(exampleName(in, e)))
+	}
+	for e, p := range preds {
+		parts := make([]string, len(p))
+		for k, c := range p {
+			parts[k] = fmt.Sprintf("%s %.3f", c.Label(), c.Prob)
+		}
+		fmt.Fprintf(stdout, "%-*s  predicted %s (%.1f%%)", w, exampleName(in, e), p[0].Label(), 100*p[0].Prob)
+		if len(p) > 1 {
+			fmt.Fprintf(stdout, "; top %d: %s", len(p), strings.Join(parts, ", "))
+		}
+		fmt.Fprintln(stdout)
+	}
+	return preds, nil
+}
+
+// exampleName names example e of the batch: its file, or "example e".
+func exampleName(in *batchInputs, e int) string {
+	if e < len(in.names) && in.names[e] != "" {
+		return in.names[e]
+	}
+	return fmt.Sprintf("example %d", e)
+}
+
+// withResizeHint adds to a shape error on pictures how to resize them.
+func withResizeHint(err error, images bool) error {
+	var se *explain.ShapeError
+	if !errors.As(err, &se) || len(se.Want) != 4 {
+		return err
+	}
+	h, w := se.Want[2], se.Want[3]
+	if h <= 0 || w <= 0 {
+		return err
+	}
+	if !images {
+		return fmt.Errorf("%w (give arrays of that shape, or pictures with --resize/--crop)", err)
+	}
+	hint := fmt.Sprintf("resize the pictures: --resize %d --crop %d", h*8/7, h)
+	if h != w {
+		hint = fmt.Sprintf("the model takes %dx%d pictures; resize them beforehand (--resize and --crop make squares)", h, w)
+	} else if h == 224 {
+		hint += " (with ImageNet's mean and std: --preset imagenet)"
+	}
+	return fmt.Errorf("%w; %s", err, hint)
+}
+
+// pictures reads the picture flags.
+func (f *explainFlags) pictures() (*pictures, error) {
+	return pictureOptions(f.sign, f.views, f.cmap, f.colorBar, f.title, f.size, f.format)
+}
+
+// targetLabel names example e's target: "target 281 (tabby)".
+func targetLabel(res *explain.Result, e int, names []string) string {
+	if e >= len(res.Targets) || res.Targets[e] == nil {
+		return ""
+	}
+	t := res.Targets[e]
+	if len(t) == 1 {
+		s := fmt.Sprintf("target %d", t[0])
+		if t[0] < len(names) && names[t[0]] != "" {
+			s += " (" + names[t[0]] + ")"
+		}
+		return s
+	}
+	parts := make([]string, len(t))
+	for i, v := range t {
+		parts[i] = strconv.Itoa(v)
+	}
+	return "target (" + strings.Join(parts, ",") + ")"
+}
+
+// layerLabel names the layer a layer method explained: the one given, or
+// the last convolution it defaults to.
+func (f *explainFlags) layerLabel(m *engine.Model) string {
+	if !explain.TakesLayer(f.method) {
+		return ""
+	}
+	if f.layer != "" {
+		return "layer " + f.layer
+	}
+	if l, err := m.LastConv(); err == nil {
+		name := l.Module
+		if name == "" {
+			name = l.Output
+		}
+		return "layer " + name
+	}
+	return ""
 }
 
 // net prepares the model with the --extra inputs fed, not attributed,
@@ -150,29 +311,154 @@ func (f *explainFlags) net(m *engine.Model, req *explain.Request) (*attr.Net, er
 	return nt, nil
 }
 
-// readInputs reads the --input files, one per attributed input; shown[i]
-// is the picture of an image file, for drawing.
-func (f *explainFlags) readInputs(nt *attr.Net, pre preprocess.Options) (xs, shown []*tensor.Tensor, err error) {
-	if len(f.inputs) != len(nt.Inputs) {
-		return nil, nil, usageError{fmt.Errorf("the model takes %d inputs (%s); give each with --input x.npy", len(nt.Inputs), strings.Join(nt.Inputs, ", "))}
+// expandInputs replaces each folder among files by its pictures and .npy
+// files, in name order.
+func expandInputs(files []string) (out []string, folder bool, err error) {
+	for _, file := range files {
+		st, err := os.Stat(file)
+		if err != nil || !st.IsDir() {
+			out = append(out, file)
+			continue
+		}
+		folder = true
+		entries, err := os.ReadDir(file)
+		if err != nil {
+			return nil, false, fmt.Errorf("--input %s: %w", file, err)
+		}
+		var found []string
+		for _, e := range entries {
+			if !e.IsDir() && (isImageFile(e.Name()) || strings.EqualFold(filepath.Ext(e.Name()), ".npy")) {
+				found = append(found, filepath.Join(file, e.Name()))
+			}
+		}
+		if len(found) == 0 {
+			return nil, false, usageError{fmt.Errorf("--input %s: a folder without .png, .jpg or .npy files", file)}
+		}
+		sort.Strings(found)
+		out = append(out, found...)
 	}
-	xs = make([]*tensor.Tensor, len(f.inputs))
-	shown = make([]*tensor.Tensor, len(f.inputs))
-	for i, file := range f.inputs {
-		if xs[i], shown[i], err = readInput(file, pre); err != nil {
-			return nil, nil, fmt.Errorf("input %s: %w", file, err)
+	return out, folder, nil
+}
+
+// readBatch reads the --input files. For a model of several attributed
+// inputs, one file per input, in order. For a model of one, every file
+// (folders expanded) is part of one batch, its examples named after their
+// files.
+func (f *explainFlags) readBatch(nt *attr.Net, pre preprocess.Options) (*batchInputs, error) {
+	files, folder, err := expandInputs(f.inputs)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, usageError{fmt.Errorf("no input: give --input x.npy, a picture or a folder (the model takes %s)", strings.Join(nt.Inputs, ", "))}
+	}
+	in := &batchInputs{}
+	if len(nt.Inputs) != 1 {
+		if folder || len(files) != len(nt.Inputs) {
+			return nil, usageError{fmt.Errorf("the model takes %d inputs (%s); give one --input per input, in that order (%d given)", len(nt.Inputs), strings.Join(nt.Inputs, ", "), len(files))}
+		}
+		for _, file := range files {
+			x, shown, err := readInput(file, pre)
+			if err != nil {
+				return nil, fmt.Errorf("input %s: %w", file, err)
+			}
+			in.xs, in.shown = append(in.xs, x), append(in.shown, shown)
+			in.images = in.images || shown != nil
+		}
+		return in, nil
+	}
+	var xs, shown []*tensor.Tensor
+	for _, file := range files {
+		x, s, err := readInput(file, pre)
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", file, err)
+		}
+		if x.Rank() == 0 {
+			return nil, usageError{fmt.Errorf("input %s: a scalar; want a batch [N, ...]", file)}
+		}
+		stem := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+		for e := 0; e < x.Shape[0]; e++ {
+			name := stem
+			if x.Shape[0] > 1 {
+				name = fmt.Sprintf("%s_%d", stem, e)
+			}
+			in.names = append(in.names, name)
+		}
+		if s != nil {
+			in.images = true
+			s4, _ := s.Reshape(append([]int{1}, s.Shape...)...)
+			shown = append(shown, s4)
+		}
+		xs = append(xs, x)
+	}
+	if len(shown) > 0 && len(shown) != len(xs) {
+		shown = nil // pictures mixed with arrays: draw on none
+	}
+	x, err := tensor.Batch(xs...)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("the inputs do not make one batch: %w%s", batchFault(files, xs), sizeHint(in.images))}
+	}
+	in.xs = []*tensor.Tensor{x}
+	in.shown = []*tensor.Tensor{nil}
+	if shown != nil {
+		if in.shown[0], err = tensor.Batch(shown...); err != nil {
+			in.shown[0] = nil
 		}
 	}
-	return xs, shown, nil
+	if len(files) == 1 && x.Shape[0] > 1 && !isImageFile(files[0]) {
+		in.names = nil // one array of several examples: number them
+	}
+	in.names = uniqueNames(in.names)
+	return in, nil
+}
+
+// batchFault names the first file whose shape differs from the first's.
+func batchFault(files []string, xs []*tensor.Tensor) error {
+	for i := 1; i < len(xs); i++ {
+		if xs[i].Rank() != xs[0].Rank() || !tensor.SameShape(xs[i].Shape[1:], xs[0].Shape[1:]) {
+			return fmt.Errorf("%s is %v but %s is %v", files[i], xs[i].Shape, files[0], xs[0].Shape)
+		}
+	}
+	return errors.New("mixed types")
+}
+
+// sizeHint suggests making pictures one size.
+func sizeHint(images bool) string {
+	if !images {
+		return ""
+	}
+	return "; give the pictures one size with --resize N --crop N (or --preset imagenet)"
+}
+
+// uniqueNames makes repeated names distinct by numbering the repeats.
+func uniqueNames(names []string) []string {
+	seen := map[string]int{}
+	for _, n := range names {
+		seen[n]++
+	}
+	count := map[string]int{}
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = n
+		if seen[n] > 1 {
+			out[i] = fmt.Sprintf("%s_%d", n, count[n])
+			count[n]++
+		}
+	}
+	return out
 }
 
 // write writes each input's attributions as .npy, then draws them: as
-// time series, as text (the first input, with --tokens), or as pictures.
-func (f *explainFlags) write(ctx context.Context, stdout io.Writer, nt *attr.Net, xs, shown, attrs []*tensor.Tensor, pics *pictures) error {
+// time series, as text (the first input, with --tokens), or as pictures,
+// one figure per example, named after its file when it has one. It warns
+// about maps with nothing to draw.
+func (f *explainFlags) write(ctx context.Context, stdout, stderr io.Writer, nt *attr.Net, in *batchInputs, res *explain.Result, pics *pictures) error {
 	if err := os.MkdirAll(f.out, 0o755); err != nil {
 		return err
 	}
-	for i, a := range attrs {
+	m := nt.Model
+	names := pics.classNames
+	for i, a := range res.Attributions {
 		if a == nil {
 			continue
 		}
@@ -181,15 +467,36 @@ func (f *explainFlags) write(ctx context.Context, stdout io.Writer, nt *attr.Net
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %s %v\n", file, a.Shape)
+		warnEmpty(stderr, a, in, i, pics.o.Sign)
 		var files []string
 		var err error
 		switch {
 		case f.series != "":
-			files, err = writeSeries(f.out, i, a, xs[i], f.series)
+			files, err = writeSeries(f.out, i, a, in.xs[i], f.series)
 		case f.tokens != "" && i == 0:
-			files, err = writeText(ctx, f.out, f.tokens, nt, xs, a, f.method, pics)
+			files, err = writeText(ctx, f.out, f.tokens, nt, in.xs, a, f.method, pics)
 		default:
-			files, err = writePictures(f.out, i, a, xs[i], shown[i], pics)
+			p := *pics
+			p.title = func(e int) string {
+				if f.title != "" {
+					return f.title
+				}
+				parts := []string{f.method}
+				if l := f.layerLabel(m); l != "" {
+					parts = append(parts, l)
+				}
+				if t := targetLabel(res, e, names); t != "" {
+					parts = append(parts, t)
+				}
+				if a.Shape[0] > 1 || len(in.names) > 0 {
+					parts = append(parts, exampleName(in, e))
+				}
+				return strings.Join(parts, ", ")
+			}
+			if i == 0 && len(in.names) > 0 {
+				p.fileName = func(e int) string { return "attributions_" + in.names[e] }
+			}
+			files, err = writePictures(f.out, i, a, in.xs[i], in.shown[i], &p)
 		}
 		if err != nil {
 			return err
@@ -199,4 +506,42 @@ func (f *explainFlags) write(ctx context.Context, stdout io.Writer, nt *attr.Net
 		}
 	}
 	return nil
+}
+
+// warnEmpty warns about examples whose map is all zero, or has nothing
+// of the sign drawn (a Grad-CAM map that is all negative, drawn
+// positive).
+func warnEmpty(stderr io.Writer, a *tensor.Tensor, in *batchInputs, i int, s viz.Sign) {
+	if a.DType != tensor.Float32 || a.Rank() == 0 || a.Shape[0] == 0 {
+		return
+	}
+	n := a.Len() / a.Shape[0]
+	for e := 0; e < a.Shape[0]; e++ {
+		row := a.F[e*n : (e+1)*n]
+		v := make([]float64, len(row))
+		sum, nonzero := 0.0, false
+		for k, x := range row {
+			v[k] = float64(x)
+			sum += v[k]
+			nonzero = nonzero || x != 0
+		}
+		who := fmt.Sprintf("input %d, %s", i, exampleName(in, e))
+		switch {
+		case !nonzero:
+			fmt.Fprintf(stderr, "warning: %s: the attributions are all zero (nothing in the input moves the target here: try another method, target or layer)\n", who)
+		case viz.IsEmpty(viz.Normalize(v, s, 2)):
+			fmt.Fprintf(stderr, "warning: %s: no %s attribution to draw (the map sums to %.3g); --sign all shows both signs\n", who, signWord(s), sum)
+		}
+	}
+}
+
+// signWord is how warnings speak of a sign.
+func signWord(s viz.Sign) string {
+	switch s {
+	case viz.Positive:
+		return "positive"
+	case viz.Negative:
+		return "negative"
+	}
+	return "significant"
 }

@@ -2,8 +2,8 @@
 // input features, neurons and layers drove a prediction.
 //
 //	loupe demo [--out dir]                 run several methods on the built-in model
-//	loupe explain --model m.onnx --input x.npy --method IntegratedGradients --target 3 [--param n_steps=200] [--layer layer4] --out dir
-//	loupe layers --model m.onnx            the layers a user can name
+//	loupe explain --model m.onnx --input x.npy|cat.jpg|folder [--preset imagenet] --method IntegratedGradients [--target pred|3] [--param n_steps=200] [--layer layer4] --out dir
+//	loupe layers --model m.onnx            the model's inputs and the layers a user can name
 //	loupe methods                          the methods, their parameters and defaults
 //	loupe insights [--model m.onnx --data dir] [--addr localhost:8080]   browse predictions and attributions in a web app
 //
@@ -13,6 +13,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -56,9 +57,10 @@ func main() {
 
 const usage = `usage:
   loupe demo [--out dir] [--quiet]
-  loupe explain --model m.onnx --input x.npy|image.png --method NAME [--target T] [--param k=v]... [--layer L]
-                [--baseline v | --baselines b.npy] [--extra name=file.npy] [--resize N --crop N --mean m,m,m --std s,s,s] [--out dir] [--quiet]
-  loupe layers --model m.onnx
+  loupe explain --model m.onnx --input x.npy|image.png|folder [--input ...] --method NAME [--target pred|T] [--param k=v]... [--layer L]
+                [--baseline v | --baselines b.npy] [--extra name=file.npy] [--preset imagenet | --resize N --crop N --mean m,m,m --std s,s,s]
+                [--classes names.txt] [--top 5] [--sign S] [--views V,V] [--format png|svg|both|none] [--out dir] [--quiet]
+  loupe layers --model m.onnx [--all]
   loupe methods
   loupe insights [--model m.onnx --data dir [--labels labels.csv] [--classes names.txt]] [--addr host:port]
   loupe serve --model NAME=m.onnx [--model ...] [--addr host:port] [--token T] [--allow-remote]`
@@ -95,23 +97,44 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	return usageError{fmt.Errorf("unknown command %q\n%s", args[0], usage)}
 }
 
-// progressBar draws a bar on w, or nothing when quiet.
+// progressBar reports progress on w, or nothing when quiet: a bar
+// redrawn in place when w is a terminal, else (a log, a pipe) one plain
+// line when the work is done, so that logs do not fill with carriage
+// returns.
 func progressBar(w io.Writer, label string, quiet bool) func(done, total int) {
 	if quiet {
 		return nil
 	}
 	start := time.Now()
+	tty := isTerminal(w)
 	return func(done, total int) {
 		if total <= 0 {
 			return
 		}
+		elapsed := time.Since(start).Round(100 * time.Millisecond)
+		if !tty {
+			if done >= total {
+				fmt.Fprintf(w, "%s: %d/%d done in %s\n", label, done, total, elapsed)
+			}
+			return
+		}
 		const width = 30
-		n := done * width / total
-		fmt.Fprintf(w, "\r%s [%s%s] %d/%d %s", label, strings.Repeat("#", n), strings.Repeat(".", width-n), done, total, time.Since(start).Round(100*time.Millisecond))
+		n := min(done*width/total, width)
+		fmt.Fprintf(w, "\r%s [%s%s] %d/%d %s", label, strings.Repeat("#", n), strings.Repeat(".", width-n), done, total, elapsed)
 		if done >= total {
 			fmt.Fprintln(w)
 		}
 	}
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // loadModel loads an ONNX file, or the built-in model for "demo".
@@ -148,4 +171,21 @@ func floatList(flag, s string) ([]float64, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// parseFlags parses a command's flags; an unknown flag's error names the
+// nearest known ones ("did you mean").
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil {
+		return nil
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -"); ok {
+		var known []string
+		fs.VisitAll(func(f *flag.Flag) { known = append(known, f.Name) })
+		if near := explain.Nearest(strings.TrimLeft(name, "-"), known); len(near) > 0 {
+			return usageError{fmt.Errorf("%w (did you mean --%s?)", err, strings.Join(near, " or --"))}
+		}
+	}
+	return usageError{err}
 }

@@ -113,7 +113,7 @@ func TestCLIErrors(t *testing.T) {
 		{[]string{"explain", "--model", cnn, "--input", in, "--method", "Magic"}, true, "unknown method"},
 		{[]string{"explain", "--model", cnn, "--input", in, "--method", "Saliency", "--param", "n_steps=3"}, true, "has no parameter"},
 		{[]string{"explain", "--model", "missing.onnx", "--input", in}, false, "missing.onnx"},
-		{[]string{"explain", "--model", cnn, "--input", bad, "--target", "1"}, false, "shape"},
+		{[]string{"explain", "--model", cnn, "--input", bad, "--target", "1"}, true, "has shape [1 3 30 32]"},
 		{[]string{"explain", "--model", cnn, "--input", in, "--target", "12"}, false, "out of range"},
 		{[]string{"explain", "--model", cnn, "--input", in, "--target", "1;2"}, true, `"1;2"`},
 		{[]string{"explain", "--model", cnn, "--input", filepath.Join(dir, "nope.npy")}, false, "nope.npy"},
@@ -170,7 +170,7 @@ func TestExplainImage(t *testing.T) {
 		t.Fatalf("attributions %v, %v", a, err)
 	}
 	// One figure: the heat map and the blended heat map side by side.
-	f, err := os.Open(filepath.Join(out, "attributions_0_0.png"))
+	f, err := os.Open(filepath.Join(out, "attributions_triangle.png"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,8 +179,8 @@ func TestExplainImage(t *testing.T) {
 	if err != nil || cfg.Width != 1200 || cfg.Height != 600 {
 		t.Errorf("figure %dx%d (%v), want two 600x600 views", cfg.Width, cfg.Height, err)
 	}
-	svg, err := os.ReadFile(filepath.Join(out, "attributions_0_0.svg"))
-	if err != nil || !strings.Contains(string(svg), "IntegratedGradients, target 2") || !strings.Contains(string(svg), "blended heat map") {
+	svg, err := os.ReadFile(filepath.Join(out, "attributions_triangle.svg"))
+	if err != nil || !strings.Contains(string(svg), "IntegratedGradients, target 2 (triangle), triangle") || !strings.Contains(string(svg), "blended heat map") {
 		t.Errorf("SVG figure without its titles (%v)", err)
 	}
 	if _, err := runCLI(t, "explain", "--model", "demo", "--input", path, "--crop", "100", "--quiet", "--out", out); err == nil {
@@ -365,8 +365,8 @@ func TestExplainGradCAMPicture(t *testing.T) {
 	if err != nil || !tensor.SameShape(a.Shape, []int{1, 1, demo.Size / 2, demo.Size / 2}) {
 		t.Fatalf("attributions %v (%v), want the layer's resolution", a, err)
 	}
-	svg, err := os.ReadFile(filepath.Join(out, "attributions_0_0.svg"))
-	if err != nil || !strings.Contains(string(svg), "blended heat map") {
+	svg, err := os.ReadFile(filepath.Join(out, "attributions_x.svg"))
+	if err != nil || !strings.Contains(string(svg), "blended heat map") || !strings.Contains(string(svg), "LayerGradCam, layer pool2, target 1 (disc)") {
 		t.Errorf("no blended view of the Grad-CAM map (%v)", err)
 	}
 }

@@ -108,6 +108,14 @@ type pictures struct {
 	views   []viz.ImageView // nil: the defaults
 	o       viz.ImageOptions
 	formats []string
+	// title, if set, gives example e's figure title (else o.Title, with
+	// the example's number in a batch).
+	title func(e int) string
+	// fileName, if set, gives example e's figure file name without its
+	// extension (else attributions_<input>_<example>).
+	fileName func(e int) string
+	// classNames name the classes in titles.
+	classNames []string
 }
 
 // pictureOptions checks the picture flags.
@@ -131,7 +139,11 @@ func pictureOptions(sign, views, cmap string, bar bool, title, size, format stri
 			if s == viz.All && (v == viz.MethodMaskedImage || v == viz.MethodAlphaScaling) {
 				return nil, fmt.Errorf("--views %s needs --sign positive, negative or absolute_value, not all", v)
 			}
-			p.views = append(p.views, viz.ImageView{Method: v, Sign: s, Title: strings.ReplaceAll(v, "_", " ")})
+			title := strings.ReplaceAll(v, "_", " ")
+			if v != viz.MethodOriginalImage {
+				title += " (" + map[viz.Sign]string{viz.AbsoluteValue: "absolute value", viz.Positive: "positive part", viz.Negative: "negative part", viz.All: "both signs"}[s] + ")"
+			}
+			p.views = append(p.views, viz.ImageView{Method: v, Sign: s, Title: title})
 		}
 	}
 	if size != "" {
@@ -156,7 +168,9 @@ func pictureOptions(sign, views, cmap string, bar bool, title, size, format stri
 }
 
 // writePictures draws the attributions of image-like inputs ([N, C, H, W]
-// with 1 or 3 channels, or [N, H, W] maps), one figure per example (by
+// with 1 or 3 channels, or [N, H, W] maps) over shown (one picture
+// [C, H, W], one per example [N, C, H, W], or nil: the input itself when
+// it is an image), one figure per example (by
 // default the heat map and, when the image has the attribution's size or
 // the map is a coarser layer map, the heat map blended over it).
 // It returns the files written.
@@ -170,12 +184,18 @@ func writePictures(dir string, i int, a, x, shown *tensor.Tensor, p *pictures) (
 		if _, _, _, err := viz.Map2D(ae, false); err != nil {
 			return files, nil // not an image: the .npy file is all
 		}
-		img := shown
-		if img == nil {
+		img := shown // one picture [C, H, W] for every example, or one each [N, C, H, W]
+		switch {
+		case img == nil:
 			img = explain.Picture(x, e)
+		case img.Rank() == 4:
+			img = explain.Picture(shown, e)
 		}
 		o := p.o
-		if a.Shape[0] > 1 {
+		switch {
+		case p.title != nil:
+			o.Title = p.title(e)
+		case a.Shape[0] > 1:
 			o.Title = fmt.Sprintf("%s (example %d)", o.Title, e)
 		}
 		// A layer's coarser map (Grad-CAM) is drawn upsampled over the
@@ -185,7 +205,11 @@ func writePictures(dir string, i int, a, x, shown *tensor.Tensor, p *pictures) (
 			return files, err
 		}
 		for _, f := range p.formats {
-			name := filepath.Join(dir, fmt.Sprintf("attributions_%d_%d.%s", i, e, f))
+			base := fmt.Sprintf("attributions_%d_%d", i, e)
+			if p.fileName != nil {
+				base = p.fileName(e)
+			}
+			name := filepath.Join(dir, base+"."+f)
 			if err := fig.WriteFile(name); err != nil {
 				return files, err
 			}

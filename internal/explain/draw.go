@@ -80,9 +80,9 @@ func Draw(a, img *tensor.Tensor, d Drawing) (*viz.Figure, error) {
 	case img == nil && d.Bare != nil:
 		views = d.Bare
 	case views == nil:
-		views = []viz.ImageView{{Method: viz.MethodHeatMap, Sign: d.Options.Sign, Title: "heat map"}}
+		views = []viz.ImageView{{Method: viz.MethodHeatMap, Sign: d.Options.Sign, Title: "heat map" + signNote(d.Options.Sign)}}
 		if img != nil {
-			views = append(views, viz.ImageView{Method: viz.MethodBlendedHeatMap, Sign: d.Options.Sign, Title: "blended heat map"})
+			views = append(views, viz.ImageView{Method: viz.MethodBlendedHeatMap, Sign: d.Options.Sign, Title: "blended heat map" + signNote(d.Options.Sign)})
 		}
 	}
 	o := d.Options
@@ -90,4 +90,18 @@ func Draw(a, img *tensor.Tensor, d Drawing) (*viz.Figure, error) {
 		o.Width = 600 * len(views)
 	}
 	return viz.ImageAttrMultiple(a, img, views, o)
+}
+
+// signNote says which attributions a default view shows: " (positive
+// part)", " (absolute value)", " (negative part)" or " (both signs)".
+func signNote(s viz.Sign) string {
+	switch s {
+	case viz.Positive:
+		return " (positive part)"
+	case viz.Negative:
+		return " (negative part)"
+	case viz.All:
+		return " (both signs)"
+	}
+	return " (absolute value)"
 }

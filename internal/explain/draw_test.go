@@ -60,10 +60,10 @@ func TestDrawViews(t *testing.T) {
 	// Default: the heat map and, over a picture, the blended heat map,
 	// 600 pixels per view.
 	f, err := Draw(a, img, Drawing{Options: o})
-	if err != nil || titles(f) != "heat map|blended heat map" || f.Width != 1200 || f.Height != 600 || f.Title != "IG" {
+	if err != nil || titles(f) != "heat map (positive part)|blended heat map (positive part)" || f.Width != 1200 || f.Height != 600 || f.Title != "IG" {
 		t.Fatalf("default views: %v %+v", err, f)
 	}
-	if f, err = Draw(a, nil, Drawing{Options: o}); err != nil || titles(f) != "heat map" || f.Width != 600 {
+	if f, err = Draw(a, nil, Drawing{Options: o}); err != nil || titles(f) != "heat map (positive part)" || f.Width != 600 {
 		t.Errorf("default views without a picture: %v %q", err, titles(f))
 	}
 	// One view, with its own title, and another when there is no picture.
@@ -72,7 +72,7 @@ func TestDrawViews(t *testing.T) {
 	if f, err = Draw(a, img, one); err != nil || titles(f) != "T" || f.Width != 360 {
 		t.Errorf("one view: %v %q", err, titles(f))
 	}
-	if f, err = Draw(tensor.New(1, 9, 9), img, one); err != nil || titles(f) != "T (no picture)" {
+	if f, err = Draw(tensor.New(1, 9, 9), img, one); err != nil || titles(f) != "T (no picture) (no positive attribution)" { // a map of zeros says so
 		t.Errorf("one view, map larger than the picture: %v %q", err, titles(f))
 	}
 	// Views that need a picture, and none: an error.

@@ -1,7 +1,11 @@
 // Package explain is what loupe's front ends share to answer a request:
 // run an attribution method by name on a network (Run), read the target
 // from text (ParseTarget), and draw one example's attributions over its
-// picture (Draw). The command line (loupe explain) and Insights use it,
+// picture (Draw). Around them: the model's top classes, named (Predict,
+// TopK, ReadClassNames), the sign a method's maps are best drawn in
+// (DefaultSign), whether it reads a layer (TakesLayer), input shapes
+// checked in the caller's terms (CheckInputs, ShapeError), and the
+// nearest names for a misspelt one (Nearest). The command line (loupe explain) and Insights use it,
 // and so should any other front end (an HTTP explain server, a batch
 // pipeline), so that a request means the same everywhere.
 package explain
@@ -42,6 +46,12 @@ type Request struct {
 	Additional []*tensor.Tensor
 	// Progress, if set, is called as rows are evaluated.
 	Progress attr.Progress
+	// Delta asks for the convergence delta of methods that have one
+	// (Result.Delta); the others ignore it.
+	Delta bool
+	// NoFiles refuses parameters that name files on the machine that runs
+	// the method (methods.NoFiles): for requests from the network.
+	NoFiles bool
 }
 
 // Result is a request's answer.
@@ -55,6 +65,9 @@ type Result struct {
 	// Params are the method's parameters as run: its defaults with the
 	// request's overlaid.
 	Params methods.Values
+	// Delta is the convergence delta per example ([N]) when the request
+	// asked for it and the method has one, else nil.
+	Delta *tensor.Tensor
 }
 
 // ErrUnknownMethod is the error (wrapped in a RequestError) for a method
@@ -75,11 +88,20 @@ func (e *RequestError) Unwrap() error { return e.Err }
 // defaults with the name=value pairs overlaid. Its errors are
 // RequestErrors.
 func Resolve(method string, params []string) (methods.Spec, methods.Values, error) {
+	return resolve(method, params)
+}
+
+// resolve is Resolve with methods.Resolve's options. An unknown method or
+// parameter name is answered with the nearest known ones ("did you mean").
+func resolve(method string, params []string, opts ...methods.Option) (methods.Spec, methods.Values, error) {
 	spec, ok := methods.Lookup(method)
 	if !ok {
-		return methods.Spec{}, nil, &RequestError{fmt.Errorf("%w %q", ErrUnknownMethod, method)}
+		return methods.Spec{}, nil, &RequestError{fmt.Errorf("%w %q%s", ErrUnknownMethod, method, didYouMean(method, methods.Names()))}
 	}
-	vals, err := methods.Resolve(method, spec, params)
+	if err := checkParamNames(method, spec, params); err != nil {
+		return methods.Spec{}, nil, &RequestError{err}
+	}
+	vals, err := methods.Resolve(method, spec, params, opts...)
 	if err != nil {
 		return methods.Spec{}, nil, &RequestError{err}
 	}
@@ -91,7 +113,11 @@ func Resolve(method string, params []string) (methods.Spec, methods.Values, erro
 // builds the method on nt, sets the baselines, resolves the target (the
 // predicted class runs the model once) and attributes.
 func Run(ctx context.Context, nt *attr.Net, inputs []*tensor.Tensor, r Request) (*Result, error) {
-	spec, vals, err := Resolve(r.Method, r.Params)
+	var opts []methods.Option
+	if r.NoFiles {
+		opts = append(opts, methods.NoFiles())
+	}
+	spec, vals, err := resolve(r.Method, r.Params, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -101,11 +127,14 @@ func Run(ctx context.Context, nt *attr.Net, inputs []*tensor.Tensor, r Request) 
 	if len(inputs) != len(nt.Inputs) {
 		return nil, &RequestError{fmt.Errorf("the model takes %d attributed inputs (%s), %d given", len(nt.Inputs), strings.Join(nt.Inputs, ", "), len(inputs))}
 	}
+	if err := checkShapes(nt, inputs); err != nil {
+		return nil, err
+	}
 	m, err := spec.Build(nt, r.Layer, vals)
 	if err != nil {
 		return nil, &RequestError{err}
 	}
-	o := attr.Options{Additional: r.Additional, Progress: r.Progress}
+	o := attr.Options{Additional: r.Additional, Progress: r.Progress, Delta: r.Delta}
 	if o.Baselines, err = baselines(spec, inputs, r); err != nil {
 		return nil, err
 	}
@@ -119,9 +148,21 @@ func Run(ctx context.Context, nt *attr.Net, inputs []*tensor.Tensor, r Request) 
 	}
 	a, err := m.Attribute(ctx, inputs, o)
 	if err != nil {
+		// A method runs the model on batches of its own making (n_steps
+		// copies, perturbations): an error the model gives on the
+		// caller's batch as it is says what is wrong in the caller's
+		// terms.
+		if ctx.Err() == nil && !r.Target.IsPredicted() {
+			if _, ferr := nt.Eval(ctx, append(append([]*tensor.Tensor(nil), inputs...), r.Additional...)); ferr != nil {
+				return nil, fmt.Errorf("the model on inputs of shape %s: %w", shapesOf(inputs), ferr)
+			}
+		}
 		return nil, err
 	}
 	res.Attributions = a.Attributions
+	if r.Delta {
+		res.Delta = a.Delta
+	}
 	return res, nil
 }
 

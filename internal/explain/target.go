@@ -166,7 +166,7 @@ func (t Target) resolve(ctx context.Context, nt *attr.Net, n int, inputs, additi
 	if t.predicted {
 		y, err := nt.Eval(ctx, append(append([]*tensor.Tensor(nil), inputs...), additional...))
 		if err != nil {
-			return attr.Target{}, nil, err
+			return attr.Target{}, nil, fmt.Errorf("the model on inputs of shape %s: %w", shapesOf(inputs), err)
 		}
 		top, _, err := attr.TopClasses(y)
 		if err != nil {
