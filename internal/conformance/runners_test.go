@@ -76,6 +76,7 @@ func runners() map[string]runner {
 		out[name] = r
 	}
 	maps.Copy(out, robustRunners())
+	maps.Copy(out, conceptRunners())
 	for name, b := range builders() {
 		out[name] = func(ctx context.Context, c *Case, m *engine.Model) error { return runMethod(ctx, c, m, b) }
 	}
