@@ -77,6 +77,7 @@ func runners() map[string]runner {
 	}
 	maps.Copy(out, robustRunners())
 	maps.Copy(out, conceptRunners())
+	maps.Copy(out, influenceRunners())
 	for name, b := range builders() {
 		out[name] = func(ctx context.Context, c *Case, m *engine.Model) error { return runMethod(ctx, c, m, b) }
 	}
