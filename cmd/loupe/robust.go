@@ -149,7 +149,7 @@ func cmdRobust(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	printAttack(stdout, orig, after, target)
+	printAttack(stdout, orig, after, target, *lossName == "neg_log")
 	if *out != "" {
 		if err := os.MkdirAll(*out, 0o755); err != nil {
 			return err
@@ -199,11 +199,27 @@ func argmaxRow(out *tensor.Tensor, i int) int {
 }
 
 // printAttack prints each example's prediction and target probability
-// before and after the attack.
-func printAttack(w io.Writer, before, after *tensor.Tensor, target []int) {
+// (the softmax of the outputs, or the outputs themselves when they are
+// probabilities) before and after the attack.
+func printAttack(w io.Writer, before, after *tensor.Tensor, target []int, probs bool) {
 	n := before.Shape[0]
-	tp, _ := robust.TargetProb(before, target)
-	ta, _ := robust.TargetProb(after, target)
+	prob := func(out *tensor.Tensor) *tensor.Tensor {
+		if !probs {
+			p, _ := robust.TargetProb(out, target)
+			return p
+		}
+		p := tensor.New(n)
+		c := out.Shape[1]
+		for i := range p.F {
+			tg := target[0]
+			if len(target) == n {
+				tg = target[i]
+			}
+			p.F[i] = out.F[i*c+tg]
+		}
+		return p
+	}
+	tp, ta := prob(before), prob(after)
 	changed := 0
 	fmt.Fprintf(w, "%-8s %-6s %-10s %-10s %-10s %s\n", "example", "target", "class", "p(target)", "attacked", "p(target)")
 	for i := 0; i < n; i++ {
