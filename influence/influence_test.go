@@ -215,3 +215,38 @@ func TestLoadDataset(t *testing.T) {
 		t.Error("empty folder accepted")
 	}
 }
+
+// Sample-wise gradients of fully connected layers, one pass per batch,
+// give the scores of one pass per example.
+func TestTracInCPBatchedGradients(t *testing.T) {
+	m := mlpModel(t)
+	train, test := data(7, 1.7), data(3, 0.9)
+	ck := []Checkpoint{{Model: m, LearningRate: 0.2}}
+	params, _ := Params(m, nil)
+	if gemmParams(m, params) == nil {
+		t.Fatal("the mlp's weights are not recognized as Gemm weights")
+	}
+	one, err := (&TracInCP{Checkpoints: ck, TrainDataset: train}).Influence(context.Background(), test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batched := &TracInCP{Checkpoints: ck, TrainDataset: train, BatchSize: 3}
+	got, err := batched.Influence(context.Background(), test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range one.F {
+		if d := math.Abs(float64(got.F[i] - one.F[i])); d > 1e-5*math.Max(1, math.Abs(float64(one.F[i]))) {
+			t.Fatalf("score %d: batched %g, per example %g", i, got.F[i], one.F[i])
+		}
+	}
+	// Conv weights are not Gemm weights: the per-example path is used.
+	cnn, err := engine.Load(testmodels.Path("cnn_s0.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, _ := Params(cnn, []string{"conv2", "fc"})
+	if gemmParams(cnn, cp) != nil {
+		t.Error("conv2's weights taken for Gemm weights")
+	}
+}

@@ -16,8 +16,8 @@ import (
 // <grad_theta L(test; theta_k), grad_theta L(train; theta_k)>, theta the
 // weights of Layers (every trainable weight when Layers is nil), L the
 // per-example loss. Cost per checkpoint: one forward and backward row per
-// test and per training example (per-example gradients, so one pass per
-// example).
+// test and per training example (one pass per batch when all the weights
+// are fully connected layers', else one pass per example).
 type TracInCP struct {
 	Checkpoints []Checkpoint
 	// TrainDataset holds the training examples and their labels.
@@ -30,8 +30,11 @@ type TracInCP struct {
 	LossFn robust.Loss
 	// TestLossFn is the loss of the test examples; nil is LossFn.
 	TestLossFn robust.Loss
-	// BatchSize is Captum's batch_size (default 1); gradients are per
-	// example whatever its value.
+	// BatchSize is how many examples share a forward and backward pass
+	// (Captum's batch_size; default 1). Per-example gradients come from one
+	// pass per batch when every weight used belongs to a fully connected
+	// (Gemm) layer, and from one pass per example otherwise; the scores are
+	// the same either way.
 	BatchSize int
 	// Progress, if set, is called after each checkpoint.
 	Progress func(done, total int)
@@ -101,10 +104,17 @@ func (t *TracInCP) check() error {
 }
 
 // grads returns, at a checkpoint, the flattened loss gradient of each
-// example with respect to the weights.
-func grads(ctx context.Context, m *engine.Model, params []string, d Dataset, loss robust.Loss) ([][]float32, error) {
+// example with respect to the weights: batch by batch when every weight
+// belongs to a fully connected layer (gemmParams), else one pass per
+// example.
+func grads(ctx context.Context, m *engine.Model, params []string, d Dataset, loss robust.Loss, batch int) ([][]float32, error) {
 	if loss == nil {
 		loss = robust.CrossEntropy
+	}
+	if batch > 1 {
+		if gp := gemmParams(m, params); gp != nil {
+			return gemmGrads(ctx, m, gp, d, loss, batch)
+		}
 	}
 	n := d.Len()
 	out := make([][]float32, n)
@@ -167,11 +177,11 @@ func (t *TracInCP) Influence(ctx context.Context, test Dataset) (*tensor.Tensor,
 		if tl == nil {
 			tl = t.LossFn
 		}
-		gt, err := grads(ctx, c.Model, params, test, tl)
+		gt, err := grads(ctx, c.Model, params, test, tl, t.BatchSize)
 		if err != nil {
 			return nil, err
 		}
-		gr, err := grads(ctx, c.Model, params, t.TrainDataset, t.LossFn)
+		gr, err := grads(ctx, c.Model, params, t.TrainDataset, t.LossFn, t.BatchSize)
 		if err != nil {
 			return nil, err
 		}
@@ -199,7 +209,7 @@ func (t *TracInCP) SelfInfluence(ctx context.Context) ([]float64, error) {
 		if err != nil {
 			return nil, err
 		}
-		gr, err := grads(ctx, c.Model, params, t.TrainDataset, t.LossFn)
+		gr, err := grads(ctx, c.Model, params, t.TrainDataset, t.LossFn, t.BatchSize)
 		if err != nil {
 			return nil, err
 		}
