@@ -90,6 +90,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		return cmdInsights(ctx, args[1:], stdout, stderr, nil)
 	case "serve":
 		return cmdServe(ctx, args[1:], stdout, stderr, nil)
+	case "robust":
+		return cmdRobust(ctx, args[1:], stdout, stderr)
+	case "influence":
+		return cmdInfluence(ctx, args[1:], stdout, stderr)
+	case "tcav":
+		return cmdTCAV(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -37,6 +37,9 @@ type Case struct {
 	RandomDraws     json.RawMessage            `json:"random_draws"`
 	MetricInputs    json.RawMessage            `json:"metric_inputs"`
 	Notes           string                     `json:"notes"`
+	// InputsLabelsLast marks influence cases whose last input holds the
+	// labels (Captum's (x, y) convention), which the model is not fed.
+	InputsLabelsLast bool `json:"inputs_labels_last"`
 	// FullGradLayers lists the layers of a FullGrad case (CAM group).
 	FullGradLayers json.RawMessage `json:"fullgrad_layers"`
 
@@ -239,6 +242,9 @@ func (c *Case) Feeds() (map[string]*tensor.Tensor, error) {
 	in, err := c.Inputs()
 	if err != nil {
 		return nil, err
+	}
+	if c.InputsLabelsLast && len(in) > 0 {
+		in = in[:len(in)-1]
 	}
 	extra, err := c.AdditionalArgs()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"regexp"
@@ -74,6 +75,9 @@ func runners() map[string]runner {
 	for name, r := range camRunners() {
 		out[name] = r
 	}
+	maps.Copy(out, robustRunners())
+	maps.Copy(out, conceptRunners())
+	maps.Copy(out, influenceRunners())
 	for name, b := range builders() {
 		out[name] = func(ctx context.Context, c *Case, m *engine.Model) error { return runMethod(ctx, c, m, b) }
 	}
