@@ -45,7 +45,7 @@ func ExampleNew() {
 	web := httptest.NewServer(h)
 	defer web.Close()
 	sum := srv.Summary()
-	fmt.Printf("%d of %d right\n", sum.Right, sum.Labelled)
+	fmt.Printf("%d of %d right\n", sum.Models[0].Right, sum.Labelled)
 	png, err := srv.Attribution(context.Background(), 0, insights.Request{Method: "Saliency"})
 	fmt.Println(len(png) > 0, err)
 	// Output:

@@ -461,7 +461,7 @@ func TestURLAndCacheBounds(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("a long target: %s", resp.Status)
 	}
-	for k := range s.cache {
+	for k := range s.answers.vals {
 		if len(k) != 64 {
 			t.Errorf("a cache key of %d bytes", len(k))
 		}
@@ -471,17 +471,17 @@ func TestURLAndCacheBounds(t *testing.T) {
 	if c, _, b := get(t, h, "/api/attribution?i=0&method=IntegratedGradients&param=n_steps=4&param=n_steps=6"); c != 200 {
 		t.Fatalf("%d %s", c, b)
 	}
-	n := len(s.cache)
+	n := s.answers.len()
 	if c, _, b := get(t, h, "/api/attribution?i=0&method=IntegratedGradients&param=n_steps=6&param=n_steps=4"); c != 200 {
 		t.Fatalf("%d %s", c, b)
 	}
-	if len(s.cache) == n {
+	if s.answers.len() == n {
 		t.Error("n_steps=4 then 6 and n_steps=6 then 4 share a figure")
 	}
 	get(t, h, "/api/attribution?i=0&method=IntegratedGradients&param=method=riemann_left&param=n_steps=5")
-	n = len(s.cache)
+	n = s.answers.len()
 	get(t, h, "/api/attribution?i=0&method=IntegratedGradients&param=n_steps=5&param=method=riemann_left")
-	if len(s.cache) != n {
+	if s.answers.len() != n {
 		t.Error("the same parameters in another order drawn again")
 	}
 }
