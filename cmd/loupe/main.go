@@ -60,7 +60,7 @@ const usage = `usage:
                 [--baseline v | --baselines b.npy] [--extra name=file.npy] [--resize N --crop N --mean m,m,m --std s,s,s] [--out dir] [--quiet]
   loupe layers --model m.onnx
   loupe methods
-  loupe insights [--model m.onnx --data dir [--labels labels.csv] [--classes names.txt]] [--addr host:port]
+  loupe insights [--model m.onnx]... [--data dir | --input x.npy...] [--labels labels.csv] [--classes names.txt] [--tokens t.txt] [--vocab v.txt] [--features f.txt] [--addr host:port]
   loupe serve --model NAME=m.onnx [--model ...] [--addr host:port] [--token T] [--allow-remote]`
 
 // run runs a command. A panic (a bug, never bad input) becomes an
