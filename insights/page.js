@@ -179,7 +179,7 @@ async function loadModel(g, box, i, mi) {
   }
   const e = await r.json();
   wait.remove();
-  box.append(el("div", "net", "target " + e.target));
+  box.append(el("div", "net", e.method + ", target " + e.target));
   if (e.parts.length > 1) box.append(drawNet(e.parts));
   for (const p of e.parts) box.append(drawPart(p));
   g.done++;
