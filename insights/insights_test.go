@@ -125,8 +125,8 @@ func TestSeveralModels(t *testing.T) {
 		}
 	}
 	for f, want := range map[Filter]int{
-		{Class: -1, Model: 1, Correct: "right"}: 2, // the discs
-		{Class: -1, Model: 0, Correct: "right"}: 5,
+		{Class: -1, Model: 1, Correct: "right"}:  2, // the discs
+		{Class: -1, Model: 0, Correct: "right"}:  5,
 		{Class: -1, Model: -1, Correct: "right"}: 2, // right by both
 		{Class: -1, Model: -1, Correct: "wrong"}: 4, // wrong by one
 		{Class: 1, Model: -1}:                    2,
