@@ -259,7 +259,7 @@ function summary() {
   const s = info;
   let t = s.examples + " examples";
   if (s.labelled) t += "; right of " + s.labelled + " labelled: " + s.models.map(m => m.name + " " + m.right).join(", ");
-  t += ". Classes: " + s.classes.map(c => c.name + " " + c.examples).join(", ");
+  t += ". Classes (examples): " + s.classes.map(c => c.name + " (" + c.examples + ")").join(", ");
   $("summary").textContent = t;
 }
 
