@@ -187,7 +187,7 @@ func NewModels(ctx context.Context, models []Model, examples []Example, o Option
 		}
 		x := examples[0].Inputs[k]
 		if in.Modality == "" {
-			in.Modality = guessModality(x)
+			in.Modality = GuessModality(x)
 		}
 		switch in.Modality {
 		case Image:
@@ -253,8 +253,10 @@ func shapeOf(x *tensor.Tensor) any {
 	return x.Shape
 }
 
-// guessModality says how to show an input from one example of it.
-func guessModality(x *tensor.Tensor) Modality {
+// GuessModality says how to show an input from one example of it: Image
+// for [1, 1 or 3, H, W] floats, Text for int64 token numbers ([1, L] or
+// more dimensions), else Features.
+func GuessModality(x *tensor.Tensor) Modality {
 	switch {
 	case x.DType == tensor.Float32 && x.Rank() == 4 && (x.Shape[1] == 1 || x.Shape[1] == 3) && x.Shape[2] > 1 && x.Shape[3] > 1:
 		return Image

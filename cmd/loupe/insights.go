@@ -236,19 +236,12 @@ func describeInputs(exs []insights.Example, tokensFile, vocabFile, featuresFile 
 	ins := make([]insights.Input, len(first))
 	text, feats := -1, -1
 	for k, x := range first {
+		ins[k].Modality = insights.GuessModality(x)
 		switch {
-		case x.DType == tensor.Int64 && x.Rank() >= 2:
-			ins[k].Modality = insights.Text
-			if text < 0 {
-				text = k
-			}
-		case x.DType == tensor.Float32 && x.Rank() == 4 && (x.Shape[1] == 1 || x.Shape[1] == 3):
-			ins[k].Modality = insights.Image
-		default:
-			ins[k].Modality = insights.Features
-			if feats < 0 {
-				feats = k
-			}
+		case ins[k].Modality == insights.Text && text < 0:
+			text = k
+		case ins[k].Modality == insights.Features && feats < 0:
+			feats = k
 		}
 	}
 	lines := func(flag, file string) ([]string, error) {
