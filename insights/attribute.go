@@ -66,10 +66,11 @@ func (r Request) answerKey(what, result string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// The caches' bounds: attributions of this many requests, and answers
-// (figures, explanations) of this many bytes in all.
+// The caches' bounds: attributions of at most this many requests and
+// bytes, and answers (figures, explanations) of this many bytes in all.
 const (
 	maxResults     = 32
+	maxResultBytes = 128 << 20
 	maxAnswerBytes = 64 << 20
 )
 
@@ -230,7 +231,13 @@ func (s *Server) attributions(ctx context.Context, c *checked) (*explain.Result,
 	if res == nil {
 		return nil, errors.New("the method returned nothing")
 	}
-	s.results.put(c.key, res, 0)
+	size := 0
+	for _, a := range res.Attributions {
+		if a != nil {
+			size += 4*len(a.F) + 8*len(a.I) + len(a.B)
+		}
+	}
+	s.results.put(c.key, res, size)
 	return res, nil
 }
 

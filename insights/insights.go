@@ -144,7 +144,7 @@ func NewModels(ctx context.Context, models []Model, examples []Example, o Option
 	if len(examples) == 0 {
 		return nil, errors.New("insights: no examples")
 	}
-	s := &Server{classes: o.Classes, examples: examples, results: newCache(maxResults, 0), answers: newCache(0, maxAnswerBytes),
+	s := &Server{classes: o.Classes, examples: examples, results: newCache(maxResults, maxResultBytes), answers: newCache(0, maxAnswerBytes),
 		sem: make(chan struct{}, max(runtime.GOMAXPROCS(0), 1)), run: explain.Run}
 	names := map[string]bool{}
 	for k, m := range models {

@@ -452,7 +452,7 @@ func TestConcurrentRequests(t *testing.T) {
 	for k, u := range urls {
 		_, _, want[k] = get(t, h, u)
 	}
-	s.answers, s.results = newCache(0, maxAnswerBytes), newCache(maxResults, 0) // draw them again, concurrently
+	s.answers, s.results = newCache(0, maxAnswerBytes), newCache(maxResults, maxResultBytes) // draw them again, concurrently
 	var wg sync.WaitGroup
 	for r := 0; r < 9; r++ {
 		wg.Add(1)

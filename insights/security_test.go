@@ -359,7 +359,7 @@ func TestPanicReleasesSlot(t *testing.T) {
 	if len(s.sem) != 0 {
 		t.Fatalf("%d slots held after the drawing panics", len(s.sem))
 	}
-	s.results = newCache(maxResults, 0) // forget the broken answers
+	s.results = newCache(maxResults, maxResultBytes) // forget the broken answers
 	s.run = explain.Run
 	var wg sync.WaitGroup
 	for k := 0; k < 2*slots+2; k++ {
