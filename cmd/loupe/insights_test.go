@@ -244,6 +244,17 @@ func TestInsightsModelsAndInputs(t *testing.T) {
 		e.Parts[0].Modality != insights.Text || len(e.Parts[0].Tokens) != 7 || e.Parts[0].Tokens[6].Name != "." || e.Parts[0].Tokens[1].Name != "good" {
 		t.Errorf("text: %d %+v", code, e)
 	}
+	var vocab []string
+	for k := 0; k < 50; k++ {
+		vocab = append(vocab, fmt.Sprintf("word%d", k))
+	}
+	os.WriteFile(filepath.Join(dir, "vocab.txt"), []byte(strings.Join(vocab, "\n")+"\n"), 0o644)
+	u = startInsights(t, "--model", testmodels.Path("text_s0.onnx"), "--input", filepath.Join(dir, "tok.npy"), "--vocab", filepath.Join(dir, "vocab.txt"))
+	e = insights.Explanation{}
+	if code := apiGet(t, u, "/api/explain?i=1&method=FeatureAblation", &e); code != 200 || len(e.Parts) != 1 || len(e.Parts[0].Tokens) != 7 ||
+		e.Parts[0].Tokens[2].Name != vocab[tok.I[9]] {
+		t.Errorf("text with a vocabulary: %d %+v", code, e)
+	}
 	for args, want := range map[string]string{
 		"--input " + filepath.Join(dir, "img.npy"): "2 inputs",
 		"--data " + dir: "one input",
