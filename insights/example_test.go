@@ -6,8 +6,10 @@ import (
 	"net/http/httptest"
 
 	"github.com/loupe-ml/loupe/attr"
+	"github.com/loupe-ml/loupe/engine"
 	"github.com/loupe-ml/loupe/insights"
 	"github.com/loupe-ml/loupe/internal/demo"
+	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -45,10 +47,52 @@ func ExampleNew() {
 	web := httptest.NewServer(h)
 	defer web.Close()
 	sum := srv.Summary()
-	fmt.Printf("%d of %d right\n", sum.Right, sum.Labelled)
+	fmt.Printf("%d of %d right\n", sum.Models[0].Right, sum.Labelled)
 	png, err := srv.Attribution(context.Background(), 0, insights.Request{Method: "Saliency"})
 	fmt.Println(len(png) > 0, err)
 	// Output:
 	// 3 of 3 right
 	// true <nil>
+}
+
+// ExampleNewModels compares two models on a model of two inputs, an image
+// and five named features: each example's attributions come as one part
+// per input, in its modality, with its net contribution.
+func ExampleNewModels() {
+	var models []insights.Model
+	for _, name := range []string{"first", "second"} {
+		m, err := engine.Load(testmodels.Path("multimodal_s0.onnx"))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		nt, _ := attr.NewNet(m)
+		models = append(models, insights.Model{Name: name, Net: nt})
+	}
+	img, tab := tensor.New(1, 1, 8, 8), tensor.New(1, 5)
+	for i := range img.F {
+		img.F[i] = float32(i%5) / 5
+	}
+	for i := range tab.F {
+		tab.F[i] = float32(i)
+	}
+	srv, err := insights.NewModels(context.Background(), models, []insights.Example{{ID: "one", Inputs: []*tensor.Tensor{img, tab}, Label: -1}},
+		insights.Options{Inputs: []insights.Input{{Name: "scan"}, {Name: "record", Features: []string{"age", "height", "weight", "pulse", "dose"}}}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	e, err := srv.Explain(context.Background(), 0, insights.Request{Model: 1, Method: "Saliency"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(srv.Models(), e.Model)
+	for _, p := range e.Parts {
+		fmt.Println(p.Name, p.Modality, len(p.Features))
+	}
+	// Output:
+	// [first second] second
+	// scan image 0
+	// record features 5
 }

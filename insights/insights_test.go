@@ -3,9 +3,11 @@ package insights
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"image/png"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,21 +15,15 @@ import (
 	"testing"
 
 	"github.com/loupe-ml/loupe/attr"
+	"github.com/loupe-ml/loupe/engine"
 	"github.com/loupe-ml/loupe/internal/demo"
+	"github.com/loupe-ml/loupe/internal/explain"
+	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
-// testServer serves six demo images, the last one labelled wrongly.
-func testServer(t *testing.T) *Server {
-	t.Helper()
-	m, err := demo.Model()
-	if err != nil {
-		t.Fatal(err)
-	}
-	nt, err := attr.NewNet(m)
-	if err != nil {
-		t.Fatal(err)
-	}
+// demoExamples are six demo images, the last one labelled wrongly.
+func demoExamples() []Example {
 	var exs []Example
 	for i := 0; i < 6; i++ {
 		img, _ := demo.Draw(i%3, uint64(500+i))
@@ -38,8 +34,27 @@ func testServer(t *testing.T) *Server {
 		}
 		exs = append(exs, Example{ID: demo.Classes[i%3], Inputs: []*tensor.Tensor{x}, Label: label})
 	}
+	return exs
+}
+
+func demoNet(t *testing.T) *attr.Net {
+	t.Helper()
+	m, err := demo.Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nt, err := attr.NewNet(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nt
+}
+
+// testServer serves six demo images, the last one labelled wrongly.
+func testServer(t *testing.T) *Server {
+	t.Helper()
 	calls := 0
-	s, err := New(context.Background(), nt, demo.Classes, exs, func(done, total int) { calls++ })
+	s, err := New(context.Background(), demoNet(t), demo.Classes, demoExamples(), func(done, total int) { calls++ })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,26 +64,244 @@ func testServer(t *testing.T) *Server {
 	return s
 }
 
+// discNet is the demo model with its last layer's bias set so that it
+// says disc whatever the image.
+func discNet(t *testing.T) *attr.Net {
+	nt := demoNet(t)
+	var last string
+	for _, n := range nt.Model.Graph().Nodes {
+		if n.OpType == "Gemm" && len(n.Inputs) == 3 {
+			last = n.Inputs[2]
+		}
+	}
+	if last == "" {
+		t.Fatal("the demo model has no Gemm with a bias")
+	}
+	b, _ := tensor.FromFloat32([]float32{-100, 100, -100}, 3)
+	nt.Inject = map[string]*tensor.Tensor{last: b}
+	return nt
+}
+
 func TestPredictionsAndFilters(t *testing.T) {
 	s := testServer(t)
-	all, _ := s.Predictions(-1, "")
+	all, _ := s.Examples(AnyFilter)
 	if len(all) != 6 {
-		t.Fatalf("%d predictions, want 6", len(all))
+		t.Fatalf("%d examples, want 6", len(all))
 	}
-	wrong, _ := s.Predictions(-1, "wrong")
-	if len(wrong) != 1 || wrong[0].Index != 5 || wrong[0].Name != "triangle" || wrong[0].LabelName != "square" {
+	wrong, _ := s.Examples(Filter{Class: -1, Model: -1, Correct: "wrong"})
+	if len(wrong) != 1 || wrong[0].Index != 5 || wrong[0].Predictions[0].Name != "triangle" || wrong[0].LabelName != "square" {
 		t.Errorf("wrong predictions: %+v", wrong)
 	}
-	squares, _ := s.Predictions(0, "right")
+	squares, _ := s.Examples(Filter{Class: 0, Model: -1, Correct: "right"})
 	if len(squares) != 2 {
 		t.Errorf("right squares: %+v", squares)
 	}
 	sum := s.Summary()
-	if sum.Examples != 6 || sum.Labelled != 6 || sum.Right != 5 || len(sum.Classes) != 3 || sum.Classes[0] != (ClassSummary{"square", 3, 2}) {
+	if sum.Examples != 6 || sum.Labelled != 6 || len(sum.Models) != 1 || sum.Models[0].Right != 5 || len(sum.Classes) != 3 ||
+		sum.Classes[0].Name != "square" || sum.Classes[0].Examples != 3 || sum.Classes[0].Right[0] != 2 || sum.Classes[2].Predicted[0] != 2 {
 		t.Errorf("summary %+v", sum)
 	}
-	if _, err := s.Predictions(-1, "maybe"); err == nil {
+	if _, err := s.Examples(Filter{Class: -1, Model: -1, Correct: "maybe"}); err == nil {
 		t.Error("filter maybe: no error")
+	}
+	if _, err := s.Examples(Filter{Class: -1, Model: 1}); err == nil {
+		t.Error("model 1 of 1: no error")
+	}
+}
+
+// Two models side by side: each example has both predictions; the model
+// filter and right/wrong follow the model chosen; classes listed are
+// only those that occur.
+func TestSeveralModels(t *testing.T) {
+	s, err := NewModels(context.Background(), []Model{{Name: "demo", Net: demoNet(t)}, {Name: "disc", Net: discNet(t)}}, demoExamples(),
+		Options{Classes: append(append([]string(nil), demo.Classes...), "unused", "never")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := s.Examples(AnyFilter)
+	for _, r := range rows {
+		if len(r.Predictions) != 2 || r.Predictions[0].Model != "demo" || r.Predictions[1].Name != "disc" {
+			t.Fatalf("row %+v", r)
+		}
+	}
+	for f, want := range map[Filter]int{
+		{Class: -1, Model: 1, Correct: "right"}:  2, // the discs
+		{Class: -1, Model: 0, Correct: "right"}:  5,
+		{Class: -1, Model: -1, Correct: "right"}: 2, // right by both
+		{Class: -1, Model: -1, Correct: "wrong"}: 4, // wrong by one
+		{Class: 1, Model: -1}:                    2,
+	} {
+		if got, _ := s.Examples(f); len(got) != want {
+			t.Errorf("%+v: %d examples, want %d", f, len(got), want)
+		}
+	}
+	sum := s.Summary()
+	if len(sum.Classes) != 3 || sum.Models[1].Right != 2 || sum.Classes[1].Predicted[1] != 6 {
+		t.Errorf("summary %+v", sum)
+	}
+	h := handler(t, s)
+	code, _, body := get(t, h, "/api/summary")
+	if code != 200 || strings.Contains(string(body), "unused") || !strings.Contains(string(body), `"method":"Saliency"`) {
+		t.Errorf("summary: %d %s", code, body)
+	}
+	// Each model's attributions: different models, different maps.
+	var e [2]Explanation
+	for mi := range e {
+		code, ctype, body := get(t, h, "/api/explain?i=0&method=Saliency&model="+string(rune('0'+mi)))
+		if err := json.Unmarshal(body, &e[mi]); code != 200 || ctype != "application/json" || err != nil {
+			t.Fatalf("model %d: %d %v %.200s", mi, code, err, body)
+		}
+	}
+	if e[0].Model != "demo" || e[1].Model != "disc" || e[1].Target != "disc" || e[0].Target != "square" || e[0].Parts[0].Image == e[1].Parts[0].Image {
+		t.Errorf("explanations %+v %+v", e[0].Target, e[1].Target)
+	}
+	if code, _, body := get(t, h, "/api/explain?i=0&method=Saliency&model=2"); code != 400 || !strings.Contains(string(body), "no model 2") {
+		t.Errorf("model 2 of 2: %d %s", code, body)
+	}
+	if _, err := NewModels(context.Background(), []Model{{Name: "a", Net: demoNet(t)}, {Name: "a", Net: demoNet(t)}}, demoExamples(), Options{}); err == nil {
+		t.Error("two models named a: no error")
+	}
+}
+
+// load loads one of the oracle's models.
+func load(t *testing.T, name string) *attr.Net {
+	t.Helper()
+	m, err := engine.Load(testmodels.Path(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nt, err := attr.NewNet(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nt
+}
+
+// An image and a tabular input: each drawn in its modality, the features
+// named, each part's net contribution the sum of its attributions, as
+// explain.Run computes them.
+func TestImageAndFeatures(t *testing.T) {
+	nt := load(t, "multimodal_s0.onnx")
+	var exs []Example
+	for i := 0; i < 3; i++ {
+		img, tab := tensor.New(1, 1, 8, 8), tensor.New(1, 5)
+		for j := range img.F {
+			img.F[j] = float32((j*7+i*3)%11) / 10
+		}
+		for j := range tab.F {
+			tab.F[j] = float32(j-i) / 3
+		}
+		exs = append(exs, Example{ID: string(rune('a' + i)), Inputs: []*tensor.Tensor{img, tab}, Label: -1})
+	}
+	names := []string{"age", "height", "weight", "income", "<b>score</b>"}
+	s, err := NewModels(context.Background(), []Model{{Net: nt}}, exs, Options{Inputs: []Input{{}, {Name: "tabular data", Features: names}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := s.Inputs(); in[0].Modality != Image || in[1].Modality != Features || in[1].Name != "tabular data" || s.Models()[0] != "model 1" {
+		t.Fatalf("inputs %+v, models %v", in, s.Models())
+	}
+	e, err := s.Explain(context.Background(), 1, Request{Method: "IntegratedGradients", Params: []string{"n_steps=8"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := explain.Run(context.Background(), nt, exs[1].Inputs, explain.Request{Method: "IntegratedGradients", Params: []string{"n_steps=8"}, Target: explain.Class(s.rows[1].Predictions[0].Predicted)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Parts) != 2 || e.Parts[0].Modality != Image || e.Parts[1].Modality != Features || e.Parts[1].Name != "tabular data" {
+		t.Fatalf("parts %+v", e.Parts)
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(e.Parts[0].Image, "data:image/png;base64,"))
+	if _, err2 := png.Decode(bytes.NewReader(b)); err != nil || err2 != nil {
+		t.Errorf("image part: %v %v", err, err2)
+	}
+	for k, p := range e.Parts {
+		var sum float64
+		for _, v := range want.Attributions[k].F {
+			sum += float64(v)
+		}
+		if math.Abs(p.Total-sum) > 1e-5 {
+			t.Errorf("%s: net contribution %g, want %g", p.Name, p.Total, sum)
+		}
+	}
+	for j, f := range e.Parts[1].Features {
+		if f.Name != names[j] || f.Value != float64(exs[1].Inputs[1].F[j]) || math.Abs(f.Score-float64(want.Attributions[1].F[j])) > 1e-6 {
+			t.Errorf("feature %d: %+v, want %s = %g scored %g", j, f, names[j], exs[1].Inputs[1].F[j], want.Attributions[1].F[j])
+		}
+	}
+	// The tabular input has no picture; a layer's map over the image is
+	// drawn over it.
+	if _, err := s.Picture(0, 1); err == nil {
+		t.Error("a picture of the tabular input")
+	}
+	if _, err := s.Attribution(context.Background(), 0, Request{Method: "Saliency", Input: 1}); err == nil || !strings.Contains(err.Error(), "not an image") {
+		t.Errorf("a PNG of the tabular input: %v", err)
+	}
+	e, err = s.Explain(context.Background(), 0, Request{Method: "LayerGradCam", Layer: "conv"})
+	if err != nil || len(e.Parts) != 1 || e.Parts[0].Modality != Image || e.Parts[0].Name != "layer conv" {
+		t.Errorf("LayerGradCam: %+v %v", e, err)
+	}
+}
+
+// Text: the tokens given, or the vocabulary's, highlighted by their
+// attributions; an embedding layer's attributions summed per token (not
+// drawn as a matrix). The page starts with a method that works on token
+// numbers.
+func TestText(t *testing.T) {
+	nt := load(t, "text_s0.onnx")
+	var exs []Example
+	for i := 0; i < 2; i++ {
+		x := tensor.NewInt(1, 7)
+		for j := range x.I {
+			x.I[j] = int64(3*j+i+1) % 20
+		}
+		exs = append(exs, Example{ID: "t", Inputs: []*tensor.Tensor{x}, Label: i})
+	}
+	exs[0].Tokens = [][]string{strings.Fields("the film was a real treat .")}
+	vocab := make([]string, 20)
+	for j := range vocab {
+		vocab[j] = "w" + string(rune('a'+j))
+	}
+	s, err := NewModels(context.Background(), []Model{{Name: "text", Net: nt}}, exs, Options{Inputs: []Input{{Vocabulary: vocab}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Inputs()[0].Modality != Text || s.method != "FeatureAblation" {
+		t.Fatalf("inputs %+v, method %s", s.Inputs(), s.method)
+	}
+	e, err := s.Explain(context.Background(), 0, Request{Method: s.method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := explain.Run(context.Background(), nt, exs[0].Inputs, explain.Request{Method: "FeatureAblation", Target: explain.Class(s.rows[0].Predictions[0].Predicted)})
+	if len(e.Parts) != 1 || e.Parts[0].Modality != Text || len(e.Parts[0].Tokens) != 7 {
+		t.Fatalf("parts %+v", e.Parts)
+	}
+	for j, tok := range e.Parts[0].Tokens {
+		if tok.Name != exs[0].Tokens[0][j] || math.Abs(tok.Score-float64(want.Attributions[0].F[j])) > 1e-6 {
+			t.Errorf("token %d: %+v", j, tok)
+		}
+	}
+	// A layer method on the embedding: [1, 7, 8] summed to 7 tokens, named
+	// by the vocabulary.
+	r := Request{Method: "LayerIntegratedGradients", Layer: "emb", Params: []string{"n_steps=10"}}
+	e, err = s.Explain(context.Background(), 1, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ = explain.Run(context.Background(), nt, exs[1].Inputs, explain.Request{Method: r.Method, Layer: "emb", Params: r.Params, Target: explain.Class(s.rows[1].Predictions[0].Predicted)})
+	sums, _ := attr.SumTokens(want.Attributions[0])
+	if len(e.Parts) != 1 || e.Parts[0].Modality != Text || len(e.Parts[0].Tokens) != 7 {
+		t.Fatalf("embedding layer: parts %+v", e.Parts)
+	}
+	for j, tok := range e.Parts[0].Tokens {
+		if tok.Name != vocab[exs[1].Inputs[0].I[j]] || math.Abs(tok.Score-float64(sums.F[j])) > 1e-5 {
+			t.Errorf("token %d: %+v, want %s %g", j, tok, vocab[exs[1].Inputs[0].I[j]], sums.F[j])
+		}
+	}
+	if _, err := s.Explain(context.Background(), 0, Request{Method: "Saliency"}); err == nil {
+		t.Error("Saliency on token numbers: no error")
 	}
 }
 
@@ -106,13 +339,18 @@ func TestHandler(t *testing.T) {
 	s := testServer(t)
 	h := handler(t, s)
 	code, _, body := get(t, h, "/")
-	if code != 200 || !bytes.Contains(body, []byte("loupe Insights")) || !bytes.Contains(body, []byte(">triangle</option>")) || !bytes.Contains(body, []byte("5 of 6 labelled ones right")) {
+	if code != 200 || !bytes.Contains(body, []byte("loupe Insights")) {
 		t.Errorf("page: %d\n%.300s", code, body)
 	}
 	code, _, body = get(t, h, "/api/examples?correct=wrong")
-	var preds []Prediction
-	if err := json.Unmarshal(body, &preds); code != 200 || err != nil || len(preds) != 1 || preds[0].Index != 5 {
+	var page examplesPage
+	if err := json.Unmarshal(body, &page); code != 200 || err != nil || page.Total != 1 || len(page.Examples) != 1 || page.Examples[0].Index != 5 {
 		t.Errorf("examples: %d %v %s", code, err, body)
+	}
+	code, _, body = get(t, h, "/api/examples?offset=4&limit=3")
+	page = examplesPage{}
+	if err := json.Unmarshal(body, &page); code != 200 || err != nil || page.Total != 6 || page.Offset != 4 || len(page.Examples) != 2 || page.Examples[0].Index != 4 {
+		t.Errorf("examples from 4: %d %v %s", code, err, body)
 	}
 	code, _, body = get(t, h, "/api/methods")
 	if code != 200 || !strings.Contains(string(body), `"name":"n_steps","default":"50"`) {
@@ -137,12 +375,18 @@ func TestHandler(t *testing.T) {
 			t.Errorf("%s: figure of %v", url, b)
 		}
 	}
-	if len(s.cache) != 3 {
-		t.Errorf("%d figures cached, want 3", len(s.cache))
+	if s.answers.len() != 3 || s.results.len() != 3 {
+		t.Errorf("%d figures and %d attributions cached, want 3", s.answers.len(), s.results.len())
 	}
 	get(t, h, "/api/attribution?i=3&view=heat_map&method=Saliency")
-	if len(s.cache) != 3 {
-		t.Errorf("the same request drawn again: %d figures cached", len(s.cache))
+	if s.answers.len() != 3 {
+		t.Errorf("the same request drawn again: %d figures cached", s.answers.len())
+	}
+	// Another view of the same attributions: drawn, not computed again.
+	get(t, h, "/api/attribution?i=3&view=masked_image&sign=positive&method=Saliency")
+	get(t, h, "/api/explain?i=3&method=Saliency")
+	if s.answers.len() != 5 || s.results.len() != 3 {
+		t.Errorf("other views: %d answers, %d attributions cached, want 5 and 3", s.answers.len(), s.results.len())
 	}
 	for url, want := range map[string]string{
 		"/api/attribution?i=0&method=Magic":                    "unknown method",
@@ -150,7 +394,14 @@ func TestHandler(t *testing.T) {
 		"/api/attribution?i=0&method=Saliency&param=n_steps=3": "has no parameter",
 		"/api/attribution?i=0&method=Saliency&sign=sideways":   "unknown sign",
 		"/api/attribution?i=0&method=Saliency&target=7":        "out of range",
-		"/api/examples?class=square":                           "want a class number",
+		"/api/attribution?i=0&method=Saliency&view=x":          "unknown view",
+		"/api/attribution?i=0&method=Saliency&input=1":         "no input 1",
+		"/api/explain?method=Saliency":                         "want an example number",
+		"/api/explain?i=0&model=x&method=Saliency":             "want a number",
+		"/api/examples?class=square":                           "want a number",
+		"/api/examples?limit=1000":                             "limit 1000",
+		"/api/examples?offset=-1":                              "offset -1",
+		"/api/examples?model=3":                                "no model 3",
 		"/api/picture?i=-1":                                    "no example -1",
 	} {
 		code, _, body := get(t, h, url)
@@ -161,14 +412,19 @@ func TestHandler(t *testing.T) {
 }
 
 func TestNewErrors(t *testing.T) {
-	m, _ := demo.Model()
-	nt, _ := attr.NewNet(m)
+	nt := demoNet(t)
 	x := tensor.New(1, 3, demo.Size, demo.Size)
 	if _, err := New(context.Background(), nt, nil, nil, nil); err == nil {
 		t.Error("no examples: no error")
 	}
+	if _, err := NewModels(context.Background(), nil, []Example{{ID: "x", Inputs: []*tensor.Tensor{x}}}, Options{}); err == nil {
+		t.Error("no models: no error")
+	}
 	if _, err := New(context.Background(), nt, nil, []Example{{ID: "two", Inputs: []*tensor.Tensor{x, x}}}, nil); err == nil || !strings.Contains(err.Error(), "2 inputs") {
 		t.Errorf("two inputs for one: %v", err)
+	}
+	if _, err := New(context.Background(), nt, nil, []Example{{ID: "nobatch", Inputs: []*tensor.Tensor{tensor.New(3, demo.Size, demo.Size)}}}, nil); err == nil || !strings.Contains(err.Error(), "batch of one") {
+		t.Errorf("no batch dimension: %v", err)
 	}
 	if _, err := New(context.Background(), nt, nil, []Example{{ID: "small", Inputs: []*tensor.Tensor{tensor.New(1, 3, 5, 5)}}}, nil); err == nil || !strings.Contains(err.Error(), "small") {
 		t.Errorf("wrong size: %v", err)
@@ -178,6 +434,12 @@ func TestNewErrors(t *testing.T) {
 	if _, err := New(context.Background(), nt, nil, []Example{good, good, bad, bad}, nil); err == nil || !strings.Contains(err.Error(), "example 2 (small)") {
 		t.Errorf("wrong size after two good examples: %v", err)
 	}
+	if _, err := NewModels(context.Background(), []Model{{Net: nt}}, []Example{good}, Options{Inputs: []Input{{Modality: "sound"}}}); err == nil || !strings.Contains(err.Error(), "sound") {
+		t.Errorf("modality sound: %v", err)
+	}
+	if _, err := NewModels(context.Background(), []Model{{Net: nt}}, []Example{good}, Options{Inputs: []Input{{}, {}}}); err == nil {
+		t.Error("two inputs described for one: no error")
+	}
 }
 
 // Concurrent requests, some for the same figure, give the same bytes as
@@ -185,15 +447,14 @@ func TestNewErrors(t *testing.T) {
 func TestConcurrentRequests(t *testing.T) {
 	s := testServer(t)
 	h := handler(t, s)
-	urls := []string{"/api/attribution?i=0&method=Saliency", "/api/attribution?i=1&method=InputXGradient&sign=all&view=heat_map"}
+	urls := []string{"/api/attribution?i=0&method=Saliency", "/api/attribution?i=1&method=InputXGradient&sign=all&view=heat_map", "/api/explain?i=1&method=InputXGradient&sign=all&view=heat_map"}
 	want := make([][]byte, len(urls))
 	for k, u := range urls {
 		_, _, want[k] = get(t, h, u)
 	}
-	s.cache = map[string][]byte{} // draw them again, concurrently
-	s.order = nil
+	s.answers, s.results = newCache(0, maxAnswerBytes), newCache(maxResults, maxResultBytes) // draw them again, concurrently
 	var wg sync.WaitGroup
-	for r := 0; r < 8; r++ {
+	for r := 0; r < 9; r++ {
 		wg.Add(1)
 		go func(r int) {
 			defer wg.Done()
@@ -205,4 +466,22 @@ func TestConcurrentRequests(t *testing.T) {
 		}(r)
 	}
 	wg.Wait()
+}
+
+// The caches drop their oldest entries past their bounds.
+func TestCacheBounds(t *testing.T) {
+	c := newCache(2, 0)
+	for _, k := range []string{"a", "b", "c"} {
+		c.put(k, k, 1)
+	}
+	if _, ok := c.get("a"); ok || c.len() != 2 {
+		t.Errorf("count bound: a kept, %d entries", c.len())
+	}
+	c = newCache(0, 10)
+	c.put("big", 1, 11)
+	c.put("a", 1, 6)
+	c.put("b", 1, 6)
+	if _, ok := c.get("big"); ok || c.len() != 1 || c.bytes != 6 {
+		t.Errorf("size bound: %d entries of %d bytes", c.len(), c.bytes)
+	}
 }

@@ -27,7 +27,7 @@ import (
 
 // routes are every route of the app, and one that is none.
 var routes = []string{"/", "/page.js", "/page.css", "/api/examples", "/api/summary", "/api/methods",
-	"/api/picture?i=0", "/api/attribution?i=0&method=Saliency", "/nowhere"}
+	"/api/picture?i=0", "/api/attribution?i=0&method=Saliency", "/api/explain?i=0&method=Saliency", "/nowhere"}
 
 // do sends a request to the handler from the server's own address,
 // changed by edit, and checks the headers every response must carry.
@@ -299,14 +299,16 @@ func TestParametersRefused(t *testing.T) {
 		"method=Saliency&target=" + strings.Repeat("(", 10):                    "target",
 		"method=LayerGradCam&param=relu_attributions=true&layer=" + mask + "x": "ran",
 	} {
-		before := ran
-		resp := do(t, h, "/api/attribution?i=0&"+query, bearer(testToken))
-		msg := body(resp)
-		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(msg, want) {
-			t.Errorf("%s: %s %q, want 400 mentioning %q", query, resp.Status, msg, want)
-		}
-		if want != "ran" && ran != before {
-			t.Errorf("%s: the attribution ran", query)
+		for _, route := range []string{"/api/attribution", "/api/explain"} {
+			before := ran
+			resp := do(t, h, route+"?i=0&"+query, bearer(testToken))
+			msg := body(resp)
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(msg, want) {
+				t.Errorf("%s %s: %s %q, want 400 mentioning %q", route, query, resp.Status, msg, want)
+			}
+			if want != "ran" && ran != before {
+				t.Errorf("%s %s: the attribution ran", route, query)
+			}
 		}
 	}
 	// The page is not offered file parameters.
@@ -333,14 +335,31 @@ func TestPanicReleasesSlot(t *testing.T) {
 		return nil, nil
 	}
 	for k := 0; k < 2*slots+1; k++ {
-		resp := do(t, h, "/api/attribution?i=0&method=Saliency", bearer(testToken))
+		route := []string{"/api/attribution", "/api/explain"}[k%2]
+		resp := do(t, h, route+"?i=0&method=Saliency", bearer(testToken))
 		if msg := body(resp); resp.StatusCode != http.StatusInternalServerError || !strings.Contains(msg, "internal error") {
-			t.Fatalf("panicking method: %s %q", resp.Status, msg)
+			t.Fatalf("%s, panicking method: %s %q", route, resp.Status, msg)
 		}
 	}
 	if len(s.sem) != 0 {
 		t.Fatalf("%d slots held after the panics", len(s.sem))
 	}
+	// A method whose answer makes the drawing panic (a map whose values
+	// do not fill its shape): 500 too, slot given back.
+	s.run = func(context.Context, *attr.Net, []*tensor.Tensor, explain.Request) (*explain.Result, error) {
+		return &explain.Result{Attributions: []*tensor.Tensor{{DType: tensor.Float32, Shape: []int{1, 3, 48, 48}, F: make([]float32, 5)}}}, nil
+	}
+	for k := 0; k < 2*slots+1; k++ {
+		route := []string{"/api/attribution", "/api/explain"}[k%2]
+		resp := do(t, h, route+"?i=1&method=Saliency&sign=all", bearer(testToken))
+		if msg := body(resp); resp.StatusCode != http.StatusInternalServerError || !strings.Contains(msg, "internal error") {
+			t.Fatalf("%s, a drawing that panics: %s %q", route, resp.Status, msg)
+		}
+	}
+	if len(s.sem) != 0 {
+		t.Fatalf("%d slots held after the drawing panics", len(s.sem))
+	}
+	s.results = newCache(maxResults, maxResultBytes) // forget the broken answers
 	s.run = explain.Run
 	var wg sync.WaitGroup
 	for k := 0; k < 2*slots+2; k++ {
@@ -461,7 +480,7 @@ func TestURLAndCacheBounds(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("a long target: %s", resp.Status)
 	}
-	for k := range s.cache {
+	for k := range s.answers.vals {
 		if len(k) != 64 {
 			t.Errorf("a cache key of %d bytes", len(k))
 		}
@@ -471,17 +490,17 @@ func TestURLAndCacheBounds(t *testing.T) {
 	if c, _, b := get(t, h, "/api/attribution?i=0&method=IntegratedGradients&param=n_steps=4&param=n_steps=6"); c != 200 {
 		t.Fatalf("%d %s", c, b)
 	}
-	n := len(s.cache)
+	n := s.answers.len()
 	if c, _, b := get(t, h, "/api/attribution?i=0&method=IntegratedGradients&param=n_steps=6&param=n_steps=4"); c != 200 {
 		t.Fatalf("%d %s", c, b)
 	}
-	if len(s.cache) == n {
+	if s.answers.len() == n {
 		t.Error("n_steps=4 then 6 and n_steps=6 then 4 share a figure")
 	}
 	get(t, h, "/api/attribution?i=0&method=IntegratedGradients&param=method=riemann_left&param=n_steps=5")
-	n = len(s.cache)
+	n = s.answers.len()
 	get(t, h, "/api/attribution?i=0&method=IntegratedGradients&param=n_steps=5&param=method=riemann_left")
-	if len(s.cache) != n {
+	if s.answers.len() != n {
 		t.Error("the same parameters in another order drawn again")
 	}
 }

@@ -20,22 +20,30 @@ import (
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/insights"
 	"github.com/loupe-ml/loupe/internal/demo"
+	"github.com/loupe-ml/loupe/npy"
 	"github.com/loupe-ml/loupe/preprocess"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
 // cmdInsights serves loupe Insights on a data set: a folder of images or
-// .npy files, or, for the built-in model, generated shapes. It serves on
-// a loopback address unless --allow-remote, behind a token (random, or
-// --token) that the printed URL carries; ready, if set, is called with
-// that URL once the server listens.
+// .npy files (models of one input), .npy batches (--input, one per model
+// input), or, for the built-in model, generated shapes; for one model or
+// several side by side (--model repeated). It serves on a loopback address
+// unless --allow-remote, behind a token (random, or --token) that the
+// printed URL carries; ready, if set, is called with that URL once the
+// server listens.
 func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(url string)) error {
 	fs := flag.NewFlagSet("insights", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	model := fs.String("model", "demo", "ONNX model file (\"demo\": the built-in model)")
-	data := fs.String("data", "", "folder of examples: .png/.jpg images or .npy arrays (default for the demo model: generated shapes)")
-	labels := fs.String("labels", "", "CSV file of file,class lines giving the true classes (class by number or name)")
+	var models, inputs multi
+	fs.Var(&models, "model", "ONNX model file (\"demo\": the built-in model); repeat to compare models side by side (they must take the same inputs)")
+	data := fs.String("data", "", "folder of examples: .png/.jpg images or .npy arrays, one per example (models of one input; default for the demo model: generated shapes)")
+	fs.Var(&inputs, "input", "a .npy array holding one input of every example, batch first; repeat once per model input, in order (instead of --data); examples are named by row number")
+	labels := fs.String("labels", "", "CSV file of example,class lines giving the true classes (class by number or name)")
 	classFile := fs.String("classes", "", "text file naming the model's classes, one per line")
+	tokens := fs.String("tokens", "", "text inputs: a file of the examples' tokens, one example a line, tokens separated by spaces (the first text input)")
+	vocab := fs.String("vocab", "", "text inputs: a file naming the tokens by number, one token a line (for examples without --tokens)")
+	features := fs.String("features", "", "features inputs: a file naming the values of the first features input, one name a line")
 	addr := fs.String("addr", "127.0.0.1:8080", "address to serve on (port 0: a free port)")
 	token := fs.String("token", "", "the token clients must show (default: a random one, printed in the URL)")
 	allowRemote := fs.Bool("allow-remote", false, "allow --addr to be an address other than loopback (anyone who can reach it and has the token can read the data set)")
@@ -50,23 +58,36 @@ func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, r
 	if err != nil {
 		return err
 	}
-	m, err := loadModel(*model)
-	if err != nil {
-		return err
-	}
-	nt, err := attr.NewNet(m)
-	if err != nil {
-		return err
-	}
-	if len(nt.Inputs) != 1 {
-		return usageError{fmt.Errorf("insights serves models of one input; this one takes %d (%s)", len(nt.Inputs), strings.Join(nt.Inputs, ", "))}
-	}
-	classes, exs, err := insightsData(*model, *data, *classFile, *labels, pre)
-	if err != nil {
-		return err
-	}
 	if *timeout <= 0 {
 		return usageError{fmt.Errorf("--timeout %v: want a positive duration", *timeout)}
+	}
+	if len(models) == 0 {
+		models = multi{"demo"}
+	}
+	var ms []insights.Model
+	names := modelNames(models)
+	for i, path := range models {
+		m, err := loadModel(path)
+		if err != nil {
+			return err
+		}
+		nt, err := attr.NewNet(m)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		ms = append(ms, insights.Model{Name: names[i], Net: nt})
+	}
+	nt := ms[0].Net
+	if len(nt.Inputs) != 1 && *data != "" {
+		return usageError{fmt.Errorf("--data serves models of one input; this one takes %d (%s): give each with --input x.npy", len(nt.Inputs), strings.Join(nt.Inputs, ", "))}
+	}
+	classes, exs, err := insightsData(models[0], *data, inputs, *classFile, *labels, pre, len(nt.Inputs))
+	if err != nil {
+		return err
+	}
+	o := insights.Options{Classes: classes, Progress: progressBar(stderr, "predicting", *quiet)}
+	if o.Inputs, err = describeInputs(exs, *tokens, *vocab, *features); err != nil {
+		return err
 	}
 	cfg := insights.Config{Token: *token, Timeout: *timeout}
 	for _, h := range strings.Split(*allowHosts, ",") {
@@ -79,7 +100,7 @@ func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, r
 			return err
 		}
 	}
-	srv, err := insights.New(ctx, nt, classes, exs, progressBar(stderr, "predicting", *quiet))
+	srv, err := insights.NewModels(ctx, ms, exs, o)
 	if err != nil {
 		return err
 	}
@@ -98,16 +119,35 @@ func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, r
 		return err
 	}
 	u := (&url.URL{Scheme: "http", Host: cfg.Addr, Path: "/", RawQuery: url.Values{"token": {cfg.Token}}.Encode()}).String()
-	fmt.Fprintf(stdout, "loupe Insights on %s (%d examples; Ctrl-C stops)\n", u, len(exs))
+	fmt.Fprintf(stdout, "loupe Insights on %s (%d examples, %d models; Ctrl-C stops)\n", u, len(exs), len(ms))
 	if ready != nil {
 		ready(u)
 	}
 	return serve(ctx, insights.NewHTTPServer(h, cfg), ln)
 }
 
-// insightsData reads the class names, the examples (a folder, or for the
-// built-in model generated shapes) and their labels.
-func insightsData(model, data, classFile, labels string, pre preprocess.Options) ([]string, []insights.Example, error) {
+// modelNames names the models on the page: each by its file's name
+// without the extension, numbered when two share a name.
+func modelNames(paths []string) []string {
+	names := make([]string, len(paths))
+	count := map[string]int{}
+	for i, p := range paths {
+		names[i] = strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))
+		count[names[i]]++
+	}
+	seen := map[string]int{}
+	for i, n := range names {
+		if count[n] > 1 {
+			seen[n]++
+			names[i] = fmt.Sprintf("%s (%d)", n, seen[n])
+		}
+	}
+	return names
+}
+
+// insightsData reads the class names, the examples (a folder, .npy
+// batches, or for the built-in model generated shapes) and their labels.
+func insightsData(model, data string, inputs []string, classFile, labels string, pre preprocess.Options, nin int) ([]string, []insights.Example, error) {
 	var classes []string
 	if classFile != "" {
 		b, err := os.ReadFile(classFile)
@@ -117,17 +157,26 @@ func insightsData(model, data, classFile, labels string, pre preprocess.Options)
 		classes = strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	}
 	var exs []insights.Example
+	var err error
 	switch {
+	case data != "" && len(inputs) > 0:
+		return nil, nil, usageError{errors.New("give --data or --input, not both")}
 	case data != "":
-		var err error
 		if exs, err = loadExamples(data, pre); err != nil {
+			return nil, nil, err
+		}
+	case len(inputs) > 0:
+		if len(inputs) != nin {
+			return nil, nil, usageError{fmt.Errorf("%d --input for a model of %d inputs: give one per input, in order", len(inputs), nin)}
+		}
+		if exs, err = loadBatches(inputs); err != nil {
 			return nil, nil, err
 		}
 	case model == "demo":
 		classes = demo.Classes
 		exs = demoExamples()
 	default:
-		return nil, nil, usageError{errors.New("--data is required for a model other than the built-in one")}
+		return nil, nil, usageError{errors.New("--data (or --input) is required for a model other than the built-in one")}
 	}
 	if labels != "" {
 		if err := readLabels(labels, classes, exs); err != nil {
@@ -135,6 +184,121 @@ func insightsData(model, data, classFile, labels string, pre preprocess.Options)
 		}
 	}
 	return classes, exs, nil
+}
+
+// loadBatches reads one .npy batch per input and cuts them into examples
+// named by row number.
+func loadBatches(files []string) ([]insights.Example, error) {
+	var n int
+	xs := make([]*tensor.Tensor, len(files))
+	for k, f := range files {
+		x, err := npy.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--input %s: %w", f, err)
+		}
+		if x.Rank() == 0 || x.Shape[0] == 0 || (k > 0 && x.Shape[0] != n) {
+			return nil, usageError{fmt.Errorf("--input %s: shape %v; want a batch first, of as many examples as the first --input (%d)", f, x.Shape, n)}
+		}
+		n, xs[k] = x.Shape[0], x
+	}
+	exs := make([]insights.Example, n)
+	for i := range exs {
+		exs[i] = insights.Example{ID: strconv.Itoa(i), Label: -1, Inputs: make([]*tensor.Tensor, len(xs))}
+		for k, x := range xs {
+			exs[i].Inputs[k] = row(x, i)
+		}
+	}
+	return exs, nil
+}
+
+// row returns row i of a batch x as a batch of one.
+func row(x *tensor.Tensor, i int) *tensor.Tensor {
+	shape := append([]int{1}, x.Shape[1:]...)
+	out := tensor.Zeros(x.DType, shape)
+	n := out.Len()
+	switch x.DType {
+	case tensor.Float32:
+		copy(out.F, x.F[i*n:(i+1)*n])
+	case tensor.Int64:
+		copy(out.I, x.I[i*n:(i+1)*n])
+	default:
+		copy(out.B, x.B[i*n:(i+1)*n])
+	}
+	return out
+}
+
+// describeInputs describes the inputs from the examples' first and the
+// --tokens, --vocab and --features files: tokens are set on each example
+// (the first text input), the vocabulary on every text input, the names
+// on the first features input.
+func describeInputs(exs []insights.Example, tokensFile, vocabFile, featuresFile string) ([]insights.Input, error) {
+	first := exs[0].Inputs
+	ins := make([]insights.Input, len(first))
+	text, feats := -1, -1
+	for k, x := range first {
+		ins[k].Modality = insights.GuessModality(x)
+		switch {
+		case ins[k].Modality == insights.Text && text < 0:
+			text = k
+		case ins[k].Modality == insights.Features && feats < 0:
+			feats = k
+		}
+	}
+	lines := func(flag, file string) ([]string, error) {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+		return strings.Split(strings.TrimRight(string(b), "\n"), "\n"), nil
+	}
+	if tokensFile != "" {
+		if text < 0 {
+			return nil, usageError{errors.New("--tokens: the model has no text input (int64 token numbers)")}
+		}
+		ls, err := lines("--tokens", tokensFile)
+		if err != nil {
+			return nil, err
+		}
+		if len(ls) != len(exs) {
+			return nil, usageError{fmt.Errorf("--tokens %s: %d lines for %d examples; want one line of tokens per example", tokensFile, len(ls), len(exs))}
+		}
+		for i, l := range ls {
+			toks := strings.Fields(l)
+			if n := exs[i].Inputs[text].Len(); len(toks) != n {
+				return nil, usageError{fmt.Errorf("--tokens %s line %d: %d tokens for an input of %d", tokensFile, i+1, len(toks), n)}
+			}
+			exs[i].Tokens = make([][]string, len(first))
+			exs[i].Tokens[text] = toks
+		}
+	}
+	if vocabFile != "" {
+		if text < 0 {
+			return nil, usageError{errors.New("--vocab: the model has no text input (int64 token numbers)")}
+		}
+		v, err := lines("--vocab", vocabFile)
+		if err != nil {
+			return nil, err
+		}
+		for k := range ins {
+			if ins[k].Modality == insights.Text {
+				ins[k].Vocabulary = v
+			}
+		}
+	}
+	if featuresFile != "" {
+		if feats < 0 {
+			return nil, usageError{errors.New("--features: the model has no features input")}
+		}
+		names, err := lines("--features", featuresFile)
+		if err != nil {
+			return nil, err
+		}
+		if n := first[feats].Len(); len(names) != n {
+			return nil, usageError{fmt.Errorf("--features %s: %d names for an input of %d values", featuresFile, len(names), n)}
+		}
+		ins[feats].Features = names
+	}
+	return ins, nil
 }
 
 // listen listens on addr, which must be a loopback address unless

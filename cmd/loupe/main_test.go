@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -12,16 +11,11 @@ import (
 	"image/png"
 	"io"
 	"math"
-	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/loupe-ml/loupe/insights"
 
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/engine"
@@ -217,135 +211,6 @@ func TestExplainExtraInput(t *testing.T) {
 	}
 	if _, err := runCLI(t, "explain", "--model", model, "--input", filepath.Join(dir, "x.npy"), "--extra", "nosuch="+filepath.Join(dir, "mask.npy"), "--quiet", "--out", out); err == nil {
 		t.Error("unknown extra input: no error")
-	}
-}
-
-// loupe insights serves the app on the built-in model and a folder, on
-// loopback, behind the token its URL carries.
-func TestInsightsCommand(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	urls := make(chan string, 1)
-	done := make(chan error, 1)
-	var out strings.Builder
-	go func() {
-		done <- cmdInsights(ctx, []string{"--addr", "127.0.0.1:0", "--quiet"}, &out, io.Discard, func(u string) { urls <- u })
-	}()
-	var start string
-	select {
-	case start = <-urls:
-	case err := <-done:
-		t.Fatal(err)
-	}
-	u, err := url.Parse(start)
-	if err != nil || u.Scheme != "http" || u.Hostname() != "127.0.0.1" || u.Port() == "0" || u.Path != "/" || len(u.Query().Get("token")) != 64 {
-		t.Fatalf("URL %q (%v): want http://127.0.0.1:PORT/?token=<64 hex digits>", start, err)
-	}
-	base := "http://" + u.Host
-	// Without the token, nothing.
-	for _, path := range []string{"/", "/api/examples", "/api/attribution?i=0&method=Saliency", "/api/picture?i=0"} {
-		resp, err := http.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("%s without the token: %s", path, resp.Status)
-		}
-	}
-	// The printed URL sets the cookie and leads to the page.
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar}
-	resp, err := browser.Get(start)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Request.URL.RawQuery != "" || !strings.Contains(string(page), "loupe Insights") {
-		t.Errorf("the printed URL: %s at %s", resp.Status, resp.Request.URL)
-	}
-	resp, err = browser.Get(base + "/api/examples?correct=right")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var preds []insights.Prediction
-	if err := json.NewDecoder(resp.Body).Decode(&preds); err != nil || len(preds) < 24 {
-		t.Errorf("%d right predictions of 27 (%v)", len(preds), err)
-	}
-	resp.Body.Close()
-	req, _ := http.NewRequest("GET", base+"/api/attribution?i=0&method=Saliency", nil)
-	req.Header.Set("Authorization", "Bearer "+u.Query().Get("token"))
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/png" {
-		t.Errorf("attribution: %v %v", resp, err)
-	}
-	resp.Body.Close()
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("after stopping: %v", err)
-	}
-	if !strings.Contains(out.String(), "loupe Insights on "+start+" (27 examples") {
-		t.Errorf("printed %q, want the URL with the token", out.String())
-	}
-
-	// A folder of .npy files with labels by class name, and a token given.
-	dir := t.TempDir()
-	for i := 0; i < 3; i++ {
-		img, _ := demo.Draw(i, uint64(40+i))
-		npy.WriteFile(filepath.Join(dir, fmt.Sprintf("x%d.npy", i)), img)
-	}
-	os.WriteFile(filepath.Join(dir, "labels.csv"), []byte("file,class\nx0.npy,square\nx1.npy,1\nx2.npy,square\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "classes.txt"), []byte("square\ndisc\ntriangle\n"), 0o644)
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	go func() {
-		done <- cmdInsights(ctx2, []string{"--addr", "127.0.0.1:0", "--quiet", "--token", "s3cret", "--allow-host", "box.lan", "--data", dir, "--labels", filepath.Join(dir, "labels.csv"), "--classes", filepath.Join(dir, "classes.txt")}, io.Discard, io.Discard, func(u string) { urls <- u })
-	}()
-	select {
-	case start = <-urls:
-	case err := <-done:
-		t.Fatal(err)
-	}
-	u, _ = url.Parse(start)
-	if u.Query().Get("token") != "s3cret" {
-		t.Errorf("URL %s, want the token given", start)
-	}
-	req, _ = http.NewRequest("GET", "http://"+u.Host+"/api/examples?correct=wrong", nil)
-	req.Header.Set("Authorization", "Bearer s3cret")
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	preds = nil
-	if err := json.NewDecoder(resp.Body).Decode(&preds); err != nil || len(preds) != 1 || preds[0].ID != "x2.npy" || preds[0].LabelName != "square" {
-		t.Errorf("wrong predictions %+v (%v), want x2.npy labelled square", preds, err)
-	}
-	resp.Body.Close()
-	// Host names: box.lan allowed, evil.example not.
-	for host, code := range map[string]int{"box.lan": 200, "evil.example": 403} {
-		req, _ = http.NewRequest("GET", "http://"+u.Host+"/api/summary", nil)
-		req.Host = host + ":" + u.Port()
-		req.Header.Set("Authorization", "Bearer s3cret")
-		if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != code {
-			t.Errorf("Host %s: %v %v, want %d", host, resp, err, code)
-		} else {
-			resp.Body.Close()
-		}
-	}
-	cancel2()
-	<-done
-	for args, want := range map[string]string{
-		"--model " + cnn:                   "--data is required",
-		"--data /nonexistent":              "nonexistent",
-		"--data " + dir + " --labels nope": "nope",
-		"--addr 0.0.0.0:0":                 "not a loopback address",
-		"--addr :0":                        "--allow-remote",
-		"--timeout -1s":                    "--timeout",
-	} {
-		err := cmdInsights(context.Background(), append([]string{"--quiet", "--addr", "127.0.0.1:0"}, strings.Fields(args)...), io.Discard, io.Discard, func(string) { t.Errorf("%s: served", args) })
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%s: error %v, want one mentioning %q", args, err, want)
-		}
 	}
 }
 
