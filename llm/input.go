@@ -325,4 +325,3 @@ func (t *TextTokenInput) FeatureNames(tok Tokenizer) ([]string, error) {
 
 // FormatAttr returns a unchanged: every feature is a token.
 func (t *TextTokenInput) FormatAttr(a [][]float64) [][]float64 { return a }
-

@@ -422,21 +422,23 @@ func parseDecoder(raw json.RawMessage) (decoder, error) {
 			c.Prefix = "##"
 		}
 		return func(t []string) []string {
-			out := make([]string, len(t))
+			var b strings.Builder
 			for i, s := range t {
 				if i > 0 {
 					if strings.HasPrefix(s, c.Prefix) {
 						s = strings.TrimPrefix(s, c.Prefix)
 					} else {
-						s = " " + s
+						b.WriteByte(' ')
 					}
 				}
-				if c.Cleanup == nil || *c.Cleanup {
-					s = cleanup(s)
-				}
-				out[i] = s
+				b.WriteString(s)
 			}
-			return out
+			// The cleanup runs on the joined text, as transformers'
+			// clean_up_tokenization does.
+			if c.Cleanup == nil || *c.Cleanup {
+				return []string{cleanup(b.String())}
+			}
+			return []string{b.String()}
 		}, nil
 	case "Metaspace":
 		var c struct {

@@ -28,14 +28,14 @@ import (
 // Tokenizer is a tokenizer read from a tokenizer.json file. It is safe for
 // concurrent use.
 type Tokenizer struct {
-	norm   normalizer
-	pre    preTokenizer
-	model  model
-	post   postProcessor
-	dec    decoder
-	vocab  map[string]int64
-	inv    map[int64]string
-	added  []addedToken // longest content first
+	norm  normalizer
+	pre   preTokenizer
+	model model
+	post  postProcessor
+	dec   decoder
+	vocab map[string]int64
+	inv   map[int64]string
+	added []addedToken // longest content first
 }
 
 // addedToken is an entry of the file's added_tokens.
