@@ -334,3 +334,47 @@ func TestErrors(t *testing.T) {
 		t.Error("LogProbs ignored a cancelled context")
 	}
 }
+
+// TestTransformer runs a GPT-2-shaped transformer (attention with a causal
+// and an attention mask, LayerNorm, GELU, position ids) against PyTorch:
+// the next-token log-probabilities and integrated gradients on the token
+// embedding (testdata/make_tiny_gpt.py).
+func TestTransformer(t *testing.T) {
+	lm, err := Load("testdata/tiny_gpt.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lm.AttentionMask == "" || lm.PositionIDs == "" {
+		t.Fatalf("mask %q, positions %q not found", lm.AttentionMask, lm.PositionIDs)
+	}
+	if emb, err := lm.EmbeddingLayer(); err != nil || emb != "/wte/Gather_output_0" {
+		t.Errorf("EmbeddingLayer = %q, %v, want the token embedding /wte/Gather_output_0", emb, err)
+	}
+	b, err := os.ReadFile("testdata/tiny_gpt_reference.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		Seq     []int64     `json:"seq"`
+		LP      []float64   `json:"log_probs"`
+		Prompt  []int64     `json:"prompt"`
+		Target  []int64     `json:"target"`
+		Base    int64       `json:"baseline"`
+		SkipIDs []int64     `json:"skip_ids"`
+		IG      [][]float64 `json:"integrated_gradients_n8"`
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	lp, err := lm.LogProbs(context.Background(), [][]int64{ref.Seq, ref.Seq[:3]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	near(t, "log-probabilities", &tensor.Tensor{Shape: []int{len(ref.LP)}, F: lp.F[:len(ref.LP)], DType: tensor.Float32}, [][]float64{ref.LP}, 1e-5)
+	g := &LLMGradientAttribution{Method: &attr.LayerIntegratedGradients{NSteps: 8}, Model: lm, Tokenizer: idTok{40}}
+	r, err := g.Attribute(context.Background(), &TextTokenInput{IDs: ref.Prompt, SkipIDs: ref.SkipIDs, Baseline: ref.Base}, Options{TargetIDs: ref.Target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	near(t, "integrated gradients", r.TokenAttr, ref.IG, 2e-5)
+}
