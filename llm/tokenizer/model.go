@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"container/heap"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -223,26 +224,61 @@ func (m *bpe) tokenize(w string) ([]int64, error) {
 		}
 		syms = append(syms, sym{s: s, unk: true})
 	}
-	for len(syms) > 1 {
-		best, bestRank := -1, 0
-		for i := 0; i+1 < len(syms); i++ {
-			if syms[i].unk || syms[i+1].unk {
-				continue
-			}
-			if r, ok := m.ranks[[2]string{syms[i].s, syms[i+1].s}]; ok && (best < 0 || r < bestRank) {
-				best, bestRank = i, r
-			}
-		}
-		if best < 0 {
-			break
-		}
-		joined := syms[best].s + strings.TrimPrefix(syms[best+1].s, m.prefix)
-		if _, ok := m.vocab[joined]; !ok {
-			return nil, fmt.Errorf("BPE: merge %q + %q gives %q, which is not in the vocab", syms[best].s, syms[best+1].s, joined)
-		}
-		syms[best] = sym{s: joined}
-		syms = append(syms[:best+1], syms[best+2:]...)
+	// Merge the pair of neighbours with the lowest rank, the leftmost
+	// first, until none is left: a heap of candidate pairs over a linked
+	// list of symbols, stale entries skipped when popped (Hugging Face's
+	// order, in O(n log n) for words of n characters: Llama's tokenizers
+	// make the whole text one word).
+	n = len(syms)
+	next, prev := make([]int, n), make([]int, n)
+	for i := range syms {
+		next[i], prev[i] = i+1, i-1
 	}
+	alive := make([]bool, n)
+	for i := range alive {
+		alive[i] = true
+	}
+	h := &pairHeap{}
+	push := func(i int) {
+		if i < 0 || next[i] >= n {
+			return
+		}
+		j := next[i]
+		if syms[i].unk || syms[j].unk {
+			return
+		}
+		if r, ok := m.ranks[[2]string{syms[i].s, syms[j].s}]; ok {
+			heap.Push(h, pairItem{rank: r, pos: i, left: syms[i].s, right: syms[j].s})
+		}
+	}
+	for i := 0; i+1 < n; i++ {
+		push(i)
+	}
+	for h.Len() > 0 {
+		it := heap.Pop(h).(pairItem)
+		i := it.pos
+		j := next[i]
+		if !alive[i] || j >= n || syms[i].s != it.left || syms[j].s != it.right {
+			continue
+		}
+		joined := it.left + strings.TrimPrefix(it.right, m.prefix)
+		if _, ok := m.vocab[joined]; !ok {
+			return nil, fmt.Errorf("BPE: merge %q + %q gives %q, which is not in the vocab", it.left, it.right, joined)
+		}
+		syms[i] = sym{s: joined}
+		alive[j] = false
+		next[i] = next[j]
+		if next[j] < n {
+			prev[next[j]] = i
+		}
+		push(prev[i])
+		push(i)
+	}
+	kept := syms[:0]
+	for i := 0; i < n; i = next[i] {
+		kept = append(kept, syms[i])
+	}
+	syms = kept
 	ids := make([]int64, len(syms))
 	for i, s := range syms {
 		if s.unk {
@@ -252,6 +288,28 @@ func (m *bpe) tokenize(w string) ([]int64, error) {
 		}
 	}
 	return ids, nil
+}
+
+// pairItem is a candidate merge: the pair starting at symbol pos.
+type pairItem struct {
+	rank, pos   int
+	left, right string
+}
+
+// pairHeap orders candidate merges by rank, then position.
+type pairHeap []pairItem
+
+func (h pairHeap) Len() int { return len(h) }
+func (h pairHeap) Less(a, b int) bool {
+	return h[a].rank < h[b].rank || h[a].rank == h[b].rank && h[a].pos < h[b].pos
+}
+func (h pairHeap) Swap(a, b int) { h[a], h[b] = h[b], h[a] }
+func (h *pairHeap) Push(x any)   { *h = append(*h, x.(pairItem)) }
+func (h *pairHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // postProcessor adds special tokens around one sequence.
@@ -510,6 +568,9 @@ func parseDecoder(raw json.RawMessage) (decoder, error) {
 		}
 		if err := json.Unmarshal(raw, &c); err != nil {
 			return nil, err
+		}
+		if c.Content == "" {
+			return func(t []string) []string { return t }, nil
 		}
 		return func(t []string) []string {
 			out := make([]string, len(t))

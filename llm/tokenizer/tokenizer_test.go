@@ -150,3 +150,7 @@ func TestErrors(t *testing.T) {
 		t.Error("Load of a missing file gave no error")
 	}
 }
+
+func readTestFile(name string) ([]byte, error) {
+	return os.ReadFile(filepath.Join("testdata", name+".json"))
+}
