@@ -25,7 +25,9 @@ type Options struct {
 	// NumTrials averages the attributions of that many runs (0 means 1);
 	// a stochastic method gets the seeds Seed, Seed+1, ...
 	NumTrials int
-	// Progress, if set, is called as prompts are scored.
+	// Progress, if set, is called as perturbed prompts are scored (of the
+	// first trial) or, for gradient methods, as continuation tokens are
+	// done.
 	Progress attr.Progress
 }
 
@@ -192,7 +194,6 @@ func (a *LLMAttribution) Attribute(ctx context.Context, inp InterpretableInput, 
 	// the scores of each on/off pattern.
 	var mu sync.Mutex
 	cache := map[string][]float32{}
-	scored := 0
 	forward := attr.Func(func(ctx context.Context, in []*tensor.Tensor) (*tensor.Tensor, error) {
 		x := in[0]
 		if x.Rank() != 2 || x.Shape[1] != nf {
@@ -260,10 +261,6 @@ func (a *LLMAttribution) Attribute(ctx context.Context, inp InterpretableInput, 
 			}
 			cache[keys[r]] = slices.Clone(row)
 		}
-		scored += len(todo)
-		if o.Progress != nil {
-			o.Progress(scored, scored)
-		}
 		return out, nil
 	})
 	meth, perToken, setSeed, err := perturbation(a.Method, forward)
@@ -286,7 +283,13 @@ func (a *LLMAttribution) Attribute(ctx context.Context, inp InterpretableInput, 
 	for t := range trials {
 		setSeed(uint64(t))
 		for j := range rows {
-			r, err := meth.Attribute(ctx, []*tensor.Tensor{ones}, attr.Options{Target: attr.Class(j)})
+			opt := attr.Options{Target: attr.Class(j)}
+			if t == 0 && j == 0 {
+				// The first run scores every prompt; the others read
+				// the cache.
+				opt.Progress = o.Progress
+			}
+			r, err := meth.Attribute(ctx, []*tensor.Tensor{ones}, opt)
 			if err != nil {
 				return nil, fmt.Errorf("llm: %w", err)
 			}

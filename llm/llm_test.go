@@ -378,3 +378,16 @@ func TestTransformer(t *testing.T) {
 	}
 	near(t, "integrated gradients", r.TokenAttr, ref.IG, 2e-5)
 }
+
+func TestProgress(t *testing.T) {
+	lm, ref, inp := setup(t)
+	var calls, last, total int
+	a := &LLMAttribution{Method: &attr.FeatureAblation{PerturbationsPerEval: 1}, Model: lm, Tokenizer: idTok{16}}
+	_, err := a.Attribute(context.Background(), inp, Options{TargetIDs: ref.Target, Progress: func(d, n int) { calls, last, total = calls+1, d, n }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls == 0 || last != total {
+		t.Errorf("progress: %d calls, last %d of %d", calls, last, total)
+	}
+}
