@@ -110,7 +110,8 @@ func tokensOf(tok Tokenizer, ids []int64) ([]string, error) {
 // the method attributes the total and, for FeatureAblation,
 // ShapleyValueSampling and ShapleyValues, each token's log-probability to
 // the features. Cost: the method's forward rows (FeatureAblation: 1 + F;
-// ShapleyValueSampling: 1 + NSamples*F; Lime and KernelShap: NSamples),
+// ShapleyValueSampling: 1 + NSamples*F; ShapleyValues: 2^F; Lime and
+// KernelShap: NSamples),
 // each T model runs for a continuation of T tokens (prompts of the same
 // length run together; repeated prompts run once).
 type LLMAttribution struct {
