@@ -109,7 +109,8 @@ func tokensOf(tok Tokenizer, ids []int64) ([]string, error) {
 // each continuation token given the prompt and the tokens before it), and
 // the method attributes the total and, for FeatureAblation,
 // ShapleyValueSampling and ShapleyValues, each token's log-probability to
-// the features. Cost: the method's forward rows (FeatureAblation: 1 + F;
+// the features (Miglani et al., "Using Captum to Explain Generative Language
+// Models", NLP-OSS 2023). Cost: the method's forward rows (FeatureAblation: 1 + F;
 // ShapleyValueSampling: 1 + NSamples*F; ShapleyValues: 2^F; Lime and
 // KernelShap: NSamples),
 // each T model runs for a continuation of T tokens (prompts of the same
@@ -354,7 +355,8 @@ func newResult(tok Tokenizer, inp InterpretableInput, seq []float64, tokenRows [
 // log-probability given the prompt and the tokens before it to the
 // embeddings of the prompt's tokens; the attributions are summed over the
 // embedding dimension and kept for the prompt's features, giving row j of
-// TokenAttr; SeqAttr is their sum over the rows. With
+// TokenAttr; SeqAttr is their sum over the rows (Miglani et al., "Using
+// Captum to Explain Generative Language Models", NLP-OSS 2023). With
 // LayerIntegratedGradients (Sundararajan, Taly and Yan, "Axiomatic
 // Attribution for Deep Networks", ICML 2017) the path runs from the
 // embeddings of the prompt with every feature token replaced by the

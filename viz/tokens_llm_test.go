@@ -3,6 +3,7 @@ package viz
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -103,4 +104,17 @@ func TestSeqAttrFigure(t *testing.T) {
 	if _, err := SeqAttrPNG(tensor.New(2, 2), in); err == nil {
 		t.Error("a matrix gave no error")
 	}
+}
+
+// The heat map of a language model's per-token attributions: one row per
+// output token, one column per input token.
+func ExampleTokenAttrSVG() {
+	a := tensor.New(2, 2)
+	copy(a.F, []float32{0.8, -0.2, 0.1, 0.4})
+	svg, err := TokenAttrSVG(a, []string{"the", "dog"}, []string{"it", "ran"})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(strings.Count(svg, ">0.8000<"), strings.Count(svg, ">-0.2000<"))
+	// Output: 1 1
 }
