@@ -102,3 +102,22 @@ func FuzzParseEncode(f *testing.F) {
 		_, _ = tok.Decode(ids, true)
 	})
 }
+
+// TestLookaheadSplit checks Llama 3's pre-tokenizer pattern, whose
+// \s+(?!\S) Go's regexp cannot run, on pieces derived by hand from
+// Oniguruma's leftmost-first, backtracking semantics.
+func TestLookaheadSplit(t *testing.T) {
+	const llama3 = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	m, err := compileSplit(llama3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := splitRegex("DON'T stop  now\n\n x 12345!?   ", m, "Isolated")
+	want := []string{"DON", "'T", " stop", " ", " now", "\n\n", " x", " ", "123", "45", "!?", "   "}
+	if !slices.Equal(got, want) {
+		t.Errorf("split %q, want %q", got, want)
+	}
+	if _, err := compileSplit(`a(?=b)|\s+(?!\S)`); err == nil {
+		t.Error("a second lookahead was accepted")
+	}
+}

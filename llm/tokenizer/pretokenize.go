@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -343,11 +345,11 @@ func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 			return out
 		}, nil
 	case "Split":
-		re, _, err := parsePattern(raw)
-		if err != nil {
-			return nil, err
-		}
 		var c struct {
+			Pattern struct {
+				String *string `json:"String"`
+				Regex  *string `json:"Regex"`
+			} `json:"pattern"`
 			Behavior string `json:"behavior"`
 			Invert   bool   `json:"invert"`
 		}
@@ -362,6 +364,18 @@ func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 		default:
 			return nil, fmt.Errorf("Split behavior %q is not supported", c.Behavior)
 		}
+		var re matcher
+		switch {
+		case c.Pattern.String != nil:
+			re = regexp.MustCompile(regexp.QuoteMeta(*c.Pattern.String))
+		case c.Pattern.Regex != nil:
+			var err error
+			if re, err = compileSplit(*c.Pattern.Regex); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("Split pattern has neither String nor Regex")
+		}
 		return func(s string) []string { return splitRegex(s, re, c.Behavior) }, nil
 	}
 	return nil, fmt.Errorf("pre-tokenizer %q is not supported", kind)
@@ -369,7 +383,7 @@ func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 
 // splitRegex splits s at the matches of re as the Split pre-tokenizer's
 // behaviors do.
-func splitRegex(s string, re *regexp.Regexp, behavior string) []string {
+func splitRegex(s string, re matcher, behavior string) []string {
 	var out []string
 	last := 0
 	pendingMerge := "" // a match waiting to be merged with the next piece
@@ -532,3 +546,138 @@ func byteEncode(s string) string {
 	}
 	return b.String()
 }
+
+// matcher finds the matches of a Split pattern.
+type matcher interface {
+	FindAllStringIndex(s string, n int) [][]int
+	MatchString(s string) bool
+}
+
+// lookaheadWS is the one lookahead of common pre-tokenizer patterns
+// (GPT-2's, GPT-4's, Llama 3's, Qwen's): whitespace not followed by a
+// non-space.
+const lookaheadWS = `\s+(?!\S)`
+
+// compileSplit compiles a Split pattern. Go's regexp has no lookahead; a
+// pattern whose only lookahead is the alternative \s+(?!\S) is run as
+// the alternatives before it, that one written out, and those after it,
+// tried in order at each position (leftmost-first, as Oniguruma does).
+func compileSplit(pattern string) (matcher, error) {
+	re, err := regexp.Compile(pattern)
+	if err == nil {
+		return re, nil
+	}
+	alts := topLevelAlternatives(pattern)
+	k := slices.Index(alts, lookaheadWS)
+	if k < 0 {
+		return nil, fmt.Errorf("Split pattern %q: Go's regexp cannot run it: %w", pattern, err)
+	}
+	m := &lookaheadMatcher{}
+	for i, part := range [][]string{alts[:k], alts[k+1:]} {
+		if len(part) == 0 {
+			continue
+		}
+		r, err := regexp.Compile(`^(?:` + strings.Join(part, "|") + `)`)
+		if err != nil {
+			return nil, fmt.Errorf("Split pattern %q: Go's regexp cannot run it: %w", pattern, err)
+		}
+		if i == 0 {
+			m.before = r
+		} else {
+			m.after = r
+		}
+	}
+	return m, nil
+}
+
+// topLevelAlternatives splits a pattern at the | outside groups and
+// character classes.
+func topLevelAlternatives(p string) []string {
+	var out []string
+	depth, start := 0, 0
+	inClass := false
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '\\':
+			i++
+		case inClass:
+			if c == ']' {
+				inClass = false
+			}
+		case c == '[':
+			inClass = true
+			if i+1 < len(p) && p[i+1] == '^' {
+				i++
+			}
+			if i+1 < len(p) && p[i+1] == ']' {
+				i++
+			}
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+		case c == '|' && depth == 0:
+			out = append(out, p[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, p[start:])
+}
+
+// lookaheadMatcher runs before | \s+(?!\S) | after.
+type lookaheadMatcher struct {
+	before, after *regexp.Regexp
+}
+
+// at returns the end of the match at i, or -1.
+func (m *lookaheadMatcher) at(s string, i int) int {
+	if m.before != nil {
+		if loc := m.before.FindStringIndex(s[i:]); loc != nil && loc[1] > 0 {
+			return i + loc[1]
+		}
+	}
+	// \s+(?!\S): the whole run of white space at the end of the text,
+	// else all of it but its last character (which must then be white
+	// space too, so the run needs two).
+	j, last := i, i
+	for j < len(s) {
+		r, size := utf8.DecodeRuneInString(s[j:])
+		if !unicode.IsSpace(r) {
+			break
+		}
+		last = j
+		j += size
+	}
+	if j > i {
+		if j == len(s) {
+			return j
+		}
+		if last > i {
+			return last
+		}
+	}
+	if m.after != nil {
+		if loc := m.after.FindStringIndex(s[i:]); loc != nil && loc[1] > 0 {
+			return i + loc[1]
+		}
+	}
+	return -1
+}
+
+// FindAllStringIndex returns the successive non-overlapping matches.
+func (m *lookaheadMatcher) FindAllStringIndex(s string, n int) [][]int {
+	var out [][]int
+	for i := 0; i < len(s) && (n < 0 || len(out) < n); {
+		if e := m.at(s, i); e > i {
+			out = append(out, []int{i, e})
+			i = e
+			continue
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	return out
+}
+
+// MatchString reports whether s has a match.
+func (m *lookaheadMatcher) MatchString(s string) bool { return len(m.FindAllStringIndex(s, 1)) > 0 }

@@ -7,7 +7,9 @@
 // the normalizers Lowercase, NFC/NFD/NFKC/NFKD, Strip, Prepend, Replace,
 // BertNormalizer and Sequence; the pre-tokenizers ByteLevel (GPT-2's split),
 // Whitespace, WhitespaceSplit, BertPreTokenizer, Metaspace, Split (with
-// patterns Go's regexp accepts), Digits, Punctuation and Sequence; the
+// patterns Go's regexp accepts, and those whose only lookahead is the
+// \s+(?!\S) alternative of GPT-4's, Llama 3's and Qwen's patterns), Digits,
+// Punctuation and Sequence; the
 // models BPE (byte-level as GPT-2, or with continuing-subword prefixes,
 // end-of-word suffixes, unknown-token fusing and byte fallback), WordPiece
 // and WordLevel; the post-processors TemplateProcessing, BertProcessing,

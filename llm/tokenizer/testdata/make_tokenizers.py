@@ -70,6 +70,22 @@ def bytelevel():
                   "merges": [a + " " + b for a, b in merges]},
     }
 
+LLAMA3_SPLIT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+
+def split_bytelevel():
+    """Llama 3's / Qwen's layout: a Split regex with a lookahead, then
+    ByteLevel without its own regex, over bytelevel()'s BPE."""
+    t = bytelevel()
+    bot = len(t["model"]["vocab"]) + 1
+    t["added_tokens"].append({"id": bot, "content": "<|begin_of_text|>", "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True})
+    t["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": LLAMA3_SPLIT}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+    t["post_processor"] = {"type": "TemplateProcessing",
+                           "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                           "pair": [], "special_tokens": {"<|begin_of_text|>": {"id": "<|begin_of_text|>", "ids": [bot], "tokens": ["<|begin_of_text|>"]}}}
+    return t
+
 def wordpiece():
     toks = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", ".", ",", "!", "'", "hello", "world",
             "play", "##ing", "##ed", "##s", "un", "##believ", "##able", "don", "t", "a", "##b", "##c", "cafe", "naive", "1", "##2", "##3",
@@ -131,6 +147,6 @@ def word_level():
         "model": {"type": "WordLevel", "vocab": {w: i for i, w in enumerate(vocab)}, "unk_token": "<unk>"},
     }
 
-for name, f in [("bytelevel_bpe", bytelevel), ("wordpiece", wordpiece), ("metaspace_bpe", metaspace), ("word_level", word_level)]:
+for name, f in [("split_bytelevel_bpe", split_bytelevel), ("bytelevel_bpe", bytelevel), ("wordpiece", wordpiece), ("metaspace_bpe", metaspace), ("word_level", word_level)]:
     with open(name + ".json", "w") as fh:
         json.dump(f(), fh, ensure_ascii=False, indent=1)

@@ -11,6 +11,8 @@ const dir = process.argv[2] ?? ".";
 const texts = {
   bytelevel_bpe: ["the cat sat on the mat.", "Hello world, hello there!", "they don't know what they're doing",
     "numbers 12345 and   spaces\n\nnew line", "héllo wörld ☃", "<|endoftext|>the end", " leading space", "trailing  "],
+  split_bytelevel_bpe: ["the cat sat on the mat.", "DON'T stop, they'RE here", "numbers 1234567 and   spaces\n\n  new line  ",
+    "tabs\tand\r\nwindows", "héllo wörld ☃!!", "x  \n y", "   "],
   wordpiece: ["The cat sat on the mat.", "Hello, World!", "playing played plays", "unbelievable", "don't",
     "Café naïve", "abc 123", "中文 text", "qwerty [MASK] the"],
   metaspace_bpe: ["the cat sat on the mat.", "hello world", "the  cat", "héllo ☃", "<s>the"],
