@@ -15,8 +15,9 @@ import (
 // normalizer rewrites text before it is split.
 type normalizer func(string) (string, error)
 
-// preTokenizer splits normalized text into words.
-type preTokenizer func(string) []string
+// preTokenizer splits normalized text into words; first tells whether
+// the text starts the input (Metaspace's prepend_scheme "first").
+type preTokenizer func(s string, first bool) []string
 
 func parseNormalizer(raw json.RawMessage) (normalizer, error) {
 	if isNull(raw) {
@@ -234,12 +235,12 @@ func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 				fs = append(fs, f)
 			}
 		}
-		return func(s string) []string {
+		return func(s string, first bool) []string {
 			words := []string{s}
 			for _, f := range fs {
 				var next []string
-				for _, w := range words {
-					next = append(next, f(w)...)
+				for k, w := range words {
+					next = append(next, f(w, first && k == 0)...)
 				}
 				words = next
 			}
@@ -254,7 +255,7 @@ func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 			return nil, err
 		}
 		useRegex := c.UseRegex == nil || *c.UseRegex
-		return func(s string) []string {
+		return func(s string, first bool) []string {
 			if c.AddPrefixSpace && !strings.HasPrefix(s, " ") {
 				s = " " + s
 			}
@@ -269,11 +270,11 @@ func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 		}, nil
 	case "Whitespace":
 		re := regexp.MustCompile(`[\p{L}\p{N}\p{M}_]+|[^\p{L}\p{N}\p{M}_\s]+`)
-		return func(s string) []string { return re.FindAllString(s, -1) }, nil
+		return func(s string, first bool) []string { return re.FindAllString(s, -1) }, nil
 	case "WhitespaceSplit":
-		return strings.Fields, nil
+		return func(s string, _ bool) []string { return strings.Fields(s) }, nil
 	case "BertPreTokenizer":
-		return func(s string) []string {
+		return func(s string, first bool) []string {
 			var out []string
 			for _, w := range strings.FieldsFunc(s, isWhitespace) {
 				out = append(out, splitIsolated(w, isBertPunct)...)
@@ -281,7 +282,7 @@ func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 			return out
 		}, nil
 	case "Punctuation":
-		return func(s string) []string { return splitIsolated(s, isBertPunct) }, nil
+		return func(s string, first bool) []string { return splitIsolated(s, isBertPunct) }, nil
 	case "Digits":
 		var c struct {
 			Individual bool `json:"individual_digits"`
@@ -289,7 +290,7 @@ func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 		if err := json.Unmarshal(raw, &c); err != nil {
 			return nil, err
 		}
-		return func(s string) []string {
+		return func(s string, first bool) []string {
 			if c.Individual {
 				return splitIsolated(s, unicode.IsDigit)
 			}
@@ -309,13 +310,15 @@ func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 			c.Replacement = "▁"
 		}
 		prepend := c.AddPrefixSpace == nil || *c.AddPrefixSpace
+		onlyFirst := false
 		if c.PrependScheme != nil {
 			prepend = *c.PrependScheme != "never"
+			onlyFirst = *c.PrependScheme == "first"
 		}
 		split := c.Split == nil || *c.Split
-		return func(s string) []string {
+		return func(s string, first bool) []string {
 			s = strings.ReplaceAll(s, " ", c.Replacement)
-			if prepend && !strings.HasPrefix(s, c.Replacement) {
+			if prepend && (first || !onlyFirst) && !strings.HasPrefix(s, c.Replacement) {
 				s = c.Replacement + s
 			}
 			if !split {
@@ -376,7 +379,7 @@ func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 		default:
 			return nil, fmt.Errorf("Split pattern has neither String nor Regex")
 		}
-		return func(s string) []string { return splitRegex(s, re, c.Behavior) }, nil
+		return func(s string, first bool) []string { return splitRegex(s, re, c.Behavior) }, nil
 	}
 	return nil, fmt.Errorf("pre-tokenizer %q is not supported", kind)
 }

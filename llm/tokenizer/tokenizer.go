@@ -171,7 +171,7 @@ func (t *Tokenizer) Encode(text string) ([]int64, error) { return t.EncodeOption
 // tokens when addSpecial is true.
 func (t *Tokenizer) EncodeOptions(text string, addSpecial bool) ([]int64, error) {
 	var ids []int64
-	for _, seg := range t.splitAdded(text) {
+	for k, seg := range t.splitAdded(text) {
 		if seg.added != nil {
 			ids = append(ids, seg.added.ID)
 			continue
@@ -188,7 +188,7 @@ func (t *Tokenizer) EncodeOptions(text string, addSpecial bool) ([]int64, error)
 		}
 		words := []string{s}
 		if t.pre != nil {
-			words = t.pre(s)
+			words = t.pre(s, k == 0)
 		}
 		for _, w := range words {
 			if w == "" {

@@ -26,8 +26,8 @@ func TestAgainstHuggingFace(t *testing.T) {
 	if err := json.Unmarshal(b, &exp); err != nil {
 		t.Fatal(err)
 	}
-	if len(exp) != 5 {
-		t.Fatalf("expected.json has %d tokenizers, want 5", len(exp))
+	if len(exp) != 6 {
+		t.Fatalf("expected.json has %d tokenizers, want 6", len(exp))
 	}
 	for name, cases := range exp {
 		tok, err := Load(filepath.Join("testdata", name+".json"))

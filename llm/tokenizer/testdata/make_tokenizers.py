@@ -132,6 +132,15 @@ def metaspace():
                   "fuse_unk": True, "byte_fallback": True, "ignore_merges": False, "vocab": vocab, "merges": [[a, b] for a, b in merges]},
     }
 
+def metaspace_first():
+    """Newer Llama 2 files: no normalizer, a Metaspace pre-tokenizer that
+    prepends only at the start of the text (not after an added token)."""
+    t = metaspace()
+    t["normalizer"] = None
+    t["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": False}
+    t["decoder"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": False}
+    return t
+
 def word_level():
     vocab = ["<unk>", "<s>", "the", "a", "dog", "cat", "went", "to", "park", "house", "ran", "sat", "on", "mat", "big", "small", "red", "blue",
              "and", "is", "happy", "sad", "it", "he", "she", "home", "today", "fast", "slow", "very", ".", "<pad>"]
@@ -147,6 +156,6 @@ def word_level():
         "model": {"type": "WordLevel", "vocab": {w: i for i, w in enumerate(vocab)}, "unk_token": "<unk>"},
     }
 
-for name, f in [("split_bytelevel_bpe", split_bytelevel), ("bytelevel_bpe", bytelevel), ("wordpiece", wordpiece), ("metaspace_bpe", metaspace), ("word_level", word_level)]:
+for name, f in [("split_bytelevel_bpe", split_bytelevel), ("bytelevel_bpe", bytelevel), ("wordpiece", wordpiece), ("metaspace_bpe", metaspace), ("metaspace_first_bpe", metaspace_first), ("word_level", word_level)]:
     with open(name + ".json", "w") as fh:
         json.dump(f(), fh, ensure_ascii=False, indent=1)

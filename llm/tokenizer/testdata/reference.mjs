@@ -16,6 +16,7 @@ const texts = {
   wordpiece: ["The cat sat on the mat.", "Hello, World!", "playing played plays", "unbelievable", "don't",
     "Café naïve", "abc 123", "中文 text", "qwerty [MASK] the"],
   metaspace_bpe: ["the cat sat on the mat.", "hello world", "the  cat", "héllo ☃", "<s>the"],
+  metaspace_first_bpe: ["the cat sat on the mat.", "hello world", "<s>the cat", "the <s> cat", " the"],
   word_level: ["the small cat sat on the mat", "he went to the big house", "she is happy", "it ran home"],
 };
 const out = {};
