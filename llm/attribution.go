@@ -308,20 +308,12 @@ func (a *LLMAttribution) Attribute(ctx context.Context, inp InterpretableInput, 
 			sum[j][i] /= float64(trials)
 		}
 	}
-	return a.result(inp, inp.FormatAttr(sum), perToken, target)
-}
-
-// result assembles a Result from formatted attributions (row 0 the
-// sequence, rows 1.. the tokens when perToken).
-func (a *LLMAttribution) result(inp InterpretableInput, rows [][]float64, perToken bool, target []int64) (*Result, error) {
-	return newResult(a.Tokenizer, inp, rows[0], rowsIf(rows[1:], perToken), target)
-}
-
-func rowsIf(r [][]float64, ok bool) [][]float64 {
-	if !ok {
-		return nil
+	formatted := inp.FormatAttr(sum)
+	var tokenRows [][]float64
+	if perToken {
+		tokenRows = formatted[1:]
 	}
-	return r
+	return newResult(a.Tokenizer, inp, formatted[0], tokenRows, target)
 }
 
 // newResult builds a Result.
