@@ -254,6 +254,9 @@ func (t *TextTokenInput) resolve(tok Tokenizer) (ids []int64, pos []int, base in
 	if len(ids) == 0 {
 		return nil, nil, 0, fmt.Errorf("llm: TextTokenInput has no tokens")
 	}
+	if tok == nil && (len(t.SkipTokens) > 0 || t.BaselineToken != "") {
+		return nil, nil, 0, fmt.Errorf("llm: TextTokenInput needs a tokenizer for its skip and baseline tokens")
+	}
 	skip := slices.Clone(t.SkipIDs)
 	for _, s := range t.SkipTokens {
 		id, ok := tok.TokenToID(s)
@@ -311,6 +314,9 @@ func (t *TextTokenInput) FeatureNames(tok Tokenizer) ([]string, error) {
 	ids, pos, _, err := t.resolve(tok)
 	if err != nil {
 		return nil, err
+	}
+	if tok == nil {
+		return nil, fmt.Errorf("llm: TextTokenInput needs a tokenizer to name its tokens")
 	}
 	out := make([]string, len(pos))
 	for k, p := range pos {

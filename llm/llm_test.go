@@ -391,3 +391,21 @@ func TestProgress(t *testing.T) {
 		t.Errorf("progress: %d calls, last %d of %d", calls, last, total)
 	}
 }
+
+func TestNilTokenizer(t *testing.T) {
+	in := &TextTokenInput{IDs: []int64{1, 2, 3}, SkipTokens: []string{"<s>"}}
+	if _, err := in.Tokens(nil, nil); err == nil {
+		t.Error("skip tokens without a tokenizer gave no error")
+	}
+	in = &TextTokenInput{IDs: []int64{1, 2, 3}, SkipIDs: []int64{1}}
+	ids, err := in.Tokens(nil, []bool{false, true})
+	if err != nil || !slices.Equal(ids, []int64{1, 0, 3}) {
+		t.Errorf("Tokens = %v, %v, want [1 0 3]", ids, err)
+	}
+	if _, err := in.FeatureNames(nil); err == nil {
+		t.Error("FeatureNames without a tokenizer gave no error")
+	}
+	if _, err := (&TextTokenInput{Text: "a"}).Tokens(nil, nil); err == nil {
+		t.Error("text without a tokenizer gave no error")
+	}
+}
