@@ -137,6 +137,9 @@ func (t *TextTemplateInput) Tokens(tok Tokenizer, on []bool) ([]int64, error) {
 	if err != nil {
 		return nil, err
 	}
+	if tok == nil {
+		return nil, fmt.Errorf("llm: TextTemplateInput needs a tokenizer")
+	}
 	ids, err := tok.Encode(s)
 	if err != nil {
 		return nil, fmt.Errorf("llm: tokenizing %q: %w", s, err)
