@@ -277,7 +277,8 @@ func runLLM(ctx context.Context, c *Case, m *engine.Model) error {
 }
 
 // readCaseFile reads a case's file again for the fields Case does not
-// keep (the llm group's tokenizer and interpretable input).
+// keep (the llm group's tokenizer and interpretable input, the concept
+// group's concepts and layers, the influence group's training data).
 func readCaseFile(c *Case) ([]byte, error) {
 	b, err := os.ReadFile(filepath.Join(c.Dir, c.ID+".json"))
 	if err != nil {
