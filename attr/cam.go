@@ -108,7 +108,7 @@ func (nt *Net) camPass(ctx context.Context, method string, inputs []*tensor.Tens
 	if !grads {
 		return r, nil
 	}
-	seed, err := r.target.seed(r.out.Shape)
+	seed, err := r.target.seedOf(r.out)
 	if err != nil {
 		return nil, err
 	}
