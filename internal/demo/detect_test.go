@@ -1,0 +1,40 @@
+package demo
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDetectionDemo runs the detection demo on a few scenes: the detector
+// finds the shapes, and the per-box maps point at their objects.
+func TestDetectionDemo(t *testing.T) {
+	dir := t.TempDir()
+	rep, err := RunDetection(context.Background(), dir, DetectionOptions{Scenes: 6, FirstSeed: 1, Masks: 300, Figures: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d of %d objects found, %d false; pointing %v, chance %.2f", rep.Found, rep.Objects, rep.False, rep.Pointing, rep.Chance)
+	if rep.Found < rep.Objects*3/4 || rep.False > 2 {
+		t.Errorf("%d of %d objects found with %d false detections", rep.Found, rep.Objects, rep.False)
+	}
+	for _, m := range DetectionMethods {
+		if rep.Pointing[m] < 0.6 {
+			t.Errorf("%s points at its object for %.2f of the boxes", m, rep.Pointing[m])
+		}
+	}
+	page, err := os.ReadFile(filepath.Join(dir, "index.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range rep.Scenes {
+		if !strings.Contains(string(page), `src="`+sc.Figure+`"`) {
+			t.Errorf("index.html does not show %s", sc.Figure)
+		}
+		if st, err := os.Stat(filepath.Join(dir, sc.Figure)); err != nil || st.Size() == 0 {
+			t.Errorf("%s missing or empty", sc.Figure)
+		}
+	}
+}
