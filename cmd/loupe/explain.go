@@ -62,6 +62,9 @@ func newExplainFlags(fs *flag.FlagSet) *explainFlags {
 // cmdExplain runs one method on the inputs and writes the attributions
 // and their pictures.
 func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if wantsDetections(args) {
+		return cmdExplainDetections(ctx, args, stdout, stderr) // detect.go
+	}
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f := newExplainFlags(fs)

@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
-	"image"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -276,53 +276,20 @@ func channelSum(g *tensor.Tensor) (*tensor.Tensor, error) {
 // classColors are the demo's box colors, by class.
 var classColors = []color.RGBA{{230, 60, 60, 255}, {40, 160, 230, 255}, {250, 200, 30, 255}}
 
-// sceneFigure writes a scene's figure (the image with its detections,
-// then a row per detection with each method's map and the box) and the
-// maps as .npy files.
+// sceneFigure writes a scene's figure (DetectionFigure) and its maps as
+// .npy files.
 func sceneFigure(dir string, sr *SceneResult, img *tensor.Tensor, maps map[string]*tensor.Tensor, classes []string) error {
-	const scale = 4
 	id := fmt.Sprintf("scene%d", sr.Seed)
 	sr.Figure, sr.Vector = id+".png", id+".svg"
-	pic, err := viz.Original(img, scale)
+	dets := make([]detect.Detection, len(sr.Boxes))
+	hits := make([]map[string]bool, len(sr.Boxes))
+	for i, b := range sr.Boxes {
+		dets[i], hits[i] = b.Detection, b.Hits
+	}
+	title := fmt.Sprintf("scene %d: %d objects, %d detections", sr.Seed, len(sr.Objects), len(sr.Boxes))
+	fig, err := DetectionFigure(title, img, dets, DetectionMethods, maps, hits)
 	if err != nil {
 		return err
-	}
-	marks := make([]viz.BoxMark, len(sr.Boxes))
-	for i, b := range sr.Boxes {
-		marks[i] = viz.BoxMark{Box: b.Box, Color: classColors[b.Class%len(classColors)], Label: fmt.Sprintf("%d %s %.2f", i, b.Label, b.Score)}
-	}
-	viz.DrawBoxes(pic, marks, scale)
-	cols := 1 + len(DetectionMethods)
-	fig := &viz.Figure{Title: fmt.Sprintf("scene %d: %d objects, %d detections", sr.Seed, len(sr.Objects), len(sr.Boxes)),
-		Width: 220 * cols, Height: 60 + 240*(1+len(sr.Boxes)), Cols: cols}
-	fig.Panels = append(fig.Panels, viz.Panel{Title: "detections", Picture: pic})
-	for range DetectionMethods {
-		fig.Panels = append(fig.Panels, viz.Panel{})
-	}
-	hw := SceneSize * SceneSize
-	for i, b := range sr.Boxes {
-		fig.Panels = append(fig.Panels, viz.Panel{Title: fmt.Sprintf("box %d: %s %.2f", i, b.Label, b.Score), Picture: cropMark(img, b, scale)})
-		for _, m := range DetectionMethods {
-			v := make([]float64, hw)
-			for p := range v {
-				v[p] = float64(maps[m].F[i*hw+p])
-			}
-			lo := slices.Min(v)
-			for p := range v {
-				v[p] -= lo // D-RISE's maps sit on a floor: show what rises above it
-			}
-			v = viz.Normalize(v, viz.Positive, 2)
-			p, err := viz.Blend(img, v, SceneSize, SceneSize, viz.Positive, 0.6, scale)
-			if err != nil {
-				return err
-			}
-			viz.DrawBoxes(p, []viz.BoxMark{{Box: b.Box, Color: classColors[b.Class%len(classColors)]}}, scale)
-			title := m
-			if hit, ok := b.Hits[m]; ok {
-				title += map[bool]string{true: " (peak in box)", false: " (peak outside)"}[hit]
-			}
-			fig.Panels = append(fig.Panels, viz.Panel{Title: title, Picture: p})
-		}
 	}
 	for _, f := range []string{sr.Figure, sr.Vector} {
 		if err := fig.WriteFile(filepath.Join(dir, f)); err != nil {
@@ -342,11 +309,84 @@ func sceneFigure(dir string, sr *SceneResult, img *tensor.Tensor, maps map[strin
 	return nil
 }
 
-// cropMark draws the image with one detection's box.
-func cropMark(img *tensor.Tensor, b BoxResult, scale int) *image.RGBA {
-	p, _ := viz.Original(img, scale) // img's shape was checked by the first Original
-	viz.DrawBoxes(p, []viz.BoxMark{{Box: b.Box, Color: classColors[b.Class%len(classColors)]}}, scale)
-	return p
+// DetectionFigure draws an image [C, H, W] (values in [0, 1]) with its
+// detections, then a row per detection: the image with that box, and each
+// method's map of the box blended over the image (maps[method] is
+// [len(dets), H, W], or [len(dets), C, H, W], summed over channels in
+// absolute value; each map is shown above its minimum). hits, if given,
+// notes per detection and method whether the map's peak is in the box.
+func DetectionFigure(title string, img *tensor.Tensor, dets []detect.Detection, methods []string, maps map[string]*tensor.Tensor, hits []map[string]bool) (*viz.Figure, error) {
+	if img.Rank() != 3 {
+		return nil, fmt.Errorf("demo: image of shape %v, want [C, H, W]", img.Shape)
+	}
+	h, w := img.Shape[1], img.Shape[2]
+	scale := max(1, 256/max(h, w))
+	pic, err := viz.Original(img, scale)
+	if err != nil {
+		return nil, err
+	}
+	color := func(d detect.Detection) color.RGBA { return classColors[d.Class%len(classColors)] }
+	marks := make([]viz.BoxMark, len(dets))
+	for i, d := range dets {
+		marks[i] = viz.BoxMark{Box: d.Box, Color: color(d), Label: fmt.Sprintf("%d %s %.2f", i, d.Label, d.Score)}
+	}
+	viz.DrawBoxes(pic, marks, scale)
+	cols := 1 + len(methods)
+	fig := &viz.Figure{Title: title, Width: 220 * cols, Height: 60 + 240*(1+len(dets)), Cols: cols}
+	fig.Panels = append(fig.Panels, viz.Panel{Title: "detections", Picture: pic})
+	for range methods {
+		fig.Panels = append(fig.Panels, viz.Panel{})
+	}
+	hw := h * w
+	for i, d := range dets {
+		mark := []viz.BoxMark{{Box: d.Box, Color: color(d)}}
+		one, err := viz.Original(img, scale)
+		if err != nil {
+			return nil, err
+		}
+		viz.DrawBoxes(one, mark, scale)
+		fig.Panels = append(fig.Panels, viz.Panel{Title: fmt.Sprintf("box %d: %s %.2f", i, d.Label, d.Score), Picture: one})
+		for _, m := range methods {
+			a := maps[m]
+			if a == nil || a.Rank() < 3 || a.Shape[0] != len(dets) || a.Len()%(len(dets)*hw) != 0 {
+				var s []int
+				if a != nil {
+					s = a.Shape
+				}
+				return nil, fmt.Errorf("demo: %s's maps have shape %v for %d detections of %dx%d", m, s, len(dets), h, w)
+			}
+			a = a.AsFloat32()
+			ch := a.Len() / (len(dets) * hw)
+			v := make([]float64, hw)
+			for c := 0; c < ch; c++ {
+				for p := range v {
+					x := float64(a.F[(i*ch+c)*hw+p])
+					if ch > 1 {
+						x = math.Abs(x)
+					}
+					v[p] += x
+				}
+			}
+			lo := slices.Min(v)
+			for p := range v {
+				v[p] -= lo // D-RISE's maps sit on a floor: show what rises above it
+			}
+			v = viz.Normalize(v, viz.Positive, 2)
+			p, err := viz.Blend(img, v, h, w, viz.Positive, 0.6, scale)
+			if err != nil {
+				return nil, err
+			}
+			viz.DrawBoxes(p, mark, scale)
+			t := m
+			if i < len(hits) {
+				if hit, ok := hits[i][m]; ok {
+					t += map[bool]string{true: " (peak in box)", false: " (peak outside)"}[hit]
+				}
+			}
+			fig.Panels = append(fig.Panels, viz.Panel{Title: t, Picture: p})
+		}
+	}
+	return fig, nil
 }
 
 var detPage = template.Must(template.New("detection").Funcs(template.FuncMap{"pct": func(x float64) string { return fmt.Sprintf("%.0f%%", 100*x) }}).Parse(`<!doctype html>
