@@ -38,3 +38,29 @@ func TestDetectionDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestDetectionPointingRates measures the pointing game per box on 200
+// held-out scenes (seeds 10000 to 10199), the numbers in
+// docs/detection.md. It takes a few minutes: LOUPE_MEASURE=1 runs it.
+func TestDetectionPointingRates(t *testing.T) {
+	if os.Getenv("LOUPE_MEASURE") == "" {
+		t.Skip("LOUPE_MEASURE=1 measures the pointing game on 200 scenes (minutes)")
+	}
+	rep, err := RunDetection(context.Background(), "", DetectionOptions{Scenes: 200, FirstSeed: 10000}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	matched := 0
+	for _, s := range rep.Scenes {
+		for _, b := range s.Boxes {
+			if b.Object >= 0 {
+				matched++
+			}
+		}
+	}
+	t.Logf("%d scenes: %d of %d objects found, %d false detections; %d matched boxes", len(rep.Scenes), rep.Found, rep.Objects, rep.False, matched)
+	for _, m := range rep.Methods {
+		t.Logf("pointing game %-9s %.3f", m, rep.Pointing[m])
+	}
+	t.Logf("chance (mean box area share) %.3f", rep.Chance)
+}
