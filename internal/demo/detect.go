@@ -228,7 +228,7 @@ func RunDetection(ctx context.Context, dir string, o DetectionOptions, progress 
 			}
 		}
 		if o.Figures {
-			if err := sceneFigure(dir, &sr, img, maps, d.Config.Classes); err != nil {
+			if err := sceneFigure(dir, &sr, img, maps); err != nil {
 				return nil, err
 			}
 		}
@@ -278,7 +278,7 @@ var classColors = []color.RGBA{{230, 60, 60, 255}, {40, 160, 230, 255}, {250, 20
 
 // sceneFigure writes a scene's figure (DetectionFigure) and its maps as
 // .npy files.
-func sceneFigure(dir string, sr *SceneResult, img *tensor.Tensor, maps map[string]*tensor.Tensor, classes []string) error {
+func sceneFigure(dir string, sr *SceneResult, img *tensor.Tensor, maps map[string]*tensor.Tensor) error {
 	id := fmt.Sprintf("scene%d", sr.Seed)
 	sr.Figure, sr.Vector = id+".png", id+".svg"
 	dets := make([]detect.Detection, len(sr.Boxes))
