@@ -25,7 +25,7 @@ func TestAblationCAMRatio(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := nt.camPass(ctx, "AblationCAM", []*tensor.Tensor{x}, o, names, false)
+	r, err := nt.camPass(ctx, "AblationCAM", []*tensor.Tensor{x}, o, names, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

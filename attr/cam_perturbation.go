@@ -29,6 +29,8 @@ type ScoreCAM struct {
 	BatchSize int
 	// EigenSmooth is as GradCAM's.
 	EigenSmooth bool
+	// Reshape is as GradCAM's.
+	Reshape *TokenGrid
 }
 
 // Attribute computes the Score-CAM map.
@@ -42,7 +44,7 @@ func (m *ScoreCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 	if err != nil {
 		return nil, err
 	}
-	r, err := m.Net.camPass(ctx, method, inputs, o, names, false)
+	r, err := m.Net.camPass(ctx, method, inputs, o, names, false, m.Reshape)
 	if err != nil {
 		return nil, err
 	}
@@ -123,6 +125,8 @@ type AblationCAM struct {
 	RatioChannelsToAblate float64
 	// EigenSmooth is as GradCAM's.
 	EigenSmooth bool
+	// Reshape is as GradCAM's.
+	Reshape *TokenGrid
 }
 
 // Attribute computes the Ablation-CAM map.
@@ -143,7 +147,7 @@ func (m *AblationCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o 
 	if err != nil {
 		return nil, err
 	}
-	r, err := m.Net.camPass(ctx, method, inputs, o, names, false)
+	r, err := m.Net.camPass(ctx, method, inputs, o, names, false, m.Reshape)
 	if err != nil {
 		return nil, err
 	}
@@ -180,9 +184,15 @@ func (m *AblationCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o 
 	for i, a := range r.acts {
 		c, lh, lw := a.Shape[1], a.Shape[2], a.Shape[3]
 		sp := lh * lw
-		scores, err := m.Net.channelScores(ctx, inputs, o, n, jobs[i], bs, names[i], a.Shape[1:], track, func(dst []float32, e, ch int) {
-			copy(dst, a.F[e*c*sp:(e+1)*c*sp])
-			clear(dst[ch*sp : (ch+1)*sp])
+		raw := r.raw[i]
+		scores, err := m.Net.channelScores(ctx, inputs, o, n, jobs[i], bs, names[i], raw.Shape[1:], track, func(dst []float32, e, ch int) {
+			size := raw.Len() / n
+			copy(dst, raw.F[e*size:(e+1)*size])
+			if m.Reshape == nil {
+				clear(dst[ch*sp : (ch+1)*sp])
+			} else {
+				m.Reshape.ablate(dst, raw.Shape[1:], ch)
+			}
 		})
 		if err != nil {
 			return nil, err
