@@ -2,10 +2,15 @@ package demo
 
 import (
 	"context"
+	"image"
+	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/loupe-ml/loupe/viz"
 )
 
 // TestDetectionDemo runs the detection demo on a few scenes: the detector
@@ -66,4 +71,37 @@ func TestDetectionPointingRates(t *testing.T) {
 		t.Logf("pointing game %-9s %.3f", m, rep.Pointing[m])
 	}
 	t.Logf("chance (mean box area share) %.3f", rep.Chance)
+}
+
+// DrawBoxes outlines a box 2 pixels wide at the picture's scale, leaves
+// its inside alone, clips what falls outside and skips boxes that are not
+// numbers.
+func TestDrawBoxes(t *testing.T) {
+	pic := image.NewRGBA(image.Rect(0, 0, 40, 40))
+	red := color.RGBA{255, 0, 0, 255}
+	viz.DrawBoxes(pic, []viz.BoxMark{
+		{Box: [4]float64{2, 3, 8, 9}, Color: red},
+		{Box: [4]float64{15, -5, 30, 5}, Color: red, Label: "clipped"},
+		{Box: [4]float64{math.NaN(), 0, 1, 1}, Color: red},
+	}, 2)
+	for _, p := range []image.Point{{4, 6}, {5, 7}, {15, 10}, {4, 17}, {10, 6}} {
+		if pic.RGBAAt(p.X, p.Y) != red {
+			t.Errorf("outline pixel %v not drawn", p)
+		}
+	}
+	for _, p := range []image.Point{{8, 10}, {10, 12}, {3, 6}, {16, 18}} {
+		if pic.RGBAAt(p.X, p.Y) == red {
+			t.Errorf("pixel %v, off the outline, was drawn", p)
+		}
+	}
+	// The box cut by the top edge: its bottom and left sides are drawn
+	// (its label goes inside, rows 0 to 4), not the rest of its inside.
+	for _, p := range []image.Point{{35, 9}, {31, 7}} {
+		if pic.RGBAAt(p.X, p.Y) != red {
+			t.Errorf("clipped box: pixel %v not drawn", p)
+		}
+	}
+	if pic.RGBAAt(35, 7) == red {
+		t.Error("clipped box: its inside was drawn")
+	}
 }
