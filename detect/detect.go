@@ -121,13 +121,13 @@ func (d *Detector) Decode(out *tensor.Tensor) ([][]Detection, error) {
 
 // NMS keeps, best score first, each detection that overlaps no kept
 // detection of its class by more than iou (intersection over union), up
-// to max detections.
-func NMS(dets []Detection, iou float64, max int) []Detection {
+// to maxDets detections.
+func NMS(dets []Detection, iou float64, maxDets int) []Detection {
 	s := slices.Clone(dets)
 	slices.SortStableFunc(s, func(a, b Detection) int { return cmp.Compare(b.Score, a.Score) })
 	var kept []Detection
 	for _, c := range s {
-		if len(kept) >= max {
+		if len(kept) >= maxDets {
 			break
 		}
 		ok := true

@@ -123,6 +123,9 @@ func cmdExplainDetections(ctx context.Context, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	if f.model == "demo-detector" && f.layer == "" {
+		f.layer = demo.DetectionLayer // the last convolution is the head
+	}
 	d.ScoreThreshold, d.IoUThreshold = *scoreTh, *iouTh
 	pre, err := f.image()
 	if err != nil {
