@@ -81,6 +81,9 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if isLLM(args) {
 		return cmdExplainLLM(ctx, args, stdout, stderr)
 	}
+	if wantsDetections(args) {
+		return cmdExplainDetections(ctx, args, stdout, stderr) // detect.go
+	}
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f := newExplainFlags(fs)
