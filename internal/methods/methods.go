@@ -125,6 +125,9 @@ var bounds = map[string]bound{
 	"sliding_window_shapes":  {1, 4096, true},
 	"strides":                {1, 4096, true},
 	"neuron":                 {0, 1 << 24, true},
+
+	// AblationCAM's share of the channels ablated.
+	"ratio_channels_to_ablate": {0, 1, true},
 }
 
 // Bound returns the range of a numeric parameter, and whether it has one.

@@ -216,12 +216,17 @@ func newTable() map[string]Spec {
 		"ScoreCAM": camSpec("Score-CAM: channels weighted by the softmax of the scores of the input masked by each channel (pytorch-grad-cam; 1 + channels model rows per example)", true, true, func(nt *attr.Net, l []string, c camArgs) attr.Method {
 			return &attr.ScoreCAM{Net: nt, Layers: l, EigenSmooth: c.smooth, BatchSize: c.batch}
 		}),
-		"AblationCAM": camSpec("Ablation-CAM: channels weighted by the target's relative drop when each is set to zero (pytorch-grad-cam; 1 + channels model rows per example)", true, true, func(nt *attr.Net, l []string, c camArgs) attr.Method {
-			return &attr.AblationCAM{Net: nt, Layers: l, EigenSmooth: c.smooth, BatchSize: c.batch}
-		}),
+		"AblationCAM": withParams(camSpec("Ablation-CAM: channels weighted by the target's relative drop when each is set to zero (pytorch-grad-cam; 1 + channels model rows per example)", true, true, func(nt *attr.Net, l []string, c camArgs) attr.Method {
+			return &attr.AblationCAM{Net: nt, Layers: l, EigenSmooth: c.smooth, BatchSize: c.batch, RatioChannelsToAblate: c.ratio}
+		}), Param{"ratio_channels_to_ablate", "1", "share of the channels ablated, chosen by their overlap with the first principal component (pytorch-grad-cam's experimental option; 1: all)"}),
 		"FullGrad": {Doc: "FullGrad: input-gradient and bias-gradient maps of every convolution and batch norm, summed (pytorch-grad-cam)",
-			Build: func(nt *attr.Net, _ string, _ Values) (attr.Method, error) {
-				return camView{&attr.FullGrad{Net: nt}}, nil
+			Params: []Param{augSmoothParam},
+			Build: func(nt *attr.Net, _ string, p Values) (attr.Method, error) {
+				var aug bool
+				if err := p.read(arg{"aug_smooth", &aug}); err != nil {
+					return nil, err
+				}
+				return camView{augmented(&attr.FullGrad{Net: nt}, aug)}, nil
 			}},
 	}
 }
@@ -303,13 +308,15 @@ func buildOcclusion(nt *attr.Net, _ string, p Values) (attr.Method, error) {
 
 // camArgs are the parameters of the CAM methods.
 type camArgs struct {
-	smooth bool // eigen_smooth
-	batch  int  // batch_size
+	smooth bool    // eigen_smooth
+	batch  int     // batch_size
+	ratio  float64 // ratio_channels_to_ablate (AblationCAM)
 }
 
 // camSpec is a CAM method of pytorch-grad-cam: its layer parameter takes
 // target layers separated by commas (none: the last convolution), and
-// eigen_smooth when smooth, batch_size when batched. Its map is returned
+// eigen_smooth when smooth, batch_size when batched, and aug_smooth
+// (attr.AugSmooth: six flipped and scaled copies averaged). Its map is returned
 // as [N, 1, H, W], one channel the size of the input, so that figures draw
 // it over the picture.
 func camSpec(doc string, smooth, batched bool, build func(nt *attr.Net, layers []string, c camArgs) attr.Method) Spec {
@@ -320,10 +327,12 @@ func camSpec(doc string, smooth, batched bool, build func(nt *attr.Net, layers [
 	if batched {
 		params = append(params, Param{"batch_size", "0", "masked copies per model call (0: pytorch-grad-cam's default)"})
 	}
+	params = append(params, augSmoothParam)
 	return Spec{Doc: doc + "; layers separated by commas are averaged (default: the last convolution)", Layer: true, Params: params,
 		Build: func(nt *attr.Net, layer string, p Values) (attr.Method, error) {
 			var c camArgs
-			if err := p.read(arg{"eigen_smooth", &c.smooth}, arg{"batch_size", &c.batch}); err != nil {
+			var aug bool
+			if err := p.read(arg{"eigen_smooth", &c.smooth}, arg{"batch_size", &c.batch}, arg{"ratio_channels_to_ablate", &c.ratio}, arg{"aug_smooth", &aug}); err != nil {
 				return nil, err
 			}
 			var layers []string
@@ -332,8 +341,26 @@ func camSpec(doc string, smooth, batched bool, build func(nt *attr.Net, layers [
 					layers = append(layers, l)
 				}
 			}
-			return camView{build(nt, layers, c)}, nil
+			return camView{augmented(build(nt, layers, c), aug)}, nil
 		}}
+}
+
+// augSmoothParam is pytorch-grad-cam's aug_smooth, which every CAM method
+// takes.
+var augSmoothParam = Param{"aug_smooth", "false", "average the maps of six copies of the image (flipped or not, times 0.9, 1, 1.1), flipped back (attr.AugSmooth; 6 times the cost; not for targets tied to a position, such as a detector's box)"}
+
+// augmented wraps a CAM method in attr.AugSmooth when aug is set.
+func augmented(m attr.Method, aug bool) attr.Method {
+	if aug {
+		return &attr.AugSmooth{CAM: m}
+	}
+	return m
+}
+
+// withParams adds parameters to a method's.
+func withParams(s Spec, ps ...Param) Spec {
+	s.Params = append(append([]Param(nil), s.Params...), ps...)
+	return s
 }
 
 // camView returns a CAM method's map [N, H, W] as [N, 1, H, W].
