@@ -40,11 +40,16 @@ type Request struct {
 	// View is a viz image method for image inputs; "" is
 	// blended_heat_map (heat_map when there is no picture to draw on).
 	View string
+	// Box is, for a detector, the detection explained: its place among
+	// the example's detections by the model, best first (Prediction.Boxes).
+	// Classifiers ignore it.
+	Box int
 }
 
 // resultKey names a request's attributions on example i: a hash of the
 // model, the example, the method, its parameters as resolved (so that
-// their order and repeats do not matter), the layer and the target.
+// their order and repeats do not matter), the layer, the target and the
+// box.
 func (r Request) resultKey(i int, vals methods.Values) string {
 	names := make([]string, 0, len(vals))
 	for n := range vals {
@@ -52,7 +57,7 @@ func (r Request) resultKey(i int, vals methods.Values) string {
 	}
 	sort.Strings(names)
 	h := sha256.New()
-	fmt.Fprintf(h, "%d\x00%d\x00%s\x00%s\x00%s", r.Model, i, r.Method, r.Layer, r.Target)
+	fmt.Fprintf(h, "%d\x00%d\x00%s\x00%s\x00%s\x00%d", r.Model, i, r.Method, r.Layer, r.Target, r.Box)
 	for _, n := range names {
 		fmt.Fprintf(h, "\x00%s=%s", n, vals[n])
 	}
@@ -172,6 +177,17 @@ func (s *Server) check(i int, r Request) (*checked, error) {
 	if r.View != "" && !slices.Contains(viz.ImageMethods(), r.View) {
 		return nil, &explain.RequestError{Err: fmt.Errorf("unknown view %s (want one of %v)", httpguard.QuoteShort(r.View), viz.ImageMethods())}
 	}
+	if s.detector && r.Method == DRISE {
+		vals, err := resolveDRISE(r.Params)
+		if err != nil {
+			return nil, err
+		}
+		target, err := s.checkBox(i, r)
+		if err != nil {
+			return nil, err
+		}
+		return &checked{Request: r, i: i, vals: vals, target: target, key: r.resultKey(i, vals)}, nil
+	}
 	spec, ok := methods.Lookup(r.Method)
 	if !ok {
 		return nil, &explain.RequestError{Err: fmt.Errorf("%w %s", explain.ErrUnknownMethod, httpguard.QuoteShort(r.Method))}
@@ -180,6 +196,14 @@ func (s *Server) check(i int, r Request) (*checked, error) {
 	if err != nil {
 		return nil, &explain.RequestError{Err: err}
 	}
+	if s.detector {
+		target, err := s.checkBox(i, r)
+		if err != nil {
+			return nil, err
+		}
+		return &checked{Request: r, i: i, vals: vals, target: target, key: r.resultKey(i, vals)}, nil
+	}
+	r.Box = 0 // a classifier's answers do not depend on it
 	// The predicted class is known since start-up: no model call to find it.
 	target := explain.Class(s.rows[i].Predictions[r.Model].Predicted)
 	if r.Target != "" {
@@ -223,8 +247,14 @@ func (s *Server) attributions(ctx context.Context, c *checked) (*explain.Result,
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	res, err := s.run(ctx, s.models[c.Model].Net, s.examples[c.i].Inputs,
-		explain.Request{Method: c.Method, Params: c.Params, Layer: c.Layer, Target: c.target})
+	var res *explain.Result
+	var err error
+	if s.detector {
+		res, err = s.explainBox(ctx, c)
+	} else {
+		res, err = s.run(ctx, s.models[c.Model].Net, s.examples[c.i].Inputs,
+			explain.Request{Method: c.Method, Params: c.Params, Layer: s.layerOf(c), Target: c.target})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -299,9 +329,14 @@ func (s *Server) Attribution(ctx context.Context, i int, r Request) ([]byte, err
 	return v.([]byte), nil
 }
 
-// title names a figure: the method, the target explained, and the part.
+// title names a figure: the method, the target explained (a detector's
+// box), and the part.
 func (s *Server) title(c *checked, res *explain.Result, part string) string {
 	t := c.Method + ", target " + s.targetName(res.Targets)
+	if s.detector {
+		d := s.dets[c.i][c.Model][c.Box]
+		t = fmt.Sprintf("%s, box %d (%s %.2f)", c.Method, c.Box, s.className(d.Class), d.Score)
+	}
 	if part != "" {
 		t = part + ": " + t
 	}
@@ -359,7 +394,9 @@ type Explanation struct {
 	Model  string `json:"model"`
 	Method string `json:"method"`
 	Target string `json:"target"` // the class explained
-	Parts  []Part `json:"parts"`
+	// Box is, for a detector, the box explained.
+	Box   *Box   `json:"box,omitempty"`
+	Parts []Part `json:"parts"`
 }
 
 // Part is the attributions of one input (or a layer).
@@ -420,6 +457,10 @@ func (s *Server) Explain(ctx context.Context, i int, r Request) (*Explanation, e
 func (s *Server) explanation(c *checked, res *explain.Result) (*Explanation, error) {
 	ex := s.examples[c.i]
 	e := &Explanation{Model: s.models[c.Model].Name, Method: c.Method, Target: s.targetName(res.Targets)}
+	if s.detector {
+		b := s.rows[c.i].Predictions[c.Model].Boxes[c.Box]
+		e.Box = &b
+	}
 	perInput := len(res.Attributions) == len(ex.Inputs)
 	for k, a := range res.Attributions {
 		if perInput && a != nil && !tensor.SameShape(a.Shape, ex.Inputs[k].Shape) && s.inputs[k].Modality != Image {

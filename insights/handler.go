@@ -45,10 +45,13 @@ type inputInfo struct {
 // models, the inputs, the method to start with, the signs and views.
 type info struct {
 	Summary
-	Inputs []inputInfo `json:"inputs"`
-	Method string      `json:"method"`
-	Signs  []string    `json:"signs"`
-	Views  []string    `json:"views"`
+	// Detector says the models are detectors: examples show boxes, and
+	// requests name one (box=).
+	Detector bool        `json:"detector"`
+	Inputs   []inputInfo `json:"inputs"`
+	Method   string      `json:"method"`
+	Signs    []string    `json:"signs"`
+	Views    []string    `json:"views"`
 }
 
 // Page sizes of /api/examples.
@@ -81,6 +84,12 @@ type examplesPage struct {
 //     predicted class when absent;
 //   - attribution?...&input=: the same for one image input, as a PNG.
 //
+// With detectors, examples carry each model's boxes, explain and
+// attribution take box= (the detection, by its place in the model's
+// boxes of the example, best first; 0 when absent) and no target, and
+// the methods include DRISE. A box that is not one of the example's, or
+// box= to classifiers, gets 400.
+//
 // Every route, the page and pictures included, needs the token (401
 // without it); a Host that does not name the server and a request from
 // another site's page get 403; a URL over a few KB gets 414; every
@@ -105,7 +114,7 @@ func (s *Server) Handler(c Config) (http.Handler, error) {
 			w.Write(b)
 		})
 	}
-	in := info{Summary: s.Summary(), Method: s.method, Signs: []string{"positive", "absolute_value", "negative", "all"}, Views: viz.ImageMethods()}
+	in := info{Summary: s.Summary(), Detector: s.detector, Method: s.method, Signs: []string{"positive", "absolute_value", "negative", "all"}, Views: viz.ImageMethods()}
 	for _, x := range s.inputs {
 		in.Inputs = append(in.Inputs, inputInfo{x.Name, x.Modality})
 	}
@@ -156,6 +165,13 @@ func (s *Server) Handler(c Config) (http.Handler, error) {
 		}
 		ms = append(ms, mi)
 	}
+	if s.detector {
+		mi := methodInfo{Name: DRISE, Doc: "D-RISE (Petsiuk et al. 2021): the black-box method for detectors; random masks weighted by how well the masked image's predictions match the box (one model evaluation per mask)"}
+		for _, p := range driseParams {
+			mi.Params = append(mi.Params, paramInfo{p.Name, p.Default, p.Doc})
+		}
+		ms = append(ms, mi)
+	}
 	mux.HandleFunc("GET /api/methods", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, ms) })
 	mux.HandleFunc("GET /api/picture", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -184,7 +200,11 @@ func (s *Server) Handler(c Config) (http.Handler, error) {
 		req.Model, err2 = intParam(q, "model", 0)
 		req.Input, err3 = intParam(q, "input", 0)
 		req.Sign, err4 = viz.ParseSign(q.Get("sign"))
-		if err = errors.Join(err, err2, err3, err4); err != nil {
+		var err5 error
+		if req.Box, err5 = intParam(q, "box", 0); err5 == nil && q.Has("box") && !s.detector {
+			err5 = errors.New("box: the models are not detectors")
+		}
+		if err = errors.Join(err, err2, err3, err4, err5); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}

@@ -8,6 +8,11 @@
 // modality: images as heat maps, text as highlighted tokens, general
 // features as a bar per feature; with each input's net contribution.
 // Attributions are computed when a card comes into view, and cached.
+//
+// The models may be object detectors instead (Model.Detector): each
+// example then shows every detector's boxes, and the explanation of the
+// box selected on the page (Request.Box), by any method with the box's
+// class score as its target, or by D-RISE.
 package insights
 
 import (
@@ -21,6 +26,7 @@ import (
 	"sync/atomic"
 
 	"github.com/loupe-ml/loupe/attr"
+	"github.com/loupe-ml/loupe/detect"
 	"github.com/loupe-ml/loupe/internal/explain"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -76,6 +82,15 @@ type Model struct {
 	// Name is shown on the page ("": model 1, model 2, ...).
 	Name string
 	Net  *attr.Net
+	// Layer is the layer of layer methods (CAMs, Layer...) when a request
+	// names none: each model has its own layer names ("": the method's
+	// default, the last convolution for the CAMs).
+	Layer string
+	// Detector, if set, makes the model an object detector: Net is its
+	// Net (Net may be left nil), the examples show its boxes and requests
+	// explain one box (Request.Box). Either every model is a detector or
+	// none is; a detector takes one image input [1, C, H, W].
+	Detector *detect.Detector
 }
 
 // Options are NewModels' options beside the models and examples.
@@ -100,6 +115,10 @@ type Server struct {
 	examples []Example
 	rows     []Row
 	method   string // the cheap method the page starts with
+	detector bool   // the models are detectors
+	// dets holds, for detectors, each example's detections by each
+	// model, best first: dets[example][model].
+	dets [][][]detect.Detection
 
 	sem     chan struct{} // bounds concurrent attributions
 	waiting atomic.Int64  // requests waiting for a slot
@@ -126,7 +145,11 @@ type Prediction struct {
 	Predicted   int     `json:"predicted"`
 	Name        string  `json:"predicted_name"`
 	Probability float64 `json:"probability"`
-	Correct     *bool   `json:"correct"` // nil when the label is unknown
+	Correct     *bool   `json:"correct"` // nil when the label is unknown (always for detectors)
+	// Boxes are a detector's detections, best first (Predicted and
+	// Probability are the first's class and score; -1 and 0 when there
+	// is none).
+	Boxes []Box `json:"boxes,omitempty"`
 }
 
 // New serves one model: NewModels with the model named "model".
@@ -136,7 +159,9 @@ func New(ctx context.Context, nt *attr.Net, classes []string, examples []Example
 
 // NewModels runs every model on every example (cost: one forward pass per
 // example and model, in batches) and returns a server for them. Every
-// model must take the examples' inputs.
+// model must take the examples' inputs. Detectors (Model.Detector) run
+// with non-maximum suppression; their examples' labels are shown but not
+// scored.
 func NewModels(ctx context.Context, models []Model, examples []Example, o Options) (*Server, error) {
 	if len(models) == 0 {
 		return nil, errors.New("insights: no model")
@@ -147,7 +172,18 @@ func NewModels(ctx context.Context, models []Model, examples []Example, o Option
 	s := &Server{classes: o.Classes, examples: examples, results: newCache(maxResults, maxResultBytes), answers: newCache(0, maxAnswerBytes),
 		sem: make(chan struct{}, max(runtime.GOMAXPROCS(0), 1)), run: explain.Run}
 	names := map[string]bool{}
+	ndet := 0
 	for k, m := range models {
+		if m.Detector != nil {
+			if m.Detector.Net == nil {
+				return nil, fmt.Errorf("insights: model %d: a detector without a network", k+1)
+			}
+			if err := m.Detector.Config.Check(); err != nil {
+				return nil, fmt.Errorf("insights: model %d: detector configuration: %w", k+1, err)
+			}
+			m.Net = m.Detector.Net
+			ndet++
+		}
 		if m.Net == nil {
 			return nil, fmt.Errorf("insights: model %d: no network", k+1)
 		}
@@ -158,16 +194,23 @@ func NewModels(ctx context.Context, models []Model, examples []Example, o Option
 			return nil, fmt.Errorf("insights: two models named %q", m.Name)
 		}
 		names[m.Name] = true
-		if len(m.Net.Inputs) != len(models[0].Net.Inputs) {
+		if k > 0 && len(m.Net.Inputs) != len(s.models[0].Net.Inputs) {
 			return nil, fmt.Errorf("insights: model %s takes %d inputs (%s), model %s %d: every model must take the same inputs",
-				m.Name, len(m.Net.Inputs), strings.Join(m.Net.Inputs, ", "), s.models[0].Name, len(models[0].Net.Inputs))
+				m.Name, len(m.Net.Inputs), strings.Join(m.Net.Inputs, ", "), s.models[0].Name, len(s.models[0].Net.Inputs))
 		}
 		s.models = append(s.models, m)
 	}
-	nin := len(models[0].Net.Inputs)
+	if ndet > 0 && ndet < len(models) {
+		return nil, fmt.Errorf("insights: %d of %d models are detectors: compare detectors with detectors, classifiers with classifiers", ndet, len(models))
+	}
+	s.detector = ndet > 0
+	nin := len(s.models[0].Net.Inputs)
+	if s.detector && nin != 1 {
+		return nil, fmt.Errorf("insights: a detector takes one image input; model %s takes %d (%s)", s.models[0].Name, nin, strings.Join(s.models[0].Net.Inputs, ", "))
+	}
 	for i, ex := range examples {
 		if len(ex.Inputs) != nin {
-			return nil, fmt.Errorf("insights: example %d (%s) has %d inputs, the models take %d (%s)", i, ex.ID, len(ex.Inputs), nin, strings.Join(models[0].Net.Inputs, ", "))
+			return nil, fmt.Errorf("insights: example %d (%s) has %d inputs, the models take %d (%s)", i, ex.ID, len(ex.Inputs), nin, strings.Join(s.models[0].Net.Inputs, ", "))
 		}
 		for k, x := range ex.Inputs {
 			if x == nil || x.Rank() == 0 || x.Shape[0] != 1 {
@@ -183,11 +226,14 @@ func NewModels(ctx context.Context, models []Model, examples []Example, o Option
 	for k := range s.inputs {
 		in := &s.inputs[k]
 		if in.Name == "" {
-			in.Name = models[0].Net.Inputs[k]
+			in.Name = s.models[0].Net.Inputs[k]
 		}
 		x := examples[0].Inputs[k]
 		if in.Modality == "" {
 			in.Modality = GuessModality(x)
+		}
+		if s.detector && in.Modality != Image {
+			return nil, fmt.Errorf("insights: a detector's input is an image; input %s has shape %v (%s), shown as %s", in.Name, x.Shape, x.DType, in.Modality)
 		}
 		switch in.Modality {
 		case Image:
@@ -213,7 +259,39 @@ func NewModels(ctx context.Context, models []Model, examples []Example, o Option
 		}
 	}
 	done, total := 0, len(examples)*len(s.models)
+	if s.detector {
+		s.dets = make([][][]detect.Detection, len(examples))
+		for i := range s.dets {
+			s.dets[i] = make([][]detect.Detection, len(s.models))
+		}
+	}
 	for mi, m := range s.models {
+		if s.detector {
+			for lo := 0; lo < len(examples); {
+				hi := lo + 1
+				for hi < len(examples) && hi-lo < predictBatch && sameShapes(examples[lo].Inputs, examples[hi].Inputs) {
+					hi++
+				}
+				dets, err := detectAll(ctx, m.Detector, examples[lo:hi])
+				if err != nil && hi-lo > 1 {
+					hi = lo + 1
+					dets, err = detectAll(ctx, m.Detector, examples[lo:hi])
+				}
+				if err != nil {
+					return nil, fmt.Errorf("insights: model %s, example %d (%s): %w", m.Name, lo, examples[lo].ID, err)
+				}
+				for k, ex := range examples[lo:hi] {
+					s.dets[lo+k][mi] = dets[k]
+					s.rows[lo+k].Predictions[mi] = s.detectorPrediction(m.Name, dets[k], ex.Inputs[0])
+					done++
+					if o.Progress != nil {
+						o.Progress(done, total)
+					}
+				}
+				lo = hi
+			}
+			continue
+		}
 		// Run the model on runs of up to predictBatch examples of one shape.
 		for lo := 0; lo < len(examples); {
 			hi := lo + 1
@@ -342,6 +420,8 @@ func (s *Server) Inputs() []Input { return append([]Input(nil), s.inputs...) }
 type Filter struct {
 	// Class (-1: any) is matched by the true class or, for unlabelled
 	// examples, the class predicted by Model (the first model when -1).
+	// For detectors it keeps the examples where Model (any model when
+	// -1) found a box of the class.
 	Class int
 	// Correct is "", "right" or "wrong": with Model -1, right by every
 	// model or wrong by some.
@@ -368,6 +448,18 @@ func (s *Server) Examples(f Filter) ([]Row, error) {
 		preds := r.Predictions
 		if f.Model >= 0 {
 			preds = preds[f.Model : f.Model+1]
+		}
+		if s.detector {
+			if f.Correct != "" {
+				return nil, errors.New("right or wrong: detections are not scored against labels")
+			}
+			if f.Class >= 0 && !slices.ContainsFunc(preds, func(p Prediction) bool {
+				return slices.ContainsFunc(p.Boxes, func(b Box) bool { return b.Class == f.Class })
+			}) {
+				continue
+			}
+			out = append(out, r)
+			continue
 		}
 		c := r.Label
 		if c < 0 {
@@ -407,6 +499,8 @@ type Summary struct {
 type ModelSummary struct {
 	Name  string `json:"name"`
 	Right int    `json:"right"`
+	// Layer is the model's layer for layer methods (Model.Layer).
+	Layer string `json:"layer,omitempty"`
 }
 
 // ClassSummary is one class's line of a Summary: how many examples are
@@ -421,11 +515,13 @@ type ClassSummary struct {
 	Right     []int  `json:"right"`
 }
 
-// Summary counts the server's predictions.
+// Summary counts the server's predictions. For detectors, a class's
+// Examples counts the examples where the first model found it, Predicted
+// the boxes of it each model found, and Right nothing.
 func (s *Server) Summary() Summary {
 	sum := Summary{Examples: len(s.rows)}
 	for _, m := range s.models {
-		sum.Models = append(sum.Models, ModelSummary{Name: m.Name})
+		sum.Models = append(sum.Models, ModelSummary{Name: m.Name, Layer: m.Layer})
 	}
 	byClass := map[int]*ClassSummary{}
 	class := func(c int) *ClassSummary {
@@ -437,6 +533,22 @@ func (s *Server) Summary() Summary {
 		return cs
 	}
 	for _, r := range s.rows {
+		if s.detector {
+			seen := map[int]bool{}
+			for mi, p := range r.Predictions {
+				for _, b := range p.Boxes {
+					class(b.Class).Predicted[mi]++
+					if mi == 0 && !seen[b.Class] {
+						seen[b.Class] = true
+						class(b.Class).Examples++
+					}
+				}
+			}
+			if r.Label >= 0 {
+				sum.Labelled++
+			}
+			continue
+		}
 		c := r.Label
 		if c >= 0 {
 			sum.Labelled++

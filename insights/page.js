@@ -2,7 +2,10 @@
 // allows no inline script). The view (filters, method and its arguments,
 // page) lives in the address bar's query, so that a reload or a shared
 // link shows the same; attributions are asked for only when a card comes
-// into view, and a failing request's error is shown once.
+// into view, and a failing request's error is shown once. With detectors
+// (info.detector), each model's part of a card shows the image with the
+// boxes it found; selecting a box (on the image or in the list) asks for
+// that box's explanation (box=).
 "use strict";
 const $ = id => document.getElementById(id);
 let info = null;      // /api/summary
@@ -34,6 +37,7 @@ function showParams(values) {
   if (!m) return;
   $("doc").textContent = m.doc;
   $("layerbox").hidden = !m.layer;
+  $("targetbox").hidden = info.detector;
   for (const p of m.params || []) {
     const l = el("label");
     l.title = p.doc;
@@ -55,22 +59,26 @@ function controls() {
   q.set("method", $("method").value);
   q.set("sign", $("sign").value);
   q.set("view", $("view").value);
-  const m = currentMethod();
-  if (m && m.layer && $("layer").value) q.set("layer", $("layer").value);
   for (const inp of $("params").querySelectorAll("input"))
     if (inp.value !== inp.dataset.default) q.append("param", inp.dataset.name + "=" + inp.value);
   return q;
 }
 
+// layerInputs are the layer fields, one per model, in order.
+function layerInputs() { return [...$("layerbox").querySelectorAll("input")]; }
+
 function saveView() {
   const q = controls();
+  const ls = layerInputs().map(i => i.value);
+  if (ls.some(v => v !== "")) for (const v of ls) q.append("layer", v);
   if (offset > 0) q.set("offset", offset);
   history.replaceState(null, "", "?" + q.toString());
 }
 
 function restoreView() {
   const q = new URLSearchParams(location.search);
-  for (const id of ["class", "correct", "model", "target", "method", "sign", "view", "layer"]) {
+  layerInputs().forEach((inp, k) => { const ls = q.getAll("layer"); if (k < ls.length) inp.value = ls[k]; });
+  for (const id of ["class", "correct", "model", "target", "method", "sign", "view"]) {
     if (!q.has(id)) continue;
     const e = $(id);
     if (e.tagName === "SELECT" && ![...e.options].some(o => o.value === q.get(id))) continue;
@@ -154,11 +162,20 @@ function drawNet(parts) {
   return g;
 }
 
-async function loadModel(g, box, i, mi) {
+async function loadModel(g, mbox, i, mi) {
+  const box = mbox.querySelector(".expl") || mbox;
   if (g.failed) { box.append(el("div", "err", "not drawn: see the error above")); return; }
   const q = controls();
   q.delete("class"); q.delete("correct"); q.delete("model");
   q.set("i", i); q.set("model", mi);
+  const m = currentMethod(), layer = layerInputs()[mi];
+  if (m && m.layer && layer && layer.value) q.set("layer", layer.value);
+  if (info.detector) {
+    if (mbox.dataset.box === undefined) return; // no box to explain
+    q.delete("target");
+    q.set("box", mbox.dataset.box);
+  }
+  const seq = mbox.dataset.seq; // a detector's box selection
   const wait = el("div", "pending", "computing…");
   box.append(wait);
   let r;
@@ -168,7 +185,7 @@ async function loadModel(g, box, i, mi) {
     if (g === gen) { wait.textContent = "failed"; showError(String(e)); }
     return;
   }
-  if (g !== gen) return;
+  if (g !== gen || mbox.dataset.seq !== seq) return;
   if (!r.ok) {
     const msg = await r.text();
     wait.className = "err";
@@ -178,8 +195,9 @@ async function loadModel(g, box, i, mi) {
     return;
   }
   const e = await r.json();
+  if (mbox.dataset.seq !== seq) return;
   wait.remove();
-  box.append(el("div", "net", e.method + ", target " + e.target));
+  box.append(el("div", "net", e.method + ", target " + (e.box ? "box " + e.box.index + ": " + e.box.label + " " + e.box.score.toFixed(2) : e.target)));
   if (e.parts.length > 1) box.append(drawNet(e.parts));
   for (const p of e.parts) box.append(drawPart(p));
   g.done++;
@@ -195,7 +213,7 @@ function card(row, g) {
   c.append(head);
   const pics = el("div", "pics");
   info.inputs.forEach((inp, k) => {
-    if (inp.modality !== "image") return;
+    if (inp.modality !== "image" || info.detector) return;
     const pic = new Image();
     pic.src = "api/picture?i=" + row.index + "&input=" + k;
     pic.alt = row.id + " " + inp.name;
@@ -209,12 +227,51 @@ function card(row, g) {
     const h = el("h3", "", p.model + ": " + p.predicted_name + " (" + p.probability.toFixed(2) + ") ");
     if (p.correct !== null) h.append(el("span", p.correct ? "right" : "wrong", p.correct ? "right" : "wrong"));
     box.append(h);
+    if (info.detector) detections(g, c, box, row, p);
     c.append(box);
   }
   c.load = () => {
+    c.loaded = true;
     for (const box of c.querySelectorAll(".model")) loadModel(g, box, row.index, parseInt(box.dataset.model, 10));
   };
   return c;
+}
+
+// detections draws a detector's boxes over the example's picture, and
+// their list; selecting one (the first to begin with) explains it.
+function detections(g, c, box, row, p) {
+  const pic = el("div", "det"), list = el("div", "boxlist");
+  const img = new Image();
+  img.src = "api/picture?i=" + row.index + "&input=0";
+  img.alt = row.id;
+  pic.append(img);
+  const select = k => {
+    box.dataset.box = k;
+    box.dataset.seq = (parseInt(box.dataset.seq || "0", 10) + 1).toString();
+    for (const e of box.querySelectorAll("[data-box]")) e.classList.toggle("sel", e.dataset.box === String(k));
+    const ex = box.querySelector(".expl");
+    ex.textContent = "";
+    if (c.loaded) loadModel(g, box, row.index, parseInt(box.dataset.model, 10));
+  };
+  for (const b of p.boxes || []) {
+    const d = el("div", "box");
+    d.dataset.box = b.index;
+    d.title = b.index + ": " + b.label + " " + b.score.toFixed(2);
+    d.style.left = (100 * b.rel[0]) + "%";
+    d.style.top = (100 * b.rel[1]) + "%";
+    d.style.width = (100 * (b.rel[2] - b.rel[0])) + "%";
+    d.style.height = (100 * (b.rel[3] - b.rel[1])) + "%";
+    d.append(el("span", "", String(b.index)));
+    d.onclick = () => select(b.index);
+    pic.append(d);
+    const btn = el("button", "", b.index + ": " + b.label + " " + b.score.toFixed(2));
+    btn.dataset.box = b.index;
+    btn.onclick = () => select(b.index);
+    list.append(btn);
+  }
+  if (!p.boxes || p.boxes.length === 0) list.append(el("span", "net", "no box found"));
+  box.append(pic, list, el("div", "expl"));
+  if (p.boxes && p.boxes.length > 0) select(0);
 }
 
 async function show() {
@@ -274,6 +331,15 @@ function summary() {
     option($("target"), c.index, c.name);
   }
   info.models.forEach((m, i) => option($("model"), i, m.name));
+  info.models.forEach((m, i) => {
+    const l = el("label", "", "layer" + (info.models.length > 1 ? " (" + m.name + ")" : "") + " ");
+    const inp = el("input");
+    inp.type = "text";
+    inp.placeholder = m.layer || "last conv";
+    l.append(inp);
+    $("layerbox").append(l);
+  });
+  if (info.detector) { $("correctbox").hidden = true; $("targetbox").hidden = true; }
   if (info.models.length < 2) $("model").parentElement.hidden = true;
   for (const m of methods) option($("method"), m.name, m.name);
   $("method").value = info.method;
