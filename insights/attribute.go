@@ -475,8 +475,8 @@ func (s *Server) explanation(c *checked, res *explain.Result) (*Explanation, err
 			return nil, fmt.Errorf("attributions of shape %v (%s): want one example of floats", a.Shape, a.DType)
 		}
 		in, name := -1, "layer"
-		if c.Layer != "" {
-			name = "layer " + c.Layer
+		if l := s.layerOf(c); l != "" {
+			name = "layer " + l
 		}
 		if perInput {
 			in, name = k, s.inputs[k].Name

@@ -26,18 +26,24 @@ import (
 )
 
 // cmdInsights serves loupe Insights on a data set: a folder of images or
-// .npy files (models of one input), .npy batches (--input, one per model
-// input), or, for the built-in model, generated shapes; for one model or
-// several side by side (--model repeated). It serves on a loopback address
+// .npy files (models of one input) or of one subfolder per example
+// (models of several inputs), .npy batches (--input, one per model
+// input), or, for the built-in models, generated shapes or scenes; for
+// one model or several side by side (--model repeated), classifiers or
+// object detectors (--detector, or --model demo-detector). It serves on a loopback address
 // unless --allow-remote, behind a token (random, or --token) that the
 // printed URL carries; ready, if set, is called with that URL once the
 // server listens.
 func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(url string)) error {
 	fs := flag.NewFlagSet("insights", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var models, inputs multi
-	fs.Var(&models, "model", "ONNX model file (\"demo\": the built-in model); repeat to compare models side by side (they must take the same inputs)")
-	data := fs.String("data", "", "folder of examples: .png/.jpg images or .npy arrays, one per example (models of one input; default for the demo model: generated shapes)")
+	var models, inputs, layers multi
+	fs.Var(&models, "model", "ONNX model file (\"demo\": the built-in model; \"demo-detector\": the built-in detector); repeat to compare models side by side (they must take the same inputs)")
+	fs.Var(&layers, "layer", "layer of the layer methods (CAMs, Layer...) when the page names none: once for every model, or once per --model in their order (\"\": the method's default)")
+	detectorFile := fs.String("detector", "", "the models are object detectors decoded by this configuration (JSON: see docs/detection.md); the page shows their boxes and explains the one selected")
+	scoreTh := fs.Float64("score", 0.25, "detectors: score threshold before non-maximum suppression")
+	iouTh := fs.Float64("nms-iou", 0.45, "detectors: IoU above which non-maximum suppression drops the weaker box")
+	data := fs.String("data", "", "folder of examples: .png/.jpg images or .npy arrays, one per example; for models of several inputs, one subfolder per example holding <input name>.npy (or 0.npy, 1.npy, ... in input order) (default for the demo models: generated shapes or scenes)")
 	fs.Var(&inputs, "input", "a .npy array holding one input of every example, batch first; repeat once per model input, in order (instead of --data); examples are named by row number")
 	labels := fs.String("labels", "", "CSV file of example,class lines giving the true classes (class by number or name)")
 	classFile := fs.String("classes", "", "text file naming the model's classes, one per line")
@@ -64,26 +70,55 @@ func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, r
 	if len(models) == 0 {
 		models = multi{"demo"}
 	}
+	if len(layers) > 1 && len(layers) != len(models) {
+		return usageError{fmt.Errorf("%d --layer for %d --model: give one for every model, or one per model in their order", len(layers), len(models))}
+	}
+	if !(*scoreTh > 0 && *scoreTh < 1) || !(*iouTh > 0 && *iouTh <= 1) {
+		return usageError{fmt.Errorf("--score and --nms-iou must lie in (0, 1)")}
+	}
 	var ms []insights.Model
 	names := modelNames(models)
+	var detClasses []string
 	for i, path := range models {
-		m, err := loadModel(path)
-		if err != nil {
-			return err
+		im := insights.Model{Name: names[i]}
+		switch {
+		case path == "demo-detector" || *detectorFile != "":
+			d, err := loadDetector(path, *detectorFile)
+			if err != nil {
+				return err
+			}
+			d.ScoreThreshold, d.IoUThreshold = *scoreTh, *iouTh
+			if path == "demo-detector" {
+				im.Layer = demo.DetectionLayer // the last convolution is the head
+			}
+			im.Detector, im.Net = d, d.Net
+			if detClasses == nil {
+				detClasses = d.Config.Classes
+			}
+		default:
+			m, err := loadModel(path)
+			if err != nil {
+				return err
+			}
+			if im.Net, err = attr.NewNet(m); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
 		}
-		nt, err := attr.NewNet(m)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+		switch {
+		case len(layers) == 1:
+			im.Layer = layers[0]
+		case len(layers) > 1:
+			im.Layer = layers[i]
 		}
-		ms = append(ms, insights.Model{Name: names[i], Net: nt})
+		ms = append(ms, im)
 	}
 	nt := ms[0].Net
-	if len(nt.Inputs) != 1 && *data != "" {
-		return usageError{fmt.Errorf("--data serves models of one input; this one takes %d (%s): give each with --input x.npy", len(nt.Inputs), strings.Join(nt.Inputs, ", "))}
-	}
-	classes, exs, err := insightsData(models[0], *data, inputs, *classFile, *labels, pre, len(nt.Inputs))
+	classes, exs, err := insightsData(models[0], *data, inputs, *classFile, *labels, pre, nt.Inputs)
 	if err != nil {
 		return err
+	}
+	if classes == nil {
+		classes = detClasses
 	}
 	o := insights.Options{Classes: classes, Progress: progressBar(stderr, "predicting", *quiet)}
 	if o.Inputs, err = describeInputs(exs, *tokens, *vocab, *features); err != nil {
@@ -119,7 +154,11 @@ func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, r
 		return err
 	}
 	u := (&url.URL{Scheme: "http", Host: cfg.Addr, Path: "/", RawQuery: url.Values{"token": {cfg.Token}}.Encode()}).String()
-	fmt.Fprintf(stdout, "loupe Insights on %s (%d examples, %d models; Ctrl-C stops)\n", u, len(exs), len(ms))
+	kind := "models"
+	if ms[0].Detector != nil {
+		kind = "detectors"
+	}
+	fmt.Fprintf(stdout, "loupe Insights on %s (%d examples, %d %s; Ctrl-C stops)\n", u, len(exs), len(ms), kind)
 	if ready != nil {
 		ready(u)
 	}
@@ -147,7 +186,8 @@ func modelNames(paths []string) []string {
 
 // insightsData reads the class names, the examples (a folder, .npy
 // batches, or for the built-in model generated shapes) and their labels.
-func insightsData(model, data string, inputs []string, classFile, labels string, pre preprocess.Options, nin int) ([]string, []insights.Example, error) {
+func insightsData(model, data string, inputs []string, classFile, labels string, pre preprocess.Options, inputNames []string) ([]string, []insights.Example, error) {
+	nin := len(inputNames)
 	var classes []string
 	if classFile != "" {
 		b, err := os.ReadFile(classFile)
@@ -161,6 +201,10 @@ func insightsData(model, data string, inputs []string, classFile, labels string,
 	switch {
 	case data != "" && len(inputs) > 0:
 		return nil, nil, usageError{errors.New("give --data or --input, not both")}
+	case data != "" && nin > 1:
+		if exs, err = loadExampleDirs(data, inputNames); err != nil {
+			return nil, nil, err
+		}
 	case data != "":
 		if exs, err = loadExamples(data, pre); err != nil {
 			return nil, nil, err
@@ -175,6 +219,8 @@ func insightsData(model, data string, inputs []string, classFile, labels string,
 	case model == "demo":
 		classes = demo.Classes
 		exs = demoExamples()
+	case model == "demo-detector":
+		exs = demoScenes()
 	default:
 		return nil, nil, usageError{errors.New("--data (or --input) is required for a model other than the built-in one")}
 	}
@@ -387,6 +433,76 @@ func demoExamples() []insights.Example {
 		exs = append(exs, insights.Example{ID: fmt.Sprintf("%s-noisy", demo.Classes[c]), Inputs: []*tensor.Tensor{x}, Label: c})
 	}
 	return exs
+}
+
+// demoScenes draws 24 scenes of one to three shapes for the built-in
+// detector (seeds 9000 on; the detector was trained on others).
+func demoScenes() []insights.Example {
+	var exs []insights.Example
+	for k := 0; k < 24; k++ {
+		img, _ := demo.Scene(uint64(9000 + k))
+		x, _ := img.Reshape(1, 3, demo.SceneSize, demo.SceneSize)
+		exs = append(exs, insights.Example{ID: fmt.Sprintf("scene-%d", k), Inputs: []*tensor.Tensor{x}, Label: -1})
+	}
+	return exs
+}
+
+// loadExampleDirs reads examples of a model of several inputs: every
+// subfolder of dir, in name order, is an example holding one .npy file
+// per input, named after the input (characters other than letters,
+// digits, '.', '-' and '_' replaced by '_') or by its number (0.npy,
+// 1.npy, ...). Arrays without a batch dimension of 1 get one.
+func loadExampleDirs(dir string, inputNames []string) ([]insights.Example, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--data: %w", err)
+	}
+	var exs []insights.Example
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		ex := insights.Example{ID: e.Name(), Label: -1}
+		for k, name := range inputNames {
+			var x *tensor.Tensor
+			var tried []string
+			for _, f := range []string{fileSafe(name) + ".npy", strconv.Itoa(k) + ".npy"} {
+				path := filepath.Join(dir, e.Name(), f)
+				tried = append(tried, f)
+				if _, err := os.Stat(path); err != nil {
+					continue
+				}
+				if x, err = npy.ReadFile(path); err != nil {
+					return nil, fmt.Errorf("--data %s: %w", path, err)
+				}
+				break
+			}
+			if x == nil {
+				return nil, usageError{fmt.Errorf("--data %s: no file for input %s (want %s)", filepath.Join(dir, e.Name()), name, strings.Join(tried, " or "))}
+			}
+			if x.Rank() == 0 || x.Shape[0] != 1 {
+				x, _ = x.Reshape(append([]int{1}, x.Shape...)...)
+			}
+			ex.Inputs = append(ex.Inputs, x)
+		}
+		exs = append(exs, ex)
+	}
+	if len(exs) == 0 {
+		return nil, usageError{fmt.Errorf("--data %s: no subfolders; a model of %d inputs (%s) takes one subfolder per example, holding one .npy per input", dir, len(inputNames), strings.Join(inputNames, ", "))}
+	}
+	return exs, nil
+}
+
+// fileSafe turns an input's name into a file name: characters other than
+// letters, digits, '.', '-' and '_' become '_'.
+func fileSafe(name string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, name)
 }
 
 // loadExamples reads every .png, .jpg, .jpeg and .npy file of a folder, in

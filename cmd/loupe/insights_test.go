@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/insights"
 	"github.com/loupe-ml/loupe/internal/demo"
 	"github.com/loupe-ml/loupe/internal/testmodels"
@@ -257,7 +258,7 @@ func TestInsightsModelsAndInputs(t *testing.T) {
 	}
 	for args, want := range map[string]string{
 		"--input " + filepath.Join(dir, "img.npy"): "2 inputs",
-		"--data " + dir: "one input",
+		"--data " + dir: "no subfolders",
 		"--input " + filepath.Join(dir, "img.npy") + " --input " + filepath.Join(dir, "tok.npy"): "as many examples",
 	} {
 		err := cmdInsights(context.Background(), append([]string{"--quiet", "--addr", "127.0.0.1:0", "--model", mm}, strings.Fields(args)...), io.Discard, io.Discard, func(string) { t.Errorf("%s: served", args) })
@@ -270,6 +271,148 @@ func TestInsightsModelsAndInputs(t *testing.T) {
 		"--features " + filepath.Join(dir, "names.txt"): "no features input",
 	} {
 		err := cmdInsights(context.Background(), append([]string{"--quiet", "--addr", "127.0.0.1:0", "--model", testmodels.Path("text_s0.onnx"), "--input", filepath.Join(dir, "tok.npy")}, strings.Fields(args)...), io.Discard, io.Discard, func(string) { t.Errorf("%s: served", args) })
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one mentioning %q", args, err, want)
+		}
+	}
+}
+
+// The built-in detector, a detector from its files with --detector,
+// layers per model, and --data for a model of two inputs.
+func TestInsightsDetectorAndLayers(t *testing.T) {
+	dir := t.TempDir()
+	type summary struct {
+		Detector bool                           `json:"detector"`
+		Models   []struct{ Name, Layer string } `json:"models"`
+		Classes  []struct {
+			Name string `json:"name"`
+		} `json:"classes"`
+	}
+	u := startInsights(t, "--model", "demo-detector")
+	var sum summary
+	if apiGet(t, u, "/api/summary", &sum); !sum.Detector || len(sum.Models) != 1 || sum.Models[0].Layer != demo.DetectionLayer || len(sum.Classes) == 0 {
+		t.Errorf("demo-detector: %+v", sum)
+	}
+	var page examplesPage
+	if apiGet(t, u, "/api/examples?limit=100", &page); page.Total != 24 {
+		t.Fatalf("demo-detector: %d examples, want 24", page.Total)
+	}
+	two := -1
+	for _, r := range page.Examples {
+		if len(r.Predictions[0].Boxes) >= 2 {
+			two = r.Index
+			break
+		}
+	}
+	if two < 0 {
+		t.Fatal("no scene with two boxes")
+	}
+	var e insights.Explanation
+	if code := apiGet(t, u, fmt.Sprintf("/api/explain?i=%d&box=1&method=HiResCAM", two), &e); code != 200 || e.Box == nil || e.Box.Index != 1 || len(e.Parts) != 1 || e.Parts[0].Image == "" {
+		t.Errorf("HiResCAM of box 1: %d %+v", code, e.Box)
+	}
+	if code := apiGet(t, u, fmt.Sprintf("/api/explain?i=%d&box=%d&method=HiResCAM", two, len(page.Examples[two].Predictions[0].Boxes)), nil); code != 400 {
+		t.Errorf("a box past the last: %d, want 400", code)
+	}
+
+	// The same detector from files, on a folder of .npy scenes.
+	model, cfg, data := filepath.Join(dir, "det.onnx"), filepath.Join(dir, "det.json"), filepath.Join(dir, "scenes")
+	os.WriteFile(model, demo.DetectorBytes(), 0o644)
+	os.WriteFile(cfg, demo.DetectorConfigJSON(), 0o644)
+	os.Mkdir(data, 0o755)
+	for k := 0; k < 3; k++ {
+		img, _ := demo.Scene(uint64(9000 + k))
+		npy.WriteFile(filepath.Join(data, fmt.Sprintf("s%d.npy", k)), img)
+	}
+	u = startInsights(t, "--model", model, "--detector", cfg, "--data", data, "--layer", demo.DetectionLayer, "--score", "0.5")
+	sum = summary{}
+	if apiGet(t, u, "/api/summary", &sum); !sum.Detector || sum.Models[0].Name != "det" || sum.Models[0].Layer != demo.DetectionLayer {
+		t.Errorf("detector from files: %+v", sum)
+	}
+	page = examplesPage{}
+	apiGet(t, u, "/api/examples", &page)
+	if page.Total != 3 || page.Examples[0].ID != "s0.npy" || len(page.Examples[0].Predictions[0].Boxes) == 0 {
+		t.Errorf("detector from files: %+v", page)
+	}
+	for _, r := range page.Examples {
+		for _, b := range r.Predictions[0].Boxes {
+			if b.Score < 0.5 {
+				t.Errorf("%s: box of score %g under --score 0.5", r.ID, b.Score)
+			}
+		}
+	}
+	e = insights.Explanation{}
+	if code := apiGet(t, u, "/api/explain?i=0&box=0&method=GradCAM", &e); code != 200 || e.Box == nil || len(e.Parts) != 1 {
+		t.Errorf("GradCAM from files: %d %+v", code, e)
+	}
+
+	// One layer per model, in order.
+	u = startInsights(t, "--model", "demo", "--model", "demo", "--layer", "conv3", "--layer", "conv2")
+	sum = summary{}
+	if apiGet(t, u, "/api/summary", &sum); len(sum.Models) != 2 || sum.Models[0].Layer != "conv3" || sum.Models[1].Layer != "conv2" {
+		t.Errorf("layers per model: %+v", sum)
+	}
+	// The same picture as with the layer in the request: conv3 for model
+	// 0, conv2 for model 1 (and conv3 differs).
+	picture := func(mi int, layer string) string {
+		t.Helper()
+		e := insights.Explanation{}
+		q := fmt.Sprintf("/api/explain?i=0&model=%d&method=LayerGradCam", mi)
+		if layer != "" {
+			q += "&layer=" + layer
+		}
+		if code := apiGet(t, u, q, &e); code != 200 || len(e.Parts) != 1 || e.Parts[0].Image == "" {
+			t.Fatalf("%s: %d, %d parts", q, code, len(e.Parts))
+		}
+		return e.Parts[0].Image
+	}
+	if picture(0, "") != picture(0, "conv3") || picture(1, "") != picture(1, "conv2") || picture(1, "") == picture(1, "conv3") {
+		t.Error("LayerGradCam without a layer does not use the model's --layer")
+	}
+
+	// --data for a model of two inputs: one subfolder per example, files
+	// named by input name or number.
+	mm := testmodels.Path("multimodal_s0.onnx")
+	m, err := loadModel(mm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nt, err := attr.NewNet(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := nt.Inputs
+	ex := filepath.Join(dir, "mm")
+	img, tab := tensor.New(1, 1, 8, 8), tensor.New(5)
+	for i := range img.F {
+		img.F[i] = float32(i%5) / 5
+	}
+	for i := range tab.F {
+		tab.F[i] = float32(i) - 2
+	}
+	os.MkdirAll(filepath.Join(ex, "a"), 0o755)
+	os.MkdirAll(filepath.Join(ex, "b"), 0o755)
+	npy.WriteFile(filepath.Join(ex, "a", "0.npy"), img)
+	npy.WriteFile(filepath.Join(ex, "a", "1.npy"), tab)
+	npy.WriteFile(filepath.Join(ex, "b", fileSafe(names[0])+".npy"), img)
+	npy.WriteFile(filepath.Join(ex, "b", fileSafe(names[1])+".npy"), tab)
+	u = startInsights(t, "--model", mm, "--data", ex)
+	page = examplesPage{}
+	if apiGet(t, u, "/api/examples", &page); page.Total != 2 || page.Examples[1].ID != "b" {
+		t.Errorf("two-input --data: %+v", page)
+	}
+	e = insights.Explanation{}
+	if code := apiGet(t, u, "/api/explain?i=1&method=Saliency", &e); code != 200 || len(e.Parts) != 2 || e.Parts[1].Modality != insights.Features || e.Parts[1].Features[4].Value != 2 {
+		t.Errorf("two-input --data explained: %d %+v", code, e)
+	}
+
+	for args, want := range map[string]string{
+		"--model demo --model demo --layer a --layer b --layer c": "3 --layer for 2 --model",
+		"--model demo-detector --model demo":                      "detectors",
+		"--model demo-detector --score 1.5":                       "--score",
+		"--model " + mm + " --data " + dir:                        "no file for input",
+	} {
+		err := cmdInsights(context.Background(), append([]string{"--quiet", "--addr", "127.0.0.1:0"}, strings.Fields(args)...), io.Discard, io.Discard, func(string) { t.Errorf("%s: served", args) })
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want one mentioning %q", args, err, want)
 		}
