@@ -197,6 +197,9 @@ func (s *Server) check(i int, r Request) (*checked, error) {
 		return nil, &explain.RequestError{Err: err}
 	}
 	if s.detector {
+		if aug, _ := strconv.ParseBool(vals["aug_smooth"]); aug {
+			return nil, &explain.RequestError{Err: errors.New("aug_smooth flips the image, and a box's target does not follow: not for detectors")}
+		}
 		target, err := s.checkBox(i, r)
 		if err != nil {
 			return nil, err

@@ -96,3 +96,37 @@ func ExampleNewModels() {
 	// scan image 0
 	// record features 5
 }
+
+// ExampleNewModels_detector serves an object detector: each example
+// carries the detector's boxes, and a request names the box it explains.
+func ExampleNewModels_detector() {
+	d, err := demo.Detector()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	d.ScoreThreshold = 0.5
+	img, _ := demo.Scene(9000)
+	x, _ := img.Reshape(1, 3, demo.SceneSize, demo.SceneSize)
+	srv, err := insights.NewModels(context.Background(), []insights.Model{{Name: "shapes", Detector: d, Layer: demo.DetectionLayer}},
+		[]insights.Example{{ID: "scene", Inputs: []*tensor.Tensor{x}, Label: -1}}, insights.Options{Classes: d.Config.Classes})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	rows, _ := srv.Examples(insights.AnyFilter)
+	for _, b := range rows[0].Predictions[0].Boxes {
+		fmt.Printf("box %d: %s, score above 0.9: %v\n", b.Index, b.Label, b.Score > 0.9)
+	}
+	e, err := srv.Explain(context.Background(), 0, insights.Request{Method: "HiResCAM", Box: 1})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(e.Method, "of box", e.Box.Index, e.Box.Label, len(e.Parts), e.Parts[0].Modality)
+	// Output:
+	// box 0: square, score above 0.9: true
+	// box 1: square, score above 0.9: true
+	// box 2: square, score above 0.9: true
+	// HiResCAM of box 1 square 1 image
+}

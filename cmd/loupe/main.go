@@ -62,7 +62,7 @@ const usage = `usage:
                 [--classes names.txt] [--top 5] [--sign S] [--views V,V] [--format png|svg|both|none] [--out dir] [--quiet]
   loupe layers --model m.onnx [--all]
   loupe methods
-  loupe insights [--model m.onnx]... [--data dir | --input x.npy...] [--labels labels.csv] [--classes names.txt] [--tokens t.txt] [--vocab v.txt] [--features f.txt] [--addr host:port]
+  loupe insights [--model m.onnx]... [--layer L]... [--detector d.json] [--data dir | --input x.npy...] [--labels labels.csv] [--classes names.txt] [--tokens t.txt] [--vocab v.txt] [--features f.txt] [--addr host:port]
   loupe serve --model NAME=m.onnx [--model ...] [--addr host:port] [--token T] [--allow-remote]
   loupe robust --model m.onnx --input x.npy|image.png [--attack FGSM|PGD] ...      (loupe robust -h for all flags)
   loupe influence --train dir --test dir [--method TracInCP|...] ...            (loupe influence -h)
