@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/detect"
 	"github.com/loupe-ml/loupe/internal/explain"
 	"github.com/loupe-ml/loupe/internal/httpguard"
@@ -151,7 +150,8 @@ func (s *Server) checkBox(i int, r Request) (explain.Target, error) {
 
 // explainBox explains one detection of a checked request: D-RISE, or the
 // method built on the detector's network with the box's class score as
-// its target (attr.BoxScore). The map is returned as [1, C, h, w].
+// its target (attr.BoxScore, through explain.RunDetection). The map is
+// returned as [1, C, h, w].
 func (s *Server) explainBox(ctx context.Context, c *checked) (*explain.Result, error) {
 	m := s.models[c.Model]
 	d := m.Detector
@@ -169,16 +169,7 @@ func (s *Server) explainBox(ctx context.Context, c *checked) (*explain.Result, e
 			return nil, err
 		}
 	} else {
-		spec, _ := methods.Lookup(c.Method)
-		meth, err := spec.Build(d.Net, s.layerOf(c), c.vals)
-		if err != nil {
-			return nil, &explain.RequestError{Err: err}
-		}
-		o := attr.Options{Target: det.Target(d.Config, false)}
-		if spec.Distribution {
-			o.Baselines = methods.DefaultDistribution([]*tensor.Tensor{x}, 0)
-		}
-		r, err := meth.Attribute(ctx, []*tensor.Tensor{x}, o)
+		r, err := explain.RunDetection(ctx, d, x, det, false, explain.Request{Method: c.Method, Params: c.Params, Layer: s.layerOf(c), NoFiles: true})
 		if err != nil {
 			return nil, err
 		}
