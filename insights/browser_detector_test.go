@@ -111,6 +111,9 @@ func TestDetectorInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("GradCAM of box 0", shows("GradCAM", 0))
+	if got := eval(`document.querySelector("#layerbox input").placeholder + " " + String(document.getElementById("layerbox").hidden)`); got != demo.DetectionLayer+" false" {
+		t.Errorf("layer field: %q, want the model's layer as placeholder, shown", got)
+	}
 	click(card + ` .boxlist button[data-box="1"]`)
 	wait("GradCAM of box 1", shows("GradCAM", 1))
 	sn.mu.Lock()

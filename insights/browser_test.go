@@ -215,6 +215,26 @@ const i = new Image(); i.src = %[1]q + "/api/attribution?i=0&method=IntegratedGr
 	do("reload", chromedp.Navigate(loc))
 	wait("restored", `document.getElementById("method").value === "IntegratedGradients" && document.getElementById("model").value === "1" && document.getElementById("correct").value === "wrong" && document.querySelector('#params input[data-name="n_steps"]').value === "0"`)
 
+	// One layer field per model: each model's requests carry its own
+	// layer, and the layers are in the address in model order.
+	if got := eval(`String(document.querySelectorAll("#layerbox input").length)`); got != "2" {
+		t.Errorf("%s layer fields for two models", got)
+	}
+	before, _ = sn.counts()
+	do("layers", chromedp.Evaluate[chromedp.Void](`(() => { const l = document.querySelectorAll("#layerbox input"); l[0].value = "conv3"; l[1].value = "conv2"; })()`))
+	choose("method", "LayerGradCam")
+	wait("pictures by LayerGradCam", picturesShown+` && [...document.querySelectorAll(".model .net")].some(n => n.textContent.startsWith("LayerGradCam"))`)
+	sn.mu.Lock()
+	for _, q := range sn.explains[before:] {
+		if !strings.Contains(q, "model=1") || !strings.Contains(q, "layer=conv2") {
+			t.Errorf("the disc model's LayerGradCam: asked %s, want layer=conv2", q)
+		}
+	}
+	sn.mu.Unlock()
+	if loc := eval(`location.search`); !strings.Contains(loc, "layer=conv3&layer=conv2") {
+		t.Errorf("the layers are not in the address: %s", loc)
+	}
+
 	// Another origin's page cannot read the API nor start an attribution,
 	// though the browser holds the cookie.
 	runs.Delete("IntegratedGradients")
