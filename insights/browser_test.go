@@ -225,12 +225,20 @@ const i = new Image(); i.src = %[1]q + "/api/attribution?i=0&method=IntegratedGr
 	choose("method", "LayerGradCam")
 	wait("pictures by LayerGradCam", picturesShown+` && [...document.querySelectorAll(".model .net")].some(n => n.textContent.startsWith("LayerGradCam"))`)
 	sn.mu.Lock()
+	asked := 0
 	for _, q := range sn.explains[before:] {
+		if !strings.Contains(q, "method=LayerGradCam") {
+			continue // the reloaded page's own requests
+		}
+		asked++
 		if !strings.Contains(q, "model=1") || !strings.Contains(q, "layer=conv2") {
 			t.Errorf("the disc model's LayerGradCam: asked %s, want layer=conv2", q)
 		}
 	}
 	sn.mu.Unlock()
+	if asked == 0 {
+		t.Error("no LayerGradCam request seen")
+	}
 	if loc := eval(`location.search`); !strings.Contains(loc, "layer=conv3&layer=conv2") {
 		t.Errorf("the layers are not in the address: %s", loc)
 	}
