@@ -44,6 +44,11 @@ type Request struct {
 	// the example's detections by the model, best first (Prediction.Boxes).
 	// Classifiers ignore it.
 	Box int
+	// IoU, for a detector, multiplies the box's score by the IoU of the
+	// predicted box with the detected one (the box's place as well as its
+	// class; pytorch-grad-cam's FasterRCNNBoxScoreTarget). D-RISE
+	// ignores it (its similarity already holds the IoU).
+	IoU bool
 }
 
 // resultKey names a request's attributions on example i: a hash of the
@@ -57,7 +62,7 @@ func (r Request) resultKey(i int, vals methods.Values) string {
 	}
 	sort.Strings(names)
 	h := sha256.New()
-	fmt.Fprintf(h, "%d\x00%d\x00%s\x00%s\x00%s\x00%d", r.Model, i, r.Method, r.Layer, r.Target, r.Box)
+	fmt.Fprintf(h, "%d\x00%d\x00%s\x00%s\x00%s\x00%d\x00%t", r.Model, i, r.Method, r.Layer, r.Target, r.Box, r.IoU)
 	for _, n := range names {
 		fmt.Fprintf(h, "\x00%s=%s", n, vals[n])
 	}
@@ -182,6 +187,7 @@ func (s *Server) check(i int, r Request) (*checked, error) {
 		if err != nil {
 			return nil, err
 		}
+		r.IoU = false // D-RISE's similarity holds the IoU
 		target, err := s.checkBox(i, r)
 		if err != nil {
 			return nil, err
@@ -206,7 +212,7 @@ func (s *Server) check(i int, r Request) (*checked, error) {
 		}
 		return &checked{Request: r, i: i, vals: vals, target: target, key: r.resultKey(i, vals)}, nil
 	}
-	r.Box = 0 // a classifier's answers do not depend on it
+	r.Box, r.IoU = 0, false // a classifier's answers do not depend on them
 	// The predicted class is known since start-up: no model call to find it.
 	target := explain.Class(s.rows[i].Predictions[r.Model].Predicted)
 	if r.Target != "" {
@@ -339,6 +345,9 @@ func (s *Server) title(c *checked, res *explain.Result, part string) string {
 	if s.detector {
 		d := s.dets[c.i][c.Model][c.Box]
 		t = fmt.Sprintf("%s, box %d (%s %.2f)", c.Method, c.Box, s.className(d.Class), d.Score)
+		if c.IoU {
+			t += " × IoU"
+		}
 	}
 	if part != "" {
 		t = part + ": " + t

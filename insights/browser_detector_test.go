@@ -116,6 +116,10 @@ func TestDetectorInBrowser(t *testing.T) {
 	}
 	click(card + ` .boxlist button[data-box="1"]`)
 	wait("GradCAM of box 1", shows("GradCAM", 1))
+	// Score times IoU: the page redraws, asking with iou=true.
+	click("#iou")
+	wait("GradCAM of box 0 with the IoU", `location.search.includes("iou=true")`)
+	wait("GradCAM of box 0 with the IoU, drawn", shows("GradCAM", 0))
 	sn.mu.Lock()
 	defer sn.mu.Unlock()
 	asked := map[string]bool{}
@@ -130,6 +134,13 @@ func TestDetectorInBrowser(t *testing.T) {
 		if strings.Contains(q, "target=") {
 			t.Errorf("a detector's request with a target: %s", q)
 		}
+	}
+	iou := false
+	for _, q := range sn.explains {
+		iou = iou || strings.Contains(q, "iou=true")
+	}
+	if !iou {
+		t.Error("no request with iou=true after ticking score × IoU")
 	}
 	if !asked["box=0"] || !asked["box=1"] {
 		t.Errorf("requests for example %d: %v, want box=0 and box=1", two, sn.explains)

@@ -169,7 +169,7 @@ func (s *Server) explainBox(ctx context.Context, c *checked) (*explain.Result, e
 			return nil, err
 		}
 	} else {
-		r, err := explain.RunDetection(ctx, d, x, det, false, explain.Request{Method: c.Method, Params: c.Params, Layer: s.layerOf(c), NoFiles: true})
+		r, err := explain.RunDetection(ctx, d, x, det, c.IoU, explain.Request{Method: c.Method, Params: c.Params, Layer: s.layerOf(c), NoFiles: true})
 		if err != nil {
 			return nil, err
 		}

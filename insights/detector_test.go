@@ -139,6 +139,16 @@ func TestDetectorBoxes(t *testing.T) {
 	if !differ(sal0, sal1) {
 		t.Error("boxes 0 and 1 have the same Saliency map")
 	}
+	// With the IoU: the score times the IoU, as detect's target with iou.
+	salIoU := mapOf(t, s, two, Request{Method: "Saliency", Box: 1, IoU: true})
+	r, err := d.Explain(ctx, &attr.Saliency{Net: d.Net}, x, dets[1:2], true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	near(t, "Saliency box 1 with IoU", salIoU, r.Attributions[0], 1e-6)
+	if !differ(salIoU, sal1) {
+		t.Error("box 1's Saliency is the same with the IoU and without")
+	}
 	// GradCAM on the model's layer (no layer in the request).
 	cam := mapOf(t, s, two, Request{Method: "GradCAM", Box: 1})
 	want, err := d.GradCAM(ctx, x, dets[1:2], demo.DetectionLayer, false)
@@ -253,6 +263,8 @@ func TestDetectorHandler(t *testing.T) {
 		fmt.Sprintf("i=%d&method=DRISE&param=feature_mask=/etc/passwd", two):  "no parameter",
 		fmt.Sprintf("i=%d&method=IntegratedGradients&param=n_steps=1e9", two): "n_steps",
 		"i=99&method=Saliency&box=0":                                          "no example 99",
+		fmt.Sprintf("i=%d&method=Saliency&iou=maybe", two):                    "iou",
+		fmt.Sprintf("i=%d&method=GradCAM&param=aug_smooth=true", two):         "aug_smooth",
 	}
 	if none >= 0 {
 		bad[fmt.Sprintf("i=%d&method=Saliency", none)] = "found no box"
@@ -267,8 +279,21 @@ func TestDetectorHandler(t *testing.T) {
 	}
 	// box= to classifiers is refused.
 	hc := handler(t, testServer(t))
-	if resp := do(t, hc, "/api/explain?i=0&method=Saliency&box=0", bearer(testToken)); resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("box to a classifier: %s", resp.Status)
+	for _, q := range []string{"box=0", "iou=true"} {
+		if resp := do(t, hc, "/api/explain?i=0&method=Saliency&"+q, bearer(testToken)); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s to a classifier: %s", q, resp.Status)
+		}
+	}
+	// iou=true over HTTP asks for the IoU target's attributions.
+	code, _, b = get(t, h, fmt.Sprintf("/api/explain?i=%d&method=Saliency&box=1&iou=true", two))
+	var e Explanation
+	if code != 200 || json.Unmarshal(b, &e) != nil || e.Box == nil || e.Box.Index != 1 {
+		t.Errorf("iou=true: %d %.200s", code, b)
+	}
+	if c, err := s.check(two, Request{Method: "Saliency", Box: 1, IoU: true}); err != nil || !c.IoU {
+		t.Errorf("check keeps IoU: %v", err)
+	} else if _, ok := s.results.get(c.key); !ok {
+		t.Error("iou=true did not compute the IoU target's attributions")
 	}
 	// Without the token, nothing.
 	if resp := do(t, h, "/api/explain?"+url.Values{"i": {"0"}, "method": {"Saliency"}, "box": {"0"}}.Encode(), nil); resp.StatusCode != http.StatusUnauthorized {

@@ -86,7 +86,8 @@ type examplesPage struct {
 //
 // With detectors, examples carry each model's boxes, explain and
 // attribution take box= (the detection, by its place in the model's
-// boxes of the example, best first; 0 when absent) and no target, and
+// boxes of the example, best first; 0 when absent), iou=true (the box's
+// score times its IoU with the detected box) and no target, and
 // the methods include DRISE. A box that is not one of the example's, or
 // box= to classifiers, gets 400.
 //
@@ -200,11 +201,18 @@ func (s *Server) Handler(c Config) (http.Handler, error) {
 		req.Model, err2 = intParam(q, "model", 0)
 		req.Input, err3 = intParam(q, "input", 0)
 		req.Sign, err4 = viz.ParseSign(q.Get("sign"))
-		var err5 error
+		var err5, err6 error
 		if req.Box, err5 = intParam(q, "box", 0); err5 == nil && q.Has("box") && !s.detector {
 			err5 = errors.New("box: the models are not detectors")
 		}
-		if err = errors.Join(err, err2, err3, err4, err5); err != nil {
+		if v := q.Get("iou"); v != "" {
+			if req.IoU, err6 = strconv.ParseBool(v); err6 != nil {
+				err6 = fmt.Errorf("iou %s: want true or false", httpguard.QuoteShort(v))
+			} else if !s.detector {
+				err6 = errors.New("iou: the models are not detectors")
+			}
+		}
+		if err = errors.Join(err, err2, err3, err4, err5, err6); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}

@@ -59,6 +59,7 @@ function controls() {
   q.set("method", $("method").value);
   q.set("sign", $("sign").value);
   q.set("view", $("view").value);
+  if (info.detector && $("iou").checked) q.set("iou", "true");
   for (const inp of $("params").querySelectorAll("input"))
     if (inp.value !== inp.dataset.default) q.append("param", inp.dataset.name + "=" + inp.value);
   return q;
@@ -78,6 +79,7 @@ function saveView() {
 function restoreView() {
   const q = new URLSearchParams(location.search);
   layerInputs().forEach((inp, k) => { const ls = q.getAll("layer"); if (k < ls.length) inp.value = ls[k]; });
+  $("iou").checked = q.get("iou") === "true";
   for (const id of ["class", "correct", "model", "target", "method", "sign", "view"]) {
     if (!q.has(id)) continue;
     const e = $(id);
@@ -339,7 +341,7 @@ function summary() {
     l.append(inp);
     $("layerbox").append(l);
   });
-  if (info.detector) { $("correctbox").hidden = true; $("targetbox").hidden = true; }
+  if (info.detector) { $("correctbox").hidden = true; $("targetbox").hidden = true; $("ioubox").hidden = false; }
   if (info.models.length < 2) $("model").parentElement.hidden = true;
   for (const m of methods) option($("method"), m.name, m.name);
   $("method").value = info.method;
@@ -349,7 +351,7 @@ function summary() {
   $("view").value = "blended_heat_map";
   restoreView();
   $("method").onchange = () => { showParams(); show(); };
-  for (const id of ["sign", "view", "target"]) $(id).onchange = show;
+  for (const id of ["sign", "view", "target", "iou"]) $(id).onchange = show;
   $("apply").onclick = show;
   for (const id of ["class", "correct", "model"]) $(id).onchange = () => { offset = 0; show(); };
   $("prev").onclick = () => { offset = Math.max(0, offset - limit); show(); };
