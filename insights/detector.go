@@ -39,14 +39,15 @@ type Box struct {
 const DRISE = "DRISE"
 
 // driseParams are D-RISE's parameters over HTTP, with their bounds: at
-// most 4000 model evaluations per request.
+// most 4000 model evaluations per request, in batches of at most 64
+// masked images (the memory of a batch grows with the image).
 var driseParams = []struct {
 	methods.Param
 	lo, hi int
 }{
 	{methods.Param{Name: "masks", Default: "500", Doc: "random masks (one model evaluation each)"}, 1, 4000},
 	{methods.Param{Name: "cells", Default: "8", Doc: "side of the random grid, in cells (at most the image's side)"}, 1, 4096},
-	{methods.Param{Name: "batch_size", Default: "32", Doc: "masked images per model call"}, 1, 256},
+	{methods.Param{Name: "batch_size", Default: "32", Doc: "masked images per model call"}, 1, 64},
 	{methods.Param{Name: "seed", Default: "0", Doc: "random seed"}, 0, math.MaxInt32},
 }
 

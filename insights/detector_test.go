@@ -260,6 +260,7 @@ func TestDetectorHandler(t *testing.T) {
 		fmt.Sprintf("i=%d&method=DRISE&param=masks=0", two):                   "masks",
 		fmt.Sprintf("i=%d&method=DRISE&param=masks=1000000000", two):          "masks",
 		fmt.Sprintf("i=%d&method=DRISE&param=cells=100", two):                 "cells=100",
+		fmt.Sprintf("i=%d&method=DRISE&param=batch_size=65", two):             "batch_size",
 		fmt.Sprintf("i=%d&method=DRISE&param=feature_mask=/etc/passwd", two):  "no parameter",
 		fmt.Sprintf("i=%d&method=IntegratedGradients&param=n_steps=1e9", two): "n_steps",
 		"i=99&method=Saliency&box=0":                                          "no example 99",
