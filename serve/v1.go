@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/loupe-ml/loupe/engine"
 	"github.com/loupe-ml/loupe/graph"
-	"github.com/loupe-ml/loupe/internal/methods"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -198,10 +198,7 @@ func readInput(in engine.Input, raw json.RawMessage, c Config) (*tensor.Tensor, 
 // v1Inputs reads a request's inputs, in the model's order, and their
 // batch size.
 func (m *model) v1Inputs(req v1Request, c Config) ([]*tensor.Tensor, int, error) {
-	names := make([]string, len(m.inputs))
-	for i, in := range m.inputs {
-		names[i] = in.Name
-	}
+	names := m.inputNames()
 	raws := make([]json.RawMessage, len(m.inputs))
 	switch {
 	case req.Instances != nil && req.Inputs != nil:
@@ -213,7 +210,7 @@ func (m *model) v1Inputs(req v1Request, c Config) ([]*tensor.Tensor, int, error)
 		raws[0] = req.Instances
 	case req.Inputs != nil:
 		for k := range req.Inputs {
-			i := indexOf(names, k)
+			i := slices.Index(names, k)
 			if i < 0 {
 				return nil, 0, badRequest("model %s has no input %q (it takes %s)", m.Name, k, strings.Join(names, ", "))
 			}
@@ -242,13 +239,13 @@ func (m *model) v1Inputs(req v1Request, c Config) ([]*tensor.Tensor, int, error)
 	return out, n, nil
 }
 
-func indexOf(names []string, s string) int {
-	for i, n := range names {
-		if n == s {
-			return i
-		}
+// inputNames are the model's inputs' names, in its order.
+func (m *model) inputNames() []string {
+	out := make([]string, len(m.inputs))
+	for i, in := range m.inputs {
+		out[i] = in.Name
 	}
-	return -1
+	return out
 }
 
 // forward runs the model on inputs in its order and returns the output
@@ -313,6 +310,3 @@ func sortedKeys[V any](m map[string]V) []string {
 // countParams are the parameters fit_deadline may lower, with how many
 // gradient passes of the batch each unit costs (an estimate).
 var countParams = []string{"n_steps", "n_samples", "nt_samples"}
-
-// methodNames lists the methods for an error.
-func methodNames() string { return strings.Join(methods.Names(), ", ") }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -121,7 +122,7 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, name string) {
 	if len(req.Outputs) > 0 {
 		outNames = nil
 		for _, o := range req.Outputs {
-			if indexOf(m.Model.Model.OutputNames(), o.Name) < 0 {
+			if slices.Index(m.Model.Model.OutputNames(), o.Name) < 0 {
 				fail(badRequest("model %s has no output %q (it has %s)", m.Name, o.Name, strings.Join(m.Model.Model.OutputNames(), ", ")))
 				return
 			}
@@ -160,11 +161,11 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, name string) {
 // its data (flat, or nested) matching its shape, datatype and the model's
 // input shape.
 func (m *model) v2Inputs(req v2Request, c Config) (map[string]*tensor.Tensor, error) {
-	names := inputNames(m)
+	names := m.inputNames()
 	feeds := map[string]*tensor.Tensor{}
 	n := -1
 	for _, t := range req.Inputs {
-		i := indexOf(names, t.Name)
+		i := slices.Index(names, t.Name)
 		if i < 0 {
 			return nil, badRequest("model %s has no input %q (it takes %s)", m.Name, t.Name, strings.Join(names, ", "))
 		}

@@ -113,11 +113,7 @@ func resolve(method string, params []string, opts ...methods.Option) (methods.Sp
 // builds the method on nt, sets the baselines, resolves the target (the
 // predicted class runs the model once) and attributes.
 func Run(ctx context.Context, nt *attr.Net, inputs []*tensor.Tensor, r Request) (*Result, error) {
-	var opts []methods.Option
-	if r.NoFiles {
-		opts = append(opts, methods.NoFiles())
-	}
-	spec, vals, err := resolve(r.Method, r.Params, opts...)
+	spec, vals, err := Check(r)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +130,7 @@ func Run(ctx context.Context, nt *attr.Net, inputs []*tensor.Tensor, r Request) 
 	if err != nil {
 		return nil, &RequestError{err}
 	}
-	o := attr.Options{Additional: r.Additional, Progress: r.Progress, Delta: r.Delta}
+	o := attr.Options{Additional: r.Additional, Progress: r.Progress, Delta: r.Delta && hasDelta(r.Method, vals)}
 	if o.Baselines, err = baselines(spec, inputs, r); err != nil {
 		return nil, err
 	}
