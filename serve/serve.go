@@ -13,7 +13,9 @@
 // batch...]}) and:
 //
 //	"method"       any method loupe has, by Captum's name (default IntegratedGradients)
-//	"target"       an output index for every example, one per example, or "predicted" (default)
+//	"target"       an output index for every example, one per example, "predicted" (default),
+//	               "none" (models of one output per example), or the text loupe explain --target
+//	               reads ("3", "1,4", "(0,2)" for outputs of more dimensions)
 //	"params"       the method's parameters under Captum's names, {"n_steps": 20, "baselines": 0.0};
 //	               baselines is a number or nested arrays (one example's shape, or a batch);
 //	               "layer" names the layer of layer methods
@@ -28,7 +30,12 @@
 // attributions in the example's shape (an object by input name for models
 // of several inputs) and the convergence delta of methods that have one.
 // The prediction and the predicted target come from one forward pass,
-// which the explanation reuses.
+// which the explanation reuses. The request means what it means to the
+// command line and Insights: the method runs through internal/explain.
+//
+// The Open Inference Protocol defines no explanation (KServe's V2
+// protocol has no explain endpoint): POST /v2/models/NAME/explain answers
+// 404 naming the V1 route.
 //
 // # Limits
 //
@@ -308,6 +315,11 @@ func (s *Server) routes() {
 		}
 	})
 	mux.HandleFunc("POST /v2/models/{name}/infer", func(w http.ResponseWriter, r *http.Request) { s.v2Infer(w, r, r.PathValue("name")) })
+	mux.HandleFunc("POST /v2/models/{name}/explain", func(w http.ResponseWriter, r *http.Request) {
+		if m := s.lookup(w, r.PathValue("name")); m != nil {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("the Open Inference Protocol has no explain endpoint: POST /v1/models/%s:explain", m.Name))
+		}
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, httpguard.QuoteShort(r.URL.Path)))
 	})

@@ -5,9 +5,11 @@
 // TopK, ReadClassNames), the sign a method's maps are best drawn in
 // (DefaultSign), whether it reads a layer (TakesLayer), input shapes
 // checked in the caller's terms (CheckInputs, ShapeError), and the
-// nearest names for a misspelt one (Nearest). The command line (loupe explain) and Insights use it,
-// and so should any other front end (an HTTP explain server, a batch
-// pipeline), so that a request means the same everywhere.
+// nearest names for a misspelt one (Nearest), a request checked before
+// it runs (Check) and targets read from an output already computed
+// (Target.Examples). The command line (loupe explain), Insights and loupe
+// serve use it, and so should any other front end (a batch pipeline), so
+// that a request means the same everywhere.
 package explain
 
 import (
