@@ -484,6 +484,45 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	w.Write(append(b, '\n'))
 }
 
+// exchange is a request on a model's route under way: what the metrics
+// count of it when it ends, its deadline, its failure answered.
+type exchange struct {
+	s                   *Server
+	w                   http.ResponseWriter
+	start               time.Time
+	name, route, method string
+	deadline            time.Duration
+	code                int
+	reason              string
+}
+
+// begin starts an exchange on model name's route and reads the body into
+// req. The model is nil when the exchange is answered already (no such
+// model, a body that does not read). Call end when it is answered.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request, name, route string, req any) (*exchange, *model) {
+	x := &exchange{s: s, w: w, start: time.Now(), name: name, route: route, code: http.StatusOK}
+	m := s.lookup(w, name)
+	if m == nil {
+		x.code, x.reason = http.StatusNotFound, "not_found"
+		return x, nil
+	}
+	if err := s.decode(w, r, req); err != nil {
+		x.fail(err)
+		return x, nil
+	}
+	return x, m
+}
+
+// fail answers an error with its status and counts its reason.
+func (x *exchange) fail(err error) {
+	var msg string
+	x.code, msg, x.reason = failure(err, x.deadline)
+	writeError(x.w, x.code, msg)
+}
+
+// end counts the exchange in the metrics.
+func (x *exchange) end() { x.s.observe(x.name, x.route, x.method, x.start, x.code, x.reason) }
+
 // observe counts a finished request in the metrics.
 func (s *Server) observe(model, route, method string, start time.Time, code int, reason string) {
 	if s.models[model] == nil {

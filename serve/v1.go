@@ -41,47 +41,32 @@ type ExplainIf struct {
 
 // v1 answers :predict and :explain on a model.
 func (s *Server) v1(w http.ResponseWriter, r *http.Request, name, verb string) {
-	start := time.Now()
-	method := ""
-	var deadline time.Duration
-	code, reason := http.StatusOK, ""
-	defer func() { s.observe(name, verb, method, start, code, reason) }()
-	fail := func(err error) {
-		var msg string
-		code, msg, reason = failure(err, deadline)
-		writeError(w, code, msg)
-	}
-	m := s.models[name]
-	if m == nil {
-		code, reason = http.StatusNotFound, "not_found"
-		s.lookup(w, name)
-		return
-	}
 	var req v1Request
-	if err := s.decode(w, r, &req); err != nil {
-		fail(err)
+	x, m := s.begin(w, r, name, verb, &req)
+	defer x.end()
+	if m == nil {
 		return
 	}
 	var err error
-	if deadline, err = s.deadline(req.DeadlineMS); err != nil {
-		fail(err)
+	if x.deadline, err = s.deadline(req.DeadlineMS); err != nil {
+		x.fail(err)
 		return
 	}
 	inputs, n, err := m.v1Inputs(req, s.cfg)
 	if err != nil {
-		fail(err)
+		x.fail(err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), deadline)
+	ctx, cancel := context.WithTimeout(r.Context(), x.deadline)
 	defer cancel()
 	if verb == "predict" {
 		if req.Method != "" || req.Target != nil || req.Params != nil || req.FitDeadline || req.ExplainIf != nil {
-			fail(badRequest("method, target, params, fit_deadline and explain_if belong to :explain"))
+			x.fail(badRequest("method, target, params, fit_deadline and explain_if belong to :explain"))
 			return
 		}
 		v, err := s.do(ctx, func(ctx context.Context) (any, error) { return m.forward(ctx, inputs) })
 		if err != nil {
-			fail(err)
+			x.fail(err)
 			return
 		}
 		y := v.(*tensor.Tensor)
@@ -94,17 +79,17 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request, name, verb string) {
 	}
 	j, err := s.newJob(m, req, inputs, n)
 	if err != nil {
-		fail(err)
+		x.fail(err)
 		return
 	}
-	method = j.method
-	v, err := s.do(ctx, func(ctx context.Context) (any, error) { return s.explain(ctx, j, start, deadline) })
+	x.method = j.method
+	v, err := s.do(ctx, func(ctx context.Context) (any, error) { return s.explain(ctx, j, x.start, x.deadline) })
 	if err != nil {
-		fail(err)
+		x.fail(err)
 		return
 	}
 	ans := v.(*explainAnswer)
-	ans.ElapsedMS = float64(time.Since(start).Microseconds()) / 1000
+	ans.ElapsedMS = float64(time.Since(x.start).Microseconds()) / 1000
 	if len(j.fitted) > 0 {
 		s.met.fitted.WithLabelValues(m.Name, j.method).Inc()
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/loupe-ml/loupe/engine"
 	"github.com/loupe-ml/loupe/tensor"
@@ -84,24 +83,10 @@ func (m *model) v2Metadata() map[string]any {
 
 // v2Infer answers POST /v2/models/NAME/infer.
 func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, name string) {
-	start := time.Now()
-	var deadline time.Duration
-	code, reason := http.StatusOK, ""
-	defer func() { s.observe(name, "infer", "", start, code, reason) }()
-	fail := func(err error) {
-		var msg string
-		code, msg, reason = failure(err, deadline)
-		writeError(w, code, msg)
-	}
-	m := s.models[name]
-	if m == nil {
-		code, reason = http.StatusNotFound, "not_found"
-		s.lookup(w, name)
-		return
-	}
 	var req v2Request
-	if err := s.decode(w, r, &req); err != nil {
-		fail(err)
+	x, m := s.begin(w, r, name, "infer", &req)
+	defer x.end()
+	if m == nil {
 		return
 	}
 	var ms *int64
@@ -109,13 +94,13 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, name string) {
 		ms = req.Parameters.DeadlineMS
 	}
 	var err error
-	if deadline, err = s.deadline(ms); err != nil {
-		fail(err)
+	if x.deadline, err = s.deadline(ms); err != nil {
+		x.fail(err)
 		return
 	}
 	feeds, err := m.v2Inputs(req, s.cfg)
 	if err != nil {
-		fail(err)
+		x.fail(err)
 		return
 	}
 	outNames := m.Model.Model.OutputNames()
@@ -123,13 +108,13 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, name string) {
 		outNames = nil
 		for _, o := range req.Outputs {
 			if slices.Index(m.Model.Model.OutputNames(), o.Name) < 0 {
-				fail(badRequest("model %s has no output %q (it has %s)", m.Name, o.Name, strings.Join(m.Model.Model.OutputNames(), ", ")))
+				x.fail(badRequest("model %s has no output %q (it has %s)", m.Name, o.Name, strings.Join(m.Model.Model.OutputNames(), ", ")))
 				return
 			}
 			outNames = append(outNames, o.Name)
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), deadline)
+	ctx, cancel := context.WithTimeout(r.Context(), x.deadline)
 	defer cancel()
 	v, err := s.do(ctx, func(ctx context.Context) (any, error) {
 		p, err := m.Model.Model.Forward(ctx, feeds, &engine.Options{Outputs: outNames})
@@ -147,7 +132,7 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, name string) {
 		return outs, nil
 	})
 	if err != nil {
-		fail(err)
+		x.fail(err)
 		return
 	}
 	ans := map[string]any{"model_name": m.Name, "outputs": v}
