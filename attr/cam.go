@@ -68,13 +68,14 @@ type camRun struct {
 	out    *tensor.Tensor
 	target Target           // the target, or the predicted classes when none was given
 	acts   []*tensor.Tensor // [N, C, h, w] per layer
+	raw    []*tensor.Tensor // the layers' values as the model has them (acts before Reshape)
 	grads  []*tensor.Tensor // same shapes, nil without gradients
 	wrt    map[string]*tensor.Tensor
 }
 
 // camPass evaluates the net once on the batch, tapping the layers, and
 // differentiates the sum of the targets when grads is set.
-func (nt *Net) camPass(ctx context.Context, method string, inputs []*tensor.Tensor, o Options, layers []string, grads bool, wrt ...string) (*camRun, error) {
+func (nt *Net) camPass(ctx context.Context, method string, inputs []*tensor.Tensor, o Options, layers []string, grads bool, rs *TokenGrid, wrt ...string) (*camRun, error) {
 	feeds, err := nt.feeds(inputs, o.Additional, inputs[0].Shape[0], 1, false)
 	if err != nil {
 		return nil, err
@@ -100,15 +101,21 @@ func (nt *Net) camPass(ctx context.Context, method string, inputs []*tensor.Tens
 		if err != nil {
 			return nil, err
 		}
+		r.raw = append(r.raw, v)
+		if rs != nil {
+			if v, err = rs.apply(v); err != nil {
+				return nil, fmt.Errorf("attr: %s: layer %q: %w", method, l, err)
+			}
+		}
 		if v.DType != tensor.Float32 || v.Rank() != 4 {
-			return nil, fmt.Errorf("attr: %s needs convolutional target layers [N, C, h, w]; %q is %s%v", method, l, v.DType, v.Shape)
+			return nil, fmt.Errorf("attr: %s needs convolutional target layers [N, C, h, w] (or a Reshape of token layers); %q is %s%v", method, l, v.DType, v.Shape)
 		}
 		r.acts = append(r.acts, v)
 	}
 	if !grads {
 		return r, nil
 	}
-	seed, err := r.target.seed(r.out.Shape)
+	seed, err := r.target.seedOf(r.out)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +124,13 @@ func (nt *Net) camPass(ctx context.Context, method string, inputs []*tensor.Tens
 		return nil, err
 	}
 	for _, l := range layers {
-		r.grads = append(r.grads, g[l])
+		gl := g[l]
+		if rs != nil && gl != nil {
+			if gl, err = rs.apply(gl); err != nil {
+				return nil, err
+			}
+		}
+		r.grads = append(r.grads, gl)
 	}
 	r.wrt = g
 	return r, nil

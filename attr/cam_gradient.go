@@ -25,11 +25,15 @@ type GradCAM struct {
 	// EigenSmooth replaces the sum over channels by the projection of the
 	// weighted activations on their first principal component.
 	EigenSmooth bool
+	// Reshape turns token layers [N, T, C] into the [N, C, h, w] grid
+	// the map needs (pytorch-grad-cam's reshape_transform); nil for
+	// convolutional layers.
+	Reshape *TokenGrid
 }
 
 // Attribute computes the Grad-CAM map.
 func (m *GradCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	return gradientCAM(ctx, m.Net, "GradCAM", m.Layers, inputs, o, m.EigenSmooth, true, func(a, g []float32, x []float64) {
+	return gradientCAM(ctx, m.Net, "GradCAM", m.Layers, m.Reshape, inputs, o, m.EigenSmooth, true, func(a, g []float32, x []float64) {
 		var wt float64
 		for _, v := range g {
 			wt += float64(v)
@@ -48,13 +52,14 @@ func (m *GradCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opti
 // row per example.
 type HiResCAM struct {
 	Net         *Net
-	Layers      []string // as GradCAM's
-	EigenSmooth bool     // as GradCAM's
+	Layers      []string   // as GradCAM's
+	EigenSmooth bool       // as GradCAM's
+	Reshape     *TokenGrid // as GradCAM's
 }
 
 // Attribute computes the HiResCAM map.
 func (m *HiResCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	return gradientCAM(ctx, m.Net, "HiResCAM", m.Layers, inputs, o, m.EigenSmooth, true, func(a, g []float32, x []float64) {
+	return gradientCAM(ctx, m.Net, "HiResCAM", m.Layers, m.Reshape, inputs, o, m.EigenSmooth, true, func(a, g []float32, x []float64) {
 		for s, v := range a {
 			x[s] = float64(g[s]) * float64(v)
 		}
@@ -67,13 +72,14 @@ func (m *HiResCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 // one forward and backward row per example.
 type GradCAMElementWise struct {
 	Net         *Net
-	Layers      []string // as GradCAM's
-	EigenSmooth bool     // as GradCAM's
+	Layers      []string   // as GradCAM's
+	EigenSmooth bool       // as GradCAM's
+	Reshape     *TokenGrid // as GradCAM's
 }
 
 // Attribute computes the element-wise Grad-CAM map.
 func (m *GradCAMElementWise) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	return gradientCAM(ctx, m.Net, "GradCAMElementWise", m.Layers, inputs, o, m.EigenSmooth, true, func(a, g []float32, x []float64) {
+	return gradientCAM(ctx, m.Net, "GradCAMElementWise", m.Layers, m.Reshape, inputs, o, m.EigenSmooth, true, func(a, g []float32, x []float64) {
 		for s, v := range a {
 			x[s] = max(float64(g[s])*float64(v), 0)
 		}
@@ -87,13 +93,14 @@ func (m *GradCAMElementWise) Attribute(ctx context.Context, inputs []*tensor.Ten
 // backward row per example.
 type GradCAMPlusPlus struct {
 	Net         *Net
-	Layers      []string // as GradCAM's
-	EigenSmooth bool     // as GradCAM's
+	Layers      []string   // as GradCAM's
+	EigenSmooth bool       // as GradCAM's
+	Reshape     *TokenGrid // as GradCAM's
 }
 
 // Attribute computes the Grad-CAM++ map.
 func (m *GradCAMPlusPlus) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	return gradientCAM(ctx, m.Net, "GradCAMPlusPlus", m.Layers, inputs, o, m.EigenSmooth, true, func(a, g []float32, x []float64) {
+	return gradientCAM(ctx, m.Net, "GradCAMPlusPlus", m.Layers, m.Reshape, inputs, o, m.EigenSmooth, true, func(a, g []float32, x []float64) {
 		var sumA, wt float64
 		for _, v := range a {
 			sumA += float64(v)
@@ -119,13 +126,14 @@ func (m *GradCAMPlusPlus) Attribute(ctx context.Context, inputs []*tensor.Tensor
 // 2020). Cost: one forward and backward row per example.
 type XGradCAM struct {
 	Net         *Net
-	Layers      []string // as GradCAM's
-	EigenSmooth bool     // as GradCAM's
+	Layers      []string   // as GradCAM's
+	EigenSmooth bool       // as GradCAM's
+	Reshape     *TokenGrid // as GradCAM's
 }
 
 // Attribute computes the XGrad-CAM map.
 func (m *XGradCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	return gradientCAM(ctx, m.Net, "XGradCAM", m.Layers, inputs, o, m.EigenSmooth, true, func(a, g []float32, x []float64) {
+	return gradientCAM(ctx, m.Net, "XGradCAM", m.Layers, m.Reshape, inputs, o, m.EigenSmooth, true, func(a, g []float32, x []float64) {
 		var sumA, wt float64
 		for _, v := range a {
 			sumA += float64(v)
@@ -144,13 +152,14 @@ func (m *XGradCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 // 2021). Cost: one forward and backward row per example.
 type LayerCAM struct {
 	Net         *Net
-	Layers      []string // as GradCAM's
-	EigenSmooth bool     // as GradCAM's
+	Layers      []string   // as GradCAM's
+	EigenSmooth bool       // as GradCAM's
+	Reshape     *TokenGrid // as GradCAM's
 }
 
 // Attribute computes the LayerCAM map.
 func (m *LayerCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	return gradientCAM(ctx, m.Net, "LayerCAM", m.Layers, inputs, o, m.EigenSmooth, true, func(a, g []float32, x []float64) {
+	return gradientCAM(ctx, m.Net, "LayerCAM", m.Layers, m.Reshape, inputs, o, m.EigenSmooth, true, func(a, g []float32, x []float64) {
 		for s, v := range a {
 			x[s] = max(float64(g[s]), 0) * float64(v)
 		}
@@ -164,13 +173,14 @@ func (m *LayerCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 // (pytorch-grad-cam gets LAPACK's); loupe takes the one whose entries sum
 // to a positive number. Cost: one forward row per example.
 type EigenCAM struct {
-	Net    *Net
-	Layers []string // as GradCAM's
+	Net     *Net
+	Layers  []string   // as GradCAM's
+	Reshape *TokenGrid // as GradCAM's
 }
 
 // Attribute computes the Eigen-CAM map; the target is not used.
 func (m *EigenCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	return gradientCAM(ctx, m.Net, "EigenCAM", m.Layers, inputs, o, true, false, func(a, _ []float32, x []float64) {
+	return gradientCAM(ctx, m.Net, "EigenCAM", m.Layers, m.Reshape, inputs, o, true, false, func(a, _ []float32, x []float64) {
 		for s, v := range a {
 			x[s] = float64(v)
 		}
@@ -182,13 +192,14 @@ func (m *EigenCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 // (pytorch-grad-cam's EigenGradCAM, after Muhammad and Yeasin 2020).
 // Cost: one forward and backward row per example.
 type EigenGradCAM struct {
-	Net    *Net
-	Layers []string // as GradCAM's
+	Net     *Net
+	Layers  []string   // as GradCAM's
+	Reshape *TokenGrid // as GradCAM's
 }
 
 // Attribute computes the Eigen-Grad-CAM map.
 func (m *EigenGradCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	return gradientCAM(ctx, m.Net, "EigenGradCAM", m.Layers, inputs, o, true, true, func(a, g []float32, x []float64) {
+	return gradientCAM(ctx, m.Net, "EigenGradCAM", m.Layers, m.Reshape, inputs, o, true, true, func(a, g []float32, x []float64) {
 		for s, v := range a {
 			x[s] = float64(g[s]) * float64(v)
 		}
@@ -201,7 +212,7 @@ func (m *EigenGradCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 // gradients g (nil without grads) into the weighted activations x, which
 // are summed over the channels or, with eigen, projected on their first
 // principal component.
-func gradientCAM(ctx context.Context, nt *Net, method string, layers []string, inputs []*tensor.Tensor, o Options, eigen, grads bool, weigh func(a, g []float32, x []float64)) (*Result, error) {
+func gradientCAM(ctx context.Context, nt *Net, method string, layers []string, rs *TokenGrid, inputs []*tensor.Tensor, o Options, eigen, grads bool, weigh func(a, g []float32, x []float64)) (*Result, error) {
 	n, h, w, err := camInput(nt, method, inputs)
 	if err != nil {
 		return nil, err
@@ -210,7 +221,7 @@ func gradientCAM(ctx context.Context, nt *Net, method string, layers []string, i
 	if err != nil {
 		return nil, err
 	}
-	r, err := nt.camPass(ctx, method, inputs, o, names, grads)
+	r, err := nt.camPass(ctx, method, inputs, o, names, grads, rs)
 	if err != nil {
 		return nil, err
 	}

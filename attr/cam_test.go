@@ -191,7 +191,7 @@ func TestCAMErrors(t *testing.T) {
 		{&ScoreCAM{Net: nt, Layers: []string{"relu2", "nope"}}, []*tensor.Tensor{x}, "nope"},
 		{&GradCAM{Net: nt, Layers: []string{"fc"}}, []*tensor.Tensor{x}, "[N, C, h, w]"},
 		{&GradCAM{Net: nt}, []*tensor.Tensor{randn(4, 1, 2, 3072)}, "image batch"},
-		{&AblationCAM{Net: nt, RatioChannelsToAblate: 0.5}, []*tensor.Tensor{x}, "ratio"},
+		{&AblationCAM{Net: nt, RatioChannelsToAblate: 1.5}, []*tensor.Tensor{x}, "ratio"},
 		{&GradCAM{}, []*tensor.Tensor{x}, "no Net"},
 		{&FullGrad{}, []*tensor.Tensor{x}, "no Net"},
 	} {

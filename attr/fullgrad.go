@@ -116,7 +116,7 @@ func (f *FullGrad) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 	for _, l := range layers {
 		wrt = append(wrt, l.Tensor)
 	}
-	r, err := f.Net.camPass(ctx, method, inputs, o, nil, true, wrt...)
+	r, err := f.Net.camPass(ctx, method, inputs, o, nil, true, nil, wrt...)
 	if err != nil {
 		return nil, err
 	}

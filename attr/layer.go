@@ -83,7 +83,7 @@ func (nt *Net) runLayer(ctx context.Context, feeds map[string]*tensor.Tensor, la
 	if val.DType != tensor.Float32 {
 		return nil, nil, fmt.Errorf("attr: layer %q is %s; layer attributions need a float tensor", layer, val.DType)
 	}
-	seed, err := t.seed(out.Shape)
+	seed, err := t.seedOf(out)
 	if err != nil {
 		return nil, nil, err
 	}

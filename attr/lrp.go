@@ -147,7 +147,7 @@ func (l *LRP) relevance(ctx context.Context, inputs []*tensor.Tensor, o Options,
 	if err != nil {
 		return nil, err
 	}
-	seed, err := o.Target.seed(y.Shape)
+	seed, err := o.Target.seedOf(y)
 	if err != nil {
 		return nil, err
 	}

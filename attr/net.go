@@ -175,7 +175,7 @@ func (nt *Net) gradOf(ctx context.Context, feeds map[string]*tensor.Tensor, t Ta
 	if err != nil {
 		return nil, nil, err
 	}
-	seed, err := t.seed(out.Shape)
+	seed, err := t.seedOf(out)
 	if err != nil {
 		return nil, nil, err
 	}

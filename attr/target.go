@@ -13,6 +13,8 @@ type Target struct {
 	all     []int          // one index tuple shared by every example
 	each    [][]int        // one index tuple per example
 	weights *tensor.Tensor // a linear function of each example's output
+	fn      rowFn          // a function of each example's output (target_kinds.go)
+	ex      []int          // for fn: the example each row belongs to (nil: row r is example r)
 }
 
 // Weights targets the weighted sum of each example's output, sum(w * y):
@@ -48,11 +50,15 @@ func Indices(idx ...[]int) Target {
 }
 
 // IsZero reports whether no target was given.
-func (t Target) IsZero() bool { return t.all == nil && t.each == nil && t.weights == nil }
+func (t Target) IsZero() bool {
+	return t.all == nil && t.each == nil && t.weights == nil && t.fn == nil
+}
 
 // String describes the target.
 func (t Target) String() string {
 	switch {
+	case t.fn != nil:
+		return t.fn.String()
 	case t.weights != nil:
 		return fmt.Sprintf("weights%v", t.weights.Shape)
 	case t.all != nil:
@@ -68,6 +74,17 @@ func (t Target) String() string {
 // interleave is true, else block-major (row r is example r % n, as
 // torch.cat of k copies gives).
 func (t Target) expand(n, k int, interleave bool) Target {
+	if t.fn != nil && k > 1 {
+		ex := make([]int, n*k)
+		for r := range ex {
+			if interleave {
+				ex[r] = t.exOf(r / k)
+			} else {
+				ex[r] = t.exOf(r % n)
+			}
+		}
+		return Target{fn: t.fn, ex: ex}
+	}
 	if t.each == nil || k == 1 {
 		return t
 	}
@@ -84,6 +101,13 @@ func (t Target) expand(n, k int, interleave bool) Target {
 
 // rows returns the target restricted to the given rows.
 func (t Target) rows(rows []int) Target {
+	if t.fn != nil {
+		ex := make([]int, len(rows))
+		for i, r := range rows {
+			ex[i] = t.exOf(r)
+		}
+		return Target{fn: t.fn, ex: ex}
+	}
 	if t.each == nil {
 		return t
 	}
@@ -98,6 +122,15 @@ func (t Target) rows(rows []int) Target {
 // repeated k times in a row (for methods and metrics that expand a chunk
 // of the batch).
 func TargetRows(t Target, lo, hi, k int) Target {
+	if t.fn != nil {
+		ex := make([]int, 0, (hi-lo)*k)
+		for e := lo; e < hi; e++ {
+			for s := 0; s < k; s++ {
+				ex = append(ex, t.exOf(e))
+			}
+		}
+		return Target{fn: t.fn, ex: ex}
+	}
 	if t.each == nil {
 		return t
 	}
@@ -156,6 +189,9 @@ func (t Target) offsets(out []int) ([]int, error) {
 // seed returns the gradient seed that selects the target in every row of
 // an output of shape out: one-hot at the target index, or the weights.
 func (t Target) seed(out []int) (*tensor.Tensor, error) {
+	if t.fn != nil {
+		return nil, fmt.Errorf("target %v is a function of the output's values; it cannot select from a shape alone", t)
+	}
 	s := tensor.New(out...)
 	if t.weights != nil {
 		if len(out) == 0 || !tensor.SameShape(t.weights.Shape, out[1:]) {
@@ -177,9 +213,27 @@ func (t Target) seed(out []int) (*tensor.Tensor, error) {
 	return s, nil
 }
 
+// seedOf returns the gradient seed of the target at an output: the
+// derivative of the sum over rows of the target values with respect to
+// the output (one-hot or the weights for linear targets).
+func (t Target) seedOf(out *tensor.Tensor) (*tensor.Tensor, error) {
+	if t.fn == nil {
+		return t.seed(out.Shape)
+	}
+	out = out.AsFloat32()
+	s := tensor.New(out.Shape...)
+	if _, err := t.fnRows(out, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // pick returns the target value of every row of an output.
 func (t Target) pick(out *tensor.Tensor) ([]float32, error) {
 	out = out.AsFloat32()
+	if t.fn != nil {
+		return t.fnRows(out, nil)
+	}
 	s, err := t.seed(out.Shape)
 	if err != nil {
 		return nil, err

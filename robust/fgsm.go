@@ -51,6 +51,12 @@ func (a *FGSM) Perturb(ctx context.Context, inputs []*tensor.Tensor, epsilon flo
 	if err := checkAttack(a.Net, inputs, o); err != nil {
 		return nil, err
 	}
+	if err := checkFinite("epsilon", epsilon); err != nil {
+		return nil, err
+	}
+	if err := checkBounds(a.LowerBound, a.UpperBound); err != nil {
+		return nil, err
+	}
 	out, err := fgsmStep(ctx, a.Net, a.LossFunc, inputs, epsilon, target, o)
 	if err != nil {
 		return nil, err
@@ -140,8 +146,14 @@ func (a *PGD) Perturb(ctx context.Context, inputs []*tensor.Tensor, radius, step
 	if err := checkAttack(a.Net, inputs, o.Options); err != nil {
 		return nil, err
 	}
-	if stepNum < 0 || radius < 0 || math.IsNaN(radius) {
-		return nil, fmt.Errorf("robust: PGD needs radius >= 0 and step_num >= 0, got %g and %d", radius, stepNum)
+	if stepNum < 0 || stepNum > attr.MaxSteps || radius < 0 || math.IsNaN(radius) {
+		return nil, fmt.Errorf("robust: PGD needs radius >= 0 and step_num in 0..%d, got %g and %d", attr.MaxSteps, radius, stepNum)
+	}
+	if err := checkFinite("step_size", stepSize); err != nil {
+		return nil, err
+	}
+	if err := checkBounds(a.LowerBound, a.UpperBound); err != nil {
+		return nil, err
 	}
 	norm := o.Norm
 	if norm == "" {
@@ -381,4 +393,20 @@ func forward(ctx context.Context, nt *attr.Net, inputs, additional []*tensor.Ten
 		put(name, additional[i])
 	}
 	return nt.Model.Forward(ctx, feeds, &engine.Options{Outputs: []string{nt.Output}, Inject: inject, Record: record})
+}
+
+// checkFinite refuses a parameter that is NaN or infinite.
+func checkFinite(name string, v float64) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("robust: %s is %g, want a finite number", name, v)
+	}
+	return nil
+}
+
+// checkBounds refuses NaN or crossed bounds of the perturbed input.
+func checkBounds(lower, upper float64) error {
+	if math.IsNaN(lower) || math.IsNaN(upper) || lower > upper {
+		return fmt.Errorf("robust: bounds [%g, %g]: want lower <= upper, not NaN", lower, upper)
+	}
+	return nil
 }

@@ -157,7 +157,23 @@ func TestAttackErrors(t *testing.T) {
 	if _, err := (&FGSM{}).Perturb(ctx, []*tensor.Tensor{x}, 0.1, []int{0}, Options{}); err == nil {
 		t.Error("FGSM without a Net accepted")
 	}
+	// Parameters out of range are refused before anything runs.
+	nan := math.NaN()
+	for name, err := range map[string]error{
+		"epsilon NaN":  second(a.Perturb(ctx, []*tensor.Tensor{x}, nan, []int{0}, Options{})),
+		"epsilon Inf":  second(a.Perturb(ctx, []*tensor.Tensor{x}, math.Inf(1), []int{0}, Options{})),
+		"bounds NaN":   second((&FGSM{Net: nt, LowerBound: nan}).Perturb(ctx, []*tensor.Tensor{x}, 0.1, []int{0}, Options{})),
+		"bounds cross": second((&FGSM{Net: nt, LowerBound: 1, UpperBound: -1}).Perturb(ctx, []*tensor.Tensor{x}, 0.1, []int{0}, Options{})),
+		"steps 1e9":    second((&PGD{Net: nt}).Perturb(ctx, []*tensor.Tensor{x}, 0.1, 0.01, 1e9, []int{0}, PGDOptions{})),
+		"step NaN":     second((&PGD{Net: nt}).Perturb(ctx, []*tensor.Tensor{x}, 0.1, nan, 3, []int{0}, PGDOptions{})),
+	} {
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
 }
+
+func second[T any](_ T, err error) error { return err }
 
 func TestPyFloorDiv(t *testing.T) {
 	// Values printed by CPython.

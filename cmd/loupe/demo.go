@@ -13,13 +13,20 @@ import (
 // cmdDemo explains the built-in model with several methods and writes the
 // report.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if demoTask(args) == "detection" {
+		return cmdDemoDetection(ctx, args, stdout, stderr) // detect.go
+	}
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.String("task", "classification", "classification, or detection (the built-in detector: boxes and per-box maps)")
 	out := fs.String("out", "loupe-demo", "folder for the report")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	per := fs.Int("per-class", 2, "images of each shape")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if t := demoTask(args); t != "classification" {
+		return usageError{fmt.Errorf("--task %q: want classification or detection", t)}
 	}
 	rep, err := demo.Run(ctx, *out, *per, progressBar(stderr, "explaining", *quiet))
 	if err != nil {

@@ -78,6 +78,12 @@ type batchInputs struct {
 // cmdExplain runs one method on the inputs and writes the attributions
 // and their pictures.
 func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if isLLM(args) {
+		return cmdExplainLLM(ctx, args, stdout, stderr)
+	}
+	if wantsDetections(args) {
+		return cmdExplainDetections(ctx, args, stdout, stderr) // detect.go
+	}
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	f := newExplainFlags(fs)

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/concept"
@@ -248,12 +246,6 @@ func runTCAV(ctx context.Context, c *Case, m *engine.Model) error {
 		}
 	}
 	return nil
-}
-
-// readCaseFile reads the case's own file again, for the fields beyond
-// Case (concepts, layers, training data).
-func readCaseFile(c *Case) ([]byte, error) {
-	return os.ReadFile(filepath.Join(c.Dir, c.ID+".json"))
 }
 
 func f64Tensor(v []float64) *tensor.Tensor {

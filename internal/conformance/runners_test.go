@@ -72,6 +72,9 @@ func runners() map[string]runner {
 	out["LayerAttribution.interpolate"] = runInterpolate
 	out["infidelity"] = runInfidelity
 	out["sensitivity_max"] = runSensitivity
+	for name, r := range llmRunners() {
+		out[name] = r
+	}
 	for name, r := range camRunners() {
 		out[name] = r
 	}

@@ -20,7 +20,9 @@
 package par
 
 import (
+	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 )
@@ -87,7 +89,6 @@ func Range(n, chunk, workers int, fn func(lo, hi int)) {
 // split is the work of Range or Chunks: [0, n) cut into tasks ranges,
 // passed to rng, or with their number to chunk.
 type split struct {
-	q     Queue
 	n     int
 	rng   func(lo, hi int)
 	chunk func(chunk, lo, hi int)
@@ -95,24 +96,16 @@ type split struct {
 
 // run does the tasks on up to workers goroutines (at least 2 tasks).
 func (s *split) run(tasks, workers int) {
-	s.q.start(tasks)
-	for w := 1; w < min(workers, tasks); w++ {
-		go s.work()
-	}
-	s.work()
-	s.q.done.Wait()
-}
-
-func (s *split) work() {
-	tasks := int(s.q.n)
-	for t := s.q.Next(-1); t >= 0; t = s.q.Next(t) {
-		lo, hi := t*s.n/tasks, (t+1)*s.n/tasks
-		if s.rng != nil {
-			s.rng(lo, hi)
-		} else {
-			s.chunk(t, lo, hi)
+	Tasks(tasks, workers, func(_ int, q *Queue) {
+		for t := q.Next(-1); t >= 0; t = q.Next(t) {
+			lo, hi := t*s.n/tasks, (t+1)*s.n/tasks
+			if s.rng != nil {
+				s.rng(lo, hi)
+			} else {
+				s.chunk(t, lo, hi)
+			}
 		}
-	}
+	})
 }
 
 // Tasks runs body(worker, q) on up to workers goroutines, worker 0 being
@@ -124,39 +117,102 @@ func (s *split) work() {
 // Tasks returns when all n tasks are complete. A body must not change
 // shared state before its first task, since a late helper may run it
 // after Tasks has returned.
+//
+// A panic in a body, on any goroutine, stops the handing out of tasks;
+// Tasks waits for the tasks already running and then panics in the
+// caller's goroutine with the first panic's value (wrapped in a
+// *WorkerPanic when it came from a helper), so that the engine's recovery
+// around a kernel turns it into an error rather than a crash.
 func Tasks(n, workers int, body func(worker int, q *Queue)) {
-	q := &Queue{}
-	q.start(n)
+	st := &queueState{n: int64(n)}
+	st.done.Add(n)
 	workers = min(workers, n)
 	for w := 1; w < workers; w++ {
-		go body(w, q)
+		go func() {
+			q := &Queue{s: st, held: -1}
+			defer func() {
+				if r := recover(); r != nil {
+					st.fail(q, &WorkerPanic{Value: r, Stack: debug.Stack()})
+				}
+			}()
+			body(w, q)
+		}()
 	}
-	body(0, q)
-	q.done.Wait()
+	q := &Queue{s: st, held: -1}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				st.fail(q, r)
+			}
+		}()
+		body(0, q)
+	}()
+	st.done.Wait()
+	if p := st.panicked.Load(); p != nil {
+		panic(p.v)
+	}
 }
 
-// Queue hands out the task numbers of Tasks and counts completed tasks.
+// WorkerPanic is the value Tasks (and For, Chunks, Range) panic with when
+// a body panicked on a helper goroutine: the helper's panic value and its
+// stack.
+type WorkerPanic struct {
+	Value any
+	Stack []byte
+}
+
+func (p *WorkerPanic) Error() string {
+	return fmt.Sprintf("panic in a worker goroutine: %v", p.Value)
+}
+
+// Queue hands out the task numbers of Tasks to one goroutine's body and
+// counts completed tasks.
 type Queue struct {
-	next atomic.Int64
-	n    int64
-	done sync.WaitGroup
+	s    *queueState
+	held int // the task claimed and not yet complete, or -1
 }
 
-func (q *Queue) start(n int) {
-	q.n = int64(n)
-	q.done.Add(n)
+// queueState is what the bodies of one Tasks call share.
+type queueState struct {
+	next     atomic.Int64
+	n        int64
+	done     sync.WaitGroup
+	panicked atomic.Pointer[panicValue]
+}
+
+type panicValue struct{ v any }
+
+// fail records the first panic, completes the task q held, and claims and
+// completes every task not yet handed out, so that Tasks stops waiting
+// for them.
+func (st *queueState) fail(q *Queue, v any) {
+	st.panicked.CompareAndSwap(nil, &panicValue{v})
+	if q.held >= 0 {
+		q.held = -1
+		st.done.Done()
+	}
+	for {
+		i := st.next.Add(1) - 1
+		if i >= st.n {
+			return
+		}
+		st.done.Done()
+	}
 }
 
 // Next marks task prev complete (none if prev < 0: the first call) and
 // claims another, returning its number, or -1 when none is left. A body
 // calls it once more after its last task, with that task's number.
 func (q *Queue) Next(prev int) int {
-	if prev >= 0 {
-		q.done.Done()
+	st := q.s
+	if prev >= 0 && q.held >= 0 {
+		q.held = -1
+		st.done.Done()
 	}
-	i := q.next.Add(1) - 1
-	if i >= q.n {
+	i := st.next.Add(1) - 1
+	if i >= st.n {
 		return -1
 	}
+	q.held = int(i)
 	return int(i)
 }

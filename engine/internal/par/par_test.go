@@ -1,6 +1,7 @@
 package par
 
 import (
+	"fmt"
 	"sync/atomic"
 	"testing"
 )
@@ -100,5 +101,53 @@ func TestGrain(t *testing.T) {
 	}
 	if g := Grain(2 * MinWork); g != 1 {
 		t.Errorf("Grain(2*MinWork) = %d, want 1", g)
+	}
+}
+
+// TestPanicReachesCaller checks that a panic in a task, on whichever
+// goroutine runs it, stops the work and is raised in the caller's
+// goroutine once the running tasks are complete (it used to kill the
+// process from a helper goroutine, or hang the caller).
+func TestPanicReachesCaller(t *testing.T) {
+	catch := func(f func()) (v any) {
+		defer func() { v = recover() }()
+		f()
+		return nil
+	}
+	for _, workers := range []int{1, 2, 3, 8} {
+		for rep := 0; rep < 200; rep++ {
+			bad := rep % 64
+			var ran atomic.Int64
+			v := catch(func() {
+				Tasks(64, workers, func(_ int, q *Queue) {
+					for i := q.Next(-1); i >= 0; i = q.Next(i) {
+						ran.Add(1)
+						if i == bad {
+							panic("boom")
+						}
+					}
+				})
+			})
+			msg := fmt.Sprint(v)
+			if wp, ok := v.(*WorkerPanic); ok {
+				msg = fmt.Sprint(wp.Value)
+				if len(wp.Stack) == 0 {
+					t.Fatal("a worker's panic without its stack")
+				}
+			}
+			if msg != "boom" {
+				t.Fatalf("workers=%d task %d: recovered %v, want the task's panic", workers, bad, v)
+			}
+		}
+		v := catch(func() {
+			For(1<<20, 1, func(lo, hi int) {
+				if lo <= 1<<19 && 1<<19 < hi {
+					panic("for")
+				}
+			})
+		})
+		if v == nil {
+			t.Fatalf("workers=%d: For swallowed a panic", workers)
+		}
 	}
 }

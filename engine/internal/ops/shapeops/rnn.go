@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"sync"
 
 	"github.com/loupe-ml/loupe/engine/internal/kernels"
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -241,15 +241,12 @@ func eachDir(D int, fn func(d int)) {
 		fn(0)
 		return
 	}
-	var wg sync.WaitGroup
-	for d := 0; d < D; d++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	// Through par, so that a panic in one direction reaches the caller.
+	par.Tasks(D, D, func(_ int, q *par.Queue) {
+		for d := q.Next(-1); d >= 0; d = q.Next(d) {
 			fn(d)
-		}()
-	}
-	wg.Wait()
+		}
+	})
 }
 
 func (k rnn) run(a *rnnArgs, keep bool) *rnnRun {
