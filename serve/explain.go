@@ -128,6 +128,9 @@ func (s *Server) newJob(m *model, req v1Request, inputs []*tensor.Tensor, n int)
 	}
 	spec, vals, err := explain.Check(j.req)
 	if err != nil {
+		if errors.Is(err, explain.ErrUnknownMethod) && len(explain.Nearest(j.method, methods.Names())) == 0 {
+			return nil, badRequest("%v (loupe has %s)", err, strings.Join(methods.Names(), ", "))
+		}
 		return nil, badRequest("%v", err)
 	}
 	j.vals = vals

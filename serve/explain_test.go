@@ -145,8 +145,15 @@ func TestTargets(t *testing.T) {
 	if x := body["explanations"].([]any)[0].(map[string]any); x["delta"] != nil {
 		t.Errorf("NoiseTunnel around Saliency: delta %v", x["delta"])
 	}
-	code, body = call(t, s, "POST", "/v1/models/cnn:explain", map[string]any{"instances": imgs, "method": "Saliency", "params": map[string]any{"ab": true}})
-	if msg, _ := body["error"].(string); code != 400 || !strings.Contains(msg, "did you mean abs?") {
-		t.Errorf("misspelt parameter: %d %q", code, msg)
+	// Misspelt names get the nearest; a method name near none gets them all.
+	for _, c := range []struct{ req, says string }{
+		{`{"instances": [[1,2,3]], "method": "Saliency", "params": {"ab": true}}`, "did you mean abs?"},
+		{`{"instances": [[1,2,3]], "method": "IntegratedGradient"}`, `unknown method "IntegratedGradient" (did you mean IntegratedGradients?)`},
+		{`{"instances": [[1,2,3]], "method": "Magic"}`, "(loupe has "},
+	} {
+		code, body := call(t, s, "POST", "/v1/models/toy:explain", c.req)
+		if msg, _ := body["error"].(string); code != 400 || !strings.Contains(msg, c.says) {
+			t.Errorf("%s: %d %q, want 400 saying %q", c.req, code, msg, c.says)
+		}
 	}
 }
