@@ -40,7 +40,6 @@ func (k *KernelShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o O
 	return l.Attribute(ctx, inputs, o)
 }
 
-
 // wideLeastSquares is linear.LeastSquares for problems with more features
 // than samples: the minimum-norm solution b = Aᵀ(AAᵀ)⁺t of the centered,
 // weight-scaled system A b = t is A⁺t, linear.LeastSquares' answer, found
