@@ -240,7 +240,7 @@ func TestModelRowBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fwd <= 3*32*32*4 || grad != 2*fwd {
+	if fwd <= 3*32*32*4 || grad != 3*fwd {
 		t.Fatalf("row estimates: forward %d, with gradients %d", fwd, grad)
 	}
 	if f, _ := modelRowBytes(ctx, sumModel, x, nil, 3, false); f <= 0 || f > 1024 {
