@@ -233,7 +233,7 @@ func (p *path) fit(ctx context.Context, nt *Net, inputs []*tensor.Tensor, o Opti
 		return err
 	}
 	unit := mulBytes(int64(p.n), 2*rowBytes(inputs, p.n)+rowBytes(o.Additional, p.n)+mrow)
-	per, err := b.units(unit, p.per, fmt.Sprintf("one step for a batch of %d examples (the model's recorded pass and gradients)", p.n),
+	per, err := b.units(unit, p.per, fmt.Sprintf("one step for a batch of %d example(s) (the model's recorded pass and gradients)", p.n),
 		"explain fewer examples at once, or raise Options.MemoryBudget")
 	if err != nil {
 		return err

@@ -237,6 +237,6 @@ func perEvalWithin(ctx context.Context, method string, m Model, inputs []*tensor
 		return 0, err
 	}
 	copyBytes := mulBytes(int64(n), rowBytes(inputs, n)+rowBytes(o.Additional, n)+mrow+8)
-	return b.units(copyBytes, per, fmt.Sprintf("one perturbed copy of a batch of %d examples", n),
+	return b.units(copyBytes, per, fmt.Sprintf("one perturbed copy of a batch of %d example(s)", n),
 		"explain fewer examples at once, or raise Options.MemoryBudget")
 }

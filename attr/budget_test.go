@@ -3,6 +3,7 @@ package attr
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -81,7 +82,7 @@ func TestBudgetRefusesAtOnce(t *testing.T) {
 		{"KernelShap n_samples=1e5", &KernelShap{Model: model, NSamples: MaxSamples}, img, Options{Target: Class(0)}, []string{"n_samples", "feature_mask"}},
 		{"Lime Ridge", &Lime{Model: model, Interpretable: linear.Ridge{Alpha: 1}}, img, Options{Target: Class(0)}, []string{"feature_mask"}},
 		{"IntegratedGradients", &IntegratedGradients{Net: net(t, "cnn_s0.onnx")}, []*tensor.Tensor{randn(1, 1, 4, 3, 32, 32)},
-			Options{Target: Class(0), MemoryBudget: 1 << 20}, []string{"one step for a batch of 4", "fewer examples"}},
+			Options{Target: Class(0), MemoryBudget: 1 << 20}, []string{"one step for a batch of 4 example(s)", "fewer examples"}},
 		{"GradientShap", &GradientShap{Net: net(t, "cnn_s0.onnx")}, []*tensor.Tensor{randn(1, 1, 4, 3, 32, 32)},
 			Options{Target: Class(0), MemoryBudget: 1 << 18, Baselines: []*tensor.Tensor{tensor.Scalar(0)}}, []string{"one draw"}},
 		{"ShapleyValueSampling", &ShapleyValueSampling{Model: model}, img, Options{Target: Class(0), MemoryBudget: 1 << 20}, []string{"ShapleyValueSampling"}},
@@ -254,4 +255,21 @@ func countSum(calls *atomic.Int64) Func {
 		calls.Add(1)
 		return sumModel(ctx, in)
 	}
+}
+
+// A method refuses at once what would not fit its memory budget even
+// split, and says which parameter to change.
+func ExampleOptions_memoryBudget() {
+	// One 224x224 RGB image, every scalar a feature (150,528 of them).
+	img := tensor.New(1, 3, 224, 224)
+	model := Func(func(_ context.Context, in []*tensor.Tensor) (*tensor.Tensor, error) {
+		return tensor.New(in[0].Shape[0], 1), nil
+	})
+	lime := &Lime{Model: model, NSamples: 10000}
+	_, err := lime.Attribute(context.Background(), []*tensor.Tensor{img}, Options{Target: Class(0), MemoryBudget: 1 << 30})
+	fmt.Println(errors.Is(err, ErrMemoryBudget))
+	fmt.Println(err)
+	// Output:
+	// true
+	// attr: Lime: the design matrix of n_samples=10000 samples by 150528 features and its fit needs 48.2 GB, over the memory budget of 1.07 GB (Options.MemoryBudget): lower n_samples, or group the features with a coarser feature_mask, or raise Options.MemoryBudget
 }
