@@ -17,8 +17,8 @@ import (
 
 // DefaultMemoryBudget is the memory budget of a method whose
 // Options.MemoryBudget is 0: a quarter of the machine's memory (the smaller
-// of /proc/meminfo's MemTotal and the cgroup's memory.max), or 4 GiB where
-// neither can be read. It is read once per process.
+// of /proc/meminfo's MemTotal and the cgroup's memory limit), or 4 GiB where
+// neither can be read. It is read once per process and never changes.
 func DefaultMemoryBudget() int64 { return defaultBudget() }
 
 var defaultBudget = sync.OnceValue(func() int64 {
@@ -46,9 +46,12 @@ func machineMemory() int64 {
 		}
 		f.Close()
 	}
-	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
-		if v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && v > 0 && (total == 0 || v < total) {
-			total = v
+	// The cgroup's limit, v2 then v1 ("max" or a huge number when unset).
+	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		if b, err := os.ReadFile(f); err == nil {
+			if v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && v > 0 && (total == 0 || v < total) {
+				total = v
+			}
 		}
 	}
 	return total
