@@ -284,9 +284,9 @@ func blendCells(img *tensor.Tensor, v []float64, h, w int, s Sign, cmap Colormap
 func upscale(src *image.RGBA, scale int) *image.RGBA {
 	b := src.Bounds()
 	// The scale is lowered so that the picture holds at most MaxPixels.
-	for scale > 1 && b.Dx()*b.Dy()*scale*scale > MaxPixels {
-		scale = max(1, int(math.Sqrt(float64(MaxPixels)/float64(max(1, b.Dx()*b.Dy())))))
-		if b.Dx()*b.Dy()*scale*scale > MaxPixels {
+	if px := float64(b.Dx() * b.Dy()); scale > 1 && px*float64(scale)*float64(scale) > MaxPixels {
+		scale = int(math.Sqrt(MaxPixels / max(px, 1)))
+		for scale > 1 && px*float64(scale)*float64(scale) > MaxPixels {
 			scale--
 		}
 	}
@@ -328,7 +328,7 @@ func emptyNote(s Sign) string {
 // MaxPixels bounds the pictures viz draws: an upscaling factor is lowered
 // to stay within it, and a map larger than it is refused (or, where a
 // function returns no error, drawn as an empty picture).
-const MaxPixels = 1 << 26
+const MaxPixels = 1 << 24
 
 // mapFits reports whether v holds an h×w map that viz can draw.
 func mapFits(v []float64, h, w int) bool {
