@@ -1,6 +1,7 @@
 package attr
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -24,6 +25,12 @@ const (
 // from a float32 linspace, Gauss-Legendre from the Legendre polynomial's
 // roots in float64.
 func stepsAndAlphas(method string, n int) (steps, alphas []float64, err error) {
+	return stepsAndAlphasCtx(context.Background(), method, n)
+}
+
+// stepsAndAlphasCtx is stepsAndAlphas that stops when ctx is done: the
+// Gauss-Legendre table costs O(n²) and takes seconds at MaxSteps.
+func stepsAndAlphasCtx(ctx context.Context, method string, n int) (steps, alphas []float64, err error) {
 	if n < 1 {
 		return nil, nil, fmt.Errorf("attr: n_steps must be positive, got %d", n)
 	}
@@ -53,7 +60,10 @@ func stepsAndAlphas(method string, n int) (steps, alphas []float64, err error) {
 		steps[n-1] /= 2
 		alphas = linspace32(0, 1, n)
 	case GaussLegendre, "":
-		x, w := gaussLegendre(n)
+		x, w, err := gaussLegendreCtx(ctx, n)
+		if err != nil {
+			return nil, nil, err
+		}
 		alphas = make([]float64, n)
 		for i := range x {
 			alphas[i] = 0.5 * (x[i] + 1)
@@ -89,9 +99,22 @@ func linspace32(start, end float64, n int) []float64 {
 // gaussLegendre returns the nodes (ascending) and weights of n-point
 // Gauss-Legendre quadrature on [-1,1], found by Newton's method.
 func gaussLegendre(n int) (x, w []float64) {
+	x, w, _ = gaussLegendreCtx(context.Background(), n)
+	return x, w
+}
+
+// gaussLegendreCtx is gaussLegendre checking ctx before each root (each
+// costs O(n)), so that a cancelled call returns within milliseconds even
+// at MaxSteps points.
+func gaussLegendreCtx(ctx context.Context, n int) (x, w []float64, err error) {
 	x = make([]float64, n)
 	w = make([]float64, n)
 	for i := 0; i < (n+1)/2; i++ {
+		if i%64 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, nil, err
+			}
+		}
 		z := math.Cos(math.Pi * (float64(i) + 0.75) / (float64(n) + 0.5))
 		for iter := 0; iter < 100; iter++ {
 			p, dp := legendre(n, z)
@@ -111,7 +134,7 @@ func gaussLegendre(n int) (x, w []float64) {
 	if n%2 == 1 {
 		x[n/2] = 0
 	}
-	return x, w
+	return x, w, nil
 }
 
 // legendre returns the Legendre polynomial P_n and its derivative at z,
@@ -163,6 +186,7 @@ func stepsPerCall(ibs, n, points int, inputs []*tensor.Tensor) int {
 // base) and their quadrature weights (steps), evaluated per points at a
 // time.
 type path struct {
+	method        string           // the method's name, for errors
 	n             int              // examples
 	base          []*tensor.Tensor // one baseline of the input's shape per input
 	steps, alphas []float64
@@ -171,8 +195,9 @@ type path struct {
 
 // newPath checks the inputs and prepares the path of points points of an
 // integration method, with at most internal_batch_size ibs rows per engine
-// call (see stepsPerCall).
-func newPath(inputs []*tensor.Tensor, o Options, method string, points, ibs int) (*path, error) {
+// call (see stepsPerCall; walk lowers it to fit the memory budget). name
+// is the attribution method's, for errors.
+func newPath(ctx context.Context, name string, inputs []*tensor.Tensor, o Options, method string, points, ibs int) (*path, error) {
 	if points < 1 || points > MaxSteps {
 		return nil, fmt.Errorf("attr: NSteps=%d: want 0 (the default) or 1 to %d", points, MaxSteps)
 	}
@@ -183,19 +208,55 @@ func newPath(inputs []*tensor.Tensor, o Options, method string, points, ibs int)
 	if err != nil {
 		return nil, err
 	}
-	steps, alphas, err := stepsAndAlphas(method, points)
+	steps, alphas, err := stepsAndAlphasCtx(ctx, method, points)
 	if err != nil {
 		return nil, err
 	}
-	return &path{n: n, base: base, steps: steps, alphas: alphas, per: stepsPerCall(ibs, n, points, inputs)}, nil
+	return &path{method: name, n: n, base: base, steps: steps, alphas: alphas, per: stepsPerCall(ibs, n, points, inputs)}, nil
+}
+
+// fit lowers the points per call to what o's memory budget allows, and
+// refuses when one point for the whole batch does not fit: a point costs,
+// per example, the interpolated input row, its gradient and the net's
+// recorded pass with gradients (modelRowBytes); the baselines and the
+// accumulated attributions are held for the whole call.
+func (p *path) fit(ctx context.Context, nt *Net, inputs []*tensor.Tensor, o Options) error {
+	b, err := newBudget(p.method, o)
+	if err != nil {
+		return err
+	}
+	if err := b.hold(2*tensorBytes(inputs), "the baselines and attributions of the batch", "explain fewer examples at once, or raise Options.MemoryBudget"); err != nil {
+		return err
+	}
+	mrow, err := modelRowBytes(ctx, nt, inputs, o.Additional, p.n, true)
+	if err != nil {
+		return err
+	}
+	unit := mulBytes(int64(p.n), 2*rowBytes(inputs, p.n)+rowBytes(o.Additional, p.n)+mrow)
+	per, err := b.units(unit, p.per, fmt.Sprintf("one step for a batch of %d example(s) (the model's recorded pass and gradients)", p.n),
+		"explain fewer examples at once, or raise Options.MemoryBudget")
+	if err != nil {
+		return err
+	}
+	p.per = per
+	return nil
 }
 
 // walk calls f for each chunk of k points from point s0 with the net's
 // feeds of the chunk's rows (n*k of them, block-major: every example at one
 // point, then every example at the next), and reports progress.
-func (p *path) walk(nt *Net, rows func(s0, k int) []*tensor.Tensor, o Options, f func(s0, k int, feeds map[string]*tensor.Tensor) error) error {
+//
+// Before the first call it splits the points to fit the memory budget
+// (see fit), measuring the net on inputs, the tensors the rows stand for.
+func (p *path) walk(ctx context.Context, nt *Net, inputs []*tensor.Tensor, rows func(s0, k int) []*tensor.Tensor, o Options, f func(s0, k int, feeds map[string]*tensor.Tensor) error) error {
+	if err := p.fit(ctx, nt, inputs, o); err != nil {
+		return err
+	}
 	points := len(p.alphas)
 	for s0, s1 := range chunks(points, p.per) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		feeds, err := nt.feeds(rows(s0, s1-s0), o.Additional, p.n, s1-s0, false)
 		if err != nil {
 			return err

@@ -48,7 +48,9 @@ type Options struct {
 	// Tensors whose first dimension is the batch size are repeated along
 	// with the inputs when a method expands the batch.
 	Additional []*tensor.Tensor
-	// Progress, if set, is called as rows are evaluated.
+	// Progress, if set, is called as rows are evaluated: per model call,
+	// and for the sampling methods (Lime, KernelShap, ShapleyValueSampling,
+	// GradientShap, NoiseTunnel) per evaluated sample.
 	Progress Progress
 	// Workers is how many model calls perturbation methods (FeatureAblation,
 	// Occlusion and their layer and neuron forms) run at once. 0 or 1 runs
@@ -56,6 +58,18 @@ type Options struct {
 	// every core; a Go function that is safe for concurrent use and runs on
 	// one core goes faster with Workers set to the number of cores.
 	Workers int
+	// MemoryBudget bounds, in bytes, what a method holds at once: its
+	// expanded batches (IntegratedGradients' steps, NoiseTunnel's noisy
+	// copies, GradientShap's draws, the coalitions of Lime, KernelShap and
+	// the Shapley methods) are split into model calls that fit, the
+	// model's share of a row estimated by a dry run on one example (see
+	// DefaultMemoryBudget for 0). What would not fit even split (one
+	// step of the whole batch, Lime's design matrix of NSamples rows by the
+	// number of features, a least-squares surrogate over too many
+	// features) is refused before any model call, with the parameter to
+	// change. It counts live data: the process's peak can be up to about
+	// twice as much with Go's default garbage collector settings (GOGC=100).
+	MemoryBudget int64
 }
 
 // Progress reports work done: done of total model rows evaluated so far.

@@ -2,9 +2,11 @@ package attr
 
 import (
 	"context"
+	"errors"
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
@@ -71,5 +73,67 @@ func TestHostileParameters(t *testing.T) {
 				t.Errorf("%s: err %v (result %v), want an error naming %s", tc.name, err, res != nil, tc.field)
 			}
 		}()
+	}
+}
+
+// A cancelled context stops every long loop within a bounded time: the
+// Gauss-Legendre table at MaxSteps points (seconds of work), the path
+// walk, and the sampling loops, which stop at the next model call after
+// the first progress report cancels.
+func TestCancelStopsLongLoops(t *testing.T) {
+	x := []*tensor.Tensor{randn(1, 1, 1, 3, 32, 32)}
+	o := Options{Target: Class(0)}
+	for _, method := range []string{GaussLegendre, RiemannTrapezoid} {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		start := time.Now()
+		_, err := (&IntegratedGradients{Net: net(t, "cnn_s0.onnx"), NSteps: MaxSteps, Method: method, InternalBatchSize: 4}).Attribute(ctx, x, o)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("IntegratedGradients %s n_steps=%d: %v, want the context's error", method, MaxSteps, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("IntegratedGradients %s n_steps=%d stopped %v after the start, with a deadline of 100ms", method, MaxSteps, d)
+		}
+	}
+	nt := net(t, "cnn_s0.onnx")
+	mask := []*tensor.Tensor{quadrants(32)}
+	dist := []*tensor.Tensor{randn(2, 1, 3, 3, 32, 32)}
+	for _, tc := range []struct {
+		name string
+		m    Method
+		o    Options
+	}{
+		{"IntegratedGradients", &IntegratedGradients{Net: nt, NSteps: 1000, InternalBatchSize: 1}, o},
+		{"LayerConductance", &LayerConductance{Net: nt, Layer: "relu2", NSteps: 1000, InternalBatchSize: 1}, o},
+		{"GradientShap", &GradientShap{Net: nt, NSamples: MaxSamples}, Options{Target: Class(0), Baselines: dist, MemoryBudget: 1 << 20}},
+		{"NoiseTunnel", &NoiseTunnel{Method: &Saliency{Net: nt}, NSamples: MaxNoiseSamples, SamplesBatchSize: 1}, o},
+		{"Lime", &Lime{Model: nt, NSamples: MaxSamples, FeatureMask: mask, PerturbationsPerEval: 1}, o},
+		{"KernelShap", &KernelShap{Model: nt, NSamples: MaxSamples, FeatureMask: mask, PerturbationsPerEval: 1}, o},
+		{"ShapleyValueSampling", &ShapleyValueSampling{Model: nt, NSamples: MaxSamples, FeatureMask: mask, PerturbationsPerEval: 1}, o},
+		{"ShapleyValues", &ShapleyValues{Model: nt, PerturbationsPerEval: 1}, Options{Target: Class(0)}},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		reports := 0
+		tc.o.Progress = func(done, total int) {
+			reports++
+			cancel()
+		}
+		in := x
+		if tc.name == "ShapleyValues" {
+			in = []*tensor.Tensor{randn(1, 1, 1, 3, 2, 2)}
+			tc.m.(*ShapleyValues).Model = Func(func(ctx context.Context, in []*tensor.Tensor) (*tensor.Tensor, error) { return sumModel(ctx, in) })
+		}
+		start := time.Now()
+		_, err := tc.m.Attribute(ctx, in, tc.o)
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: %v, want the context's error", tc.name, err)
+		}
+		if reports != 1 {
+			t.Errorf("%s: %d progress reports, want it to stop after the first", tc.name, reports)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s: stopped after %v", tc.name, d)
+		}
 	}
 }

@@ -16,7 +16,8 @@ import (
 // baseline); the attributions are the mean over draws (Lundberg and Lee,
 // NeurIPS 2017; Erion et al., "Improving performance of deep learning models
 // with axiomatic attribution priors and expected gradients", 2019).
-// Cost: NSamples forward and backward rows per example.
+// Cost: NSamples forward and backward rows per example, in model calls
+// that fit Options.MemoryBudget.
 type GradientShap struct {
 	Net *Net
 	// NSamples is the number of draws per example; 0 means 5, at most
@@ -37,31 +38,99 @@ type GradientShap struct {
 // Attribute computes GradientShap attributions; o.Baselines holds one
 // distribution per input (its rows are samples; a scalar or a single row is
 // a one-sample distribution). With o.Delta the delta of each draw is
-// returned (n*NSamples values, example-major).
+// returned (n*NSamples values, example-major). The draws are made and
+// evaluated in chunks of rows that fit Options.MemoryBudget (the same draws
+// whatever the chunks), with progress reported per draw.
 func (gs *GradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	pts, err := gs.points(inputs, o)
+	src, err := gs.source(inputs, o)
 	if err != nil {
 		return nil, err
 	}
-	feeds, err := gs.Net.feeds(pts.points, o.Additional, pts.n, pts.k, true)
+	if gs.Net == nil || gs.Net.Model == nil {
+		return nil, errNoNet
+	}
+	n, k := src.n, src.k
+	b, err := newBudget("GradientShap", o)
 	if err != nil {
 		return nil, err
 	}
-	_, grads, err := gs.Net.gradOf(ctx, feeds, o.Target.expand(pts.n, pts.k, true), nil)
+	held := tensorBytes(inputs) + tensorBytes(src.dist)
+	if o.Delta {
+		held += 4 * int64(n) * int64(k)
+	}
+	if err := b.hold(held, "the attributions and the baseline distribution", "explain fewer examples at once, or raise Options.MemoryBudget"); err != nil {
+		return nil, err
+	}
+	mrow, err := modelRowBytes(ctx, gs.Net, inputs, o.Additional, n, true)
 	if err != nil {
 		return nil, err
 	}
-	if !gs.Local {
-		multiplyByInputs(grads, pts.noisy, pts.bases)
+	// A draw holds its noisy input, baseline, point and gradient rows, the
+	// additional inputs' row and the net's recorded pass.
+	unit := 4*rowBytes(inputs, n) + rowBytes(o.Additional, n) + mrow
+	elems := 0
+	for _, x := range inputs {
+		elems += x.Len() / max(n, 1)
 	}
-	res, err := pts.result(ctx, gs.Net, grads, o)
+	per, err := b.units(unit, min(n*k, max(1, (1<<20)/max(elems, 1))), "one draw (the model's recorded pass and gradients on one row)",
+		"raise Options.MemoryBudget")
 	if err != nil {
 		return nil, err
 	}
-	if o.Progress != nil {
-		o.Progress(pts.n, pts.n)
+	attrs := zerosLike(inputs, false)
+	var delta *tensor.Tensor
+	if o.Delta {
+		delta = tensor.New(n * k)
 	}
-	return res, nil
+	for r0, r1 := range chunks(n*k, per) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		pts := src.rows(r0, r1)
+		ex := make([]int, r1-r0)
+		for j := range ex {
+			ex[j] = (r0 + j) / k
+		}
+		sub := o
+		sub.Target = o.Target.rows(ex)
+		sub.Additional = selectRows(o.Additional, n, ex)
+		feeds, err := gs.Net.feeds(pts.points, sub.Additional, len(ex), 1, false)
+		if err != nil {
+			return nil, err
+		}
+		_, grads, err := gs.Net.gradOf(ctx, feeds, sub.Target, nil)
+		if err != nil {
+			return nil, err
+		}
+		if !gs.Local {
+			multiplyByInputs(grads, pts.noisy, pts.bases)
+		}
+		for i, g := range grads {
+			row := g.Len() / len(ex)
+			for j, e := range ex {
+				dst := attrs[i].F[e*row : (e+1)*row]
+				for x, v := range g.F[j*row : (j+1)*row] {
+					dst[x] += v
+				}
+			}
+		}
+		if o.Delta {
+			d, err := convergenceDelta(ctx, gs.Net, pts.noisy, pts.bases, grads, sub)
+			if err != nil {
+				return nil, err
+			}
+			copy(delta.F[r0:r1], d.F)
+		}
+		if o.Progress != nil {
+			o.Progress(r1, n*k)
+		}
+	}
+	for _, a := range attrs {
+		for e := range a.F {
+			a.F[e] /= float32(k)
+		}
+	}
+	return &Result{Attributions: attrs, Delta: delta}, nil
 }
 
 // ShapDraws are the random draws of GradientShap for n examples and k
@@ -81,8 +150,23 @@ type shapPoints struct {
 	points []*tensor.Tensor // per input, bl + alpha*(noisy - bl)
 }
 
-// points draws (or replays) the noise, baselines and alphas.
-func (gs *GradientShap) points(inputs []*tensor.Tensor, o Options) (*shapPoints, error) {
+// shapSource makes GradientShap's rows, example-major (row r is draw r%k
+// of example r/k), from recorded draws or from random streams read row
+// after row: one per input for the noise, one per input for the baseline
+// indices and one for the alphas, so that rows made chunk by chunk are
+// the rows made at once.
+type shapSource struct {
+	inputs, dist []*tensor.Tensor
+	n, k         int
+	stdevs       []float64
+	draws        *ShapDraws // recorded draws, or nil
+	noise, index []*rand.Rand
+	alpha        *rand.Rand
+}
+
+// source checks the inputs, the baseline distributions, the parameters
+// and any recorded draws, and returns the rows' source.
+func (gs *GradientShap) source(inputs []*tensor.Tensor, o Options) (*shapSource, error) {
 	n, err := batchOf(inputs)
 	if err != nil {
 		return nil, err
@@ -113,33 +197,91 @@ func (gs *GradientShap) points(inputs []*tensor.Tensor, o Options) (*shapPoints,
 		if !tensor.SameShape(b.Shape[1:], inputs[i].Shape[1:]) {
 			return nil, fmt.Errorf("attr: baselines %d have shape %v; input %d has %v", i, b.Shape, i, inputs[i].Shape)
 		}
+		if b.Shape[0] == 0 {
+			return nil, fmt.Errorf("attr: baseline distribution %d has no rows", i)
+		}
 		dist[i] = b
 	}
-	d := gs.Draws
-	if d == nil {
-		if d, err = gs.draw(inputs, dist, n, k); err != nil {
-			return nil, err
-		}
-	} else if err := d.check(inputs, dist, n, k); err != nil {
+	src := &shapSource{inputs: inputs, dist: dist, n: n, k: k, draws: gs.Draws}
+	if gs.Draws != nil {
+		return src, gs.Draws.check(inputs, dist, n, k)
+	}
+	if err := floatInputs(inputs, "GradientShap"); err != nil {
 		return nil, err
 	}
-	rows := n * k
-	pts := &shapPoints{n: n, k: k, noisy: d.Noisy}
+	if src.stdevs, err = stdevsFor(gs.Stdevs, len(inputs), 0); err != nil {
+		return nil, err
+	}
 	for i := range inputs {
-		bl := gatherRows(dist[i], d.BaselineIndices[i])
-		noisy := d.Noisy[i]
+		src.noise = append(src.noise, rand.New(rand.NewPCG(gs.Seed, 0x73686170+uint64(i))))
+		src.index = append(src.index, rand.New(rand.NewPCG(gs.Seed, 0x696e646578+uint64(i))))
+	}
+	src.alpha = rand.New(rand.NewPCG(gs.Seed, 0x616c706861))
+	return src, nil
+}
+
+// rows makes rows r0..r1-1 (random draws must be asked for in order).
+func (s *shapSource) rows(r0, r1 int) *shapPoints {
+	m := r1 - r0
+	ex := make([]int, m)
+	for j := range ex {
+		ex[j] = (r0 + j) / s.k
+	}
+	idx := make([]int, m)
+	for j := range idx {
+		idx[j] = r0 + j
+	}
+	pts := &shapPoints{n: s.n, k: s.k}
+	alphas := make([]float64, m)
+	if s.draws != nil {
+		copy(alphas, s.draws.Alphas[r0:r1])
+	} else {
+		for j := range alphas {
+			alphas[j] = s.alpha.Float64()
+		}
+	}
+	for i, x := range s.inputs {
+		var noisy *tensor.Tensor
+		var bi []int
+		if s.draws != nil {
+			noisy = s.draws.Noisy[i]
+			if m != noisy.Shape[0] {
+				noisy = gatherRows(noisy, idx)
+			}
+			bi = s.draws.BaselineIndices[i][r0:r1]
+		} else {
+			noisy = gatherRows(x, ex)
+			if sd := s.stdevs[i]; sd != 0 {
+				addNoise(s.noise[i], noisy, sd)
+			}
+			bi = make([]int, m)
+			for j := range bi {
+				bi[j] = s.index[i].IntN(s.dist[i].Shape[0])
+			}
+		}
+		bl := gatherRows(s.dist[i], bi)
 		p := tensor.New(noisy.Shape...)
-		row := noisy.Len() / rows
-		for r := 0; r < rows; r++ {
-			al := float32(d.Alphas[r])
+		row := noisy.Len() / max(m, 1)
+		for r := 0; r < m; r++ {
+			al := float32(alphas[r])
 			for e := r * row; e < (r+1)*row; e++ {
 				p.F[e] = bl.F[e] + al*(noisy.F[e]-bl.F[e])
 			}
 		}
+		pts.noisy = append(pts.noisy, noisy)
 		pts.bases = append(pts.bases, bl)
 		pts.points = append(pts.points, p)
 	}
-	return pts, nil
+	return pts
+}
+
+// points makes (or replays) all the draws at once, for the layer form.
+func (gs *GradientShap) points(inputs []*tensor.Tensor, o Options) (*shapPoints, error) {
+	src, err := gs.source(inputs, o)
+	if err != nil {
+		return nil, err
+	}
+	return src.rows(0, src.n*src.k), nil
 }
 
 // result averages the attributions of the draws (n*k rows) per example;
@@ -161,41 +303,13 @@ func (p *shapPoints) result(ctx context.Context, nt *Net, attrs []*tensor.Tensor
 	return res, nil
 }
 
-func (gs *GradientShap) draw(inputs, dist []*tensor.Tensor, n, k int) (*ShapDraws, error) {
-	rng := rand.New(rand.NewPCG(gs.Seed, 0x73686170))
-	if err := floatInputs(inputs, "GradientShap"); err != nil {
-		return nil, err
-	}
-	stdevs, err := stdevsFor(gs.Stdevs, len(inputs), 0)
-	if err != nil {
-		return nil, err
-	}
-	d := &ShapDraws{Alphas: make([]float64, n*k)}
-	for i, x := range inputs {
-		r := repeat(x, k, true)
-		if stdevs[i] != 0 {
-			addNoise(rng, r, stdevs[i])
-		}
-		d.Noisy = append(d.Noisy, r)
-		idx := make([]int, n*k)
-		for j := range idx {
-			idx[j] = rng.IntN(dist[i].Shape[0])
-		}
-		d.BaselineIndices = append(d.BaselineIndices, idx)
-	}
-	for j := range d.Alphas {
-		d.Alphas[j] = rng.Float64()
-	}
-	return d, nil
-}
-
 func (d *ShapDraws) check(inputs, dist []*tensor.Tensor, n, k int) error {
 	if len(d.Noisy) != len(inputs) || len(d.BaselineIndices) != len(inputs) || len(d.Alphas) != n*k {
 		return fmt.Errorf("attr: recorded draws do not fit %d inputs of %d examples with %d samples", len(inputs), n, k)
 	}
 	for i, x := range d.Noisy {
-		if x.Rank() == 0 || x.Shape[0] != n*k || !tensor.SameShape(x.Shape[1:], inputs[i].Shape[1:]) {
-			return fmt.Errorf("attr: recorded noisy input %d has shape %v", i, x.Shape)
+		if x == nil || x.Rank() == 0 || x.Shape[0] != n*k || !tensor.SameShape(x.Shape[1:], inputs[i].Shape[1:]) || x.DType != tensor.Float32 {
+			return fmt.Errorf("attr: recorded noisy input %d has shape %v, want %d float rows of %v", i, shapeOf(x), n*k, inputs[i].Shape[1:])
 		}
 		if len(d.BaselineIndices[i]) != n*k {
 			return fmt.Errorf("attr: %d recorded baseline indices for input %d, want %d", len(d.BaselineIndices[i]), i, n*k)

@@ -39,7 +39,7 @@ type IntegratedGradients struct {
 // from a.Baselines (nil: zeros). With a.Delta, it also returns the convergence
 // delta per example: sum(attributions) - (F(x) - F(b)).
 func (ig *IntegratedGradients) Attribute(ctx context.Context, inputs []*tensor.Tensor, a Options) (*Result, error) {
-	p, err := newPath(inputs, a, ig.Method, cmp.Or(ig.NSteps, defaultNSteps), ig.InternalBatchSize)
+	p, err := newPath(ctx, "IntegratedGradients", inputs, a, ig.Method, cmp.Or(ig.NSteps, defaultNSteps), ig.InternalBatchSize)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +47,7 @@ func (ig *IntegratedGradients) Attribute(ctx context.Context, inputs []*tensor.T
 		return nil, fmt.Errorf("%w (use LayerIntegratedGradients on an embedding for token ids)", err)
 	}
 	total := zerosLike(inputs, false)
-	err = p.walk(ig.Net, p.along(inputs), a, func(s0, k int, feeds map[string]*tensor.Tensor) error {
+	err = p.walk(ctx, ig.Net, inputs, p.along(inputs), a, func(s0, k int, feeds map[string]*tensor.Tensor) error {
 		_, grads, err := ig.Net.gradOf(ctx, feeds, a.Target.expand(p.n, k, false), nil)
 		if err != nil {
 			return err

@@ -39,7 +39,7 @@ func (l *LayerIntegratedGradients) Attribute(ctx context.Context, inputs []*tens
 	if err != nil {
 		return nil, err
 	}
-	p, err := newPath(inputs, o, l.Method, cmp.Or(l.NSteps, defaultNSteps), l.InternalBatchSize)
+	p, err := newPath(ctx, "LayerIntegratedGradients", inputs, o, l.Method, cmp.Or(l.NSteps, defaultNSteps), l.InternalBatchSize)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func (l *LayerIntegratedGradients) Attribute(ctx context.Context, inputs []*tens
 	// The inputs still feed the parts of the network that do not go
 	// through the layer.
 	repeated := func(_, k int) []*tensor.Tensor { return repeatAll(inputs, k) }
-	err = p.walk(l.Net, repeated, o, func(s0, k int, feeds map[string]*tensor.Tensor) error {
+	err = p.walk(ctx, l.Net, inputs, repeated, o, func(s0, k int, feeds map[string]*tensor.Tensor) error {
 		scaled := interpolate(lb, lx, p.alphas[s0:s0+k])
 		r, _, err := l.Net.runLayer(ctx, feeds, name, map[string]*tensor.Tensor{name: scaled}, o.Target.expand(p.n, k, false), nil)
 		if err != nil {
@@ -95,7 +95,7 @@ type InternalInfluence struct {
 // Attribute computes the internal influence of the layer.
 func (l *InternalInfluence) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
 	var total *tensor.Tensor
-	_, err := pathLayerGrads(ctx, l.Net, l.Layer, l.AttributeToLayerInput, l.Method, l.NSteps, l.InternalBatchSize, false, inputs, o,
+	_, err := pathLayerGrads(ctx, "InternalInfluence", l.Net, l.Layer, l.AttributeToLayerInput, l.Method, l.NSteps, l.InternalBatchSize, false, inputs, o,
 		func(n, k int, steps []float64, r *layerRun) {
 			if total == nil {
 				total = tensor.New(append([]int{n}, r.grad.Shape[1:]...)...)
@@ -132,7 +132,7 @@ type LayerConductance struct {
 func (l *LayerConductance) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
 	var total *tensor.Tensor
 	var prevVal, prevGrad []float32
-	p, err := pathLayerGrads(ctx, l.Net, l.Layer, l.AttributeToLayerInput, l.Method, l.NSteps, l.InternalBatchSize, true, inputs, o,
+	p, err := pathLayerGrads(ctx, "LayerConductance", l.Net, l.Layer, l.AttributeToLayerInput, l.Method, l.NSteps, l.InternalBatchSize, true, inputs, o,
 		func(n, k int, _ []float64, r *layerRun) {
 			m := r.value.Len() / k
 			if total == nil {
@@ -159,7 +159,7 @@ func (l *LayerConductance) Attribute(ctx context.Context, inputs []*tensor.Tenso
 // the baselines to the inputs (nsteps+1 points when plusOne, as
 // LayerConductance) and calls f for each chunk of k points with their
 // weights and the layer's values and gradients there. It returns the path.
-func pathLayerGrads(ctx context.Context, nt *Net, layer string, input bool, method string, nsteps, ibs int, plusOne bool, inputs []*tensor.Tensor, o Options, f func(n, k int, steps []float64, r *layerRun)) (*path, error) {
+func pathLayerGrads(ctx context.Context, methodName string, nt *Net, layer string, input bool, method string, nsteps, ibs int, plusOne bool, inputs []*tensor.Tensor, o Options, f func(n, k int, steps []float64, r *layerRun)) (*path, error) {
 	name, err := nt.resolve(layer, input)
 	if err != nil {
 		return nil, err
@@ -168,14 +168,14 @@ func pathLayerGrads(ctx context.Context, nt *Net, layer string, input bool, meth
 	if plusOne {
 		points++
 	}
-	p, err := newPath(inputs, o, method, points, ibs)
+	p, err := newPath(ctx, methodName, inputs, o, method, points, ibs)
 	if err != nil {
 		return nil, err
 	}
 	if err := floatInputs(inputs, "a layer path method"); err != nil {
 		return nil, err
 	}
-	return p, p.walk(nt, p.along(inputs), o, func(s0, k int, feeds map[string]*tensor.Tensor) error {
+	return p, p.walk(ctx, nt, inputs, p.along(inputs), o, func(s0, k int, feeds map[string]*tensor.Tensor) error {
 		r, _, err := nt.runLayer(ctx, feeds, name, nil, o.Target.expand(p.n, k, false), nil)
 		if err != nil {
 			return err

@@ -18,7 +18,10 @@ import (
 // model's target output on the samples is regressed on the on/off pattern,
 // each sample weighted by its similarity to the example; every element gets
 // its feature's coefficient. Cost: NSamples forward rows per example, in
-// batches of PerturbationsPerEval.
+// batches of PerturbationsPerEval (fewer when Options.MemoryBudget asks for
+// it). The NSamples × features design matrix and the surrogate's fit must
+// fit the budget: with a feature per scalar of an image, group features
+// with FeatureMask or lower NSamples.
 type Lime struct {
 	Model Model
 	// FeatureMask groups elements into interpretable features (ids shared
@@ -63,9 +66,22 @@ func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options
 	fit := interpretable(l.Interpretable)
 	rng := rand.New(rand.NewPCG(l.Seed, 0x6c696d65))
 	attrs := zerosLike(inputs, false)
+	name := "Lime"
+	if l.kernelShap {
+		name = "KernelShap"
+	}
+	// Progress counts evaluated samples.
+	total, done := 0, 0
+	for ex := 0; ex < n; ex++ {
+		if l.Samples != nil {
+			total += len(l.Samples[ex])
+		} else {
+			total += ns
+		}
+	}
 	for ex := 0; ex < n; ex++ {
 		one := []int{ex}
-		x, b := selectRows(inputs, n, one), selectRows(base, n, one)
+		x, b0 := selectRows(inputs, n, one), selectRows(base, n, one)
 		masks := l.FeatureMask
 		if masks != nil {
 			masks = make([]*tensor.Tensor, len(l.FeatureMask))
@@ -81,6 +97,25 @@ func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options
 			return nil, err
 		}
 		m := len(f.ids)
+		// The design matrix and the fit are held for the example; the
+		// model calls split what is left.
+		held := surrogateBytes(fit, ns, m)
+		if l.Samples == nil {
+			held += mulBytes(int64(ns), 8*int64(m)+24)
+		} else {
+			held = surrogateBytes(fit, len(l.Samples[ex]), m)
+		}
+		what := fmt.Sprintf("the design matrix of n_samples=%d samples by %d features and its fit", ns, m)
+		if l.Samples != nil {
+			what = fmt.Sprintf("the fit of %d recorded samples by %d features", len(l.Samples[ex]), m)
+		}
+		b, err := newBudget(name, o)
+		if err != nil {
+			return nil, err
+		}
+		if err := b.hold(held, what, "lower n_samples, or group the features with a coarser feature_mask, or raise Options.MemoryBudget"); err != nil {
+			return nil, err
+		}
 		var zs [][]float64
 		if l.Samples != nil {
 			zs = l.Samples[ex]
@@ -89,15 +124,18 @@ func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options
 					return nil, fmt.Errorf("attr: recorded sample has %d features, the mask has %d", len(z), m)
 				}
 			}
-		} else {
-			zs = l.draw(rng, ns, m)
+		} else if zs, err = l.draw(ctx, rng, ns, m); err != nil {
+			return nil, err
 		}
 		exo := o
 		exo.Target = o.Target.rows(one)
 		exo.Additional = selectRows(o.Additional, n, one)
 		ys := make([]float64, len(zs))
 		ws := make([]float64, len(zs))
-		per := perEval(l.PerturbationsPerEval, x, false)
+		per, err := perEvalWithin(ctx, name, l.Model, x, exo, perEval(l.PerturbationsPerEval, x, false), held)
+		if err != nil {
+			return nil, err
+		}
 		for s0, s1 := range chunks(len(zs), per) {
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -110,7 +148,7 @@ func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options
 				}
 				coal = append(coal, on)
 			}
-			batch := coalitionBatch(x, b, f, coal)
+			batch := coalitionBatch(x, b0, f, coal)
 			v, err := evalRows(ctx, l.Model, batch, exo, 1, len(coal))
 			if err != nil {
 				return nil, err
@@ -119,8 +157,12 @@ func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options
 				ys[s] = float64(v[s-s0])
 				ws[s] = l.weight(x, batch, s-s0, zs[s])
 			}
+			done += s1 - s0
+			if o.Progress != nil {
+				o.Progress(done, total)
+			}
 		}
-		model, err := fit.Fit(zs, ys, ws)
+		model, err := fitSurrogate(fit, zs, ys, ws)
 		if err != nil {
 			return nil, fmt.Errorf("attr: fitting the interpretable model for example %d: %w", ex, err)
 		}
@@ -131,9 +173,6 @@ func (l *Lime) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options
 					attrs[i].F[ex*row+e] = float32(model.Weights[k])
 				}
 			}
-		}
-		if o.Progress != nil {
-			o.Progress(ex+1, n)
 		}
 	}
 	return &Result{Attributions: attrs}, nil
@@ -148,11 +187,15 @@ func interpretable(f linear.Fitter) linear.Fitter {
 	return f
 }
 
-// draw returns ns on/off patterns over m features.
-func (l *Lime) draw(rng *rand.Rand, ns, m int) [][]float64 {
+// draw returns ns on/off patterns over m features; it stops when ctx is
+// done.
+func (l *Lime) draw(ctx context.Context, rng *rand.Rand, ns, m int) ([][]float64, error) {
 	zs := make([][]float64, ns)
 	if !l.kernelShap {
 		for s := range zs {
+			if s%64 == 0 && ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
 			zs[s] = make([]float64, m)
 			for k := range zs[s] {
 				if rng.IntN(2) == 1 {
@@ -160,7 +203,7 @@ func (l *Lime) draw(rng *rand.Rand, ns, m int) [][]float64 {
 				}
 			}
 		}
-		return zs
+		return zs, nil
 	}
 	// Shapley kernel: all on, all off, then k features on with
 	// p(k) ∝ (m-1)/(k(m-k)).
@@ -171,6 +214,9 @@ func (l *Lime) draw(rng *rand.Rand, ns, m int) [][]float64 {
 		cum = append(cum, total)
 	}
 	for s := range zs {
+		if s%64 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		z := make([]float64, m)
 		switch {
 		case s == 0:
@@ -190,7 +236,7 @@ func (l *Lime) draw(rng *rand.Rand, ns, m int) [][]float64 {
 		}
 		zs[s] = z
 	}
-	return zs
+	return zs, nil
 }
 
 // weight returns the similarity weight of sample s of a batch.
@@ -215,33 +261,6 @@ func (l *Lime) weight(orig, batch []*tensor.Tensor, s int, z []float64) float64 
 		return l.Similarity(orig, sample, z)
 	}
 	return CosineKernel(orig, sample, 1)
-}
-
-// KernelShap estimates Shapley values with Lime's machinery and the
-// Shapley kernel (Lundberg and Lee, NeurIPS 2017), as Captum: the first two
-// samples are all features on and all off (weight 1e6), the others switch k
-// random features on with probability proportional to (F-1)/(k(F-k)), and a
-// least-squares fit gives the values. Cost: NSamples forward rows per
-// example.
-type KernelShap struct {
-	Model Model
-	// FeatureMask, PerturbationsPerEval, Seed and Samples are as Lime's;
-	// NSamples 0 means 25.
-	FeatureMask          []*tensor.Tensor
-	NSamples             int
-	PerturbationsPerEval int
-	Seed                 uint64
-	Samples              [][][]float64
-}
-
-// Attribute computes KernelShap values for o.Target from o.Baselines.
-func (k *KernelShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	if err := checkCount("KernelShap", "NSamples", k.NSamples, MaxSamples); err != nil {
-		return nil, err
-	}
-	l := &Lime{Model: k.Model, FeatureMask: k.FeatureMask, NSamples: cmp.Or(k.NSamples, 25), PerturbationsPerEval: k.PerturbationsPerEval,
-		Interpretable: linear.LeastSquares{FitIntercept: true}, Seed: k.Seed, Samples: k.Samples, kernelShap: true}
-	return l.Attribute(ctx, inputs, o)
 }
 
 // LimeBase is Lime in its general form, as Captum's LimeBase: samples are
@@ -284,12 +303,31 @@ func (l *LimeBase) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 	if zs == nil {
 		rng := rand.New(rand.NewPCG(l.Seed, 0x6c62))
 		for s := 0; s < ns; s++ {
-			zs = append(zs, l.Perturb(rng, inputs))
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			z := l.Perturb(rng, inputs)
+			if s == 0 {
+				// The samples are held until the fit.
+				b, err := newBudget("LimeBase", o)
+				if err != nil {
+					return nil, err
+				}
+				if err := b.hold(mulBytes(int64(ns), 8*int64(len(z))+24)+surrogateBytes(interpretable(l.Interpretable), ns, len(z)),
+					fmt.Sprintf("the design matrix of n_samples=%d samples by %d features and its fit", ns, len(z)),
+					"lower n_samples, or raise Options.MemoryBudget"); err != nil {
+					return nil, err
+				}
+			}
+			zs = append(zs, z)
 		}
 	}
 	ys := make([]float64, len(zs))
 	ws := make([]float64, len(zs))
 	for s, z := range zs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		x, err := l.FromInterp(z, inputs)
 		if err != nil {
 			return nil, err
@@ -300,8 +338,11 @@ func (l *LimeBase) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 		}
 		ys[s] = float64(v[0])
 		ws[s] = l.Similarity(inputs, x, z)
+		if o.Progress != nil {
+			o.Progress(s+1, len(zs))
+		}
 	}
-	model, err := interpretable(l.Interpretable).Fit(zs, ys, ws)
+	model, err := fitSurrogate(interpretable(l.Interpretable), zs, ys, ws)
 	if err != nil {
 		return nil, err
 	}

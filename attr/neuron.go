@@ -111,7 +111,7 @@ func (m *NeuronConductance) Attribute(ctx context.Context, inputs []*tensor.Tens
 	if err != nil {
 		return nil, err
 	}
-	p, err := newPath(inputs, o, cmp.Or(m.Method, RiemannTrapezoid), cmp.Or(m.NSteps, defaultNSteps), m.InternalBatchSize)
+	p, err := newPath(ctx, "NeuronConductance", inputs, o, cmp.Or(m.Method, RiemannTrapezoid), cmp.Or(m.NSteps, defaultNSteps), m.InternalBatchSize)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +124,7 @@ func (m *NeuronConductance) Attribute(ctx context.Context, inputs []*tensor.Tens
 	}
 	n := p.n
 	total := zerosLike(inputs, false)
-	err = p.walk(m.Net, p.along(inputs), o, func(s0, k int, feeds map[string]*tensor.Tensor) error {
+	err = p.walk(ctx, m.Net, inputs, p.along(inputs), o, func(s0, k int, feeds map[string]*tensor.Tensor) error {
 		r, _, err := m.Net.runLayer(ctx, feeds, layer, nil, o.Target.expand(n, k, false), nil)
 		if err != nil {
 			return err

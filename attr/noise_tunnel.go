@@ -3,6 +3,7 @@ package attr
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 
@@ -20,7 +21,9 @@ const (
 // and aggregates the attributions: their mean (SmoothGrad, Smilkov et al.
 // 2017), the mean of their squares (SmoothGrad²) or their variance
 // (VarGrad, Adebayo et al. 2018). Cost: NSamples times the inner method's,
-// in batches of SamplesBatchSize noisy copies per example.
+// in batches of SamplesBatchSize noisy copies per example. The noisy copies
+// are drawn batch by batch (a batch smaller when Options.MemoryBudget asks
+// for it) and never all held at once.
 type NoiseTunnel struct {
 	Method Method
 	// Type is SmoothGrad (the default when empty), SmoothGradSq or VarGrad.
@@ -67,56 +70,75 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 	default:
 		return nil, fmt.Errorf("attr: unknown NoiseTunnel type %q (want smoothgrad, smoothgrad_sq or vargrad)", nt.Type)
 	}
-	rng := rand.New(rand.NewPCG(nt.Seed, 0x6e6f697365))
-	noisy, err := nt.noisy(rng, inputs, n, k)
+	src, err := nt.source(inputs, o, n, k)
 	if err != nil {
 		return nil, err
 	}
-	inner := nt.innerOptions(rng, o, n, k)
-	per := k
+	// Rows are example-major (row r is copy r%k of example r/k) and are
+	// drawn in order, chunk after chunk, so the chunk size changes nothing.
+	b, err := newBudget("NoiseTunnel", o)
+	if err != nil {
+		return nil, err
+	}
+	held := 2 * tensorBytes(inputs)
+	if o.Delta {
+		held += 4 * int64(n) * int64(k)
+	}
+	if err := b.hold(held, "the accumulated attributions", "explain fewer examples at once, or raise Options.MemoryBudget"); err != nil {
+		return nil, err
+	}
+	per := n * k
 	if nt.SamplesBatchSize > 0 {
-		per = min(k, nt.SamplesBatchSize)
+		per = n * min(k, nt.SamplesBatchSize)
 	} else {
 		// Bound each inner call as stepsPerCall does (about 2^20 input elements).
-		per = stepsPerCall(0, 1, k, inputs)
+		per = n * stepsPerCall(0, 1, k, inputs)
+	}
+	// A noisy row, its baseline and additional inputs, and the inner
+	// method's attribution of it; the inner method splits its own work
+	// within what is left.
+	rowCost := 3*rowBytes(inputs, n) + rowBytes(o.Additional, n)
+	if per, err = b.units(rowCost, per, "one noisy copy", "explain fewer examples at once, or raise Options.MemoryBudget"); err != nil {
+		return nil, err
 	}
 	sum, sq := zerosLike(inputs, false), zerosLike(inputs, false)
 	var delta *tensor.Tensor
 	if o.Delta {
 		delta = tensor.New(n * k)
 	}
-	for s0, s1 := range chunks(k, per) {
-		// The rows of copies s0..s1-1 of every example.
-		rows := make([]int, 0, n*(s1-s0))
-		for b := 0; b < n; b++ {
-			for s := s0; s < s1; s++ {
-				rows = append(rows, b*k+s)
-			}
+	for r0 := 0; r0 < n*k; {
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
-		chunk := func(ts []*tensor.Tensor) []*tensor.Tensor {
-			if len(rows) == n*k {
-				return ts
-			}
-			return selectRows(ts, n*k, rows)
+		r1 := min(n*k, r0+per)
+		rows := make([]int, r1-r0)
+		for j := range rows {
+			rows[j] = r0 + j
 		}
-		call := inner
-		call.Additional = chunk(inner.Additional)
-		call.Baselines = chunk(inner.Baselines)
-		call.Target = inner.Target.rows(rows)
-		r, err := nt.Method.Attribute(ctx, chunk(noisy), call)
+		noisy, call := src.chunk(rows)
+		call.MemoryBudget = max(1, b.limit-b.held-mulBytes(int64(len(rows)), rowCost))
+		r, err := nt.Method.Attribute(ctx, noisy, call)
+		if errors.Is(err, ErrMemoryBudget) && per > 1 {
+			// The inner method cannot fit this many rows in one step:
+			// halve the chunk and draw it again.
+			per = max(1, per/2)
+			src.rewind()
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
+		src.commit()
 		for i, at := range r.Attributions {
 			row := at.Len() / len(rows)
-			for j, src := range rows {
-				b := src / k
+			for j, rr := range rows {
+				e := rr / k
 				a := at.F[j*row : (j+1)*row]
-				s := sum[i].F[b*row : (b+1)*row]
-				q := sq[i].F[b*row : (b+1)*row]
-				for e, v := range a {
-					s[e] += v
-					q[e] += v * v
+				s := sum[i].F[e*row : (e+1)*row]
+				q := sq[i].F[e*row : (e+1)*row]
+				for x, v := range a {
+					s[x] += v
+					q[x] += v * v
 				}
 			}
 		}
@@ -124,13 +146,14 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 			if r.Delta == nil {
 				return nil, fmt.Errorf("attr: NoiseTunnel: the inner method returned no delta")
 			}
-			for j, src := range rows {
-				delta.F[src] = r.Delta.F[j]
+			for j, rr := range rows {
+				delta.F[rr] = r.Delta.F[j]
 			}
 		}
 		if o.Progress != nil {
-			o.Progress(n*s1, n*k)
+			o.Progress(r1, n*k)
 		}
+		r0 = r1
 	}
 	res := &Result{Attributions: make([]*tensor.Tensor, len(inputs)), Delta: delta}
 	for i := range inputs {
@@ -152,64 +175,129 @@ func (nt *NoiseTunnel) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 	return res, nil
 }
 
-// noisy returns k noisy copies of every example, example-major (row
-// b*k+s), drawn from rng or replayed from nt.Noisy.
-func (nt *NoiseTunnel) noisy(rng *rand.Rand, inputs []*tensor.Tensor, n, k int) ([]*tensor.Tensor, error) {
+// noiseSource draws the noisy rows of a NoiseTunnel call chunk by chunk
+// (or replays them from NoiseTunnel.Noisy), with the inner method's
+// options for each chunk: targets, baselines and additional inputs follow
+// the rows.
+type noiseSource struct {
+	nt     *NoiseTunnel
+	inputs []*tensor.Tensor
+	o      Options
+	n, k   int
+	stdevs []float64
+	// One random stream per input for the noise and one per baseline for
+	// DrawBaselineFromDistrib, drawn row after row; saved holds their
+	// states before the chunk in progress, for rewind.
+	noise, base []*rand.PCG
+	saved       [][]byte
+}
+
+// source checks the noise parameters and the recorded draws and returns
+// the rows' source.
+func (nt *NoiseTunnel) source(inputs []*tensor.Tensor, o Options, n, k int) (*noiseSource, error) {
 	stdevs, err := stdevsFor(nt.Stdevs, len(inputs), 1)
 	if err != nil {
 		return nil, err
 	}
 	if nt.Noisy != nil {
+		if len(nt.Noisy) != len(inputs) {
+			return nil, fmt.Errorf("attr: %d recorded noisy inputs for %d inputs", len(nt.Noisy), len(inputs))
+		}
 		for i, x := range nt.Noisy {
-			if i >= len(inputs) || x.Rank() == 0 || x.Shape[0] != n*k || !tensor.SameShape(x.Shape[1:], inputs[i].Shape[1:]) {
-				return nil, fmt.Errorf("attr: recorded noisy input %d has shape %v, want %d rows of %v", i, x.Shape, n*k, inputs[i].Shape[1:])
+			if x == nil || x.Rank() == 0 || x.Shape[0] != n*k || !tensor.SameShape(x.Shape[1:], inputs[i].Shape[1:]) {
+				return nil, fmt.Errorf("attr: recorded noisy input %d has shape %v, want %d rows of %v", i, shapeOf(x), n*k, inputs[i].Shape[1:])
 			}
 		}
-		return nt.Noisy, nil
-	}
-	if err := floatInputs(inputs, "NoiseTunnel"); err != nil {
+	} else if err := floatInputs(inputs, "NoiseTunnel"); err != nil {
 		return nil, err
 	}
-	noisy := make([]*tensor.Tensor, len(inputs))
-	for i, x := range inputs {
-		noisy[i] = repeat(x, k, true)
-		addNoise(rng, noisy[i], stdevs[i])
+	src := &noiseSource{nt: nt, inputs: inputs, o: o, n: n, k: k, stdevs: stdevs}
+	for i := range inputs {
+		// Input 0's stream is the one loupe has always used.
+		src.noise = append(src.noise, rand.NewPCG(nt.Seed, 0x6e6f697365+uint64(i)))
+		src.base = append(src.base, rand.NewPCG(nt.Seed, 0x62617365+uint64(i)))
 	}
-	return noisy, nil
+	src.commit()
+	return src, nil
 }
 
-// innerOptions returns the options of the inner method, which sees n*k
-// examples: targets, baselines and additional inputs follow the rows; with
-// DrawBaselineFromDistrib each row's baseline is drawn from rng.
-func (nt *NoiseTunnel) innerOptions(rng *rand.Rand, o Options, n, k int) Options {
-	inner := o
-	inner.Progress = nil
-	inner.Target = o.Target.expand(n, k, true)
-	inner.Additional = expandExtra(o.Additional, n, k, true)
-	if o.Baselines == nil {
-		return inner
+// shapeOf is t's shape, or nil for a nil tensor.
+func shapeOf(t *tensor.Tensor) []int {
+	if t == nil {
+		return nil
 	}
-	inner.Baselines = make([]*tensor.Tensor, len(o.Baselines))
-	for i, b := range o.Baselines {
+	return t.Shape
+}
+
+// commit marks the draws so far as used: rewind returns here.
+func (s *noiseSource) commit() {
+	s.saved = s.saved[:0]
+	for _, g := range append(append([]*rand.PCG(nil), s.noise...), s.base...) {
+		b, _ := g.MarshalBinary()
+		s.saved = append(s.saved, b)
+	}
+}
+
+// rewind undoes the draws since the last commit.
+func (s *noiseSource) rewind() {
+	for j, g := range append(append([]*rand.PCG(nil), s.noise...), s.base...) {
+		_ = g.UnmarshalBinary(s.saved[j])
+	}
+}
+
+// chunk returns the noisy inputs of the given rows (consecutive,
+// example-major) and the inner method's options for them.
+func (s *noiseSource) chunk(rows []int) ([]*tensor.Tensor, Options) {
+	ex := make([]int, len(rows))
+	for j, r := range rows {
+		ex[j] = r / s.k
+	}
+	noisy := make([]*tensor.Tensor, len(s.inputs))
+	for i, x := range s.inputs {
+		if s.nt.Noisy != nil {
+			noisy[i] = s.nt.Noisy[i]
+			if len(rows) != s.n*s.k {
+				noisy[i] = gatherRows(noisy[i], rows)
+			}
+			continue
+		}
+		noisy[i] = gatherRows(x, ex)
+		if sd := s.stdevs[i]; sd != 0 {
+			rng := rand.New(s.noise[i])
+			for e := range noisy[i].F {
+				noisy[i].F[e] += float32(rng.NormFloat64() * sd)
+			}
+		}
+	}
+	inner := s.o
+	inner.Progress = nil
+	inner.Target = s.o.Target.rows(ex)
+	inner.Additional = selectRows(s.o.Additional, s.n, ex)
+	if s.o.Baselines == nil {
+		return noisy, inner
+	}
+	inner.Baselines = make([]*tensor.Tensor, len(s.o.Baselines))
+	for i, b := range s.o.Baselines {
 		switch {
 		case b == nil:
-		case nt.DrawBaselineFromDistrib:
+		case s.nt.DrawBaselineFromDistrib:
 			if b.Rank() == 0 {
 				inner.Baselines[i] = b
 				break
 			}
-			idx := make([]int, n*k)
-			for r := range idx {
-				idx[r] = rng.IntN(b.Shape[0])
+			rng := rand.New(s.base[min(i, len(s.base)-1)])
+			idx := make([]int, len(rows))
+			for j := range idx {
+				idx[j] = rng.IntN(b.Shape[0])
 			}
 			inner.Baselines[i] = gatherRows(b.AsFloat32(), idx)
-		case b.Rank() > 0 && b.Shape[0] == n && n > 1:
-			inner.Baselines[i] = repeat(b, k, true)
+		case b.Rank() > 0 && b.Shape[0] == s.n && s.n > 1:
+			inner.Baselines[i] = gatherRows(b, ex)
 		default:
 			inner.Baselines[i] = b
 		}
 	}
-	return inner
+	return noisy, inner
 }
 
 // stdevsFor returns the noise's standard deviation for each of n inputs

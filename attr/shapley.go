@@ -17,7 +17,9 @@ import (
 // features are switched from baseline to input one by one and each is
 // credited with the change of the target output. For every permutation the
 // attributions sum exactly to F(x) - F(baseline). Cost: 1 + NSamples*F
-// forward rows per example, in batches of PerturbationsPerEval.
+// forward rows per example, in batches of PerturbationsPerEval (fewer when
+// Options.MemoryBudget asks for it); the permutations are drawn one at a
+// time, and progress is reported per evaluated coalition.
 type ShapleyValueSampling struct {
 	Model Model
 	// FeatureMask groups elements into features; ids are shared across
@@ -47,13 +49,16 @@ func (s *ShapleyValueSampling) Attribute(ctx context.Context, inputs []*tensor.T
 		return nil, err
 	}
 	m := len(f.ids)
-	var perms [][]int
+	var perms [][]int // recorded permutations, as feature positions
 	if s.Permutations != nil {
 		pos := map[int64]int{}
 		for k, id := range f.ids {
 			pos[id] = k
 		}
 		for _, p := range s.Permutations {
+			if len(p) != m {
+				return nil, fmt.Errorf("attr: permutation of %d features, the masks have %d", len(p), m)
+			}
 			q := make([]int, len(p))
 			seen := make([]bool, m)
 			for j, id := range p {
@@ -66,18 +71,19 @@ func (s *ShapleyValueSampling) Attribute(ctx context.Context, inputs []*tensor.T
 			}
 			perms = append(perms, q)
 		}
-	} else {
-		rng := rand.New(rand.NewPCG(s.Seed, 0x737673))
-		for range cmp.Or(s.NSamples, 25) {
-			perms = append(perms, rng.Perm(m))
-		}
 	}
-	for _, p := range perms {
-		if len(p) != m {
-			return nil, fmt.Errorf("attr: permutation of %d features, the masks have %d", len(p), m)
-		}
+	ns := cmp.Or(s.NSamples, 25)
+	if perms != nil {
+		ns = len(perms)
 	}
-	per := perEval(s.PerturbationsPerEval, inputs, false)
+	// Held for the call: the values per feature and example, the current
+	// permutation and coalition; random permutations are drawn one at a
+	// time.
+	held := mulBytes(int64(m), 8*int64(n)+40)
+	per, err := perEvalWithin(ctx, "ShapleyValueSampling", s.Model, inputs, o, perEval(s.PerturbationsPerEval, inputs, false), held)
+	if err != nil {
+		return nil, err
+	}
 	vals := make([][]float64, m)
 	for k := range vals {
 		vals[k] = make([]float64, n)
@@ -89,9 +95,19 @@ func (s *ShapleyValueSampling) Attribute(ctx context.Context, inputs []*tensor.T
 	if len(prev0) != n {
 		return nil, fmt.Errorf("attr: ShapleyValueSampling needs one output per example")
 	}
-	total := len(perms) * m
+	rng := rand.New(rand.NewPCG(s.Seed, 0x737673))
+	total := ns * m
 	done := 0
-	for _, p := range perms {
+	for i := 0; i < ns; i++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var p []int
+		if perms != nil {
+			p = perms[i]
+		} else {
+			p = rng.Perm(m)
+		}
 		prev := prev0
 		on := make([]bool, m)
 		for j0, j1 := range chunks(m, per) {
@@ -103,6 +119,9 @@ func (s *ShapleyValueSampling) Attribute(ctx context.Context, inputs []*tensor.T
 			v, err := evalCoalitions(ctx, s.Model, inputs, base, f, coal, o, n)
 			if err != nil {
 				return nil, err
+			}
+			if len(v) != n*len(coal) {
+				return nil, fmt.Errorf("attr: ShapleyValueSampling needs one output per example")
 			}
 			for j := j0; j < j1; j++ {
 				cur := v[(j-j0)*n : (j-j0+1)*n]
@@ -119,7 +138,7 @@ func (s *ShapleyValueSampling) Attribute(ctx context.Context, inputs []*tensor.T
 	}
 	for k := range vals {
 		for r := range vals[k] {
-			vals[k][r] /= float64(len(perms))
+			vals[k][r] /= float64(ns)
 		}
 	}
 	return &Result{Attributions: spread(inputs, f, vals, n)}, nil
@@ -157,8 +176,14 @@ func (s *ShapleyValues) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 	if m > limit {
 		return nil, fmt.Errorf("attr: ShapleyValues over %d features needs 2^%d model evaluations per example; group features with a feature mask, use ShapleyValueSampling, or raise MaxFeatures (now %d)", m, m, limit)
 	}
-	per := perEval(s.PerturbationsPerEval, inputs, false)
 	total := 1 << m
+	// Held: the target value of every coalition and example, and the
+	// values.
+	per, err := perEvalWithin(ctx, "ShapleyValues", s.Model, inputs, o, perEval(s.PerturbationsPerEval, inputs, false),
+		mulBytes(int64(total), 4*int64(n)+24)+mulBytes(int64(m), 8*int64(n)))
+	if err != nil {
+		return nil, err
+	}
 	out := make([][]float32, total) // per coalition, per example
 	for c0, c1 := range chunks(total, per) {
 		coal := make([][]bool, 0, c1-c0)

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"fmt"
 	"math"
+	"slices"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
 	"github.com/loupe-ml/loupe/engine/internal/par"
@@ -184,4 +186,61 @@ func (p *Pass) useFusions(wanted []bool) map[int]*fusion {
 		heads[f.head] = f
 	}
 	return heads
+}
+
+// node returns the node the pass runs at index ni: the fused chain it
+// heads, if the pass fused it, else the model's node.
+func (p *Pass) node(ni int) cnode {
+	if f := p.fused[ni]; f != nil {
+		return f.fused
+	}
+	return p.m.nodes[ni]
+}
+
+// fusedWrt refuses a gradient with respect to slot s when a fused chain of
+// the pass hides it: a tensor inside the chain, or one of the chain's own
+// inputs other than the convolution's input (its weights, the
+// normalization's parameters), which no node of the fused pass reads.
+func (p *Pass) fusedWrt(s int) error {
+	for head, f := range p.fused {
+		if slices.Contains(f.inner, s) {
+			return fmt.Errorf("the pass ran it inside a folded Conv -> BatchNormalization chain (run it without Options.Fuse)")
+		}
+		for _, ni := range append([]int{head}, f.skip...) {
+			cn := p.m.nodes[ni]
+			for i, in := range cn.in {
+				if in == s && !(ni == head && i == 0) && !slices.Contains(f.inner, in) {
+					return fmt.Errorf("it is a weight of a folded Conv -> BatchNormalization chain (run the pass without Options.Fuse)")
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Backward is the vector-Jacobian product of the kernel followed by a
+// ReLU: the gradient at the output is masked where the output is not
+// positive, then passed back through the kernel (which must not need its
+// own output, as a convolution does not).
+func (r reluAfter) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
+	d, ok := r.Kernel.(op.Differentiable)
+	if !ok {
+		return nil, fmt.Errorf("fused kernel has no gradient")
+	}
+	if len(out) == 0 || out[0] == nil || len(gout) == 0 || gout[0] == nil {
+		return d.Backward(in, nil, gout, need)
+	}
+	y, g := out[0], gout[0]
+	if g.DType != tensor.Float32 || len(g.F) != len(y.F) {
+		return nil, fmt.Errorf("fused ReLU: gradient %s%v for output %v", g.DType, g.Shape, y.Shape)
+	}
+	masked := tensor.New(g.Shape...)
+	par.For(len(y.F), par.MinWork, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if y.F[i] > 0 {
+				masked.F[i] = g.F[i]
+			}
+		}
+	})
+	return d.Backward(in, nil, []*tensor.Tensor{masked}, need)
 }

@@ -77,3 +77,67 @@ func TestFusions(t *testing.T) {
 		})
 	}
 }
+
+// TestFusedGradients checks Options.Fuse on a recorded pass: the input
+// gradient through folded chains equals the node-by-node one to float32
+// rounding, and what a fused pass cannot answer is refused, not answered
+// wrongly (rules; gradients with respect to a chain's inner tensors or
+// weights).
+func TestFusedGradients(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		file  string
+		shape []int
+		inner string
+	}{
+		{"cnn_s0.onnx", []int{3, 3, 32, 32}, "/conv2/Conv_output_0"},
+		{"resnet_mini_s0.onnx", []int{1, 3, 224, 224}, "/layer1/layer1.0/conv1/Conv_output_0"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			m := load(t, tc.file)
+			x := randn(5, tc.shape...)
+			out := m.OutputNames()[0]
+			grad := func(fuse bool) *tensor.Tensor {
+				p, err := m.Forward(ctx, feed("input", x), &Options{Record: true, Fuse: fuse})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fuse && len(p.fused) == 0 {
+					t.Fatal("no chain ran fused")
+				}
+				y, _ := p.Output(0)
+				seed := randn(6, y.Shape...)
+				g, err := p.Backward(ctx, map[string]*tensor.Tensor{out: seed}, []string{"input"}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return g["input"]
+			}
+			want, got := grad(false), grad(true)
+			scale := 0.0
+			for _, v := range want.F {
+				scale = max(scale, math.Abs(float64(v)))
+			}
+			if d := float64(tensor.MaxAbsDiff(got.F, want.F)); d > 1e-5*scale || scale == 0 {
+				t.Errorf("fused input gradient differs by %g (scale %g)", d, scale)
+			}
+			p, err := m.Forward(ctx, feed("input", x), &Options{Record: true, Fuse: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, _ := p.Output(0)
+			seeds := map[string]*tensor.Tensor{out: y}
+			if _, err := p.Backward(ctx, seeds, []string{"input"}, OpRules{}); err == nil {
+				t.Error("rules on a fused pass: accepted")
+			}
+			if _, err := p.Backward(ctx, seeds, []string{tc.inner}, nil); err == nil {
+				t.Error("gradient with respect to a fused chain's inner tensor: accepted")
+			}
+			f := p.m.fusions[0]
+			w := p.m.names[p.m.nodes[f.head].in[1]]
+			if _, err := p.Backward(ctx, seeds, []string{w}, nil); err == nil {
+				t.Errorf("gradient with respect to the weights %q of a fused chain: accepted", w)
+			}
+		})
+	}
+}

@@ -25,6 +25,15 @@ type Options struct {
 	// Outputs names the tensors the pass must compute; empty means the
 	// model's outputs. Taps are computed in any case.
 	Outputs []string
+	// Fuse lets a pass that records run Conv -> BatchNormalization
+	// [-> Relu] chains as one folded convolution, as a pass without Record
+	// always does (when nothing inside a chain is asked for, tapped or
+	// injected): faster, and it keeps less. Its Backward then takes no
+	// Rules, and refuses gradients with respect to a tensor inside a chain
+	// or to a chain's weights; other gradients equal the unfused pass's up
+	// to float32 rounding. For plain gradients of outputs with respect to
+	// inputs (saliency, integrated gradients).
+	Fuse bool
 }
 
 // Pass is the result of one forward evaluation. It is not safe for
@@ -36,6 +45,9 @@ type Pass struct {
 	inject map[int]bool
 	record bool
 	want   []int // slots asked for
+	// fused holds, per node index, the fusion the pass ran in place of
+	// that node's chain (see Options.Fuse).
+	fused map[int]*fusion
 }
 
 // Forward runs the model on inputs (by name). It returns an error naming the
@@ -128,16 +140,10 @@ func (m *Model) Forward(ctx context.Context, inputs map[string]*tensor.Tensor, o
 	}
 	// Without recording, chains such as Conv -> BatchNormalization -> Relu
 	// run as one node when nothing inside them is asked for.
-	var fused map[int]*fusion
-	if !p.record && len(m.fusions) > 0 {
-		fused = p.useFusions(keep)
+	if (!p.record || o.Fuse) && len(m.fusions) > 0 {
+		p.fused = p.useFusions(keep)
 	}
-	node := func(ni int) cnode {
-		if f := fused[ni]; f != nil {
-			return f.fused
-		}
-		return m.nodes[ni]
-	}
+	node := p.node
 
 	// Reference counts, to free values early when not recording.
 	var refs []int
@@ -333,6 +339,9 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 	if !p.record {
 		return nil, fmt.Errorf("backward needs a forward pass run with Options.Record")
 	}
+	if len(p.fused) > 0 && rules != nil {
+		return nil, fmt.Errorf("backward rules need a pass run without Options.Fuse (it ran folded Conv -> BatchNormalization chains)")
+	}
 	m := p.m
 	grads := make([]*tensor.Tensor, len(m.names))
 	var raw []*tensor.Tensor
@@ -353,13 +362,17 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 		if p.vals[s].DType != tensor.Float32 {
 			return nil, fmt.Errorf("gradient with respect to %q: it is %s, not float32", name, p.vals[s].DType)
 		}
+		if err := p.fusedWrt(s); err != nil {
+			return nil, fmt.Errorf("gradient with respect to %q: %w", name, err)
+		}
 		wslots[i] = s
 		req[s] = true
 	}
-	for ni, cn := range m.nodes {
+	for ni := range m.nodes {
 		if !p.ran[ni] {
 			continue
 		}
+		cn := p.node(ni)
 		any := false
 		for _, s := range cn.in {
 			if s >= 0 && req[s] {
@@ -397,7 +410,7 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 	}
 
 	for ni := len(m.nodes) - 1; ni >= 0; ni-- {
-		cn := m.nodes[ni]
+		cn := p.node(ni)
 		if !p.ran[ni] {
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -77,19 +78,20 @@ func TestReadFileRefusesNonRegular(t *testing.T) {
 	}
 	fifo := filepath.Join(dir, "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err == nil {
-		// Keep a writer open so that opening for reading does not block.
-		done := make(chan struct{})
+		// No writer: opening the FIFO for reading would block, so ReadFile
+		// must refuse it without opening it.
+		errc := make(chan error, 1)
 		go func() {
-			f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-			if err == nil {
-				<-done
-				f.Close()
-			}
+			_, err := ReadFile(fifo)
+			errc <- err
 		}()
-		_, err := ReadFile(fifo)
-		close(done)
-		if err == nil || !strings.Contains(err.Error(), "regular") {
-			t.Errorf("FIFO: err %v", err)
+		select {
+		case err := <-errc:
+			if err == nil || !strings.Contains(err.Error(), "regular") {
+				t.Errorf("FIFO: err %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("FIFO: ReadFile blocked")
 		}
 	}
 	if _, err := os.Stat("/dev/zero"); err == nil {
@@ -119,4 +121,25 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("%d elements from %d bytes", x.Len(), len(b))
 		}
 	})
+}
+
+// Nil readers, writers and tensors are errors, not panics.
+func TestNilArguments(t *testing.T) {
+	if _, err := Read(nil); err == nil || !strings.Contains(err.Error(), "nil reader") {
+		t.Errorf("Read(nil): %v", err)
+	}
+	if err := Write(nil, tensor.New(2)); err == nil || !strings.Contains(err.Error(), "nil writer") {
+		t.Errorf("Write(nil, t): %v", err)
+	}
+	var b bytes.Buffer
+	if err := Write(&b, nil); err == nil || !strings.Contains(err.Error(), "nil tensor") {
+		t.Errorf("Write(w, nil): %v", err)
+	}
+	bad := &tensor.Tensor{DType: tensor.Float32, Shape: []int{3, 2}, F: make([]float32, 5)}
+	if err := Write(&b, bad); err == nil || !strings.Contains(err.Error(), "holds 5 values") {
+		t.Errorf("Write of an inconsistent tensor: %v", err)
+	}
+	if err := WriteFile(filepath.Join(t.TempDir(), "x.npy"), nil); err == nil {
+		t.Error("WriteFile(nil): no error")
+	}
 }

@@ -21,8 +21,11 @@ import (
 
 // Write writes t to w as .npy (float32 as '<f4', int64 as '<i8', bool as '|b1').
 func Write(w io.Writer, t *tensor.Tensor) error {
+	if w == nil {
+		return fmt.Errorf("npy: nil writer")
+	}
 	if err := t.Check(); err != nil {
-		return err
+		return fmt.Errorf("npy: %w", err)
 	}
 	descr := map[tensor.DType]string{tensor.Float32: "<f4", tensor.Int64: "<i8", tensor.Bool: "|b1"}[t.DType]
 	shape := make([]string, len(t.Shape))
@@ -86,6 +89,9 @@ const MaxHeader = 1 << 20
 // tensor.MaxLen, and then reads no more than the data the header declares
 // (memory grows with the bytes that actually arrive, not with the shape).
 func Read(r io.Reader) (*tensor.Tensor, error) {
+	if r == nil {
+		return nil, fmt.Errorf("npy: nil reader")
+	}
 	pre := make([]byte, 12)
 	if _, err := io.ReadFull(r, pre[:10]); err != nil || string(pre[:6]) != "\x93NUMPY" {
 		return nil, fmt.Errorf("npy: not a .npy file")
@@ -186,6 +192,12 @@ func Read(r io.Reader) (*tensor.Tensor, error) {
 // ReadFile reads a .npy file. It refuses what is not a regular file
 // (a FIFO, a device such as /dev/zero, a directory).
 func ReadFile(path string) (*tensor.Tensor, error) {
+	// Stat before opening: opening a FIFO blocks until a writer comes.
+	if st, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

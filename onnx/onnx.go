@@ -12,6 +12,7 @@ package onnx
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"os"
 
@@ -41,11 +42,43 @@ const (
 // corrupt dimensions that would overflow or exhaust memory).
 const maxElements = 1 << 34
 
-// ReadFile reads and parses the ONNX model in file path.
+// MaxFileSize is the largest model file ReadFile reads: protobuf messages
+// are limited to 2 GiB (larger models keep their weights in external
+// files, which loupe does not read).
+const MaxFileSize = 2 << 30
+
+// ReadFile reads and parses the ONNX model in file path. It refuses what
+// is not a regular file (a FIFO would hang the read, a device such as
+// /dev/zero never ends) and files over MaxFileSize, before reading them.
 func ReadFile(path string) (*graph.Graph, error) {
-	b, err := os.ReadFile(path)
+	// Stat before opening: opening a FIFO blocks until a writer comes.
+	if st, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("onnx: %w", err)
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("onnx: %s: not a regular file", path)
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("onnx: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("onnx: %s: not a regular file", path)
+	}
+	if st.Size() > MaxFileSize {
+		return nil, fmt.Errorf("onnx: %s: %d bytes, more than the %d a protobuf message may hold", path, st.Size(), int64(MaxFileSize))
+	}
+	// Read no more than the limit even if the file grows meanwhile.
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("onnx: %s: %w", path, err)
+	}
+	if len(b) > MaxFileSize {
+		return nil, fmt.Errorf("onnx: %s: more than %d bytes", path, int64(MaxFileSize))
 	}
 	g, err := Parse(b)
 	if err != nil {
@@ -448,6 +481,10 @@ func parseTensor(r *reader) (string, *tensor.Tensor, error) {
 	for i, d := range dims {
 		if d < 0 {
 			return name, nil, fmt.Errorf("negative dimension %d in %v", d, dims)
+		}
+		if d > maxElements {
+			// Checked alone too: after a 0 the product stays 0.
+			return name, nil, fmt.Errorf("dimension %d in %v too large", d, dims)
 		}
 		if d > 0 && n > maxElements/d {
 			return name, nil, fmt.Errorf("dimensions %v too large", dims)

@@ -64,11 +64,22 @@ func Preset(name string) (Options, error) {
 // Load reads a PNG or JPEG file and preprocesses it as Image does.
 // Errors name the file.
 func Load(path string, o Options) (input, shown *tensor.Tensor, err error) {
+	// Stat before opening: opening a FIFO blocks until a writer comes.
+	if st, err := os.Stat(path); err != nil {
+		return nil, nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%s: not a regular file", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%s: not a regular file", path)
+	}
 	src, err := Decode(f)
 	if err == nil {
 		input, shown, err = Image(src, o)
@@ -88,6 +99,9 @@ const MaxPixels = 1 << 26
 // declares against MaxPixels, so that a small file declaring a huge
 // picture fails before any pixel is allocated.
 func Decode(r io.Reader) (image.Image, error) {
+	if r == nil {
+		return nil, fmt.Errorf("preprocess: no reader")
+	}
 	var head bytes.Buffer
 	cfg, _, err := image.DecodeConfig(io.TeeReader(r, &head))
 	if err != nil {
@@ -116,6 +130,9 @@ func checkPixels(w, h int) error {
 // and the picture before normalization, [C, H, W] with values in [0, 1].
 // Resizing samples the picture bilinearly at the pixel centers.
 func Image(src image.Image, o Options) (input, shown *tensor.Tensor, err error) {
+	if src == nil {
+		return nil, nil, fmt.Errorf("preprocess: no image")
+	}
 	b := src.Bounds()
 	w, h := b.Dx(), b.Dy()
 	if w == 0 || h == 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,27 +20,26 @@ import (
 // defaultMethod is the method of an explanation that names none.
 const defaultMethod = "IntegratedGradients"
 
-// job is an explanation request, checked.
+// job is an explanation request, checked: what internal/explain runs
+// (its request, resolved) and what serve adds around it.
 type job struct {
-	m        *model
-	method   string
-	spec     methods.Spec
-	vals     methods.Values
-	layer    string
-	inputs   []*tensor.Tensor // the model's inputs, in its order
-	n        int
-	target   targetSpec
-	cond     *ExplainIf
-	fit      bool
-	fitted   map[string]fitted
-	baseRaw  json.RawMessage // params.baselines
-	baseRaw2 map[string]json.RawMessage
+	m      *model
+	method string
+	req    explain.Request // the method, the parameters given, the layer, the baselines
+	vals   methods.Values  // the parameters in effect (fit_deadline lowers counts in it)
+	target explain.Target
+	inputs []*tensor.Tensor // the model's inputs, in its order
+	n      int
+	cond   *ExplainIf
+	fit    bool
+	fitted map[string]fitted
+	base   any  // the baselines as answered: a number, or "given"
+	dist   bool // the method's baselines are a distribution
 
 	// Set by explain for runMethod: the attributed and extra inputs of
 	// the examples explained, their targets and baselines.
-	attributed, extra []*tensor.Tensor
-	attrTarget        attr.Target
-	baselines         []*tensor.Tensor
+	attributed []*tensor.Tensor
+	run        explain.Request
 }
 
 // fitted is a count lowered to fit a deadline.
@@ -48,22 +48,17 @@ type fitted struct {
 	Used  int `json:"used"`
 }
 
-// targetSpec is a request's target: the predicted class, an index for
-// every example, one per example, or none.
-type targetSpec struct {
-	predicted bool
-	none      bool
-	all       int
-	each      []int
-}
-
-func parseTarget(raw json.RawMessage, n int) (targetSpec, error) {
+// parseTarget reads a request's target: absent, "predicted" or "pred"
+// (the default), "none", an output index, one per example, or any text
+// explain.ParseTarget reads (index tuples "(0,2)" for outputs of more
+// dimensions).
+func parseTarget(raw json.RawMessage) (explain.Target, error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return targetSpec{predicted: true}, nil
+		return explain.Predicted(), nil
 	}
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return targetSpec{}, badRequest("target: %v", err)
+		return explain.Target{}, badRequest("target: %v", err)
 	}
 	index := func(f float64) (int, error) {
 		if f != math.Trunc(f) || f < 0 || f > 1<<30 {
@@ -73,38 +68,38 @@ func parseTarget(raw json.RawMessage, n int) (targetSpec, error) {
 	}
 	switch x := v.(type) {
 	case string:
-		switch strings.ToLower(x) {
-		case "predicted", "pred":
-			return targetSpec{predicted: true}, nil
-		case "none":
-			return targetSpec{none: true}, nil
+		if strings.EqualFold(x, "none") {
+			return explain.Target{}, nil
 		}
+		t, err := explain.ParseTarget(x)
+		if err != nil {
+			return explain.Target{}, badRequest("%v", err)
+		}
+		return t, nil
 	case float64:
 		i, err := index(x)
-		return targetSpec{all: i}, err
+		return explain.Class(i), err
 	case []any:
-		if len(x) != n {
-			return targetSpec{}, badRequest("target: %d indices for %d examples: give one per example", len(x), n)
-		}
-		t := targetSpec{each: make([]int, n)}
+		idx := make([][]int, len(x))
 		for e, v := range x {
 			f, ok := v.(float64)
 			if !ok {
-				return targetSpec{}, badRequest("target: %v is not an index", v)
+				return explain.Target{}, badRequest("target: %v is not an index", v)
 			}
-			var err error
-			if t.each[e], err = index(f); err != nil {
-				return targetSpec{}, err
+			i, err := index(f)
+			if err != nil {
+				return explain.Target{}, err
 			}
+			idx[e] = []int{i}
 		}
-		return t, nil
+		return explain.Indices(idx...), nil
 	}
-	return targetSpec{}, badRequest(`target %s: want an output index, one per example, "predicted" or "none"`, string(raw))
+	return explain.Target{}, badRequest(`target %s: want an output index, one per example, "predicted" or "none"`, string(raw))
 }
 
 // newJob checks an explanation request before it waits for a slot: the
-// method, its parameters (methods.Resolve with NoFiles: bounds and no
-// files), the target.
+// method and its parameters (explain.Check with NoFiles: names, bounds,
+// no files), the layer, the baselines, the target.
 func (s *Server) newJob(m *model, req v1Request, inputs []*tensor.Tensor, n int) (*job, error) {
 	if m.nt == nil {
 		return nil, badRequest("model %s cannot be explained: %v", m.Name, m.ntErr)
@@ -113,52 +108,50 @@ func (s *Server) newJob(m *model, req v1Request, inputs []*tensor.Tensor, n int)
 	if j.method == "" {
 		j.method = defaultMethod
 	}
-	spec, ok := methods.Lookup(j.method)
-	if !ok {
-		j.method = ""
-		return nil, badRequest("%v %q (loupe has %s)", explain.ErrUnknownMethod, req.Method, methodNames())
-	}
-	j.spec = spec
-	var given []string
+	j.req = explain.Request{Method: j.method, NoFiles: true, Delta: true}
+	var layer, base json.RawMessage
 	for _, k := range sortedKeys(req.Params) {
 		raw := req.Params[k]
 		switch k {
 		case "baselines":
-			if len(raw) > 0 && raw[0] == '{' {
-				if err := json.Unmarshal(raw, &j.baseRaw2); err != nil {
-					return nil, badRequest("baselines: %v", err)
-				}
-			} else {
-				j.baseRaw = raw
-			}
+			base = raw
 			continue
 		case "layer":
-			var l string
-			if err := json.Unmarshal(raw, &l); err != nil {
-				return nil, badRequest("layer: want a layer's name (a string)")
-			}
-			if !spec.Layer {
-				return nil, badRequest("%s takes no layer", j.method)
-			}
-			j.layer = l
+			layer = raw
 			continue
 		}
 		v, err := paramText(k, raw)
 		if err != nil {
 			return nil, err
 		}
-		given = append(given, k+"="+v)
+		j.req.Params = append(j.req.Params, k+"="+v)
 	}
-	vals, err := methods.Resolve(j.method, spec, given, methods.NoFiles())
+	spec, vals, err := explain.Check(j.req)
 	if err != nil {
+		if errors.Is(err, explain.ErrUnknownMethod) && len(explain.Nearest(j.method, methods.Names())) == 0 {
+			return nil, badRequest("%v (loupe has %s)", err, strings.Join(methods.Names(), ", "))
+		}
 		return nil, badRequest("%v", err)
 	}
 	j.vals = vals
-	if err := j.setBaselines(); err != nil {
+	if layer != nil {
+		if err := json.Unmarshal(layer, &j.req.Layer); err != nil {
+			return nil, badRequest("layer: want a layer's name (a string)")
+		}
+		if !spec.Layer {
+			return nil, badRequest("%s takes no layer", j.method)
+		}
+	}
+	if err := j.setBaselines(base, spec.Distribution); err != nil {
 		return nil, err
 	}
-	if j.target, err = parseTarget(req.Target, n); err != nil {
+	if j.target, err = parseTarget(req.Target); err != nil {
 		return nil, err
+	}
+	if !j.target.IsPredicted() {
+		if _, err := j.target.Examples(n, nil); err != nil {
+			return nil, badRequest("%v", err)
+		}
 	}
 	if c := req.ExplainIf; c != nil {
 		for _, p := range []*float64{c.MinProbability, c.MaxProbability} {
@@ -192,8 +185,10 @@ type explanation struct {
 }
 
 // explain answers a job in its slot: one forward pass gives the
-// predictions and the predicted targets, then the method runs on the
-// examples explain_if keeps.
+// predictions and the predicted targets (explain.Target.Examples reads
+// them from it, so the explanation does not run the model again for
+// them), then explain.Run runs the method on the examples explain_if
+// keeps.
 func (s *Server) explain(ctx context.Context, j *job, start time.Time, deadline time.Duration) (*explainAnswer, error) {
 	m := j.m
 	t0 := time.Now()
@@ -202,44 +197,24 @@ func (s *Server) explain(ctx context.Context, j *job, start time.Time, deadline 
 		return nil, err
 	}
 	fwd := time.Since(t0)
-	var top []int
 	var prob []float64
 	if y.Rank() == 2 && y.DType == tensor.Float32 {
-		top, prob, _ = attr.TopClasses(y)
+		_, prob, _ = attr.TopClasses(y)
 	}
-	targets := make([][]int, j.n)
-	switch {
-	case j.target.predicted:
-		if top == nil {
-			return nil, badRequest(`target "predicted" needs scores [N, classes]; the model's output has shape %v: give a target (an index, or "none")`, y.Shape)
-		}
-		for e := range targets {
-			targets[e] = []int{top[e]}
-		}
-	case j.target.none:
-	case j.target.each != nil:
-		for e := range targets {
-			targets[e] = []int{j.target.each[e]}
-		}
-	default:
-		for e := range targets {
-			targets[e] = []int{j.target.all}
-		}
-	}
-	if y.Rank() == 2 {
-		for _, t := range targets {
-			if t != nil && t[0] >= y.Shape[1] {
-				return nil, badRequest("target %d: the model has %d outputs per example", t[0], y.Shape[1])
-			}
-		}
+	targets, err := j.target.Examples(j.n, y)
+	if err != nil {
+		return nil, badRequest("%v", err)
 	}
 	ans := &explainAnswer{Model: m.Name, SHA256: m.SHA256, Method: j.method, Explanations: make([]explanation, j.n)}
 	var rows []int
 	for e := range ans.Explanations {
 		x := &ans.Explanations[e]
 		x.Prediction = nested{y, e}
-		if targets[e] != nil {
-			x.Target = targets[e][0]
+		if targets != nil {
+			x.Target = targets[e]
+			if len(targets[e]) == 1 {
+				x.Target = targets[e][0]
+			}
 		}
 		if prob != nil {
 			p := prob[e]
@@ -259,33 +234,8 @@ func (s *Server) explain(ctx context.Context, j *job, start time.Time, deadline 
 	if len(rows) == 0 {
 		return ans, nil
 	}
-	// The examples explained, their targets.
-	var attributed, extra []*tensor.Tensor
-	for i, in := range m.inputs {
-		t := j.inputs[i]
-		if len(rows) < j.n {
-			t = takeRows(t, rows)
-		}
-		if in.DType == tensor.Float32 {
-			attributed = append(attributed, t)
-		} else {
-			extra = append(extra, t)
-		}
-	}
-	j.attributed, j.extra = attributed, extra
-	if len(rows) < j.n && !j.spec.Distribution {
-		for i, b := range j.baselines {
-			if b.Rank() > 0 && b.Shape[0] == j.n && j.n > 1 {
-				j.baselines[i] = takeRows(b, rows)
-			}
-		}
-	}
-	if !j.target.none {
-		idx := make([][]int, len(rows))
-		for k, e := range rows {
-			idx[k] = targets[e]
-		}
-		j.attrTarget = attr.Indices(idx...)
+	if err := j.prepare(rows, targets); err != nil {
+		return nil, err
 	}
 	res, err := s.attribute(ctx, j)
 	if err != nil {
@@ -302,6 +252,62 @@ func (s *Server) explain(ctx context.Context, j *job, start time.Time, deadline 
 		}
 	}
 	return ans, nil
+}
+
+// prepare sets what runMethod runs: the request to explain.Run with the
+// counts fit_deadline lowered, and the examples explained (rows of the
+// batch): their attributed and extra inputs, their targets, their rows
+// of the baselines.
+func (j *job) prepare(rows []int, targets [][]int) error {
+	all := len(rows) == j.n
+	take := func(t *tensor.Tensor) (*tensor.Tensor, error) {
+		if all {
+			return t, nil
+		}
+		return takeRows(t, rows)
+	}
+	j.run = j.req
+	j.run.Params = nil
+	for _, kv := range j.req.Params {
+		if k, _, _ := strings.Cut(kv, "="); j.fitted[k] == (fitted{}) {
+			j.run.Params = append(j.run.Params, kv)
+		}
+	}
+	for _, k := range sortedKeys(j.fitted) {
+		j.run.Params = append(j.run.Params, k+"="+strconv.Itoa(j.fitted[k].Used))
+	}
+	j.attributed = nil
+	for i, in := range j.m.inputs {
+		t, err := take(j.inputs[i])
+		if err != nil {
+			return err
+		}
+		if in.DType == tensor.Float32 {
+			j.attributed = append(j.attributed, t)
+		} else {
+			j.run.Additional = append(j.run.Additional, t)
+		}
+	}
+	if !all && !j.dist && j.req.Baselines != nil {
+		j.run.Baselines = make([]*tensor.Tensor, len(j.req.Baselines))
+		for i, b := range j.req.Baselines {
+			j.run.Baselines[i] = b
+			if b.Rank() > 0 && b.Shape[0] == j.n && j.n > 1 {
+				var err error
+				if j.run.Baselines[i], err = takeRows(b, rows); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if targets != nil {
+		idx := make([][]int, len(rows))
+		for k, e := range rows {
+			idx[k] = targets[e]
+		}
+		j.run.Target = explain.Indices(idx...)
+	}
+	return nil
 }
 
 // skip says why example e is not explained under explain_if, or "".
@@ -337,44 +343,53 @@ func (j *job) attributions(a []*tensor.Tensor, k int) any {
 	return out
 }
 
-// setBaselines reads params.baselines: a number (every input), nested
-// arrays (one input's: an example's shape, or rows), or an object of them
-// by input name.
-func (j *job) setBaselines() error {
+// setBaselines reads params.baselines into the request: a number (every
+// input), nested arrays (one input's: an example's shape, or rows), or an
+// object of them by input name (the inputs it leaves out get zeros, or
+// for distribution methods zeros twice).
+func (j *job) setBaselines(raw json.RawMessage, dist bool) error {
+	j.base, j.dist = 0.0, dist
+	if raw == nil {
+		return nil
+	}
 	names := j.m.nt.Inputs
 	raws := map[string]json.RawMessage{}
-	switch {
-	case j.baseRaw2 != nil:
-		for k, v := range j.baseRaw2 {
-			if indexOf(names, k) < 0 {
+	if len(raw) > 0 && raw[0] == '{' {
+		var byName map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &byName); err != nil {
+			return badRequest("baselines: %v", err)
+		}
+		for k, v := range byName {
+			if !slices.Contains(names, k) {
 				return badRequest("baselines: the model has no attributed input %q (it has %s)", k, strings.Join(names, ", "))
 			}
 			raws[k] = v
 		}
-	case j.baseRaw != nil:
+	} else {
 		var f float64
-		if json.Unmarshal(j.baseRaw, &f) == nil {
+		if json.Unmarshal(raw, &f) == nil {
 			if math.IsNaN(f) || math.IsInf(f, 0) {
 				return badRequest("baselines=%v: want a finite number", f)
 			}
-			j.vals["baselines"] = strconv.FormatFloat(f, 'g', -1, 64)
+			j.req.Baseline, j.base = float32(f), f
 			return nil
 		}
 		if len(names) != 1 {
 			return badRequest("baselines: model %s has %d attributed inputs: give {\"input\": baseline, ...}", j.m.Name, len(names))
 		}
-		raws[names[0]] = j.baseRaw
-	default:
+		raws[names[0]] = raw
+	}
+	if len(raws) == 0 {
 		return nil
 	}
-	j.baselines = make([]*tensor.Tensor, len(names))
+	j.req.Baselines = make([]*tensor.Tensor, len(names))
 	for i, name := range names {
+		x := j.inputs[slices.Index(j.m.inputNames(), name)]
 		raw, ok := raws[name]
-		x := j.inputs[indexOf(inputNames(j.m), name)]
 		if !ok {
-			j.baselines[i] = tensor.Scalar(0)
-			if j.spec.Distribution {
-				j.baselines[i] = methods.DefaultDistribution([]*tensor.Tensor{x}, 0)[0]
+			j.req.Baselines[i] = tensor.Scalar(0)
+			if dist {
+				j.req.Baselines[i] = methods.DefaultDistribution([]*tensor.Tensor{x}, 0)[0]
 			}
 			continue
 		}
@@ -385,47 +400,18 @@ func (j *job) setBaselines() error {
 		ex := x.Shape[1:]
 		switch {
 		case len(shape) == 0:
-		case len(shape) == len(ex) && sameInts(shape, ex):
+		case tensor.SameShape(shape, ex):
 			shape = append([]int{1}, shape...)
-		case len(shape) == len(ex)+1 && sameInts(shape[1:], ex):
+		case len(shape) == len(ex)+1 && tensor.SameShape(shape[1:], ex):
 		default:
 			return badRequest("baselines of %q: shape %v; want a number, one example's shape %v, or rows [K %v]", name, shape, ex, strings.Trim(fmt.Sprint(ex), "[]"))
 		}
-		if j.baselines[i], err = toTensor(tensor.Float32, shape, vals); err != nil {
+		if j.req.Baselines[i], err = toTensor(tensor.Float32, shape, vals); err != nil {
 			return badRequest("baselines of %q: %v", name, err)
 		}
-		j.vals["baselines"] = "given"
 	}
+	j.base = "given"
 	return nil
-}
-
-func inputNames(m *model) []string {
-	out := make([]string, len(m.inputs))
-	for i, in := range m.inputs {
-		out[i] = in.Name
-	}
-	return out
-}
-
-func sameInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// baselineValue is the constant baseline of a request (0 without one).
-func (j *job) baselineValue() float32 {
-	v, err := strconv.ParseFloat(j.vals["baselines"], 32)
-	if err != nil {
-		return 0
-	}
-	return float32(v)
 }
 
 // fitDeadline lowers the job's step or sample count so that its work,
@@ -457,7 +443,7 @@ func (j *job) fitDeadline(fwd time.Duration, deadline time.Time) {
 }
 
 // params are the effective parameters as JSON values: numbers and
-// booleans as such, the rest as text.
+// booleans as such, the rest as text; the layer and the baselines.
 func (j *job) params() map[string]any {
 	out := map[string]any{}
 	for k, v := range j.vals {
@@ -469,68 +455,40 @@ func (j *job) params() map[string]any {
 			out[k] = v
 		}
 	}
-	if j.layer != "" {
-		out["layer"] = j.layer
+	if j.req.Layer != "" {
+		out["layer"] = j.req.Layer
 	}
-	if _, ok := out["baselines"]; !ok {
+	out["baselines"] = j.base
+	if j.base == nil {
 		out["baselines"] = 0.0
 	}
 	return out
 }
 
-// runMethod runs the job's method on the examples explained, as
-// explain.Run does (the method table builds it on the network, with the
-// request's baselines, or a distribution of zeros and the constant for
-// the Shap methods), asking for the convergence delta.
+// runMethod runs the job's method through explain.Run on the examples
+// explained, asking for the convergence delta.
 func (s *Server) runMethod(ctx context.Context, j *job) (*attr.Result, error) {
-	vals := methods.Values{}
-	for k, v := range j.vals {
-		if k != "baselines" {
-			vals[k] = v
-		}
-	}
-	m, err := j.spec.Build(j.m.nt, j.layer, vals)
-	if err != nil {
-		return nil, badRequest("%s: %v", j.method, err)
-	}
-	// The delta of methods that have one (NoiseTunnel's, when its inner
-	// method has one; the others ignore Delta).
-	delta := j.method != "NoiseTunnel" || j.vals["inner"] == "IntegratedGradients" || j.vals["inner"] == "DeepLift"
-	o := attr.Options{Target: j.attrTarget, Additional: j.extra, Delta: delta, Baselines: j.baselines}
-	if o.Baselines == nil {
-		b := j.baselineValue()
-		switch {
-		case j.spec.Distribution:
-			o.Baselines = methods.DefaultDistribution(j.attributed, b)
-		case b != 0:
-			for range j.attributed {
-				o.Baselines = append(o.Baselines, tensor.Scalar(b))
-			}
-		}
-	}
-	res, err := m.Attribute(ctx, j.attributed, o)
+	res, err := explain.Run(ctx, j.m.nt, j.attributed, j.run)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			return nil, err
 		}
 		return nil, badRequest("%s: %v", j.method, err)
 	}
-	return res, nil
+	return &attr.Result{Attributions: res.Attributions, Delta: res.Delta}, nil
 }
 
-// takeRows returns the rows of a batch.
-func takeRows(t *tensor.Tensor, rows []int) *tensor.Tensor {
-	inner := t.Len() / t.Shape[0]
-	out := tensor.Zeros(t.DType, append([]int{len(rows)}, t.Shape[1:]...))
+// takeRows returns the rows of a batch, as a new batch.
+func takeRows(t *tensor.Tensor, rows []int) (*tensor.Tensor, error) {
+	parts := make([]*tensor.Tensor, len(rows))
 	for k, r := range rows {
-		switch t.DType {
-		case tensor.Float32:
-			copy(out.F[k*inner:(k+1)*inner], t.F[r*inner:(r+1)*inner])
-		case tensor.Int64:
-			copy(out.I[k*inner:(k+1)*inner], t.I[r*inner:(r+1)*inner])
-		case tensor.Bool:
-			copy(out.B[k*inner:(k+1)*inner], t.B[r*inner:(r+1)*inner])
+		e, err := t.Example(r)
+		if err == nil {
+			parts[k], err = e.Reshape(append([]int{1}, e.Shape...)...)
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
-	return out
+	return tensor.Batch(parts...)
 }

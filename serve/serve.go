@@ -13,7 +13,9 @@
 // batch...]}) and:
 //
 //	"method"       any method loupe has, by Captum's name (default IntegratedGradients)
-//	"target"       an output index for every example, one per example, or "predicted" (default)
+//	"target"       an output index for every example, one per example, "predicted" (default),
+//	               "none" (models of one output per example), or the text loupe explain --target
+//	               reads ("3", "1,4", "(0,2)" for outputs of more dimensions)
 //	"params"       the method's parameters under Captum's names, {"n_steps": 20, "baselines": 0.0};
 //	               baselines is a number or nested arrays (one example's shape, or a batch);
 //	               "layer" names the layer of layer methods
@@ -28,7 +30,12 @@
 // attributions in the example's shape (an object by input name for models
 // of several inputs) and the convergence delta of methods that have one.
 // The prediction and the predicted target come from one forward pass,
-// which the explanation reuses.
+// which the explanation reuses. The request means what it means to the
+// command line and Insights: the method runs through internal/explain.
+//
+// The Open Inference Protocol defines no explanation (KServe's V2
+// protocol has no explain endpoint): POST /v2/models/NAME/explain answers
+// 404 naming the V1 route.
 //
 // # Limits
 //
@@ -308,6 +315,11 @@ func (s *Server) routes() {
 		}
 	})
 	mux.HandleFunc("POST /v2/models/{name}/infer", func(w http.ResponseWriter, r *http.Request) { s.v2Infer(w, r, r.PathValue("name")) })
+	mux.HandleFunc("POST /v2/models/{name}/explain", func(w http.ResponseWriter, r *http.Request) {
+		if m := s.lookup(w, r.PathValue("name")); m != nil {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("the Open Inference Protocol has no explain endpoint: POST /v1/models/%s:explain", m.Name))
+		}
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, httpguard.QuoteShort(r.URL.Path)))
 	})
@@ -471,6 +483,45 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	w.WriteHeader(code)
 	w.Write(append(b, '\n'))
 }
+
+// exchange is a request on a model's route under way: what the metrics
+// count of it when it ends, its deadline, its failure answered.
+type exchange struct {
+	s                   *Server
+	w                   http.ResponseWriter
+	start               time.Time
+	name, route, method string
+	deadline            time.Duration
+	code                int
+	reason              string
+}
+
+// begin starts an exchange on model name's route and reads the body into
+// req. The model is nil when the exchange is answered already (no such
+// model, a body that does not read). Call end when it is answered.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request, name, route string, req any) (*exchange, *model) {
+	x := &exchange{s: s, w: w, start: time.Now(), name: name, route: route, code: http.StatusOK}
+	m := s.lookup(w, name)
+	if m == nil {
+		x.code, x.reason = http.StatusNotFound, "not_found"
+		return x, nil
+	}
+	if err := s.decode(w, r, req); err != nil {
+		x.fail(err)
+		return x, nil
+	}
+	return x, m
+}
+
+// fail answers an error with its status and counts its reason.
+func (x *exchange) fail(err error) {
+	var msg string
+	x.code, msg, x.reason = failure(err, x.deadline)
+	writeError(x.w, x.code, msg)
+}
+
+// end counts the exchange in the metrics.
+func (x *exchange) end() { x.s.observe(x.name, x.route, x.method, x.start, x.code, x.reason) }
 
 // observe counts a finished request in the metrics.
 func (s *Server) observe(model, route, method string, start time.Time, code int, reason string) {

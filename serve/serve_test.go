@@ -348,6 +348,7 @@ func TestErrors(t *testing.T) {
 		{"v2 wrong shape", "/v2/models/toy/infer", `{"inputs": [{"name": "input", "shape": [1,4], "datatype": "FP32", "data": [1,2,3,4]}]}`, 400, "shape [1 4]; the model takes [N 3]"},
 		{"v2 data short", "/v2/models/toy/infer", `{"inputs": [{"name": "input", "shape": [2,3], "datatype": "FP32", "data": [1,2,3]}]}`, 400, "3 numbers for shape [2 3]"},
 		{"v2 unknown model", "/v2/models/nope/infer", `{"inputs": []}`, 404, "no model"},
+		{"v2 explain", "/v2/models/toy/explain", `{"inputs": []}`, 404, "POST /v1/models/toy:explain"},
 	} {
 		code, body := call(t, s, "POST", c.path, c.body)
 		if c.body == nil {

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/loupe-ml/loupe/engine"
 	"github.com/loupe-ml/loupe/graph"
-	"github.com/loupe-ml/loupe/internal/methods"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -41,47 +41,32 @@ type ExplainIf struct {
 
 // v1 answers :predict and :explain on a model.
 func (s *Server) v1(w http.ResponseWriter, r *http.Request, name, verb string) {
-	start := time.Now()
-	method := ""
-	var deadline time.Duration
-	code, reason := http.StatusOK, ""
-	defer func() { s.observe(name, verb, method, start, code, reason) }()
-	fail := func(err error) {
-		var msg string
-		code, msg, reason = failure(err, deadline)
-		writeError(w, code, msg)
-	}
-	m := s.models[name]
-	if m == nil {
-		code, reason = http.StatusNotFound, "not_found"
-		s.lookup(w, name)
-		return
-	}
 	var req v1Request
-	if err := s.decode(w, r, &req); err != nil {
-		fail(err)
+	x, m := s.begin(w, r, name, verb, &req)
+	defer x.end()
+	if m == nil {
 		return
 	}
 	var err error
-	if deadline, err = s.deadline(req.DeadlineMS); err != nil {
-		fail(err)
+	if x.deadline, err = s.deadline(req.DeadlineMS); err != nil {
+		x.fail(err)
 		return
 	}
 	inputs, n, err := m.v1Inputs(req, s.cfg)
 	if err != nil {
-		fail(err)
+		x.fail(err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), deadline)
+	ctx, cancel := context.WithTimeout(r.Context(), x.deadline)
 	defer cancel()
 	if verb == "predict" {
 		if req.Method != "" || req.Target != nil || req.Params != nil || req.FitDeadline || req.ExplainIf != nil {
-			fail(badRequest("method, target, params, fit_deadline and explain_if belong to :explain"))
+			x.fail(badRequest("method, target, params, fit_deadline and explain_if belong to :explain"))
 			return
 		}
 		v, err := s.do(ctx, func(ctx context.Context) (any, error) { return m.forward(ctx, inputs) })
 		if err != nil {
-			fail(err)
+			x.fail(err)
 			return
 		}
 		y := v.(*tensor.Tensor)
@@ -94,17 +79,17 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request, name, verb string) {
 	}
 	j, err := s.newJob(m, req, inputs, n)
 	if err != nil {
-		fail(err)
+		x.fail(err)
 		return
 	}
-	method = j.method
-	v, err := s.do(ctx, func(ctx context.Context) (any, error) { return s.explain(ctx, j, start, deadline) })
+	x.method = j.method
+	v, err := s.do(ctx, func(ctx context.Context) (any, error) { return s.explain(ctx, j, x.start, x.deadline) })
 	if err != nil {
-		fail(err)
+		x.fail(err)
 		return
 	}
 	ans := v.(*explainAnswer)
-	ans.ElapsedMS = float64(time.Since(start).Microseconds()) / 1000
+	ans.ElapsedMS = float64(time.Since(x.start).Microseconds()) / 1000
 	if len(j.fitted) > 0 {
 		s.met.fitted.WithLabelValues(m.Name, j.method).Inc()
 	}
@@ -198,10 +183,7 @@ func readInput(in engine.Input, raw json.RawMessage, c Config) (*tensor.Tensor, 
 // v1Inputs reads a request's inputs, in the model's order, and their
 // batch size.
 func (m *model) v1Inputs(req v1Request, c Config) ([]*tensor.Tensor, int, error) {
-	names := make([]string, len(m.inputs))
-	for i, in := range m.inputs {
-		names[i] = in.Name
-	}
+	names := m.inputNames()
 	raws := make([]json.RawMessage, len(m.inputs))
 	switch {
 	case req.Instances != nil && req.Inputs != nil:
@@ -213,7 +195,7 @@ func (m *model) v1Inputs(req v1Request, c Config) ([]*tensor.Tensor, int, error)
 		raws[0] = req.Instances
 	case req.Inputs != nil:
 		for k := range req.Inputs {
-			i := indexOf(names, k)
+			i := slices.Index(names, k)
 			if i < 0 {
 				return nil, 0, badRequest("model %s has no input %q (it takes %s)", m.Name, k, strings.Join(names, ", "))
 			}
@@ -242,13 +224,13 @@ func (m *model) v1Inputs(req v1Request, c Config) ([]*tensor.Tensor, int, error)
 	return out, n, nil
 }
 
-func indexOf(names []string, s string) int {
-	for i, n := range names {
-		if n == s {
-			return i
-		}
+// inputNames are the model's inputs' names, in its order.
+func (m *model) inputNames() []string {
+	out := make([]string, len(m.inputs))
+	for i, in := range m.inputs {
+		out[i] = in.Name
 	}
-	return -1
+	return out
 }
 
 // forward runs the model on inputs in its order and returns the output
@@ -313,6 +295,3 @@ func sortedKeys[V any](m map[string]V) []string {
 // countParams are the parameters fit_deadline may lower, with how many
 // gradient passes of the batch each unit costs (an estimate).
 var countParams = []string{"n_steps", "n_samples", "nt_samples"}
-
-// methodNames lists the methods for an error.
-func methodNames() string { return strings.Join(methods.Names(), ", ") }

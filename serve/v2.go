@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/loupe-ml/loupe/engine"
 	"github.com/loupe-ml/loupe/tensor"
@@ -83,24 +83,10 @@ func (m *model) v2Metadata() map[string]any {
 
 // v2Infer answers POST /v2/models/NAME/infer.
 func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, name string) {
-	start := time.Now()
-	var deadline time.Duration
-	code, reason := http.StatusOK, ""
-	defer func() { s.observe(name, "infer", "", start, code, reason) }()
-	fail := func(err error) {
-		var msg string
-		code, msg, reason = failure(err, deadline)
-		writeError(w, code, msg)
-	}
-	m := s.models[name]
-	if m == nil {
-		code, reason = http.StatusNotFound, "not_found"
-		s.lookup(w, name)
-		return
-	}
 	var req v2Request
-	if err := s.decode(w, r, &req); err != nil {
-		fail(err)
+	x, m := s.begin(w, r, name, "infer", &req)
+	defer x.end()
+	if m == nil {
 		return
 	}
 	var ms *int64
@@ -108,27 +94,27 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, name string) {
 		ms = req.Parameters.DeadlineMS
 	}
 	var err error
-	if deadline, err = s.deadline(ms); err != nil {
-		fail(err)
+	if x.deadline, err = s.deadline(ms); err != nil {
+		x.fail(err)
 		return
 	}
 	feeds, err := m.v2Inputs(req, s.cfg)
 	if err != nil {
-		fail(err)
+		x.fail(err)
 		return
 	}
 	outNames := m.Model.Model.OutputNames()
 	if len(req.Outputs) > 0 {
 		outNames = nil
 		for _, o := range req.Outputs {
-			if indexOf(m.Model.Model.OutputNames(), o.Name) < 0 {
-				fail(badRequest("model %s has no output %q (it has %s)", m.Name, o.Name, strings.Join(m.Model.Model.OutputNames(), ", ")))
+			if slices.Index(m.Model.Model.OutputNames(), o.Name) < 0 {
+				x.fail(badRequest("model %s has no output %q (it has %s)", m.Name, o.Name, strings.Join(m.Model.Model.OutputNames(), ", ")))
 				return
 			}
 			outNames = append(outNames, o.Name)
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), deadline)
+	ctx, cancel := context.WithTimeout(r.Context(), x.deadline)
 	defer cancel()
 	v, err := s.do(ctx, func(ctx context.Context) (any, error) {
 		p, err := m.Model.Model.Forward(ctx, feeds, &engine.Options{Outputs: outNames})
@@ -146,7 +132,7 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, name string) {
 		return outs, nil
 	})
 	if err != nil {
-		fail(err)
+		x.fail(err)
 		return
 	}
 	ans := map[string]any{"model_name": m.Name, "outputs": v}
@@ -160,11 +146,11 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, name string) {
 // its data (flat, or nested) matching its shape, datatype and the model's
 // input shape.
 func (m *model) v2Inputs(req v2Request, c Config) (map[string]*tensor.Tensor, error) {
-	names := inputNames(m)
+	names := m.inputNames()
 	feeds := map[string]*tensor.Tensor{}
 	n := -1
 	for _, t := range req.Inputs {
-		i := indexOf(names, t.Name)
+		i := slices.Index(names, t.Name)
 		if i < 0 {
 			return nil, badRequest("model %s has no input %q (it takes %s)", m.Name, t.Name, strings.Join(names, ", "))
 		}

@@ -321,8 +321,14 @@ func GridSVG(views []View, cols int) (string, error) {
 	cols = min(max(cols, 1), len(views))
 	cw, ch := 0, 0
 	fig := &Figure{Cols: cols}
-	for _, v := range views {
+	for i, v := range views {
+		if v.Image == nil {
+			return "", fmt.Errorf("viz: view %d (%q) has no image", i, v.Title)
+		}
 		b := v.Image.Bounds()
+		if b.Dx()*b.Dy() > MaxPixels {
+			return "", fmt.Errorf("viz: view %d (%q) is %dx%d, over %d pixels", i, v.Title, b.Dx(), b.Dy(), MaxPixels)
+		}
 		cw, ch = max(cw, b.Dx()), max(ch, b.Dy())
 		pic := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
 		draw.Draw(pic, pic.Bounds(), v.Image, b.Min, draw.Src)

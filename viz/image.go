@@ -224,6 +224,9 @@ func imageCHW(img *tensor.Tensor, channelsLast bool) (*tensor.Tensor, error) {
 
 // colorCells draws normalized values as an h×w image in a color map.
 func colorCells(v []float64, h, w int, s Sign, cmap Colormap) *image.RGBA {
+	if !mapFits(v, h, w) {
+		return image.NewRGBA(image.Rect(0, 0, 0, 0))
+	}
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	for i, x := range v {
 		img.SetRGBA(i%w, i/w, cmap.At(position(x, s)))
@@ -279,10 +282,17 @@ func blendCells(img *tensor.Tensor, v []float64, h, w int, s Sign, cmap Colormap
 
 // upscale enlarges a picture by an integer factor.
 func upscale(src *image.RGBA, scale int) *image.RGBA {
+	b := src.Bounds()
+	// The scale is lowered so that the picture holds at most MaxPixels.
+	if px := float64(b.Dx() * b.Dy()); scale > 1 && px*float64(scale)*float64(scale) > MaxPixels {
+		scale = int(math.Sqrt(MaxPixels / max(px, 1)))
+		for scale > 1 && px*float64(scale)*float64(scale) > MaxPixels {
+			scale--
+		}
+	}
 	if scale <= 1 {
 		return src
 	}
-	b := src.Bounds()
 	out := image.NewRGBA(image.Rect(0, 0, b.Dx()*scale, b.Dy()*scale))
 	for y := 0; y < b.Dy()*scale; y++ {
 		for x := 0; x < b.Dx()*scale; x++ {
@@ -313,4 +323,22 @@ func emptyNote(s Sign) string {
 		return "no negative attribution"
 	}
 	return "all zero"
+}
+
+// MaxPixels bounds the pictures viz draws: an upscaling factor is lowered
+// to stay within it, and a map larger than it is refused (or, where a
+// function returns no error, drawn as an empty picture).
+const MaxPixels = 1 << 24
+
+// mapFits reports whether v holds an h×w map that viz can draw.
+func mapFits(v []float64, h, w int) bool {
+	return h >= 0 && w >= 0 && (w == 0 || h <= MaxPixels/w) && len(v) == h*w
+}
+
+// checkMap returns an error unless v holds an h×w map that viz can draw.
+func checkMap(v []float64, h, w int) error {
+	if !mapFits(v, h, w) {
+		return fmt.Errorf("viz: %d values for a %dx%d map (at most %d pixels)", len(v), h, w, MaxPixels)
+	}
+	return nil
 }

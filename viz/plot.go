@@ -5,6 +5,7 @@ import (
 	"html"
 	"math"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -14,12 +15,18 @@ type Series struct {
 	X, Y []float64
 }
 
-// LinePlotSVG draws series as lines in an SVG document of the given size,
+// LinePlotSVG draws series as lines in an SVG document of the given size
+// (a series whose X and Y differ in length is drawn to the shorter),
 // with axes, their ranges and a legend (deletion and insertion curves, time
 // series).
 func LinePlotSVG(title string, series []Series, width, height int) string {
 	const m = 40.0
 	minX, maxX, minY, maxY := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
+	series = slices.Clone(series)
+	for k := range series {
+		n := min(len(series[k].X), len(series[k].Y))
+		series[k].X, series[k].Y = series[k].X[:n], series[k].Y[:n]
+	}
 	for _, s := range series {
 		for i := range s.X {
 			minX, maxX = math.Min(minX, s.X[i]), math.Max(maxX, s.X[i])

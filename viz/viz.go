@@ -54,6 +54,12 @@ func ParseSign(s string) (Sign, error) {
 // Map2D sums an attribution over its channel dimension: [C, H, W] or
 // [H, W, C] (channelsLast) to H×W values, row-major; [H, W] is copied.
 func Map2D(a *tensor.Tensor, channelsLast bool) ([]float64, int, int, error) {
+	if a == nil {
+		return nil, 0, 0, fmt.Errorf("viz: no attribution (nil tensor)")
+	}
+	if err := a.Check(); err != nil {
+		return nil, 0, 0, fmt.Errorf("viz: attribution: %w", err)
+	}
 	switch a.Rank() {
 	case 2:
 		h, w := a.Shape[0], a.Shape[1]
@@ -133,7 +139,9 @@ func Normalize(v []float64, s Sign, outlierPerc float64) []float64 {
 }
 
 // HeatMap draws normalized values (from Normalize) as an h×w image with the
-// sign's default color map, scaled up by an integer factor.
+// sign's default color map, scaled up by an integer factor (lowered to keep
+// the picture within MaxPixels). Values that are not an h×w map of at most
+// MaxPixels give an empty picture.
 func HeatMap(v []float64, h, w int, s Sign, scale int) *image.RGBA {
 	return upscale(colorCells(v, h, w, s, DefaultColormap(s)), scale)
 }
@@ -144,6 +152,12 @@ func HeatMap(v []float64, h, w int, s Sign, scale int) *image.RGBA {
 // darkened, and the heat map's opacity grows with each cell's magnitude
 // up to min(1, 1.6 alpha) (see ImageOptions.AlphaOverlay).
 func Blend(img *tensor.Tensor, v []float64, h, w int, s Sign, alpha float64, scale int) (*image.RGBA, error) {
+	if img == nil {
+		return nil, fmt.Errorf("viz: no image (nil tensor)")
+	}
+	if err := checkMap(v, h, w); err != nil {
+		return nil, err
+	}
 	if img.Rank() != 3 || img.Shape[1] != h || img.Shape[2] != w {
 		return nil, fmt.Errorf("viz: image of shape %v for a %dx%d heat map", img.Shape, h, w)
 	}
@@ -157,6 +171,12 @@ func Blend(img *tensor.Tensor, v []float64, h, w int, s Sign, alpha float64, sca
 // Original draws an image tensor [C, H, W] in [0, 1] (1 or 3 channels),
 // scaled up by an integer factor.
 func Original(img *tensor.Tensor, scale int) (*image.RGBA, error) {
+	if img == nil {
+		return nil, fmt.Errorf("viz: no image (nil tensor)")
+	}
+	if err := img.Check(); err != nil {
+		return nil, fmt.Errorf("viz: image: %w", err)
+	}
 	if img.Rank() != 3 || (img.Shape[0] != 1 && img.Shape[0] != 3) {
 		return nil, fmt.Errorf("viz: image of shape %v, want [1 or 3, H, W]", img.Shape)
 	}
@@ -215,6 +235,9 @@ func scaled(img *tensor.Tensor, v []float64, h, w int, s Sign, scale int, alpha 
 	if err != nil {
 		return nil, err
 	}
+	if err := checkMap(v, h, w); err != nil {
+		return nil, err
+	}
 	if img.Shape[1] != h || img.Shape[2] != w {
 		return nil, fmt.Errorf("viz: image of shape %v for a %dx%d attribution map", img.Shape, h, w)
 	}
@@ -234,8 +257,13 @@ func scaled(img *tensor.Tensor, v []float64, h, w int, s Sign, scale int, alpha 
 }
 
 // ColorBar draws a vertical color bar of the sign's color map, from the
-// top (largest) to the bottom, width×height pixels.
+// top (largest) to the bottom, width×height pixels (at most MaxPixels).
 func ColorBar(s Sign, width, height int) *image.RGBA {
+	// Within MaxPixels (a bar is narrow: the height is kept).
+	width, height = max(width, 0), min(max(height, 0), MaxPixels)
+	if height > 0 {
+		width = min(width, MaxPixels/height)
+	}
 	cm := DefaultColormap(s)
 	img := image.NewRGBA(image.Rect(0, 0, width, height))
 	lo := 0.0

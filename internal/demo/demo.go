@@ -59,30 +59,8 @@ func Draw(class int, seed uint64) (*tensor.Tensor, []bool) {
 	r := 8 + rng.IntN(6)
 	cy := r + 1 + rng.IntN(Size-2*r-2)
 	cx := r + 1 + rng.IntN(Size-2*r-2)
-	mask := make([]bool, Size*Size)
-	for y := 0; y < Size; y++ {
-		for x := 0; x < Size; x++ {
-			dy, dx := y-cy, x-cx
-			var in bool
-			switch class {
-			case 0:
-				in = abs(dy) <= r && abs(dx) <= r
-			case 1:
-				in = dy*dy+dx*dx <= r*r
-			default:
-				in = y >= cy-r && y <= cy+r && float64(abs(dx)) <= float64(y-(cy-r))/2
-			}
-			mask[y*Size+x] = in
-		}
-	}
-	for c := 0; c < 3; c++ {
-		col := float32(0.6 + 0.4*rng.Float64())
-		for i, in := range mask {
-			if in {
-				img.F[c*Size*Size+i] = col
-			}
-		}
-	}
+	mask := shapeMask(class, cy, cx, r, Size)
+	paintMask(img, mask, rng)
 	return img, mask
 }
 
@@ -287,4 +265,40 @@ func writeHTML(rep *Report) error {
 		return err
 	}
 	return f.Close()
+}
+
+// shapeMask returns the pixels of a size×size picture inside a shape of
+// class kind (0 square, 1 disk, 2 triangle) of radius r centred at (cy, cx).
+func shapeMask(kind, cy, cx, r, size int) []bool {
+	mask := make([]bool, size*size)
+	for y := 0; y < size; y++ {
+		for x := 0; x < size; x++ {
+			dy, dx := y-cy, x-cx
+			var in bool
+			switch kind {
+			case 0:
+				in = abs(dy) <= r && abs(dx) <= r
+			case 1:
+				in = dy*dy+dx*dx <= r*r
+			default:
+				in = y >= cy-r && y <= cy+r && float64(abs(dx)) <= float64(y-(cy-r))/2
+			}
+			mask[y*size+x] = in
+		}
+	}
+	return mask
+}
+
+// paintMask colours the masked pixels of img ([3, size, size]) with one
+// random pale colour.
+func paintMask(img *tensor.Tensor, mask []bool, rng *rand.Rand) {
+	plane := len(mask)
+	for c := 0; c < 3; c++ {
+		col := float32(0.6 + 0.4*rng.Float64())
+		for i, in := range mask {
+			if in {
+				img.F[c*plane+i] = col
+			}
+		}
+	}
 }

@@ -51,30 +51,8 @@ func Scene(seed uint64) (*tensor.Tensor, []Object) {
 		if !ok {
 			continue
 		}
-		mask := make([]bool, s*s)
-		for y := 0; y < s; y++ {
-			for x := 0; x < s; x++ {
-				dy, dx := y-cy, x-cx
-				var in bool
-				switch kind {
-				case 0:
-					in = abs(dy) <= r && abs(dx) <= r
-				case 1:
-					in = dy*dy+dx*dx <= r*r
-				default:
-					in = y >= cy-r && y <= cy+r && float64(abs(dx)) <= float64(y-(cy-r))/2
-				}
-				mask[y*s+x] = in
-			}
-		}
-		for c := 0; c < 3; c++ {
-			col := float32(0.6 + 0.4*rng.Float64())
-			for i, in := range mask {
-				if in {
-					img.F[c*s*s+i] = col
-				}
-			}
-		}
+		mask := shapeMask(kind, cy, cx, r, s)
+		paintMask(img, mask, rng)
 		objs = append(objs, Object{Class: kind, Box: box, Mask: mask})
 	}
 	return img, objs

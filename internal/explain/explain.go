@@ -5,9 +5,11 @@
 // TopK, ReadClassNames), the sign a method's maps are best drawn in
 // (DefaultSign), whether it reads a layer (TakesLayer), input shapes
 // checked in the caller's terms (CheckInputs, ShapeError), and the
-// nearest names for a misspelt one (Nearest). The command line (loupe explain) and Insights use it,
-// and so should any other front end (an HTTP explain server, a batch
-// pipeline), so that a request means the same everywhere.
+// nearest names for a misspelt one (Nearest), a request checked before
+// it runs (Check) and targets read from an output already computed
+// (Target.Examples). The command line (loupe explain), Insights and loupe
+// serve use it, and so should any other front end (a batch pipeline), so
+// that a request means the same everywhere.
 package explain
 
 import (
@@ -113,11 +115,7 @@ func resolve(method string, params []string, opts ...methods.Option) (methods.Sp
 // builds the method on nt, sets the baselines, resolves the target (the
 // predicted class runs the model once) and attributes.
 func Run(ctx context.Context, nt *attr.Net, inputs []*tensor.Tensor, r Request) (*Result, error) {
-	var opts []methods.Option
-	if r.NoFiles {
-		opts = append(opts, methods.NoFiles())
-	}
-	spec, vals, err := resolve(r.Method, r.Params, opts...)
+	spec, vals, err := Check(r)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +132,7 @@ func Run(ctx context.Context, nt *attr.Net, inputs []*tensor.Tensor, r Request) 
 	if err != nil {
 		return nil, &RequestError{err}
 	}
-	o := attr.Options{Additional: r.Additional, Progress: r.Progress, Delta: r.Delta}
+	o := attr.Options{Additional: r.Additional, Progress: r.Progress, Delta: r.Delta && hasDelta(r.Method, vals)}
 	if o.Baselines, err = baselines(spec, inputs, r); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package nnops
 import (
 	"fmt"
 
+	"github.com/loupe-ml/loupe/engine/internal/kernels"
+
 	"github.com/loupe-ml/loupe/engine/internal/op"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
@@ -135,6 +137,19 @@ func checkBias(in []*tensor.Tensor, m int) error {
 }
 
 func (c *conv) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	return c.forward(in, nil)
+}
+
+func (c *conv) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
+	return c.backward(in, gout, need, nil)
+}
+
+// prepFunc returns, for the convolution p of a call with inputs in, the
+// weights prepared for it (grad: for its input gradient), or nil.
+type prepFunc func(in []*tensor.Tensor, p convParams, grad bool) []float32
+
+// forward is Forward, with the prepared weights prep gives (if any).
+func (c *conv) forward(in []*tensor.Tensor, prep prepFunc) ([]*tensor.Tensor, error) {
 	p, g, err := c.setup(in)
 	if err != nil {
 		return nil, err
@@ -145,12 +160,17 @@ func (c *conv) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	}
 	y := tensor.New(g.outShape(p.M)...)
 	if y.Len() > 0 {
-		conv2D(p, in[0].F, in[1].F, bias, y.F)
+		var u []float32
+		if prep != nil {
+			u = prep(in, p, false)
+		}
+		kernels.Conv2DPrepared(kernels.ConvParams(p), in[0].F, in[1].F, u, bias, y.F)
 	}
 	return []*tensor.Tensor{y}, nil
 }
 
-func (c *conv) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
+// backward is Backward, with the prepared weights prep gives (if any).
+func (c *conv) backward(in, gout []*tensor.Tensor, need []bool, prep prepFunc) ([]*tensor.Tensor, error) {
 	p, g, err := c.setup(in)
 	if err != nil {
 		return nil, err
@@ -159,8 +179,14 @@ func (c *conv) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.
 	if err != nil {
 		return nil, err
 	}
+	var u []float32
+	if prep != nil && op.Needs(need, 0) && gy != nil {
+		u = prep(in, p, true)
+	}
 	return convGrads(in, need, gy, p.N, p.M, g.OH*g.OW,
-		func(gx, gy []float32) { conv2DInputGrad(p, in[1].F, gy, gx) },
+		func(gx, gy []float32) {
+			kernels.Conv2DInputGradPrepared(kernels.ConvParams(p), in[1].F, u, gy, gx)
+		},
 		func(gw, gy []float32) { conv2DWeightGrad(p, in[0].F, gy, gw) }), nil
 }
 

@@ -58,37 +58,9 @@ func (c *preparedConv) prepared(in []*tensor.Tensor, p convParams, grad bool) []
 }
 
 func (c *preparedConv) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	p, g, err := c.setup(in)
-	if err != nil {
-		return nil, err
-	}
-	var bias []float32
-	if b := op.Arg(in, 2); b != nil {
-		bias = b.F
-	}
-	y := tensor.New(g.outShape(p.M)...)
-	if y.Len() > 0 {
-		kernels.Conv2DPrepared(kernels.ConvParams(p), in[0].F, in[1].F, c.prepared(in, p, false), bias, y.F)
-	}
-	return []*tensor.Tensor{y}, nil
+	return c.forward(in, c.prepared)
 }
 
 func (c *preparedConv) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	p, g, err := c.setup(in)
-	if err != nil {
-		return nil, err
-	}
-	gy, err := op.ShapedGrad(gout, 0, g.outShape(p.M))
-	if err != nil {
-		return nil, err
-	}
-	var u []float32
-	if op.Needs(need, 0) && gy != nil {
-		u = c.prepared(in, p, true)
-	}
-	return convGrads(in, need, gy, p.N, p.M, g.OH*g.OW,
-		func(gx, gy []float32) {
-			kernels.Conv2DInputGradPrepared(kernels.ConvParams(p), in[1].F, u, gy, gx)
-		},
-		func(gw, gy []float32) { conv2DWeightGrad(p, in[0].F, gy, gw) }), nil
+	return c.backward(in, gout, need, c.prepared)
 }
