@@ -23,6 +23,8 @@ func TestBoundsWithinAttrMaxima(t *testing.T) {
 		"stdevs":                 attr.MaxStdev,
 		"epsilon":                attr.MaxStdev,
 		"gamma":                  attr.MaxStdev,
+		// attr.AblationCAM refuses a share outside [0, 1].
+		"ratio_channels_to_ablate": 1,
 		// Checked by internal/methods alone (attr takes masks, windows,
 		// seeds and neuron indices, which have no count maximum there).
 		"feature_grid":          math.Inf(1),
