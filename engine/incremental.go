@@ -124,7 +124,7 @@ func (m *Model) Incremental(ctx context.Context, inputs map[string]*tensor.Tenso
 	for _, f := range m.fusions {
 		ok := !inject[f.out]
 		for _, s := range f.inner {
-			ok = ok && !inject[s]
+			ok = ok && !inject[s] && s != out
 		}
 		if ok {
 			for _, s := range f.inner {
@@ -169,7 +169,9 @@ func (m *Model) Incremental(ctx context.Context, inputs map[string]*tensor.Tenso
 	}
 	fusedAt := map[int]cnode{}
 	for _, f := range m.fusions {
-		if p.ran[f.head] && !p.ran[f.skip[0]] {
+		// A chain ran fused when its head ran, its other nodes did not,
+		// and its output has a value that was not injected.
+		if p.ran[f.head] && !p.ran[f.skip[0]] && !inject[f.out] && p.vals[f.out] != nil {
 			fusedAt[f.head] = f.fused
 		}
 	}
@@ -185,6 +187,9 @@ func (m *Model) Incremental(ctx context.Context, inputs map[string]*tensor.Tenso
 		kind := kConst
 		for i, s := range cn.in {
 			if s >= 0 {
+				if b.vals[s] == nil {
+					return nil, fmt.Errorf("incremental: %s: the base pass did not keep input %q", cn.node, m.names[s])
+				}
 				in[i] = b.vals[s]
 				kind = max(kind, b.kind0[s])
 			}
@@ -441,6 +446,9 @@ func (b *Incremental) local(step *incStep, st []incVal, P int) (incVal, bool, er
 	v := st[s0]
 	x := b.vals[s0]
 	y := b.vals[cn.out[0]]
+	if x == nil || y == nil {
+		return incVal{}, false, nil
+	}
 	axes := step.rule.Axes
 	if v.kind != kBox || x.DType != tensor.Float32 || len(axes) != x.Rank()-1 || y.Rank() != x.Rank() {
 		return incVal{}, false, nil
