@@ -32,10 +32,10 @@ const (
 
 // AxisRule is how one axis of a local op's output depends on its data input.
 type AxisRule struct {
-	Kind       AxisKind
-	K, S, D    int // window size, stride and dilation (Window)
-	Pad        int // padding before the first input position (Window)
-	InN, OutN  int // the axis' size in the input and the output
+	Kind      AxisKind
+	K, S, D   int // window size, stride and dilation (Window)
+	Pad       int // padding before the first input position (Window)
+	InN, OutN int // the axis' size in the input and the output
 }
 
 // PaddedLen returns the length of the axis once padded as Kernel expects:
