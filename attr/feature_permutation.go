@@ -89,24 +89,50 @@ func (fp *FeaturePermutation) Attribute(ctx context.Context, inputs []*tensor.Te
 	}
 	attrs := zerosLike(inputs, false)
 	per := perEval(fp.PerturbationsPerEval, inputs, false)
+	inc, err := newIncremental(ctx, fp.Model, inputs, o, n)
+	if err != nil {
+		return nil, err
+	}
 	for j0, j1 := range chunks(len(jobs), per) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		c := j1 - j0
-		batch := repeatAll(inputs, c)
+		// The jobs as perturbations of every row, for incremental
+		// inference when their boxes are small.
+		perts := make([]perturbation, c)
 		for j := j0; j < j1; j++ {
 			jb := jobs[j]
-			x := inputs[jb.in]
-			row := x.Len() / n
-			off := (j - j0) * x.Len()
+			row := inputs[jb.in].Len() / n
+			perts[j-j0].in = jb.in
 			for r := 0; r < n; r++ {
 				for _, e := range jb.idx {
-					copyElem(batch[jb.in], off+r*row+e, x, jb.perm[r]*row+e)
+					perts[j-j0].idx = append(perts[j-j0].idx, r*row+e)
 				}
 			}
 		}
-		v, err := evalRows(ctx, fp.Model, batch, o, n, c)
+		var v []float32
+		if patches := inc.patches(inputs, perts, func(k, e int) float32 {
+			x := inputs[perts[k].in]
+			row := x.Len() / n
+			return x.AsFloat32().F[jobs[j0+k].perm[e/row]*row+e%row]
+		}); patches != nil {
+			v, err = inc.eval(ctx, patches, o, n)
+		} else {
+			batch := repeatAll(inputs, c)
+			for j := j0; j < j1; j++ {
+				jb := jobs[j]
+				x := inputs[jb.in]
+				row := x.Len() / n
+				off := (j - j0) * x.Len()
+				for r := 0; r < n; r++ {
+					for _, e := range jb.idx {
+						copyElem(batch[jb.in], off+r*row+e, x, jb.perm[r]*row+e)
+					}
+				}
+			}
+			v, err = evalRows(ctx, fp.Model, batch, o, n, c)
+		}
 		if err != nil {
 			return nil, err
 		}

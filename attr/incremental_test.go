@@ -29,8 +29,8 @@ func loadTestNet(t testing.TB, name string) *Net {
 	return nt
 }
 
-// TestIncrementalPerturbations checks that Occlusion and FeatureAblation
-// on a Net (incremental inference) give the answers of full passes.
+// TestIncrementalPerturbations checks that Occlusion, FeatureAblation and
+// FeaturePermutation on a Net (incremental inference) give the answers of full passes.
 func TestIncrementalPerturbations(t *testing.T) {
 	ctx := context.Background()
 	cnn := loadTestNet(t, "cnn_s0.onnx")
@@ -41,6 +41,15 @@ func TestIncrementalPerturbations(t *testing.T) {
 		grid.I[i] = int64((y/4)*8 + x/4)
 	}
 	x32 := randn(3, 1, 2, 3, 32, 32)
+	// One feature per element of an 8x8 patch, one for all the rest (too
+	// large a box: a full pass).
+	patch := tensor.NewInt(1, 3, 32, 32)
+	for i := range patch.I {
+		c, y, x := i/1024, i/32%32, i%32
+		if y >= 10 && y < 18 && x >= 20 && x < 28 {
+			patch.I[i] = int64(1 + c*64 + (y-10)*8 + x - 20)
+		}
+	}
 	x224 := randn(4, 1, 1, 3, 224, 224)
 	for _, tc := range []struct {
 		name string
@@ -59,8 +68,11 @@ func TestIncrementalPerturbations(t *testing.T) {
 			return &FeatureAblation{Model: m, FeatureMask: []*tensor.Tensor{grid}, PerturbationsPerEval: 16}
 		}, Options{Target: Class(2)}},
 		{"ablation_cnn_elements", cnn, x32, func(m Model) Method {
-			return &FeatureAblation{Model: m, PerturbationsPerEval: 64}
+			return &FeatureAblation{Model: m, FeatureMask: []*tensor.Tensor{patch}, PerturbationsPerEval: 64}
 		}, Options{Target: Class(2), Baselines: []*tensor.Tensor{randn(5, 1, 1, 3, 32, 32)}}},
+		{"permutation_cnn_grid", cnn, x32, func(m Model) Method {
+			return &FeaturePermutation{Model: m, FeatureMask: []*tensor.Tensor{grid}, Seed: 3, PerturbationsPerEval: 16}
+		}, Options{Target: Class(1)}},
 		{"occlusion_resnet_mini", mini, x224, func(m Model) Method {
 			return &Occlusion{Model: m, SlidingWindowShapes: [][]int{{3, 45, 45}}, Strides: [][]int{{3, 45, 45}}, PerturbationsPerEval: 8}
 		}, Options{Target: Class(0)}},
@@ -75,7 +87,7 @@ func TestIncrementalPerturbations(t *testing.T) {
 			for r := range tc.x.Shape[0] {
 				win.idx = append(win.idx, r*tc.x.Len()/tc.x.Shape[0]+5)
 			}
-			if ps := inc.patches([]*tensor.Tensor{tc.x}, []*tensor.Tensor{tensor.New(tc.x.Shape...)}, []perturbation{win}); len(ps) != 1 {
+			if ps := inc.patches([]*tensor.Tensor{tc.x}, []perturbation{win}, func(int, int) float32 { return 0 }); len(ps) != 1 {
 				t.Fatalf("got %d patches for one perturbation", len(ps))
 			}
 			got, err := tc.m(tc.nt).Attribute(ctx, []*tensor.Tensor{tc.x}, tc.o)

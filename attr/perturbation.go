@@ -188,7 +188,9 @@ func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, 
 		cp := c.k1 - c.k0
 		var v []float32
 		var err error
-		if patches := inc.patches(inputs, base, perts[c.k0:c.k1]); patches != nil {
+		in := perts[c.k0].in
+		bf := base[in].AsFloat32().F
+		if patches := inc.patches(inputs, perts[c.k0:c.k1], func(_, e int) float32 { return bf[e] }); patches != nil {
 			v, err = inc.eval(ctx, patches, o, n)
 		} else {
 			batch := repeatAll(inputs, cp)
@@ -400,11 +402,12 @@ func newIncremental(ctx context.Context, m Model, inputs []*tensor.Tensor, o Opt
 const incrementalMaxBox = 0.25
 
 // patches returns the perturbations as patches that change one input each
+// (element e of perturbation k, a flat index in the input, to value(k, e))
 // over boxes of one size (the bounding box of each perturbation's elements
 // over all rows, grown to the largest and moved inside the input at its
 // border), or nil when they change several inputs or the boxes are too
 // large to gain.
-func (ic *incremental) patches(inputs, base []*tensor.Tensor, perts []perturbation) []engine.Patch {
+func (ic *incremental) patches(inputs []*tensor.Tensor, perts []perturbation, value func(k, e int) float32) []engine.Patch {
 	if ic == nil || len(perts) == 0 {
 		return nil
 	}
@@ -441,7 +444,6 @@ func (ic *incremental) patches(inputs, base []*tensor.Tensor, perts []perturbati
 	}
 	strides := tensor.Strides(dims)
 	box := tensor.Size(size)
-	bf := base[in].AsFloat32().F
 	patches := make([]engine.Patch, len(perts))
 	for k, p := range perts {
 		for a := range dims {
@@ -454,7 +456,7 @@ func (ic *incremental) patches(inputs, base []*tensor.Tensor, perts []perturbati
 			})
 		}
 		for _, e := range p.idx {
-			vals.F[(e/row)*box+boxIndex(e%row, starts[k], size, dims)] = bf[e]
+			vals.F[(e/row)*box+boxIndex(e%row, starts[k], size, dims)] = value(k, e)
 		}
 		patches[k] = engine.Patch{Input: ic.names[in], Start: starts[k], Values: vals}
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/loupe-ml/loupe/internal/testmodels"
@@ -163,6 +166,7 @@ func TestIncrementalResNet18(t *testing.T) {
 	}
 	starts := [][]int{{0, 0, 0}, {0, 104, 56}, {0, 209, 209}, {0, 8, 200}}
 	inc := checkIncremental(t, m, 1, []int{3, 15, 15}, starts, 1e-4)
+	logRegions(t, inc.Regions())
 	var sawBox, sawFull bool
 	for _, rg := range inc.Regions() {
 		if rg.Full {
@@ -176,6 +180,27 @@ func TestIncrementalResNet18(t *testing.T) {
 	}
 	if !sawBox || !sawFull {
 		t.Errorf("regions: box %v, full %v, want both", sawBox, sawFull)
+	}
+}
+
+// TestIncrementalMoreModels checks the models listed in
+// $LOUPE_INCREMENTAL_MODELS (comma-separated ONNX paths with a [N, 3, 224,
+// 224] input, such as torchvision's mobilenet_v2 and vgg11) as resnet18,
+// and logs their regions.
+func TestIncrementalMoreModels(t *testing.T) {
+	paths := os.Getenv("LOUPE_INCREMENTAL_MODELS")
+	if paths == "" {
+		t.Skip("set LOUPE_INCREMENTAL_MODELS")
+	}
+	for _, p := range strings.Split(paths, ",") {
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			m, err := Load(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			starts := [][]int{{0, 0, 0}, {0, 104, 56}, {0, 209, 209}, {0, 8, 200}}
+			logRegions(t, checkIncremental(t, m, 1, []int{3, 15, 15}, starts, 1e-4).Regions())
+		})
 	}
 }
 
@@ -202,5 +227,23 @@ func TestIncrementalErrors(t *testing.T) {
 	}
 	if _, err := m.Incremental(ctx, feed(name, x), 0, nil); err == nil {
 		t.Error("rows 0: no error")
+	}
+}
+
+// logRegions logs each node's recomputed box and the fraction of the
+// convolutions' multiply-adds that incremental inference does per copy.
+func logRegions(t *testing.T, regions []Region) {
+	var inc, full float64
+	for _, rg := range regions {
+		if rg.MACs > 0 {
+			inc += float64(tensor.Size(rg.Box) * rg.MACs)
+			full += float64(tensor.Size(rg.Shape) * rg.MACs)
+		}
+		if rg.OpType == "Conv" || rg.OpType == "MaxPool" || rg.OpType == "Add" || rg.Full {
+			t.Logf("%-28s %-18s shape %-14v box %-14v full %v", rg.Node, rg.OpType, rg.Shape, rg.Box, rg.Full)
+		}
+	}
+	if full > 0 {
+		t.Logf("convolution multiply-adds per copy: %.3g of %.3g (%.1f%% saved)", inc, full, 100*(1-inc/full))
 	}
 }
