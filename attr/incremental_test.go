@@ -165,3 +165,41 @@ func TestIncrementalSpeedResNet18(t *testing.T) {
 		t.Logf("ppe %d: incremental %v, full %v, ratio %.3f, max difference %g", ppe, ti/2, tf/2, float64(ti)/float64(tf), d)
 	}
 }
+
+// TestIncrementalLayerAblation checks ablation of a layer's elements
+// (LayerFeatureAblation's model) through incremental inference against
+// full passes.
+func TestIncrementalLayerAblation(t *testing.T) {
+	ctx := context.Background()
+	nt := loadTestNet(t, "cnn_s0.onnx")
+	x := []*tensor.Tensor{randn(6, 1, 2, 3, 32, 32)}
+	o := Options{Target: Class(1)}
+	n, name, v, err := nt.layerActivation(ctx, x, o, "/conv1/Conv_output_0", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lm := &layerModel{nt: nt, layer: name, inputs: x, n: n}
+	if inc, err := newIncremental(ctx, lm, []*tensor.Tensor{v}, o, n); err != nil || inc == nil {
+		t.Fatalf("no incremental inference for the layer: %v", err)
+	}
+	// One feature per 2x2 cell of the layer's plane, all channels.
+	shape := v.Shape
+	mask := tensor.NewInt(1, 1, shape[2], shape[3])
+	for i := range mask.I {
+		mask.I[i] = int64((i/shape[3])/2*shape[3] + (i%shape[3])/2)
+	}
+	fa := func(m Model) []float32 {
+		r, err := (&FeatureAblation{Model: m, FeatureMask: []*tensor.Tensor{mask}, PerturbationsPerEval: 32}).Attribute(ctx, []*tensor.Tensor{v}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Attributions[0].F
+	}
+	got, want := fa(lm), fa(Func(lm.Eval))
+	if tensor.MaxAbsDiff(want, make([]float32, len(want))) == 0 {
+		t.Fatal("all attributions zero")
+	}
+	if d := tensor.MaxAbsDiff(got, want); d > 1e-4 {
+		t.Errorf("incremental differs from full passes by %g", d)
+	}
+}

@@ -365,25 +365,54 @@ func spread(inputs []*tensor.Tensor, f *features, vals [][]float64, n int) []*te
 // *incremental evaluates nothing (patches gives nil).
 type incremental struct {
 	inc   *engine.Incremental
-	names []string // the Net's attributed inputs
+	names []string // the fed tensors the perturbed inputs are
+}
+
+// incrementalModel is a Model that can evaluate perturbations of its
+// inputs by incremental inference: it gives the Net to run, its feeds for
+// the inputs (and o.Additional) and the names of the fed tensors that the
+// inputs are, in order.
+type incrementalModel interface {
+	incrementalFeeds(inputs []*tensor.Tensor, o Options, n int) (nt *Net, feeds map[string]*tensor.Tensor, names []string, err error)
+}
+
+func (nt *Net) incrementalFeeds(inputs []*tensor.Tensor, o Options, n int) (*Net, map[string]*tensor.Tensor, []string, error) {
+	if len(inputs) != len(nt.Inputs) {
+		return nil, nil, nil, nil
+	}
+	feeds, err := nt.feeds(inputs, o.Additional, n, 1, false)
+	return nt, feeds, nt.Inputs, err
+}
+
+// incrementalFeeds: the layer's value is fed (injected) per row.
+func (lm *layerModel) incrementalFeeds(inputs []*tensor.Tensor, o Options, n int) (*Net, map[string]*tensor.Tensor, []string, error) {
+	if len(inputs) != 1 || n != lm.n {
+		return nil, nil, nil, nil
+	}
+	feeds, err := lm.nt.feeds(lm.inputs, o.Additional, n, 1, false)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	feeds[lm.layer] = inputs[0]
+	return lm.nt, feeds, []string{lm.layer}, nil
 }
 
 // newIncremental prepares incremental inference for perturbations of
-// inputs when m is a Net whose attributed inputs are all float32 model
-// inputs and whose output has one row per example; otherwise, and when the
-// model has no op that gains from it, it returns nil.
+// inputs when m is a Net (or a layer of one) whose perturbed inputs are
+// all float32 and whose output has one row per example; otherwise it
+// returns nil.
 func newIncremental(ctx context.Context, m Model, inputs []*tensor.Tensor, o Options, n int) (*incremental, error) {
-	nt, ok := m.(*Net)
-	if !ok || nt == nil || nt.Model == nil || len(inputs) != len(nt.Inputs) {
+	im, ok := m.(incrementalModel)
+	if !ok {
 		return nil, nil
 	}
-	for i, x := range inputs {
-		if !nt.isModelInput(nt.Inputs[i]) || x.DType != tensor.Float32 || x.Rank() < 2 {
+	for _, x := range inputs {
+		if x.DType != tensor.Float32 || x.Rank() < 2 {
 			return nil, nil
 		}
 	}
-	feeds, err := nt.feeds(inputs, o.Additional, n, 1, false)
-	if err != nil {
+	nt, feeds, names, err := im.incrementalFeeds(inputs, o, n)
+	if err != nil || nt == nil || nt.Model == nil {
 		return nil, err
 	}
 	inc, err := nt.Model.Incremental(ctx, feeds, n, &engine.Options{Inject: nt.Inject, Outputs: []string{nt.Output}})
@@ -393,7 +422,7 @@ func newIncremental(ctx context.Context, m Model, inputs []*tensor.Tensor, o Opt
 	if out := inc.Base(); out.Rank() == 0 || out.Shape[0] != n || (out.Len() == 1 && o.Target.IsZero()) {
 		return nil, nil
 	}
-	return &incremental{inc: inc, names: nt.Inputs}, nil
+	return &incremental{inc: inc, names: names}, nil
 }
 
 // incrementalMaxBox is the largest box, as a fraction of an input row,

@@ -89,9 +89,10 @@ type Region struct {
 }
 
 // Incremental runs the model once on inputs and keeps every value it
-// computes, for Eval. rows is the batch size: inputs whose first dimension
-// is rows hold one example per row (every copy repeats them); other inputs,
-// and o.Inject, are the same for every copy. o.Outputs names the one output
+// computes, for Eval. inputs may name intermediate tensors too (a layer's
+// value, injected as Options.Inject does). rows is the batch size: inputs
+// whose first dimension is rows hold one example per row (every copy
+// repeats them); other inputs, and o.Inject, are the same for every copy. o.Outputs names the one output
 // Eval returns (empty: the model's first output); o's other fields are
 // ignored.
 func (m *Model) Incremental(ctx context.Context, inputs map[string]*tensor.Tensor, rows int, o *Options) (*Incremental, error) {
@@ -112,8 +113,21 @@ func (m *Model) Incremental(ctx context.Context, inputs map[string]*tensor.Tenso
 	if !ok {
 		return nil, fmt.Errorf("incremental: the model has no tensor named %q", outName)
 	}
+	// Inputs that are not model inputs are injected (a layer's value).
+	feeds := map[string]*tensor.Tensor{}
+	injected := map[string]*tensor.Tensor{}
+	for name, t := range o.Inject {
+		injected[name] = t
+	}
+	for name, t := range inputs {
+		if _, ok := m.inSlot[name]; ok {
+			feeds[name] = t
+		} else {
+			injected[name] = t
+		}
+	}
 	inject := map[int]bool{}
-	for name := range o.Inject {
+	for name := range injected {
 		if s, ok := m.slots[name]; ok {
 			inject[s] = true
 		}
@@ -153,17 +167,17 @@ func (m *Model) Incremental(ctx context.Context, inputs map[string]*tensor.Tenso
 	mark(out)
 	var taps []string
 	for s, ok := range need {
-		if ok && m.prod[s] >= 0 && !inner[s] && !inject[s] && s != out {
+		if ok && m.prod[s] >= 0 && !inner[s] && s != out {
 			taps = append(taps, m.names[s])
 		}
 	}
-	p, err := m.Forward(ctx, inputs, &Options{Inject: o.Inject, Outputs: []string{outName}, Taps: taps})
+	p, err := m.Forward(ctx, feeds, &Options{Inject: injected, Outputs: []string{outName}, Taps: taps})
 	if err != nil {
 		return nil, err
 	}
 	b := &Incremental{m: m, rows: rows, out: out, vals: p.vals, kind0: make([]uint8, len(m.names)), full: 0.75, stats: map[int]*Region{}}
 	for name, t := range inputs {
-		if s, ok := m.slots[name]; ok && !inject[s] && t != nil && t.Rank() > 0 && t.Shape[0] == rows {
+		if s, ok := m.slots[name]; ok && t != nil && t.Rank() > 0 && t.Shape[0] == rows {
 			b.kind0[s] = kRows
 		}
 	}

@@ -247,3 +247,43 @@ func logRegions(t *testing.T, regions []Region) {
 		t.Logf("convolution multiply-adds per copy: %.3g of %.3g (%.1f%% saved)", inc, full, 100*(1-inc/full))
 	}
 }
+
+// BenchmarkIncrementalResNet18 evaluates 16 occluded copies (15x15
+// windows) of one resnet18 input incrementally, and as one batch of full
+// passes for comparison.
+func BenchmarkIncrementalResNet18(b *testing.B) {
+	p := testmodels.ResNet18()
+	if p == "" {
+		b.Skip("resnet18 not found")
+	}
+	m, err := Load(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	name := m.Inputs()[0].Name
+	x := randn(7, 1, 3, 224, 224)
+	ctx := context.Background()
+	var starts [][]int
+	for k := range 16 {
+		starts = append(starts, []int{0, 8 * (k % 4), 8 * k})
+	}
+	patches, full := occludedCopies(x, name, []int{3, 15, 15}, starts)
+	inc, err := m.Incremental(ctx, feed(name, x), 1, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("incremental", func(b *testing.B) {
+		for range b.N {
+			if _, err := inc.Eval(ctx, patches); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("full", func(b *testing.B) {
+		for range b.N {
+			if _, err := m.Forward(ctx, feed(name, full), nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
