@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loupe-ml/loupe/internal/testmodels"
 	"github.com/loupe-ml/loupe/tensor"
@@ -256,7 +257,23 @@ func BenchmarkIncrementalResNet18(b *testing.B) {
 	if p == "" {
 		b.Skip("resnet18 not found")
 	}
-	m, err := Load(p)
+	benchIncremental(b, p)
+}
+
+// BenchmarkIncrementalModels is BenchmarkIncrementalResNet18 for the models
+// listed in $LOUPE_INCREMENTAL_MODELS (see TestIncrementalMoreModels).
+func BenchmarkIncrementalModels(b *testing.B) {
+	paths := os.Getenv("LOUPE_INCREMENTAL_MODELS")
+	if paths == "" {
+		b.Skip("set LOUPE_INCREMENTAL_MODELS")
+	}
+	for _, p := range strings.Split(paths, ",") {
+		b.Run(filepath.Base(p), func(b *testing.B) { benchIncremental(b, p) })
+	}
+}
+
+func benchIncremental(b *testing.B, path string) {
+	m, err := Load(path)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -272,18 +289,22 @@ func BenchmarkIncrementalResNet18(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("incremental", func(b *testing.B) {
-		for range b.N {
-			if _, err := inc.Eval(ctx, patches); err != nil {
-				b.Fatal(err)
-			}
+	var ti, tf time.Duration
+	b.ResetTimer()
+	for range b.N {
+		// Back to back, so that both see the same load.
+		t0 := time.Now()
+		if _, err := inc.Eval(ctx, patches); err != nil {
+			b.Fatal(err)
 		}
-	})
-	b.Run("full", func(b *testing.B) {
-		for range b.N {
-			if _, err := m.Forward(ctx, feed(name, full), nil); err != nil {
-				b.Fatal(err)
-			}
+		ti += time.Since(t0)
+		t0 = time.Now()
+		if _, err := m.Forward(ctx, feed(name, full), nil); err != nil {
+			b.Fatal(err)
 		}
-	})
+		tf += time.Since(t0)
+	}
+	b.ReportMetric(float64(ti)/float64(tf), "incremental/full")
+	b.ReportMetric(ti.Seconds()/float64(b.N), "s-incremental/op")
+	b.ReportMetric(tf.Seconds()/float64(b.N), "s-full/op")
 }
