@@ -48,7 +48,7 @@ func (fa *FeatureAblation) Attribute(ctx context.Context, inputs []*tensor.Tenso
 	}
 	attrs := zerosLike(inputs, len(f0) == 1 && n > 1)
 	total := len(perts)
-	err = evalPerturbed(ctx, fa.Model, inputs, base, o, perts, perEval(fa.PerturbationsPerEval, inputs, len(f0) == 1 && n > 1), progress(o.Progress, total), func(k int, v []float32) {
+	err = evalPerturbed(ctx, fa.Model, inputs, base, o, perts, fa.PerturbationsPerEval, len(f0) == 1 && n > 1, progress(o.Progress, total), func(k int, v []float32) {
 		p := perts[k]
 		a := attrs[p.in]
 		row := inputs[p.in].Len() / n

@@ -88,11 +88,11 @@ func (fp *FeaturePermutation) Attribute(ctx context.Context, inputs []*tensor.Te
 		}
 	}
 	attrs := zerosLike(inputs, false)
-	per := perEval(fp.PerturbationsPerEval, inputs, false)
 	inc, err := newIncremental(ctx, fp.Model, inputs, o, n)
 	if err != nil {
 		return nil, err
 	}
+	per := batchSize(fp.PerturbationsPerEval, inputs, false, inc != nil)
 	for j0, j1 := range chunks(len(jobs), per) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -118,23 +118,30 @@ func (fp *FeaturePermutation) Attribute(ctx context.Context, inputs []*tensor.Te
 			return x.AsFloat32().F[jobs[j0+k].perm[e/row]*row+e%row]
 		}); patches != nil {
 			v, err = inc.eval(ctx, patches, o, n)
+			if err != nil {
+				return nil, err
+			}
 		} else {
-			batch := repeatAll(inputs, c)
-			for j := j0; j < j1; j++ {
-				jb := jobs[j]
-				x := inputs[jb.in]
-				row := x.Len() / n
-				off := (j - j0) * x.Len()
-				for r := 0; r < n; r++ {
-					for _, e := range jb.idx {
-						copyElem(batch[jb.in], off+r*row+e, x, jb.perm[r]*row+e)
+			// Full passes, in batches of the size for full passes.
+			for i0, i1 := range chunks(c, perEval(fp.PerturbationsPerEval, inputs, false)) {
+				batch := repeatAll(inputs, i1-i0)
+				for j := j0 + i0; j < j0+i1; j++ {
+					jb := jobs[j]
+					x := inputs[jb.in]
+					row := x.Len() / n
+					off := (j - j0 - i0) * x.Len()
+					for r := 0; r < n; r++ {
+						for _, e := range jb.idx {
+							copyElem(batch[jb.in], off+r*row+e, x, jb.perm[r]*row+e)
+						}
 					}
 				}
+				vi, err := evalRows(ctx, fp.Model, batch, o, n, i1-i0)
+				if err != nil {
+					return nil, err
+				}
+				v = append(v, vi...)
 			}
-			v, err = evalRows(ctx, fp.Model, batch, o, n, c)
-		}
-		if err != nil {
-			return nil, err
 		}
 		for j := j0; j < j1; j++ {
 			jb := jobs[j]

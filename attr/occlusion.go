@@ -104,7 +104,7 @@ func (oc *Occlusion) Attribute(ctx context.Context, inputs []*tensor.Tensor, o O
 		return nil, fmt.Errorf("attr: Occlusion needs one output per example")
 	}
 	attrs := zerosLike(inputs, false)
-	err = evalPerturbed(ctx, oc.Model, inputs, base, o, perts, perEval(oc.PerturbationsPerEval, inputs, false), progress(o.Progress, len(perts)), func(k int, v []float32) {
+	err = evalPerturbed(ctx, oc.Model, inputs, base, o, perts, oc.PerturbationsPerEval, false, progress(o.Progress, len(perts)), func(k int, v []float32) {
 		p := perts[k]
 		row := inputs[p.in].Len() / n
 		for _, e := range p.idx {
