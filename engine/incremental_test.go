@@ -133,13 +133,23 @@ func TestIncrementalMatchesFullPass(t *testing.T) {
 		win   []int
 		step  int
 	}{
+		{"incremental_ops.onnx", 1, []int{3, 6, 6}, 5},
+		{"incremental_ops.onnx", 2, []int{1, 1, 3}, 13},
 		{"cnn_s0.onnx", 1, []int{3, 5, 5}, 7},
 		{"cnn_s0.onnx", 2, []int{1, 3, 4}, 9},
 		{"resnet_mini_s0.onnx", 1, []int{3, 15, 15}, 52},
 		{"resnet_mini_s0.onnx", 2, []int{2, 1, 1}, 101},
 	} {
 		t.Run(fmt.Sprintf("%s/n%d/win%v", tc.model, tc.n, tc.win), func(t *testing.T) {
-			m := load(t, tc.model)
+			var m *Model
+			if strings.HasPrefix(tc.model, "incremental") {
+				var err error
+				if m, err = Load(testmodels.Engine(tc.model)); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				m = load(t, tc.model)
+			}
 			shape := inputShape(m, tc.n)[1:]
 			win := tc.win
 			starts := grid(shape, win, tc.step)
@@ -149,6 +159,18 @@ func TestIncrementalMatchesFullPass(t *testing.T) {
 			inc := checkIncremental(t, m, tc.n, win, starts, 1e-4)
 			if len(inc.Regions()) == 0 {
 				t.Error("no regions recorded")
+			}
+			if tc.model == "incremental_ops.onnx" && tc.n == 1 {
+				// Every op type before the global mean was cropped.
+				boxed := map[string]bool{}
+				for _, rg := range inc.Regions() {
+					boxed[rg.OpType] = boxed[rg.OpType] || !rg.Full
+				}
+				for _, op := range []string{"Conv", "Relu", "MaxPool", "Clip", "Add", "Pad", "AveragePool", "Sigmoid", "Mul", "LeakyRelu"} {
+					if !boxed[op] {
+						t.Errorf("%s always ran whole", op)
+					}
+				}
 			}
 		})
 	}

@@ -92,3 +92,56 @@ func (k *batchNorm) Local(in []*tensor.Tensor) (op.LocalRule, bool) { return sam
 
 // Local: each position from the same position of neighbouring channels.
 func (k *lrn) Local(in []*tensor.Tensor) (op.LocalRule, bool) { return sameAxes(in) }
+
+// Local: constant padding moves each position by the leading pad; the
+// engine pads the crops itself, so the crop kernel copies nothing. None for
+// the reflect and edge modes, or pads that crop.
+func (k *pad) Local(in []*tensor.Tensor) (op.LocalRule, bool) {
+	if k.mode != "constant" {
+		return op.LocalRule{}, false
+	}
+	pl, err := k.plan(in)
+	if err != nil {
+		return op.LocalRule{}, false
+	}
+	value := k.value
+	if !k.attrs {
+		if v := op.Arg(in, 2); v != nil {
+			if v.DType != tensor.Float32 || v.Len() != 1 {
+				return op.LocalRule{}, false
+			}
+			value = v.F[0]
+		}
+	}
+	r := len(pl.xs)
+	if r < 2 {
+		return op.LocalRule{}, false
+	}
+	axes := make([]op.AxisRule, r-1)
+	for a := 0; a < r; a++ {
+		n, out := pl.xs[a], pl.shape[a]
+		pb := -1
+		for o, j := range pl.maps[a] {
+			if j >= 0 {
+				pb = o - j
+				break
+			}
+		}
+		if n == 0 || pb < 0 || out-n-pb < 0 || (a == 0 && out != n) {
+			return op.LocalRule{}, false
+		}
+		if a > 0 {
+			axes[a-1] = op.AxisRule{Kind: op.Same, InN: n, OutN: out}
+			if out != n {
+				axes[a-1] = op.AxisRule{Kind: op.Window, K: 1, S: 1, D: 1, Pad: pb, InN: n, OutN: out}
+			}
+		}
+	}
+	return op.LocalRule{Axes: axes, Kernel: asIs{}, PadValue: value}, true
+}
+
+// asIs is the kernel that returns its first input: the crop of a padded
+// input is already the padded output.
+type asIs struct{}
+
+func (asIs) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) { return in[:1], nil }
