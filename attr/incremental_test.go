@@ -61,6 +61,9 @@ func TestIncrementalPerturbations(t *testing.T) {
 		{"occlusion_cnn", cnn, x32, func(m Model) Method {
 			return &Occlusion{Model: m, SlidingWindowShapes: [][]int{{3, 5, 5}}, Strides: [][]int{{3, 3, 3}}, PerturbationsPerEval: 7}
 		}, Options{Target: Class(1)}},
+		{"occlusion_cnn_workers", cnn, x32, func(m Model) Method {
+			return &Occlusion{Model: m, SlidingWindowShapes: [][]int{{3, 4, 4}}, Strides: [][]int{{3, 4, 4}}, PerturbationsPerEval: 5}
+		}, Options{Target: Class(3), Workers: 2}},
 		{"occlusion_cnn_baseline", cnn, x32, func(m Model) Method {
 			return &Occlusion{Model: m, SlidingWindowShapes: [][]int{{1, 6, 4}}, Strides: [][]int{{1, 5, 4}}}
 		}, Options{Target: Class(0), Baselines: []*tensor.Tensor{tensor.Scalar(0.5)}}},

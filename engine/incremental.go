@@ -39,7 +39,7 @@ type Incremental struct {
 	vals  []*tensor.Tensor // value of every slot in the base pass
 	kind0 []uint8          // per slot: kConst, kRows or kOther in the base pass
 	steps []*incStep
-	// Full is the fraction of a tensor's elements (per row) from which a
+	// full is the fraction of a tensor's elements (per row) from which a
 	// changed box is computed as the whole tensor.
 	full float64
 
@@ -175,7 +175,7 @@ func (m *Model) Incremental(ctx context.Context, inputs map[string]*tensor.Tenso
 	if err != nil {
 		return nil, err
 	}
-	b := &Incremental{m: m, rows: rows, out: out, vals: p.vals, kind0: make([]uint8, len(m.names)), full: 0.75, stats: map[int]*Region{}}
+	b := &Incremental{m: m, rows: rows, out: out, vals: p.vals, kind0: make([]uint8, len(m.names)), full: 0.9, stats: map[int]*Region{}}
 	for name, t := range inputs {
 		if s, ok := m.slots[name]; ok && t != nil && t.Rank() > 0 && t.Shape[0] == rows {
 			b.kind0[s] = kRows
