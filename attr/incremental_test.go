@@ -142,7 +142,7 @@ func TestIncrementalSpeedResNet18(t *testing.T) {
 	x := []*tensor.Tensor{randn(1, 1, 1, 3, 224, 224)}
 	o := Options{Target: Class(0)}
 	ctx := context.Background()
-	for _, ppe := range []int{16, 64} {
+	for _, ppe := range []int{16, 0} {
 		oc := func(m Model) *Occlusion {
 			return &Occlusion{Model: m, SlidingWindowShapes: [][]int{{3, 15, 15}}, Strides: [][]int{{3, 8, 8}}, PerturbationsPerEval: ppe}
 		}
@@ -204,5 +204,35 @@ func TestIncrementalLayerAblation(t *testing.T) {
 	}
 	if d := tensor.MaxAbsDiff(got, want); d > 1e-4 {
 		t.Errorf("incremental differs from full passes by %g", d)
+	}
+}
+
+// TestIncrementalSpeedCNN times FeatureAblation per element and
+// ShapleyValueSampling-like grids on the small CNN (BenchmarkCNN's
+// workloads) with and without incremental inference, back to back. It runs
+// only when LOUPE_MEASURE is set.
+func TestIncrementalSpeedCNN(t *testing.T) {
+	if os.Getenv("LOUPE_MEASURE") == "" {
+		t.Skip("set LOUPE_MEASURE=1 to measure")
+	}
+	nt := loadTestNet(t, "cnn_s0.onnx")
+	x := []*tensor.Tensor{randn(1, 1, 1, 3, 32, 32)}
+	o := Options{Target: Class(0)}
+	ctx := context.Background()
+	for _, ppe := range []int{0, 64} {
+		var ti, tf time.Duration
+		for rep := 0; rep < 3; rep++ {
+			t0 := time.Now()
+			if _, err := (&FeatureAblation{Model: nt, PerturbationsPerEval: ppe}).Attribute(ctx, x, o); err != nil {
+				t.Fatal(err)
+			}
+			ti += time.Since(t0)
+			t0 = time.Now()
+			if _, err := (&FeatureAblation{Model: plain(nt), PerturbationsPerEval: ppe}).Attribute(ctx, x, o); err != nil {
+				t.Fatal(err)
+			}
+			tf += time.Since(t0)
+		}
+		t.Logf("featureablation_per_element ppe %d: incremental %v, full %v, ratio %.3f", ppe, ti/3, tf/3, float64(ti)/float64(tf))
 	}
 }
