@@ -617,8 +617,16 @@ func (b *Incremental) elementwise(step *incStep, st []incVal, P int) (incVal, bo
 	}
 	ys := y.Shape[1:]
 	R := len(ys)
-	// whole[a]: some changed input broadcasts along axis a.
+	// whole[a]: some changed input broadcasts along axis a, or the inputs
+	// are joined along it.
 	whole := make([]bool, R)
+	join := step.rule.JoinAxis - 1
+	if join >= R {
+		return incVal{}, false, nil
+	}
+	if join >= 0 {
+		whole[join] = true
+	}
 	for _, s := range cn.in {
 		if s < 0 {
 			continue
@@ -632,7 +640,7 @@ func (b *Incremental) elementwise(step *incStep, st []incVal, P int) (incVal, bo
 				return incVal{}, false, nil
 			}
 			for a := range R {
-				if x.Shape[a+1] != ys[a] {
+				if x.Shape[a+1] != ys[a] && a != join {
 					if x.Shape[a+1] != 1 {
 						return incVal{}, false, nil
 					}
@@ -688,6 +696,9 @@ func (b *Incremental) elementwise(step *incStep, st []incVal, P int) (incVal, bo
 		}
 		x := b.vals[s]
 		if st[s].kind == kBase && b.kind0[s] != kRows {
+			if join >= 0 {
+				return incVal{}, false, nil // joined inputs all have rows
+			}
 			for a := 0; a < x.Rank(); a++ {
 				oa := a - (x.Rank() - (R + 1)) // the output axis it aligns with
 				if x.Shape[a] == 1 || oa < 0 {

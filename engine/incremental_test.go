@@ -166,7 +166,7 @@ func TestIncrementalMatchesFullPass(t *testing.T) {
 				for _, rg := range inc.Regions() {
 					boxed[rg.OpType] = boxed[rg.OpType] || !rg.Full
 				}
-				for _, op := range []string{"Conv", "Relu", "MaxPool", "Clip", "Add", "Pad", "AveragePool", "Sigmoid", "Mul", "LeakyRelu"} {
+				for _, op := range []string{"Conv", "Relu", "MaxPool", "Clip", "Add", "Pad", "AveragePool", "Sigmoid", "Mul", "LeakyRelu", "Concat"} {
 					if !boxed[op] {
 						t.Errorf("%s always ran whole", op)
 					}

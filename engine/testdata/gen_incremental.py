@@ -2,7 +2,7 @@
 small CNN with the ops incremental inference crops (dilated, grouped,
 strided and non-square convolutions, BatchNorm, MaxPool in ceil mode,
 AveragePool with and without padding, Clip, Sigmoid, LeakyRelu, Add, Sub,
-Mul) before a global mean. Run from the repository root with
+Mul, Concat) before a global mean. Run from the repository root with
 /usr/bin/python3 engine/testdata/gen_incremental.py."""
 import torch, torch.nn as nn
 torch.manual_seed(0)
@@ -16,15 +16,16 @@ class M(nn.Module):
         s.ap1 = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=True)
         s.down = nn.Conv2d(8, 16, 1, stride=2)
         s.c2 = nn.Conv2d(8, 16, (3, 5), stride=2, padding=(1, 2))
+        s.c2b = nn.Conv2d(8, 4, 3, stride=2, padding=1)
         s.ap2 = nn.AvgPool2d(2, stride=2)
-        s.c3 = nn.Conv2d(16, 16, 3, padding=1, bias=False)
-        s.fc = nn.Linear(16, 5)
+        s.c3 = nn.Conv2d(20, 20, 3, padding=1, bias=False)
+        s.fc = nn.Linear(20, 5)
     def forward(s, x):
         y = torch.relu(s.bn(s.c1(x)))
         y = s.mp(y)
         y = torch.clamp(s.dw(y), 0, 6) + y
         y = s.ap1(y)
-        z = s.c2(y) + s.down(y)
+        z = torch.cat([s.c2(y) + s.down(y), s.c2b(y)], 1)
         z = z * torch.sigmoid(z)
         z = nn.functional.leaky_relu(s.ap2(z), 0.1)
         z = s.c3(z) - 0.5 * z

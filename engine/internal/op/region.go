@@ -55,6 +55,10 @@ type LocalRule struct {
 	// kernel computes any box of the output from the same box of the
 	// inputs.
 	Elementwise bool
+	// JoinAxis, when above 0, makes an elementwise rule one for Concat:
+	// along that axis the inputs are joined, not broadcast, and the output
+	// is computed whole.
+	JoinAxis int
 	// Otherwise input 0 is the data (of the output's rank) and the other
 	// inputs are parameters used whole (weights, biases, statistics).
 	// Axes gives the rule of each axis but the batch (Axes[0] is for axis
