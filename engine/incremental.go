@@ -39,6 +39,7 @@ type Incremental struct {
 	vals  []*tensor.Tensor // value of every slot in the base pass
 	kind0 []uint8          // per slot: kConst, kRows or kOther in the base pass
 	steps []*incStep
+	last  []int // per slot, the index of the last step reading it (-1: none)
 	// full is the fraction of a tensor's elements (per row) from which a
 	// changed box is computed as the whole tensor.
 	full float64
@@ -221,6 +222,17 @@ func (m *Model) Incremental(ctx context.Context, inputs map[string]*tensor.Tenso
 		}
 		b.steps = append(b.steps, st)
 	}
+	b.last = make([]int, len(m.names))
+	for s := range b.last {
+		b.last[s] = -1
+	}
+	for si, st := range b.steps {
+		for _, s := range st.cn.in {
+			if s >= 0 {
+				b.last[s] = si
+			}
+		}
+	}
 	return b, nil
 }
 
@@ -333,6 +345,7 @@ func (b *Incremental) Eval(ctx context.Context, patches []Patch) (*tensor.Tensor
 			if ok {
 				st[cn.out[0]] = ov
 				b.note(si, step, ov)
+				b.free(st, si)
 				continue
 			}
 		}
@@ -354,8 +367,18 @@ func (b *Incremental) Eval(ctx context.Context, patches []Patch) (*tensor.Tensor
 		if cn.out[0] >= 0 {
 			b.note(si, step, st[cn.out[0]])
 		}
+		b.free(st, si)
 	}
 	return b.whole(b.out, st[b.out], P), nil
+}
+
+// free drops the values of one Eval that no step after step si reads.
+func (b *Incremental) free(st []incVal, si int) {
+	for _, s := range b.steps[si].cn.in {
+		if s >= 0 && s != b.out && b.last[s] == si {
+			st[s] = incVal{}
+		}
+	}
 }
 
 // whole returns slot s's value for all P copies as one tensor.
