@@ -18,9 +18,9 @@ import (
 // occluded copy is evaluated by exact incremental inference (Nakandala et
 // al., SIGMOD 2019; see engine.Incremental): only the part of each
 // activation that the window reaches is recomputed, until a global op. On
-// resnet18 with Captum's tutorial windows (15x15, stride 8) that is 42% of
+// resnet18 with Captum's tutorial windows (15x15, stride 8) that is 40% of
 // the convolutions' multiply-adds of a full pass (vgg11: 10%,
-// mobilenet_v2: 52%), with the same results up to float32 rounding.
+// mobilenet_v2: 51%), with the same results up to float32 rounding.
 type Occlusion struct {
 	Model Model
 	// SlidingWindowShapes gives, per input, the window's shape (all
