@@ -178,9 +178,10 @@ func progress(p Progress, total int) func(int) {
 }
 
 // evalPerturbed evaluates the inputs with each perturbation applied, in
-// batches of batchSize(ppe, inputs, scalar, ...) copies (o.Workers batches at once), and calls got(k,
-// values) with the target values of the n rows of perturbation k; got and
-// done are never called concurrently.
+// batches of batchSize copies (o.Workers batches at once), by incremental
+// inference where it applies, and calls got(k, values) with the target
+// values of the n rows of perturbation k; got and done are never called
+// concurrently. scalar says the model gives one number per batch.
 func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, o Options, perts []perturbation, ppe int, scalar bool, done func(int), got func(k int, v []float32)) error {
 	n := inputs[0].Shape[0]
 	var inc *incremental
