@@ -297,6 +297,9 @@ func (b *Incremental) Eval(ctx context.Context, patches []Patch) (*tensor.Tensor
 	}
 	x := b.vals[s]
 	r := x.Rank()
+	if patches[0].Values == nil {
+		return nil, errors.New("incremental: patch 0 has no values")
+	}
 	size := patches[0].Values.Shape
 	if len(size) != r || size[0] != b.rows {
 		return nil, fmt.Errorf("incremental: patch 0 values have shape %v, want [%d, box...] of rank %d", size, b.rows, r)

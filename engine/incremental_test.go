@@ -242,6 +242,8 @@ func TestIncrementalErrors(t *testing.T) {
 		{{Input: "nope", Start: []int{0, 0, 0}, Values: v}},
 		{{Input: name, Start: []int{0, 30, 0}, Values: v}},
 		{{Input: name, Start: []int{0, 0}, Values: v}},
+		{{Input: name, Start: []int{0, 0, 0}}},
+		{{Input: name, Start: []int{0, 0, 0}, Values: tensor.New(2, 3, 4, 4)}},
 		{{Input: name, Start: []int{0, 0, 0}, Values: v}, {Input: name, Start: []int{0, 0, 0}, Values: tensor.New(1, 3, 2, 2)}},
 	} {
 		if _, err := inc.Eval(ctx, ps); err == nil {
