@@ -12,7 +12,9 @@ import (
 // element of a group gets the group's value. It is the plain perturbation
 // baseline, with no paper of its own (Captum's FeatureAblation). Cost: 1 + F
 // forward rows per example for F features, in batches of
-// PerturbationsPerEval.
+// PerturbationsPerEval. On a Net (or a layer of one), features whose
+// elements lie in a small box (at most a quarter of an example) are
+// evaluated by exact incremental inference, as Occlusion's windows.
 type FeatureAblation struct {
 	Model Model
 	// FeatureMask groups elements into features, one int64 tensor per
@@ -48,7 +50,7 @@ func (fa *FeatureAblation) Attribute(ctx context.Context, inputs []*tensor.Tenso
 	}
 	attrs := zerosLike(inputs, len(f0) == 1 && n > 1)
 	total := len(perts)
-	err = evalPerturbed(ctx, fa.Model, inputs, base, o, perts, perEval(fa.PerturbationsPerEval, inputs, len(f0) == 1 && n > 1), progress(o.Progress, total), func(k int, v []float32) {
+	err = evalPerturbed(ctx, fa.Model, inputs, base, o, perts, fa.PerturbationsPerEval, len(f0) == 1 && n > 1, progress(o.Progress, total), func(k int, v []float32) {
 		p := perts[k]
 		a := attrs[p.in]
 		row := inputs[p.in].Len() / n

@@ -14,7 +14,13 @@ import (
 // 2014). Along a dimension of size D a window of size W with stride S takes
 // ceil((D-W)/S)+1 positions, the last one clipped at the border, as Captum.
 // Cost: 1 + the number of window positions forward rows per example, in
-// batches of PerturbationsPerEval.
+// batches of PerturbationsPerEval. On a Net (or a layer of one) each
+// occluded copy is evaluated by exact incremental inference (Nakandala et
+// al., SIGMOD 2019; see engine.Incremental): only the part of each
+// activation that the window reaches is recomputed, until a global op. On
+// resnet18 with Captum's tutorial windows (15x15, stride 8) that is 40% of
+// the convolutions' multiply-adds of a full pass (vgg11: 10%,
+// mobilenet_v2: 51%), with the same results up to float32 rounding.
 type Occlusion struct {
 	Model Model
 	// SlidingWindowShapes gives, per input, the window's shape (all
@@ -104,7 +110,7 @@ func (oc *Occlusion) Attribute(ctx context.Context, inputs []*tensor.Tensor, o O
 		return nil, fmt.Errorf("attr: Occlusion needs one output per example")
 	}
 	attrs := zerosLike(inputs, false)
-	err = evalPerturbed(ctx, oc.Model, inputs, base, o, perts, perEval(oc.PerturbationsPerEval, inputs, false), progress(o.Progress, len(perts)), func(k int, v []float32) {
+	err = evalPerturbed(ctx, oc.Model, inputs, base, o, perts, oc.PerturbationsPerEval, false, progress(o.Progress, len(perts)), func(k int, v []float32) {
 		p := perts[k]
 		row := inputs[p.in].Len() / n
 		for _, e := range p.idx {
