@@ -248,7 +248,7 @@ func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, 
 	workers := max(o.Workers, 1)
 	if workers == 1 {
 		for _, c := range todo {
-			if err := eval(c); err != nil {
+			if err := evalRecovered(eval, c); err != nil {
 				return err
 			}
 		}
@@ -264,7 +264,7 @@ func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, 
 		go func() {
 			defer wg.Done()
 			for c := range jobs {
-				if err := eval(c); err != nil {
+				if err := evalRecovered(eval, c); err != nil {
 					errs <- err
 					cancel()
 					return
@@ -539,4 +539,16 @@ func (ic *incremental) eval(ctx context.Context, patches []engine.Patch, o Optio
 		return nil, fmt.Errorf("attr: %w", err)
 	}
 	return pickRows(out, o, n, len(patches))
+}
+
+// evalRecovered runs eval on c, turning a panic (a bug, in the model or
+// in loupe; on a worker goroutine it would end the process) into an
+// error.
+func evalRecovered[C any](eval func(C) error, c C) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("attr: internal error while evaluating perturbed inputs: %v", r)
+		}
+	}()
+	return eval(c)
 }
