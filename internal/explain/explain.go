@@ -42,6 +42,9 @@ type Request struct {
 	Additional []*tensor.Tensor
 	// Progress, if set, is called as rows are evaluated.
 	Progress attr.Progress
+	// Delta asks for the convergence delta of methods that have one
+	// (Result.Delta); the others ignore it.
+	Delta bool
 }
 
 // Result is a request's answer.
@@ -55,6 +58,9 @@ type Result struct {
 	// Params are the method's parameters as run: its defaults with the
 	// request's overlaid.
 	Params methods.Values
+	// Delta is the convergence delta per example ([N]) when the request
+	// asked for it and the method has one, else nil.
+	Delta *tensor.Tensor
 }
 
 // ErrUnknownMethod is the error (wrapped in a RequestError) for a method
@@ -105,7 +111,7 @@ func Run(ctx context.Context, nt *attr.Net, inputs []*tensor.Tensor, r Request) 
 	if err != nil {
 		return nil, &RequestError{err}
 	}
-	o := attr.Options{Additional: r.Additional, Progress: r.Progress}
+	o := attr.Options{Additional: r.Additional, Progress: r.Progress, Delta: r.Delta}
 	if o.Baselines, err = baselines(spec, inputs, r); err != nil {
 		return nil, err
 	}
@@ -122,6 +128,9 @@ func Run(ctx context.Context, nt *attr.Net, inputs []*tensor.Tensor, r Request) 
 		return nil, err
 	}
 	res.Attributions = a.Attributions
+	if r.Delta {
+		res.Delta = a.Delta
+	}
 	return res, nil
 }
 
