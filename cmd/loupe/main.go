@@ -88,6 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		return cmdInsights(ctx, args[1:], stdout, stderr, nil)
 	case "serve":
 		return cmdServe(ctx, args[1:], stdout, stderr, nil)
+	case "batch":
+		return cmdBatch(ctx, args[1:], stdout, stderr, nil)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -2,7 +2,9 @@ package batch
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"os"
 	"reflect"
 	"time"
 
@@ -69,9 +71,6 @@ func Pipeline(cfg Config, names []string) *beam.Pipeline {
 
 // execute runs a pipeline on a runner by name.
 func execute(ctx context.Context, runner string, p *beam.Pipeline) error {
-	if !beam.Initialized() {
-		beam.Init()
-	}
 	_, err := beam.Run(ctx, runner, p)
 	if err != nil {
 		return fmt.Errorf("Apache Beam runner %s: %w", runner, err)
@@ -81,3 +80,25 @@ func execute(ctx context.Context, runner string, p *beam.Pipeline) error {
 
 // pollEvery is how often progress is looked at.
 const pollEvery = 500 * time.Millisecond
+
+// IsWorker says whether a Beam runner started the process as an SDK
+// worker: on a cluster the runner runs the submitting binary itself, as
+// "loupe --worker=true --id=... --control_endpoint=...", with no command.
+func IsWorker(args []string) bool {
+	for _, a := range args[1:] {
+		switch a {
+		case "--worker", "--worker=true", "-worker", "-worker=true":
+			return true
+		}
+	}
+	return false
+}
+
+// ServeWorker runs Beam's worker harness with the process's command-line
+// flags, for a runner that started the process as a worker (IsWorker).
+// It does not return: Beam ends the process when the runner stops it.
+func ServeWorker() {
+	flag.Parse()
+	beam.Init()
+	os.Exit(0)
+}

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/loupe-ml/loupe/internal/explain"
 	"github.com/loupe-ml/loupe/internal/methods"
 )
@@ -47,6 +48,10 @@ type Options struct {
 	// Labels are the true classes by input file name (ReadLabels), for
 	// the accuracy and the mean attribution per class.
 	Labels map[string]int
+	// LogLevel is Apache Beam's log level (debug, info, warn or error;
+	// "": warn). Beam logs to the process's standard error through
+	// log/slog's default logger, which it sets.
+	LogLevel string
 	// Execute runs the pipeline (nil: Beam's runner by name). Tests
 	// replace it to see what reaches Beam without running a cluster.
 	Execute func(ctx context.Context, runner string, p *beam.Pipeline) error
@@ -150,6 +155,19 @@ func runPipeline(ctx context.Context, cfg Config, o Options, runner string, todo
 		return err
 	}
 	defer restore()
+	if !beam.Initialized() {
+		beam.Init()
+	}
+	level := o.LogLevel
+	if level == "" {
+		level = "warn"
+	}
+	switch level {
+	case "debug", "info", "warn", "error":
+		beamlog.SetupLogging(level, "text")
+	default:
+		return fmt.Errorf("Beam log level %q: want debug, info, warn or error", level)
+	}
 	exec := o.Execute
 	if exec == nil {
 		exec = execute
