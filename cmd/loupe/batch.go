@@ -138,7 +138,7 @@ func cmdBatch(ctx context.Context, args []string, stdout, stderr io.Writer, exec
 	}
 	sum, err := batch.Run(ctx, cfg, o)
 	if err != nil {
-		return err
+		return asUsage(err)
 	}
 	fmt.Fprint(stdout, sum)
 	return nil

@@ -138,7 +138,13 @@ func TestBatchRestartAndBadFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "out")
-	args := []string{"batch", "--model", cnn, "--data", data, "--out", out, "--method", "Saliency", "--target", "pred", "--quiet"}
+	// Without a target every file fails (the model gives ten scores):
+	// the job stops after the first three it could read.
+	args := []string{"batch", "--model", cnn, "--data", data, "--out", out, "--method", "Saliency", "--quiet"}
+	if got, err := runCLI(t, args...); err == nil || !strings.Contains(err.Error(), "the first 3 files fail") {
+		t.Errorf("no target: %v\n%s", err, got)
+	}
+	args = append(args, "--target", "pred")
 	got, err := runCLI(t, args...)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, got)
@@ -166,7 +172,7 @@ func TestBatchFlagsReachBeam(t *testing.T) {
 		runner, endpoint, env, job = r, *jobopts.Endpoint, *jobopts.EnvironmentType, *jobopts.JobName
 		return nil
 	}
-	args := []string{"--model", cnn, "--data", data, "--out", t.TempDir(), "--method", "Saliency", "--quiet",
+	args := []string{"--model", cnn, "--data", data, "--out", t.TempDir(), "--method", "Saliency", "--target", "pred", "--quiet",
 		"--runner", "flink", "--endpoint", "flink-jobserver:8099", "--environment_type", "LOOPBACK", "--job_name=loupe-test"}
 	var out strings.Builder
 	if err := cmdBatch(context.Background(), args, &out, io.Discard, exec); err != nil {

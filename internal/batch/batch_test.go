@@ -205,8 +205,8 @@ func TestBeamFlags(t *testing.T) {
 	if !slices.Equal(own, []string{"--model", "m.onnx", "--nonsense=1"}) || !slices.Equal(bf, []string{"endpoint=localhost:8099", "job_name=j1", "async=true"}) {
 		t.Fatalf("split: own %q, beam %q", own, bf)
 	}
-	data, _ := writeShapes(t, 2)
-	cfg := Config{Model: "demo", Data: data, Out: t.TempDir(), Method: "Saliency"}
+	data, _ := writeShapes(t, 3)
+	cfg := Config{Model: "demo", Data: data, Out: t.TempDir(), Method: "Saliency", Target: "pred"}
 	var runner, endpoint, job string
 	exec := func(ctx context.Context, r string, p *beam.Pipeline) error {
 		runner, endpoint, job = r, *jobopts.Endpoint, *jobopts.JobName

@@ -170,7 +170,11 @@ type Record struct {
 	Seconds float64 `json:"seconds"`
 
 	attrs *tensor.Tensor // the attributions, until saved
+	err   error          // the error behind Error
 }
+
+// errRead marks the errors of files that cannot be read.
+var errRead = errors.New("reading")
 
 // Worker explains files: the model loaded once, then any number of
 // Explain calls. It is what each Beam worker runs, and what a plain
@@ -235,7 +239,7 @@ func (w *Worker) Explain(ctx context.Context, names []string) ([]Record, error) 
 		}
 		x, err := ReadInput(filepath.Join(w.cfg.Data, name), w.cfg.Pre)
 		if err != nil {
-			rec := w.failed(name, fmt.Errorf("reading %s: %w", name, err), 0)
+			rec := w.failed(name, fmt.Errorf("%w %s: %w", errRead, name, err), 0)
 			if err := w.save(&rec); err != nil {
 				return out, err
 			}
@@ -284,7 +288,7 @@ func (w *Worker) explainGroup(ctx context.Context, names []string, xs []*tensor.
 
 // failed is the record of a file that could not be explained.
 func (w *Worker) failed(name string, err error, secs float64) Record {
-	return Record{Input: name, Method: w.cfg.Method, Params: w.vals, Layer: w.cfg.Layer, ModelSHA256: w.cfg.ModelSHA256, Error: err.Error(), Seconds: secs}
+	return Record{Input: name, Method: w.cfg.Method, Params: w.vals, Layer: w.cfg.Layer, ModelSHA256: w.cfg.ModelSHA256, Error: err.Error(), Seconds: secs, err: err}
 }
 
 // call runs the method once on the files' rows stacked, and splits the

@@ -22,6 +22,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -104,6 +106,11 @@ func Run(ctx context.Context, cfg Config, o Options) (*Summary, error) {
 	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
+	for _, kv := range o.BeamFlags {
+		if name, _, _ := strings.Cut(kv, "="); flag.CommandLine.Lookup(name) == nil {
+			return nil, fmt.Errorf("--%s: not a flag of Apache Beam's runners", name)
+		}
+	}
 	runner := o.Runner
 	if runner == "" {
 		runner = DefaultRunner
@@ -124,7 +131,7 @@ func Run(ctx context.Context, cfg Config, o Options) (*Summary, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.Out, partsDir), 0o755); err != nil {
 		return nil, err
 	}
-	var todo []string
+	var todo []string // the files this run explains
 	for _, n := range names {
 		if !done(cfg, vals, n) {
 			todo = append(todo, n)
@@ -132,24 +139,71 @@ func Run(ctx context.Context, cfg Config, o Options) (*Summary, error) {
 	}
 	sum := &Summary{Runner: runner, Total: len(names), Skipped: len(names) - len(todo)}
 	start := time.Now()
+	explained := todo
 	if len(todo) > 0 {
-		if err := runPipeline(ctx, cfg, o, runner, todo); err != nil {
+		n, err := probe(ctx, cfg, todo)
+		if err != nil {
+			return nil, err
+		}
+		todo = todo[n:]
+	}
+	if len(todo) > 0 {
+		if err := runPipeline(ctx, cfg, o, runner, todo, explained); err != nil {
 			return nil, err
 		}
 	}
 	sum.Elapsed = time.Since(start)
-	if err := gather(cfg, vals, names, todo, o.Labels, sum); err != nil {
+	if err := gather(cfg, vals, names, explained, o.Labels, sum); err != nil {
 		return nil, err
 	}
-	if len(todo) > 0 {
-		sum.PerSecond = float64(len(todo)) / sum.Elapsed.Seconds()
+	if len(explained) > 0 {
+		sum.PerSecond = float64(len(explained)) / sum.Elapsed.Seconds()
 	}
 	return sum, ctx.Err()
 }
 
+// probeFiles is how many files the launcher tries before the pipeline.
+const probeFiles = 3
+
+// probe explains files on the launcher, before any pipeline starts, until
+// one succeeds: when the first probeFiles that could be read all fail,
+// the request cannot work (a target the model's output does not take, a
+// layer it does not have, inputs of the wrong shape) and the job stops
+// with the first error, rather than failing every file on a cluster.
+// It returns how many files it did (their results are written).
+func probe(ctx context.Context, cfg Config, todo []string) (int, error) {
+	w, err := NewWorker(cfg)
+	if err != nil {
+		return 0, err
+	}
+	var first error
+	failed := 0
+	for i, name := range todo {
+		recs, err := w.Explain(ctx, []string{name})
+		if err != nil {
+			return i, err
+		}
+		rec := recs[0]
+		switch {
+		case rec.Error == "":
+			return i + 1, nil
+		case errors.Is(rec.err, errRead):
+			continue // a bad file, not a bad request
+		}
+		if failed++; first == nil {
+			first = fmt.Errorf("%s: %w", name, rec.err)
+		}
+		if failed == probeFiles {
+			return i + 1, fmt.Errorf("the first %d files fail, so would the others: %w", failed, first)
+		}
+	}
+	return len(todo), nil
+}
+
 // runPipeline runs the pipeline over the files to do, with Beam's flags
-// set, reporting progress from the parts the workers write.
-func runPipeline(ctx context.Context, cfg Config, o Options, runner string, todo []string) error {
+// set, reporting progress over the files of the run from the parts the
+// workers write.
+func runPipeline(ctx context.Context, cfg Config, o Options, runner string, todo, run []string) error {
 	restore, err := setBeamFlags(o.BeamFlags)
 	if err != nil {
 		return err
@@ -183,14 +237,14 @@ func runPipeline(ctx context.Context, cfg Config, o Options, runner string, todo
 			case <-stop:
 				return
 			case <-t.C:
-				report(cfg, todo, o.Progress)
+				report(cfg, run, o.Progress)
 			}
 		}
 	}()
 	err = exec(ctx, runner, Pipeline(cfg, todo))
 	close(stop)
 	<-polled
-	report(cfg, todo, o.Progress)
+	report(cfg, run, o.Progress)
 	return err
 }
 
