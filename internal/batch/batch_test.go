@@ -225,3 +225,45 @@ func TestBeamFlags(t *testing.T) {
 		t.Error("an unknown Beam flag was accepted")
 	}
 }
+
+// TestStopRecordsNothing checks that a cancelled worker returns the
+// context's error and records no failure for the file it was on, so that
+// a new run redoes it.
+func TestStopRecordsNothing(t *testing.T) {
+	data, _ := writeShapes(t, 2)
+	out := t.TempDir()
+	cfg := Config{Model: "demo", Data: data, Out: out, Method: "Saliency", Target: "pred"}
+	if err := os.MkdirAll(filepath.Join(out, partsDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWorker(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := w.Explain(ctx, []string{"ex00.npy", "ex01.npy"}); err != context.Canceled {
+		t.Errorf("cancelled Explain: %v, want context.Canceled", err)
+	}
+	if parts, _ := os.ReadDir(filepath.Join(out, partsDir)); len(parts) != 0 {
+		t.Errorf("%d parts written by a cancelled worker", len(parts))
+	}
+}
+
+// TestIsWorker checks how a process started by a Beam runner as a
+// worker is told from a loupe command.
+func TestIsWorker(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"loupe", "--worker=true", "--id=1", "--control_endpoint=localhost:1"}, true},
+		{[]string{"loupe", "-worker"}, true},
+		{[]string{"loupe", "batch", "--model", "m.onnx"}, false},
+		{[]string{"loupe"}, false},
+	} {
+		if got := IsWorker(c.args); got != c.want {
+			t.Errorf("IsWorker(%q) = %v", c.args, got)
+		}
+	}
+}

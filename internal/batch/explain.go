@@ -223,6 +223,9 @@ func (w *Worker) Explain(ctx context.Context, names []string) ([]Record, error) 
 			return nil
 		}
 		recs := w.explainGroup(ctx, group, xs)
+		if err := ctx.Err(); err != nil {
+			return err // not the files' fault: nothing recorded, a new run redoes them
+		}
 		for i := range recs {
 			if err := w.save(&recs[i]); err != nil {
 				return err

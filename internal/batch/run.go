@@ -149,6 +149,9 @@ func Run(ctx context.Context, cfg Config, o Options) (*Summary, error) {
 	}
 	if len(todo) > 0 {
 		if err := runPipeline(ctx, cfg, o, runner, todo, explained); err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("stopped; run the same command again over %s to go on: %w", cfg.Out, ctx.Err())
+			}
 			return nil, err
 		}
 	}
