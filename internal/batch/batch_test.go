@@ -193,6 +193,11 @@ func TestRestartAndFailures(t *testing.T) {
 	if sum, err = Run(context.Background(), cfg, Options{}); err != nil || sum.Done != 4 {
 		t.Fatalf("other method: %+v, %v: want 4 explained again", sum, err)
 	}
+	// So does another target.
+	cfg.Target = "1"
+	if sum, err = Run(context.Background(), cfg, Options{}); err != nil || sum.Done != 4 {
+		t.Fatalf("other target: %+v, %v: want 4 explained again", sum, err)
+	}
 }
 
 // TestBeamFlags checks that loupe batch's runner and Beam's flags reach

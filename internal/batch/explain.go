@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -156,6 +157,13 @@ type Record struct {
 	Params      map[string]string `json:"params"`
 	Layer       string            `json:"layer,omitempty"`
 	ModelSHA256 string            `json:"model_sha256"`
+	// Target is the target as asked (--target), Baseline the constant
+	// baseline and Preprocess the preprocessing of pictures: with the
+	// model, method, layer and parameters, what a later run over the same
+	// OUT must ask for to count the file as done.
+	Target     string              `json:"target,omitempty"`
+	Baseline   float64             `json:"baseline,omitempty"`
+	Preprocess *preprocess.Options `json:"preprocess,omitempty"`
 	// Delta is the convergence delta of each row, for the methods that
 	// have one.
 	Delta []float64 `json:"delta,omitempty"`
@@ -291,7 +299,8 @@ func (w *Worker) explainGroup(ctx context.Context, names []string, xs []*tensor.
 
 // failed is the record of a file that could not be explained.
 func (w *Worker) failed(name string, err error, secs float64) Record {
-	return Record{Input: name, Method: w.cfg.Method, Params: w.vals, Layer: w.cfg.Layer, ModelSHA256: w.cfg.ModelSHA256, Error: err.Error(), Seconds: secs, err: err}
+	return Record{Input: name, Method: w.cfg.Method, Params: w.vals, Layer: w.cfg.Layer, ModelSHA256: w.cfg.ModelSHA256,
+		Target: w.cfg.Target, Baseline: w.cfg.Baseline, Preprocess: preOf(w.cfg), Error: err.Error(), Seconds: secs, err: err}
 }
 
 // call runs the method once on the files' rows stacked, and splits the
@@ -339,7 +348,8 @@ func (w *Worker) call(ctx context.Context, names []string, xs []*tensor.Tensor) 
 	r0 := 0
 	for i, name := range names {
 		r1 := r0 + xs[i].Shape[0]
-		rec := Record{Input: name, Method: w.cfg.Method, Params: res.Params, Layer: w.cfg.Layer, ModelSHA256: w.cfg.ModelSHA256, MetricSettings: settings}
+		rec := Record{Input: name, Method: w.cfg.Method, Params: res.Params, Layer: w.cfg.Layer, ModelSHA256: w.cfg.ModelSHA256,
+			Target: w.cfg.Target, Baseline: w.cfg.Baseline, Preprocess: preOf(w.cfg), MetricSettings: settings}
 		rec.attrs = rowsOf(a, r0, r1)
 		rec.Output, rec.Shape = Stem(name)+".npy", rec.attrs.Shape
 		if preds != nil {
@@ -361,6 +371,15 @@ func (w *Worker) call(ctx context.Context, names []string, xs []*tensor.Tensor) 
 		r0 = r1
 	}
 	return recs, nil
+}
+
+// preOf is a configuration's preprocessing of pictures, nil for none.
+func preOf(c Config) *preprocess.Options {
+	if reflect.DeepEqual(c.Pre, preprocess.Options{}) {
+		return nil
+	}
+	p := c.Pre
+	return &p
 }
 
 // top is how many classes a prediction lists.

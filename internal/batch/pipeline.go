@@ -79,7 +79,7 @@ func execute(ctx context.Context, runner string, p *beam.Pipeline) error {
 }
 
 // pollEvery is how often progress is looked at.
-const pollEvery = 500 * time.Millisecond
+const pollEvery = time.Second
 
 // IsWorker says whether a Beam runner started the process as an SDK
 // worker: on a cluster the runner runs the submitting binary itself, as

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -45,7 +46,7 @@ type Options struct {
 	// "environment_type=LOOPBACK", "project=p", ...): see SplitBeamFlags.
 	BeamFlags []string
 	// Progress, if set, is called as files are done (failed ones
-	// included), about twice a second, and once at the end.
+	// included), about once a second, and once at the end.
 	Progress func(done, failed, total int)
 	// Labels are the true classes by input file name (ReadLabels), for
 	// the accuracy and the mean attribution per class.
@@ -135,6 +136,13 @@ func Run(ctx context.Context, cfg Config, o Options) (*Summary, error) {
 	for _, n := range names {
 		if !done(cfg, vals, n) {
 			todo = append(todo, n)
+		}
+	}
+	for _, n := range todo {
+		// An earlier failure, or a result of other settings: not done,
+		// and not to be counted as done while this run goes.
+		if err := os.Remove(partPath(cfg.Out, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
 		}
 	}
 	sum := &Summary{Runner: runner, Total: len(names), Skipped: len(names) - len(todo)}
@@ -229,6 +237,7 @@ func runPipeline(ctx context.Context, cfg Config, o Options, runner string, todo
 	if exec == nil {
 		exec = execute
 	}
+	prog := newProgress(cfg, run)
 	stop := make(chan struct{})
 	polled := make(chan struct{})
 	go func() {
@@ -240,35 +249,57 @@ func runPipeline(ctx context.Context, cfg Config, o Options, runner string, todo
 			case <-stop:
 				return
 			case <-t.C:
-				report(cfg, run, o.Progress)
+				prog.report(o.Progress)
 			}
 		}
 	}()
 	err = exec(ctx, runner, Pipeline(cfg, todo))
 	close(stop)
 	<-polled
-	report(cfg, run, o.Progress)
+	prog.report(o.Progress)
 	return err
 }
 
-// report counts the files of todo whose parts are written, and how many
-// of those failed.
-func report(cfg Config, todo []string, progress func(done, failed, total int)) {
-	if progress == nil {
+// progress counts the files of a run whose parts are written, reading
+// each part once (for its error) however often it is asked.
+type progress struct {
+	cfg         Config
+	run         map[string]bool // stems of the run's files
+	seen        map[string]bool
+	done, failed int
+}
+
+func newProgress(cfg Config, files []string) *progress {
+	p := &progress{cfg: cfg, run: map[string]bool{}, seen: map[string]bool{}}
+	for _, f := range files {
+		p.run[Stem(f)+".json"] = true
+	}
+	return p
+}
+
+// report calls f with the files done, failed and in all.
+func (p *progress) report(f func(done, failed, total int)) {
+	if f == nil {
 		return
 	}
-	n, failed := 0, 0
-	for _, name := range todo {
-		rec, err := readPart(cfg.Out, name)
-		if err != nil {
+	entries, _ := os.ReadDir(filepath.Join(p.cfg.Out, partsDir))
+	for _, e := range entries {
+		name := e.Name()
+		if !p.run[name] || p.seen[name] {
 			continue
 		}
-		n++
+		b, err := os.ReadFile(filepath.Join(p.cfg.Out, partsDir, name))
+		var rec Record
+		if err != nil || json.Unmarshal(b, &rec) != nil {
+			continue // being written: next time
+		}
+		p.seen[name] = true
+		p.done++
 		if rec.Error != "" {
-			failed++
+			p.failed++
 		}
 	}
-	progress(n, failed, len(todo))
+	f(p.done, p.failed, len(p.run))
 }
 
 // readPart reads an input's manifest part.
@@ -297,7 +328,7 @@ func done(cfg Config, vals methods.Values, input string) bool {
 			return false
 		}
 	}
-	if cfg.Target != "" && rec.Targets == nil {
+	if rec.Target != cfg.Target || rec.Baseline != cfg.Baseline || !reflect.DeepEqual(rec.Preprocess, preOf(cfg)) {
 		return false
 	}
 	for _, m := range cfg.Metrics {
