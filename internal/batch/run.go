@@ -263,9 +263,9 @@ func runPipeline(ctx context.Context, cfg Config, o Options, runner string, todo
 // progress counts the files of a run whose parts are written, reading
 // each part once (for its error) however often it is asked.
 type progress struct {
-	cfg         Config
-	run         map[string]bool // stems of the run's files
-	seen        map[string]bool
+	cfg          Config
+	run          map[string]bool // stems of the run's files
+	seen         map[string]bool
 	done, failed int
 }
 
