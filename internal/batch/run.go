@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -99,8 +100,9 @@ func partPath(out, input string) string {
 }
 
 // Run explains every example of cfg.Data into cfg.Out on a Beam runner,
-// skipping the files an earlier run with the same model, method and
-// parameters has done, then writes OUT/manifest.jsonl and returns the
+// skipping the files an earlier run with the same request (model,
+// method, parameters, layer, target, baseline, preprocessing, metrics)
+// has done, then writes OUT/manifest.jsonl and returns the
 // summary. A file that cannot be explained is reported in the manifest
 // and the summary; it does not stop the job.
 func Run(ctx context.Context, cfg Config, o Options) (*Summary, error) {
@@ -115,6 +117,9 @@ func Run(ctx context.Context, cfg Config, o Options) (*Summary, error) {
 	runner := o.Runner
 	if runner == "" {
 		runner = DefaultRunner
+	}
+	if !slices.Contains(Runners, runner) {
+		return nil, fmt.Errorf("runner %q: want one of %s", runner, strings.Join(Runners, ", "))
 	}
 	names, err := ListInputs(cfg.Data)
 	if err != nil {
@@ -151,6 +156,9 @@ func Run(ctx context.Context, cfg Config, o Options) (*Summary, error) {
 	if len(todo) > 0 {
 		n, err := probe(ctx, cfg, todo)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("stopped; run the same command again over %s to go on: %w", cfg.Out, ctx.Err())
+			}
 			return nil, err
 		}
 		todo = todo[n:]
@@ -360,7 +368,7 @@ func gather(cfg Config, vals methods.Values, names, todo []string, labels map[st
 				if sum.Failures == nil {
 					sum.Failures = map[string]string{}
 				}
-				sum.Failures[name] = "not explained: the run stopped before it"
+				sum.Failures[name] = "no result: the pipeline ended without explaining it"
 			}
 			continue
 		}
