@@ -126,6 +126,9 @@ func cmdBatch(ctx context.Context, args []string, stdout, stderr io.Writer, exec
 		}
 	}
 	fmt.Fprintf(stdout, "loupe batch: %s on %s with %s, on Apache Beam (runner %s, %s)\n", cfg.Data, cfg.Model, cfg.Method, runner, where)
+	if cfg.Batch > 1 && !batch.Batchable(cfg.Method) {
+		fmt.Fprintf(stderr, "loupe batch: %s runs file by file (its attributions of a file would change in a batch, or its calls are already large); --batch ignored\n", cfg.Method)
+	}
 	if !quiet {
 		bar := progressBar(stderr, cfg.Method, false)
 		last := -1
