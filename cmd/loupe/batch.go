@@ -50,7 +50,7 @@ func cmdBatch(ctx context.Context, args []string, stdout, stderr io.Writer, exec
 	fs.StringVar(&cfg.Layer, "layer", "", "layer for layer methods: module path (layer4, fc) or tensor name")
 	fs.Float64Var(&cfg.Baseline, "baseline", 0, "baseline value for methods that take one")
 	fs.StringVar(&cfg.Out, "out", "loupe-batch", "folder of the results: <file>.npy per example and manifest.jsonl")
-	fs.IntVar(&cfg.Batch, "batch", 0, fmt.Sprintf("files per call of the method, for methods that explain each example independently of the others (default %d; the others run file by file)", batch.DefaultBatch))
+	fs.IntVar(&cfg.Batch, "batch", 0, fmt.Sprintf("files per call of the method, for methods that explain each example independently of the others (the others run file by file); more than 1 is faster, but the attributions differ from explain's by float rounding (default %d)", batch.DefaultBatch))
 	fs.StringVar(&metricList, "metrics", "", "metrics per example, separated by commas: "+strings.Join(batch.MetricNames, ", "))
 	fs.StringVar(&labels, "labels", "", "CSV file of file,class lines: accuracy and mean attribution per class in the summary")
 	fs.StringVar(&classFile, "classes", "", "class names, one a line (for --labels given by name)")

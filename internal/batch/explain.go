@@ -57,8 +57,13 @@ type Config struct {
 }
 
 // DefaultBatch is how many files a batchable method explains per call
-// unless Config.Batch says otherwise.
-const DefaultBatch = 16
+// unless Config.Batch says otherwise: one, so that every file's
+// attributions are exactly loupe explain's for the file alone. Larger
+// batches are faster for cheap methods, but the model's sums then run in
+// another order and the attributions differ by float32 rounding (on
+// resnet18 with Saliency, 8 files a call: by up to 4.4e-6 of the largest
+// attribution).
+const DefaultBatch = 1
 
 // batchable are the methods whose attributions of one example are the
 // same whatever other examples share its call (no random draws, nothing
