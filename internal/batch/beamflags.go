@@ -3,7 +3,6 @@ package batch
 import (
 	"flag"
 	"fmt"
-	"sort"
 	"strings"
 
 	// The runners loupe batch offers, registered with Beam by name.
@@ -90,12 +89,4 @@ func setBeamFlags(kvs []string) (restore func(), err error) {
 		}
 	}
 	return restore, nil
-}
-
-// BeamFlagNames lists the flags Apache Beam defines, for help.
-func BeamFlagNames() []string {
-	var out []string
-	flag.CommandLine.VisitAll(func(f *flag.Flag) { out = append(out, f.Name) })
-	sort.Strings(out)
-	return out
 }
