@@ -51,10 +51,10 @@ func cmdBatch(ctx context.Context, args []string, stdout, stderr io.Writer, exec
 	fs.Float64Var(&cfg.Baseline, "baseline", 0, "baseline value for methods that take one")
 	fs.StringVar(&cfg.Out, "out", "loupe-batch", "folder of the results: <file>.npy per example and manifest.jsonl")
 	fs.IntVar(&cfg.Batch, "batch", 0, fmt.Sprintf("files per call of the method, for methods that explain each example independently of the others (the others run file by file); more than 1 is faster, but the attributions differ from explain's by float rounding (default %d)", batch.DefaultBatch))
-	fs.StringVar(&metricList, "metrics", "", "metrics per example, separated by commas: "+strings.Join(batch.MetricNames, ", "))
+	fs.StringVar(&metricList, "metrics", "", "metrics per example, separated by commas: "+strings.Join(batch.MetricNames(), ", "))
 	fs.StringVar(&labels, "labels", "", "CSV file of file,class lines: accuracy and mean attribution per class in the summary")
 	fs.StringVar(&classFile, "classes", "", "class names, one a line (for --labels given by name)")
-	fs.StringVar(&runner, "runner", batch.DefaultRunner, "Apache Beam runner: "+strings.Join(batch.Runners, ", "))
+	fs.StringVar(&runner, "runner", batch.DefaultRunner, "Apache Beam runner: "+strings.Join(batch.Runners(), ", "))
 	fs.StringVar(&endpoint, "endpoint", "", "job service of a cluster runner (flink, spark, universal), host:port")
 	fs.StringVar(&beamLog, "beam-log", "warn", "Apache Beam's log level: debug, info, warn or error")
 	fs.BoolVar(&quiet, "quiet", false, "no progress bar")
@@ -69,8 +69,8 @@ func cmdBatch(ctx context.Context, args []string, stdout, stderr io.Writer, exec
 	if cfg.Model == "" || cfg.Data == "" {
 		return usageError{errors.New("--model and --data are required\n" + batchUsage)}
 	}
-	if !slices.Contains(batch.Runners, runner) {
-		return usageError{fmt.Errorf("--runner %q: want one of %s", runner, strings.Join(batch.Runners, ", "))}
+	if !slices.Contains(batch.Runners(), runner) {
+		return usageError{fmt.Errorf("--runner %q: want one of %s", runner, strings.Join(batch.Runners(), ", "))}
 	}
 	if endpoint != "" {
 		beamFlags = append(beamFlags, "endpoint="+endpoint)

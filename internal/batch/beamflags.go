@@ -14,8 +14,10 @@ import (
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/universal"
 )
 
-// Runners are the Beam runners loupe batch takes by name.
-var Runners = []string{"direct", "prism", "flink", "spark", "dataflow", "universal"}
+// Runners returns the Beam runners loupe batch takes by name.
+func Runners() []string {
+	return []string{"direct", "prism", "flink", "spark", "dataflow", "universal"}
+}
 
 // SplitBeamFlags separates the flags of args that fs does not define
 // but Apache Beam does (its options are flags of the process's

@@ -96,8 +96,8 @@ func (c Config) filesPerCall() int {
 	return DefaultBatch
 }
 
-// MetricNames are the metrics --metrics takes.
-var MetricNames = []string{"infidelity", "sensitivity_max"}
+// MetricNames returns the metrics --metrics takes.
+func MetricNames() []string { return []string{"infidelity", "sensitivity_max"} }
 
 // Metric settings, recorded in the manifest next to the values.
 const (
@@ -124,8 +124,8 @@ func (c Config) Check() error {
 		return fmt.Errorf("--target %q: a batch job takes one target for every example (an index, an index tuple or pred), not one per example", c.Target)
 	}
 	for _, m := range c.Metrics {
-		if !slices.Contains(MetricNames, m) {
-			return fmt.Errorf("--metrics: unknown metric %q; want %s", m, strings.Join(MetricNames, ", "))
+		if !slices.Contains(MetricNames(), m) {
+			return fmt.Errorf("--metrics: unknown metric %q; want %s", m, strings.Join(MetricNames(), ", "))
 		}
 	}
 	if c.Batch < 0 {

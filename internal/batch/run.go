@@ -118,8 +118,8 @@ func Run(ctx context.Context, cfg Config, o Options) (*Summary, error) {
 	if runner == "" {
 		runner = DefaultRunner
 	}
-	if !slices.Contains(Runners, runner) {
-		return nil, fmt.Errorf("runner %q: want one of %s", runner, strings.Join(Runners, ", "))
+	if !slices.Contains(Runners(), runner) {
+		return nil, fmt.Errorf("runner %q: want one of %s", runner, strings.Join(Runners(), ", "))
 	}
 	names, err := ListInputs(cfg.Data)
 	if err != nil {
