@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/internal/demo"
 	"github.com/loupe-ml/loupe/internal/explain"
@@ -294,6 +296,48 @@ func TestIsWorker(t *testing.T) {
 	} {
 		if got := IsWorker(c.args); got != c.want {
 			t.Errorf("IsWorker(%q) = %v", c.args, got)
+		}
+	}
+}
+
+// TestFlinkPathOnLocalJobService submits the pipeline as loupe batch
+// --runner flink --endpoint does, through Beam's portable job API, to a
+// job service on this machine (prism's, standing in for a Flink job
+// server), with the workers in this process (--environment_type
+// LOOPBACK): the cluster path without a cluster.
+func TestFlinkPathOnLocalJobService(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a job service")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := prism.CreateJobServer(ctx, prism.Options{Port: port}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := writeShapes(t, 4)
+	out := t.TempDir()
+	cfg := Config{Model: "demo", Data: data, Out: out, Method: "Saliency", Target: "pred"}
+	flags := []string{fmt.Sprintf("endpoint=127.0.0.1:%d", port), "environment_type=LOOPBACK", "job_name=loupe-flink-path"}
+	sum, err := Run(ctx, cfg, Options{Runner: "flink", BeamFlags: flags})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Done != 4 || sum.Failed != 0 || sum.Runner != "flink" {
+		t.Fatalf("summary %+v", sum)
+	}
+	for _, r := range readManifest(t, out) {
+		got, err := npy.ReadFile(filepath.Join(out, r.Output))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := alone(t, cfg, filepath.Join(data, r.Input)); !slices.Equal(got.F, want.F) {
+			t.Errorf("%s: attributions differ from explain's", r.Input)
 		}
 	}
 }
