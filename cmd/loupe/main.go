@@ -99,6 +99,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		return cmdInfluence(ctx, args[1:], stdout, stderr)
 	case "tcav":
 		return cmdTCAV(ctx, args[1:], stdout, stderr)
+	case "batch":
+		return cmdBatch(ctx, args[1:], stdout, stderr, nil)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
