@@ -66,7 +66,8 @@ const usage = `usage:
   loupe serve --model NAME=m.onnx [--model ...] [--addr host:port] [--token T] [--allow-remote]
   loupe robust --model m.onnx --input x.npy|image.png [--attack FGSM|PGD] ...      (loupe robust -h for all flags)
   loupe influence --train dir --test dir [--method TracInCP|...] ...            (loupe influence -h)
-  loupe tcav --model m.onnx --input x.npy --concepts dir --layers a,b --target T  (loupe tcav -h)`
+  loupe tcav --model m.onnx --input x.npy --concepts dir --layers a,b --target T  (loupe tcav -h)
+  loupe batch --model m.onnx --data DIR --method NAME --out OUT [--runner direct|prism|flink|spark|dataflow] ...  (loupe batch -h)`
 
 // run runs a command. A panic (a bug, never bad input) becomes an
 // "internal error" that main reports with exit status 1, not 2, the status
