@@ -25,7 +25,10 @@ func benchModel(b *testing.B, path string, batch int, shape []int, grad bool) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		p, err := m.Forward(ctx, in, &Options{Record: grad})
+		// The input gradient as attr's plain gradient methods (Saliency,
+		// IntegratedGradients) compute it: with Conv -> BatchNormalization
+		// -> Relu chains folded (Options.Fuse).
+		p, err := m.Forward(ctx, in, &Options{Record: grad, Fuse: grad})
 		if err != nil {
 			b.Fatal(err)
 		}
