@@ -236,10 +236,12 @@ func (r reluAfter) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*ten
 	}
 	masked := tensor.New(g.Shape...)
 	par.For(len(y.F), par.MinWork, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			if y.F[i] > 0 {
-				masked.F[i] = g.F[i]
-			}
+		ys, gs, ms := y.F[lo:hi], g.F[lo:hi], masked.F[lo:hi]
+		for i, v := range ys {
+			// Without a branch (the signs are unpredictable): all ones
+			// when v > 0 (or a NaN with the sign bit clear), else 0.
+			b := int32(math.Float32bits(v))
+			ms[i] = math.Float32frombits(math.Float32bits(gs[i]) & uint32((-b&^b)>>31))
 		}
 	})
 	return d.Backward(in, nil, []*tensor.Tensor{masked}, need)
