@@ -10,6 +10,7 @@
 package onnx
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -72,8 +73,13 @@ func ReadFile(path string) (*graph.Graph, error) {
 	if st.Size() > MaxFileSize {
 		return nil, fmt.Errorf("onnx: %s: %d bytes, more than the %d a protobuf message may hold", path, st.Size(), int64(MaxFileSize))
 	}
-	// Read no more than the limit even if the file grows meanwhile.
-	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	// Read the size the file has (in one buffer: io.ReadAll would grow
+	// its buffer several times, doubling the memory a large model takes to
+	// load), and no more than the limit even if the file grows meanwhile.
+	var buf bytes.Buffer
+	buf.Grow(int(st.Size()) + bytes.MinRead)
+	_, err = buf.ReadFrom(io.LimitReader(f, MaxFileSize+1))
+	b := buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("onnx: %s: %w", path, err)
 	}
