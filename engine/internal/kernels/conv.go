@@ -155,7 +155,7 @@ func copyWorkers(threads, size int) int {
 // the threads argument for the GEMMs and copies inside.
 func batchWorkers(n, flops, workers int) (batch, threads int) {
 	switch {
-	case !batchParallel || n < 2:
+	case n < 2:
 		return 1, workers
 	case workers > 0:
 		return min(n, workers), 1
@@ -188,10 +188,6 @@ func conv2D(p ConvParams, x, w, bias, y []float32, workers int) {
 	p.check(len(x), len(w), len(y), "x", "w", "y")
 	if bias != nil && len(bias) < p.M {
 		panic(fmt.Sprintf("kernels: len(bias)=%d < M=%d", len(bias), p.M))
-	}
-	if !fusedConv {
-		conv2DUnfused(p, x, w, bias, y, workers)
-		return
 	}
 	if useWinograd(p) {
 		conv2DWinograd(p, x, w, bias, y, workers)
@@ -508,44 +504,6 @@ func (d *directConv) run(m0, m1, pa, pb int) {
 	putBuf(gathBuf)
 }
 
-// conv2DUnfused is Conv2D for backends that multiply whole matrices
-// (OpenBLAS): one image and group at a time, a full im2col matrix and one
-// GEMM, which the backend threads.
-func conv2DUnfused(p ConvParams, x, w, bias, y []float32, workers int) {
-	OH, OW := p.OutH(), p.OutW()
-	P := OH * OW
-	cg, mg := p.C/p.Group, p.M/p.Group
-	K := cg * p.KH * p.KW
-	inPlane := p.H * p.W
-	pw := p.pointwise()
-	var colsBuf *[]float32
-	var cols []float32
-	if !pw {
-		colsBuf = getBuf(K * P)
-		cols = *colsBuf
-	}
-	for n := 0; n < p.N; n++ {
-		yn := y[n*p.M*P : (n+1)*p.M*P]
-		beta := float32(0)
-		if bias != nil {
-			for m := 0; m < p.M; m++ {
-				fill(yn[m*P:(m+1)*P], bias[m])
-			}
-			beta = 1
-		}
-		for g := 0; g < p.Group; g++ {
-			xg := x[(n*p.C+g*cg)*inPlane : (n*p.C+(g+1)*cg)*inPlane]
-			b := xg
-			if !pw {
-				im2col(p, xg, cols, workers)
-				b = cols
-			}
-			gemm(workers, false, false, mg, P, K, 1, w[g*mg*K:(g+1)*mg*K], K, b, P, beta, yn[g*mg*P:(g+1)*mg*P], P)
-		}
-	}
-	putBuf(colsBuf)
-}
-
 // convPlan is how a forward convolution is split into tasks: each of the
 // N·Group image groups into chunks blocks of output columns (at most
 // maxCols each), and its output channels into bands.
@@ -690,7 +648,7 @@ func Conv2DInputGrad(p ConvParams, w, gy, gx []float32) {
 func conv2DInputGrad(p ConvParams, w, gy, gx []float32, workers int) {
 	p = p.norm()
 	p.check(len(gx), len(w), len(gy), "gx", "w", "gy")
-	if q, ok := p.transposed(); ok && fusedConv && useWinograd(q) {
+	if q, ok := p.transposed(); ok && useWinograd(q) {
 		winoInputGrad(p, w, gy, gx, workers)
 		return
 	}
@@ -701,7 +659,7 @@ func conv2DInputGrad(p ConvParams, w, gy, gx []float32, workers int) {
 	// output rows of W are cut into panels. Measured: 158 against 145
 	// GFLOP/s for resnet18's 3×3 64→64 56×56 layer at batch 10, 105
 	// against 145 for the 128→128 28×28 one (rows of 16+12).
-	if q, ok := p.transposed(); ok && fusedConv && rowEfficiency(p.W) >= 0.95 && 2*p.M <= p.N*p.OutH()*p.OutW() {
+	if q, ok := p.transposed(); ok && rowEfficiency(p.W) >= 0.95 && 2*p.M <= p.N*p.OutH()*p.OutW() {
 		cg, mg := p.C/p.Group, p.M/p.Group
 		kk := p.KH * p.KW
 		wtBuf := getBuf(len(w[:p.M*cg*kk]))
@@ -721,7 +679,7 @@ func conv2DInputGrad(p ConvParams, w, gy, gx []float32, workers int) {
 		putBuf(wtBuf)
 		return
 	}
-	if fusedConv && !p.pointwise() {
+	if !p.pointwise() {
 		inputGradChunked(p, w, gy, gx, workers)
 		return
 	}

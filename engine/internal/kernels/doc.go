@@ -10,13 +10,14 @@
 // purego. The micro-kernel reads A in place through row and column strides
 // (no packing, so transposes are free), and B in place too when C has few
 // rows, else packed into 16-column panels. Products with one or two rows
-// run as dot products or AXPYs, also in assembly. With -tags openblas,
-// Sgemm calls OpenBLAS's cblas_sgemm / cblas_sgemv through cgo (Debian:
-// libopenblas-dev) and convolutions use whole im2col matrices. BackendName
-// reports which.
+// run as dot products or AXPYs, also in assembly. BackendName reports
+// which. (An OpenBLAS build, -tags openblas, was removed: measured side by
+// side with PyTorch it was 1.2 to 2.8 times slower than this default on
+// every resnet18 workload, because it multiplied whole im2col matrices
+// and had no Winograd path.)
 //
-// Measured on the development machine (2 cores of an AMD EPYC with
-// AVX-512, in a VM), float32 GFLOP/s for resnet18's im2col products
+// Measured on the development machine (2 cores of an AMD EPYC, AVX2, in
+// a VM), float32 GFLOP/s for resnet18's im2col products
 // (M×N×K) and small ones, best of two runs:
 //
 //	size            gonum  vek   default  purego  openblas
@@ -42,7 +43,7 @@
 // blocks each followed by its col2im while in cache. Measured (GFLOP/s,
 // batch 1 / batch 10): resnet18's conv1 forward 153 / 166, input gradient
 // 109 / 120; its 3×3 64→64 56×56 layer forward 138 / 160, input gradient
-// 131 / 161; with -tags openblas 75 / 74 and 90 / 87.
+// 131 / 161 (OpenBLAS with whole im2col matrices: 75 / 74 and 90 / 87).
 //
 // # Threads
 //

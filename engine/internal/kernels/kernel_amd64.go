@@ -1,4 +1,4 @@
-//go:build amd64 && !purego && !openblas
+//go:build amd64 && !purego
 
 //go:generate go run ./_asm -out kernel_amd64.s
 package kernels

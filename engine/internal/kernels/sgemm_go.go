@@ -1,15 +1,4 @@
-//go:build !openblas
-
 package kernels
-
-// batchParallel reports whether convolutions should split the batch
-// across goroutines, each running single-threaded GEMMs.
-const batchParallel = true
-
-// fusedConv reports whether Conv2D builds im2col blocks straight into
-// the packed layout of this package's micro-kernel, or else calls the
-// backend on whole im2col matrices.
-const fusedConv = true
 
 // BackendName names the GEMM implementation of this build.
 func BackendName() string { return "loupe blocked GEMM (" + kernelName() + ")" }

@@ -843,7 +843,7 @@ func WinogradWeights(p ConvParams, w []float32, grad bool) []float32 {
 		}
 		flip = true
 	}
-	if !fusedConv || !winogradOK(q) {
+	if !winogradOK(q) {
 		return nil
 	}
 	pw := p
@@ -865,7 +865,7 @@ func WinogradWeights(p ConvParams, w []float32, grad bool) []float32 {
 // w again.
 func Conv2DPrepared(p ConvParams, x, w, u, bias, y []float32) {
 	q := p.norm()
-	if u == nil || !fusedConv || !useWinograd(q) {
+	if u == nil || !useWinograd(q) {
 		conv2D(p, x, w, bias, y, 0)
 		return
 	}
@@ -884,7 +884,7 @@ func Conv2DPrepared(p ConvParams, x, w, u, bias, y []float32) {
 func Conv2DInputGradPrepared(p ConvParams, w, u, gy, gx []float32) {
 	q := p.norm()
 	t, ok := q.transposed()
-	if u == nil || !ok || !fusedConv || !useWinograd(t) {
+	if u == nil || !ok || !useWinograd(t) {
 		conv2DInputGrad(p, w, gy, gx, 0)
 		return
 	}
@@ -902,7 +902,7 @@ func UsesWinograd(p ConvParams, grad bool) bool {
 	p = p.norm()
 	if grad {
 		q, ok := p.transposed()
-		return ok && fusedConv && useWinograd(q)
+		return ok && useWinograd(q)
 	}
-	return fusedConv && useWinograd(p)
+	return useWinograd(p)
 }
