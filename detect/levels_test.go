@@ -1,0 +1,175 @@
+package detect
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/loupe-ml/loupe/attr"
+	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+// levelsConfig declares the three levels of testdata/levels.onnx.
+func levelsConfig() Config {
+	return Config{Layout: Grid, Classes: []string{"a", "b"}, Objectness: true, Sigmoid: true, Levels: []Level{
+		{Output: "p3", Stride: 8, Anchors: [][2]float64{{10, 13}, {16, 30}}},
+		{Output: "p4", Stride: 16, Anchors: [][2]float64{{30, 61}, {62, 45}}},
+		{Output: "p5", Stride: 32, Anchors: [][2]float64{{59, 119}, {116, 90}}},
+	}}
+}
+
+func loadModel(t *testing.T, name string) *engine.Model {
+	t.Helper()
+	m, err := engine.Load(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// A raw three-level head (testdata/levels.py), joined by loupe, decodes to
+// the predictions PyTorch's YOLOv5 decoding gives (the same network
+// exported with its decoding and concatenation in the graph), and the box
+// target's input gradient through the joined output is that of the
+// decoded export.
+func TestLevels(t *testing.T) {
+	ctx := context.Background()
+	d, err := Open(loadModel(t, "levels.onnx"), levelsConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][2]int{{8, 12}, {4, 6}, {2, 3}} {
+		if g := d.Config.Levels[i].Grid; g != want {
+			t.Fatalf("level %d: grid %v read from the model, want %v", i, g, want)
+		}
+	}
+	if d.Net.Output != JoinedOutput {
+		t.Fatalf("the net explains %q, want %q", d.Net.Output, JoinedOutput)
+	}
+	ref, err := Open(loadModel(t, "levels_rows.onnx"), Config{Layout: Rows, Classes: []string{"a", "b"}, Objectness: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	x := tensor.New(1, 3, 64, 96)
+	for i := range x.F {
+		x.F[i] = float32(rng.Float64())
+	}
+	decode := func(d *Detector) []Prediction {
+		out, err := d.Net.Eval(ctx, []*tensor.Tensor{x})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := d.Config.Decode(out.Shape[1:], out.F)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	got, want := decode(d), decode(ref)
+	if len(got) != 252 || len(want) != 252 {
+		t.Fatalf("%d and %d predictions, want 252", len(got), len(want))
+	}
+	for i := range got {
+		for k := 0; k < 4; k++ {
+			if math.Abs(got[i].Box[k]-want[i].Box[k]) > 1e-4*math.Max(1, math.Abs(want[i].Box[k])) {
+				t.Fatalf("prediction %d: box %v, PyTorch's %v", i, got[i].Box, want[i].Box)
+			}
+		}
+		for c := range got[i].Scores {
+			if s, r := got[i].Objectness*got[i].Scores[c], want[i].Objectness*want[i].Scores[c]; math.Abs(s-r) > 1e-6 {
+				t.Fatalf("prediction %d class %d: score %g, PyTorch's %g", i, c, s, r)
+			}
+		}
+	}
+	// Detections from each level (p3: 0-191, p4: 192-239, p5: 240-251),
+	// their reference boxes shifted from the predicted ones.
+	dets := []Detection{{Index: 101, Class: 0}, {Index: 217, Class: 1}, {Index: 250, Class: 1}}
+	for i := range dets {
+		b := want[dets[i].Index].Box
+		dets[i].Box = [4]float64{b[0] + 2, b[1] - 1, b[2] + 3, b[3] + 1}
+	}
+	grads := [2]*tensor.Tensor{}
+	for i, dd := range []*Detector{d, ref} {
+		r, err := dd.Explain(ctx, &attr.Saliency{Net: dd.Net, Signed: true}, x, dets, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		grads[i] = r.Attributions[0]
+	}
+	for e := range dets {
+		n := grads[0].Len() / len(dets)
+		g, r := grads[0].F[e*n:(e+1)*n], grads[1].F[e*n:(e+1)*n]
+		var norm float64
+		for _, v := range r {
+			norm = math.Max(norm, math.Abs(float64(v)))
+		}
+		if norm == 0 {
+			t.Fatalf("detection %d: the decoded export's gradient is zero", e)
+		}
+		if diff := tensor.MaxAbsDiff(g, r); float64(diff) > 1e-4*norm {
+			t.Errorf("detection %d: the joined levels' gradient differs from the decoded export's by %g (max %g)", e, diff, norm)
+		}
+	}
+	// The whole pipeline: detections after NMS, GradCAM per box.
+	d.ScoreThreshold = 0.01
+	found, err := d.Detect(ctx, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found[0]) == 0 {
+		t.Fatal("no detection")
+	}
+	maps, err := d.GradCAM(ctx, x, found[0][:1], "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maps.Shape[0] != 1 {
+		t.Fatalf("GradCAM maps of shape %v", maps.Shape)
+	}
+}
+
+// A configuration that does not fit the model is an error naming the
+// output.
+func TestLevelsErrors(t *testing.T) {
+	m := loadModel(t, "levels.onnx")
+	for name, tc := range map[string]struct {
+		edit func(*Config)
+		want string
+	}{
+		"missing level":  {func(c *Config) { c.Levels = c.Levels[:2] }, `"p5"`},
+		"extra level":    {func(c *Config) { c.Levels = append(c.Levels, Level{Output: "p6", Stride: 64}) }, `"p6"`},
+		"wrong classes":  {func(c *Config) { c.Classes = append(c.Classes, "c") }, `"p3"`},
+		"wrong anchors":  {func(c *Config) { c.Levels[1].Anchors = c.Levels[1].Anchors[:1] }, `"p4"`},
+		"wrong grid":     {func(c *Config) { c.Levels[2].Grid = [2]int{3, 2} }, `"p5"`},
+		"same output":    {func(c *Config) { c.Levels[1].Output = "p3" }, `"p3"`},
+		"no stride":      {func(c *Config) { c.Levels[0].Stride = 0 }, `"p3"`},
+		"global stride":  {func(c *Config) { c.Stride = 8 }, "per level"},
+		"levels on rows": {func(c *Config) { c.Layout = Rows; c.Sigmoid = false }, "levels"},
+	} {
+		c := levelsConfig()
+		tc.edit(&c)
+		_, err := Open(m, c)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one naming %s", name, err, tc.want)
+		}
+	}
+	// Decoding an output that is not the joined levels.
+	c := levelsConfig()
+	if _, err := c.Predictions([]int{1764}); err == nil || !strings.Contains(err.Error(), `"p3"`) {
+		t.Errorf("grid sizes unknown: error %v, want one naming p3", err)
+	}
+	for i, g := range [][2]int{{8, 12}, {4, 6}, {2, 3}} {
+		c.Levels[i].Grid = g
+	}
+	if p, err := c.Predictions([]int{1764}); err != nil || p != 252 {
+		t.Errorf("joined levels: %d predictions, %v; want 252", p, err)
+	}
+	if _, err := c.Predictions([]int{14, 8, 12}); err == nil || !strings.Contains(err.Error(), "p5 [14, 2, 3]") {
+		t.Errorf("one level's shape: error %v, want one listing the levels", err)
+	}
+}
