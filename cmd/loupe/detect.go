@@ -207,8 +207,8 @@ func isSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-// loadDetector loads a detector and its decoding configuration;
-// "demo-detector" is the built-in one.
+// loadDetector loads a detector and its decoding configuration (joining
+// the outputs of a multi-level head); "demo-detector" is the built-in one.
 func loadDetector(model, cfgFile string) (*detect.Detector, error) {
 	if model == "demo-detector" {
 		return demo.Detector()
@@ -224,11 +224,11 @@ func loadDetector(model, cfgFile string) (*detect.Detector, error) {
 	if err != nil {
 		return nil, err
 	}
-	nt, err := attr.NewNet(m)
+	d, err := detect.Open(m, cfg)
 	if err != nil {
 		return nil, usageError{err}
 	}
-	return &detect.Detector{Net: nt, Config: cfg}, nil
+	return d, nil
 }
 
 // selectDetections applies --detections: all, score=S or indices.
