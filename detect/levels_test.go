@@ -131,6 +131,21 @@ func TestLevels(t *testing.T) {
 	if maps.Shape[0] != 1 {
 		t.Fatalf("GradCAM maps of shape %v", maps.Shape)
 	}
+	// D-RISE reads the joined levels too: the same maps as from the
+	// decoded export (the same random masks, the same predictions).
+	var dr [2]*tensor.Tensor
+	for i, dd := range []*Detector{d, ref} {
+		dd.ScoreThreshold = 0.01
+		if dr[i], err = (&DRISE{Detector: dd, Masks: 16, Seed: 1}).Attribute(ctx, x, found[0][:2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tensor.MaxAbsDiff(dr[1].F, make([]float32, dr[1].Len())) == 0 {
+		t.Fatal("D-RISE maps are zero")
+	}
+	if diff := tensor.MaxAbsDiff(dr[0].F, dr[1].F); diff > 1e-5 {
+		t.Errorf("D-RISE maps differ by %g between the joined levels and the decoded export", diff)
+	}
 }
 
 // A configuration that does not fit the model is an error naming the
