@@ -1,10 +1,12 @@
 package detect
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -111,7 +113,9 @@ func TestLevels(t *testing.T) {
 		if norm == 0 {
 			t.Fatalf("detection %d: the decoded export's gradient is zero", e)
 		}
-		if diff := tensor.MaxAbsDiff(g, r); float64(diff) > 1e-4*norm {
+		diff := tensor.MaxAbsDiff(g, r)
+		t.Logf("detection %d: gradient differs from the decoded export's by %.2g (max %.2g)", e, diff, norm)
+		if float64(diff) > 1e-4*norm {
 			t.Errorf("detection %d: the joined levels' gradient differs from the decoded export's by %g (max %g)", e, diff, norm)
 		}
 	}
@@ -187,4 +191,104 @@ func TestLevelsErrors(t *testing.T) {
 	if _, err := c.Predictions([]int{14, 8, 12}); err == nil || !strings.Contains(err.Error(), "p5 [14, 2, 3]") {
 		t.Errorf("one level's shape: error %v, want one listing the levels", err)
 	}
+}
+
+// The box target's gradient through joined levels (levels of different
+// anchor counts, an anchor-free one among them) matches finite differences
+// of its value, both on the joined output (Config.BoxGrad) and on the
+// input of the joined model.
+func TestLevelsGradient(t *testing.T) {
+	c := Config{Layout: Grid, Classes: []string{"a", "b"}, Objectness: true, Sigmoid: true, Levels: []Level{
+		{Output: "p3", Stride: 4, Anchors: [][2]float64{{6, 10}, {12, 8}}, Grid: [2]int{3, 4}},
+		{Output: "p4", Stride: 8, Grid: [2]int{2, 2}},
+	}}
+	rng := rand.New(rand.NewPCG(5, 6))
+	out := tensor.New(2, c.vec()*(2*12+4))
+	for i := range out.F {
+		out.F[i] = float32(rng.NormFloat64())
+	}
+	p, err := c.Predictions(out.Shape[1:])
+	if err != nil || p != 28 {
+		t.Fatalf("%d predictions (%v), want 28", p, err)
+	}
+	for _, iou := range []bool{false, true} {
+		boxes := []attr.Box{{Detection: 17, Class: 1, IoU: iou, Ref: [4]float64{2, 3, 10, 12}},
+			{Detection: 26, Class: 0, IoU: iou, Ref: [4]float64{5, 5, 16, 14}}}
+		tg := attr.BoxScore(c, boxes...)
+		seed := tensor.New(out.Shape...)
+		grads(t, c, boxes, out, seed)
+		const h = 1e-3
+		worst, norm := 0.0, 0.0
+		for i := range out.F {
+			v := out.F[i]
+			out.F[i] = v + h
+			up := values(t, tg, out)
+			out.F[i] = v - h
+			dn := values(t, tg, out)
+			out.F[i] = v
+			fd := (up - dn) / (2 * h)
+			worst = math.Max(worst, math.Abs(fd-float64(seed.F[i])))
+			norm = math.Max(norm, math.Abs(fd))
+		}
+		t.Logf("IoU %v: gradient on the joined output off finite differences by %.2g (max %.2g)", iou, worst, norm)
+		if norm == 0 || worst > 5e-3 {
+			t.Errorf("IoU %v: gradient off finite differences by %g (max %g)", iou, worst, norm)
+		}
+	}
+
+	// Through the joined model: the input gradient of one box's target.
+	ctx := context.Background()
+	d, err := Open(loadModel(t, "levels.onnx"), levelsConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := tensor.New(1, 3, 64, 96)
+	for i := range x.F {
+		x.F[i] = float32(rng.Float64())
+	}
+	det := Detection{Index: 205, Class: 1}
+	pre, err := d.Net.Eval(ctx, []*tensor.Tensor{x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, _ := d.Config.Box(pre.Shape[1:], pre.F, det.Index, det.Class)
+	det.Box = [4]float64{b[0] + 3, b[1] + 2, b[2] - 1, b[3] + 2}
+	r, err := d.Explain(ctx, &attr.Saliency{Net: d.Net, Signed: true}, x, []Detection{det}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := r.Attributions[0]
+	tg := det.Target(d.Config, true)
+	value := func() float64 {
+		out, err := d.Net.Eval(ctx, []*tensor.Tensor{x})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return values(t, tg, out)
+	}
+	// The 12 input elements of largest gradient.
+	idx := make([]int, len(g.F))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(math.Abs(float64(g.F[b])), math.Abs(float64(g.F[a]))) })
+	if g.F[idx[0]] == 0 {
+		t.Fatal("the box target's input gradient is zero")
+	}
+	const h = 1e-2
+	worst := 0.0
+	for _, i := range idx[:12] {
+		v := x.F[i]
+		x.F[i] = v + h
+		up := value()
+		x.F[i] = v - h
+		dn := value()
+		x.F[i] = v
+		fd := (up - dn) / (2 * h)
+		worst = math.Max(worst, math.Abs(fd-float64(g.F[i])))
+		if math.Abs(fd-float64(g.F[i])) > 2e-2*math.Abs(float64(g.F[idx[0]])) {
+			t.Errorf("input %d: gradient %g, finite differences %g", i, g.F[i], fd)
+		}
+	}
+	t.Logf("input gradient off finite differences by %.2g (max %.2g)", worst, math.Abs(float64(g.F[idx[0]])))
 }
