@@ -1,9 +1,10 @@
 // Package detect runs and explains single-stage object detectors (YOLO
 // style) given as ONNX models: it decodes the model's output in Go from a
 // small declared Config (raw grid outputs with anchors or anchor-free,
-// strides, sigmoid or not, with or without objectness; or the decoded
-// outputs of YOLOv5 and YOLOv8 exports), applies non-maximum suppression,
-// and explains each detection: GradCAM for a box (FoxAI's
+// strides, sigmoid or not, with or without objectness, one output or one
+// per level of a multi-level head, joined in the graph by Join; or the
+// decoded outputs of YOLOv5 and YOLOv8 exports), applies non-maximum
+// suppression, and explains each detection: GradCAM for a box (FoxAI's
 // LayerGradCAMObjectDetection), any attr method with the box as its target
 // (attr.BoxScore), and D-RISE, the black-box method for detectors.
 package detect
