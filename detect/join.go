@@ -140,3 +140,58 @@ func Open(m *engine.Model, c Config) (*Detector, error) {
 	}
 	return &Detector{Net: nt, Config: c}, nil
 }
+
+// CAMLayer returns the layer the CAM methods explain a detection on when
+// none is named: the model's last convolution, or, for joined levels
+// (Config.Levels), the last convolution that every level's output
+// depends on. (The last convolution of a multi-level head is one level's
+// head: a detection of another level has no gradient there, and its map
+// would be empty.)
+func (d *Detector) CAMLayer() (string, error) {
+	if d == nil || d.Net == nil || d.Net.Model == nil {
+		return "", fmt.Errorf("detect: no detector")
+	}
+	m := d.Net.Model
+	if len(d.Config.Levels) == 0 {
+		l, err := m.LastConv()
+		if err != nil {
+			return "", fmt.Errorf("detect: %w", err)
+		}
+		return l.Output, nil
+	}
+	producer := map[string]*graph.Node{}
+	for _, n := range m.Graph().Nodes {
+		for _, o := range n.Outputs {
+			producer[o] = n
+		}
+	}
+	// count[t]: how many levels' outputs depend on tensor t.
+	count := map[string]int{}
+	for _, l := range d.Config.Levels {
+		seen := map[string]bool{}
+		stack := []string{l.Output}
+		for len(stack) > 0 {
+			t := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if seen[t] {
+				continue
+			}
+			seen[t] = true
+			count[t]++
+			if n := producer[t]; n != nil {
+				for _, in := range n.Inputs {
+					if in != "" && !seen[in] {
+						stack = append(stack, in)
+					}
+				}
+			}
+		}
+	}
+	layers := m.Layers()
+	for i := len(layers) - 1; i >= 0; i-- {
+		if l := layers[i]; l.OpType == "Conv" && count[l.Output] == len(d.Config.Levels) {
+			return l.Output, nil
+		}
+	}
+	return "", fmt.Errorf("detect: no convolution feeds all %d levels; name the layer to explain", len(d.Config.Levels))
+}

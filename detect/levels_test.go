@@ -135,6 +135,21 @@ func TestLevels(t *testing.T) {
 	if maps.Shape[0] != 1 {
 		t.Fatalf("GradCAM maps of shape %v", maps.Shape)
 	}
+	// GradCAM's default layer is the last convolution all levels share
+	// (the stem's): each level's detection has a map there.
+	layer, err := d.CAMLayer()
+	if err != nil || layer != "/stem/Conv_output_0" {
+		t.Fatalf("CAM layer %q (%v), want the stem's convolution", layer, err)
+	}
+	if maps, err = d.GradCAM(ctx, x, dets, "", false); err != nil {
+		t.Fatal(err)
+	}
+	n := maps.Len() / len(dets)
+	for e := range dets {
+		if tensor.MaxAbsDiff(maps.F[e*n:(e+1)*n], make([]float32, n)) == 0 {
+			t.Errorf("detection %d (prediction %d): empty GradCAM map", e, dets[e].Index)
+		}
+	}
 	// D-RISE reads the joined levels too: the same maps as from the
 	// decoded export (the same random masks, the same predictions).
 	var dr [2]*tensor.Tensor

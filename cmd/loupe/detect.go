@@ -126,6 +126,13 @@ func cmdExplainDetections(ctx context.Context, args []string, stdout, stderr io.
 	if f.model == "demo-detector" && f.layer == "" {
 		f.layer = demo.DetectionLayer // the last convolution is the head
 	}
+	if f.layer == "" && len(d.Config.Levels) > 0 {
+		// The last convolution is one level's head: explain a layer all
+		// levels share.
+		if f.layer, err = d.CAMLayer(); err != nil {
+			return usageError{err}
+		}
+	}
 	d.ScoreThreshold, d.IoUThreshold = *scoreTh, *iouTh
 	pre, err := f.image()
 	if err != nil {
