@@ -17,8 +17,9 @@ const JoinedOutput = "loupe_detect_levels"
 
 // Join joins the outputs of a multi-level grid head into the one output
 // that Config decodes and attr.Net explains: it adds to m's graph a
-// Reshape of each level's output [N, A*K, H, W] to [N, A*K*H*W] and their
-// Concat along axis 1 (JoinedOutput, the levels in c's order), and
+// Reshape of each level's output [N, A*K, H, W] to [N, A*K*H*W] (a level
+// [N, A, H, W, K], as YOLOv5's Detect layer returns them in training mode,
+// is first transposed to [N, A, K, H, W]) and their Concat along axis 1 (JoinedOutput, the levels in c's order), and
 // compiles the graph again, so that gradients flow from the joined output
 // back through every level. It returns the new model, whose only output
 // is the joined one, and c with each level's grid size read from the
@@ -63,12 +64,21 @@ func Join(m *engine.Model, c Config) (*engine.Model, Config, error) {
 		if !ok {
 			return nil, c, fmt.Errorf("detect: level %d: the model has no output %q (its outputs: %s)", i, l.Output, strings.Join(names, ", "))
 		}
-		if err := c.levelShape(i, o); err != nil {
+		five, err := c.levelShape(i, o)
+		if err != nil {
 			return nil, c, err
+		}
+		in := l.Output
+		if five {
+			// [N, A, H, W, K] -> [N, A, K, H, W], a grid's order.
+			in = fmt.Sprintf("%s_grid_%d", JoinedOutput, i)
+			ng.Nodes = append(ng.Nodes, &graph.Node{Name: in, OpType: "Transpose",
+				Inputs: []string{l.Output}, Outputs: []string{in},
+				Attrs: map[string]*graph.Attr{"perm": {Name: "perm", Type: graph.AttrInts, Ints: []int64{0, 1, 4, 2, 3}}}})
 		}
 		flat := fmt.Sprintf("%s_flat_%d", JoinedOutput, i)
 		ng.Nodes = append(ng.Nodes, &graph.Node{Name: flat, OpType: "Reshape",
-			Inputs: []string{l.Output, flatShape}, Outputs: []string{flat}})
+			Inputs: []string{in, flatShape}, Outputs: []string{flat}})
 		concat.Inputs = append(concat.Inputs, flat)
 	}
 	for _, n := range names {
@@ -85,37 +95,46 @@ func Join(m *engine.Model, c Config) (*engine.Model, Config, error) {
 }
 
 // levelShape checks level i's declared output shape against the
-// configuration and fills in its grid when unset.
-func (c Config) levelShape(i int, o graph.ValueInfo) error {
+// configuration, fills in its grid when unset, and reports whether the
+// level is laid out [N, A, H, W, K] (five) rather than [N, A*K, H, W].
+func (c Config) levelShape(i int, o graph.ValueInfo) (five bool, err error) {
 	l := &c.Levels[i]
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("detect: level %d (output %q): "+format, append([]any{i, l.Output}, a...)...)
 	}
 	if o.DType != tensor.Float32 && o.DType != 0 {
-		return bad("holds %s, not float32", o.DType)
+		return false, bad("holds %s, not float32", o.DType)
 	}
-	if len(o.Shape) != 0 && len(o.Shape) != 4 {
-		return bad("shape %v; want [N, %d, H, W] (%d anchors x %d numbers)", o.Shape, l.anchors()*c.vec(), l.anchors(), c.vec())
-	}
-	if len(o.Shape) == 4 {
-		if ch := o.Shape[1].Value; ch >= 0 && ch != l.anchors()*c.vec() {
-			return bad("shape %v has %d channels; want %d (%d anchors x (4 box numbers%s + %d classes))", o.Shape, ch, l.anchors()*c.vec(), l.anchors(), map[bool]string{true: " + objectness"}[c.Objectness], len(c.Classes))
+	na, k := l.anchors(), c.vec()
+	what := fmt.Sprintf("%d anchors x (4 box numbers%s + %d classes)", na, map[bool]string{true: " + objectness"}[c.Objectness], len(c.Classes))
+	var hw []graph.Dim
+	switch len(o.Shape) {
+	case 4:
+		if ch := o.Shape[1].Value; ch >= 0 && ch != na*k {
+			return false, bad("shape %v has %d channels; want %d: %s", o.Shape, ch, na*k, what)
 		}
-		for k := 0; k < 2; k++ {
-			d := o.Shape[2+k].Value
-			switch {
-			case d < 0:
-			case l.Grid[k] == 0:
-				l.Grid[k] = d
-			case l.Grid[k] != d:
-				return bad("shape %v; the configuration declares a grid of %v", o.Shape, l.Grid)
-			}
+		hw = o.Shape[2:4]
+	case 5:
+		if a, kk := o.Shape[1].Value, o.Shape[4].Value; (a >= 0 && a != na) || (kk >= 0 && kk != k) {
+			return false, bad("shape %v; want [N, %d, H, W, %d]: %s", o.Shape, na, k, what)
+		}
+		hw, five = o.Shape[2:4], true
+	default:
+		return false, bad("shape %v (rank %d); want [N, %d, H, W] or [N, %d, H, W, %d]: %s", o.Shape, len(o.Shape), na*k, na, k, what)
+	}
+	for j, dim := range hw {
+		switch d := dim.Value; {
+		case d <= 0:
+		case l.Grid[j] == 0:
+			l.Grid[j] = d
+		case l.Grid[j] != d:
+			return false, bad("shape %v; the configuration declares a grid of %v", o.Shape, l.Grid)
 		}
 	}
 	if l.Grid[0] <= 0 || l.Grid[1] <= 0 {
-		return bad("the model does not declare the grid's size; give it in the configuration (grid: [H, W])")
+		return false, bad("the model does not declare the grid's size; give it in the configuration (grid: [H, W])")
 	}
-	return nil
+	return five, nil
 }
 
 // Open makes the Detector of model m decoded by c: a multi-level grid's

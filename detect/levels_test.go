@@ -95,8 +95,20 @@ func TestLevels(t *testing.T) {
 		b := want[dets[i].Index].Box
 		dets[i].Box = [4]float64{b[0] + 2, b[1] - 1, b[2] + 3, b[3] + 1}
 	}
-	grads := [2]*tensor.Tensor{}
-	for i, dd := range []*Detector{d, ref} {
+	// The same levels laid out [N, A, H, W, K] (YOLOv5's Detect in
+	// training mode): transposed by Join, the same predictions.
+	d5, err := Open(loadModel(t, "levels_5d.onnx"), levelsConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got5 := decode(d5)
+	for i := range got5 {
+		if got5[i].Box != got[i].Box || got5[i].Objectness != got[i].Objectness || got5[i].Scores[1] != got[i].Scores[1] {
+			t.Fatalf("[N, A, H, W, K] levels: prediction %d is %+v, from [N, A*K, H, W] levels %+v", i, got5[i], got[i])
+		}
+	}
+	grads := [3]*tensor.Tensor{}
+	for i, dd := range []*Detector{d, ref, d5} {
 		r, err := dd.Explain(ctx, &attr.Saliency{Net: dd.Net, Signed: true}, x, dets, true)
 		if err != nil {
 			t.Fatal(err)
@@ -115,7 +127,7 @@ func TestLevels(t *testing.T) {
 		}
 		diff := tensor.MaxAbsDiff(g, r)
 		t.Logf("detection %d: gradient differs from the decoded export's by %.2g (max %.2g)", e, diff, norm)
-		if float64(diff) > 1e-4*norm {
+		if float64(diff) > 1e-4*norm || tensor.MaxAbsDiff(grads[2].F[e*n:(e+1)*n], g) > 0 {
 			t.Errorf("detection %d: the joined levels' gradient differs from the decoded export's by %g (max %g)", e, diff, norm)
 		}
 	}
@@ -190,6 +202,18 @@ func TestLevelsErrors(t *testing.T) {
 		_, err := Open(m, c)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one naming %s", name, err, tc.want)
+		}
+	}
+	// The same on [N, A, H, W, K] levels.
+	m5 := loadModel(t, "levels_5d.onnx")
+	for name, edit := range map[string]func(*Config){
+		"anchors": func(c *Config) { c.Levels[2].Anchors = c.Levels[2].Anchors[:1] },
+		"classes": func(c *Config) { c.Classes = c.Classes[:1] },
+	} {
+		c := levelsConfig()
+		edit(&c)
+		if _, err := Open(m5, c); err == nil || !strings.Contains(err.Error(), `"p`) || !strings.Contains(err.Error(), "H, W, ") {
+			t.Errorf("[N, A, H, W, K] levels, wrong %s: error %v, want one naming the output and the shape [N, A, H, W, K]", name, err)
 		}
 	}
 	// Decoding an output that is not the joined levels.

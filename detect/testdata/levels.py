@@ -3,7 +3,8 @@ on 64x96 inputs (height x width): levels.onnx, its raw levels as three
 outputs p3 [N, 14, 8, 12], p4 [N, 14, 4, 6], p5 [N, 14, 2, 3] (strides 8,
 16, 32; two anchors per level; 4 box numbers, an objectness and 2 classes
 per anchor), as a YOLOv5 model exported without its Detect layer's
-decoding; and levels_rows.onnx, the same network with YOLOv5's decoding
+decoding; levels_5d.onnx, the same levels laid out as YOLOv5's Detect
+layer returns them in training mode, [N, 2, H, W, 7]; and levels_rows.onnx, the same network with YOLOv5's decoding
 and concatenation in the graph ([N, 252, 7]: cx, cy, w, h, objectness,
 class probabilities; level by level, then anchor, row, column). The tests
 check that loupe, joining the three levels itself, decodes the predictions
@@ -53,6 +54,16 @@ def decode(outs):
     return torch.cat(rows, 1)
 
 
+class Levels5D(nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return tuple(o.view(o.shape[0], NA, K, o.shape[2], o.shape[3]).permute(0, 1, 3, 4, 2).contiguous()
+                     for o in self.net(x))
+
+
 class Rows(nn.Module):
     def __init__(self, net):
         super().__init__()
@@ -69,6 +80,9 @@ def main():
     names = ["p3", "p4", "p5"]
     torch.onnx.export(net, (x,), os.path.join(HERE, "levels.onnx"), input_names=["input"], output_names=names,
                       dynamic_axes={"input": {0: "batch"}, **{k: {0: "batch"} for k in names}}, opset_version=13)
+    torch.onnx.export(Levels5D(net), (x,), os.path.join(HERE, "levels_5d.onnx"), input_names=["input"],
+                      output_names=names, dynamic_axes={"input": {0: "batch"}, **{k: {0: "batch"} for k in names}},
+                      opset_version=13)
     torch.onnx.export(Rows(net), (x,), os.path.join(HERE, "levels_rows.onnx"), input_names=["input"],
                       output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
                       opset_version=13)
