@@ -242,7 +242,7 @@ func (c Config) levelPredictions(shape []int) (int, error) {
 		t += n * c.vec()
 	}
 	if len(shape) != 1 || shape[0] != t {
-		return 0, fmt.Errorf("detect: output of shape %v per example; want the %d levels joined, [%d] (%s) for %d classes", shape, len(c.Levels), t, c.levelSizes(), len(c.Classes))
+		return 0, fmt.Errorf("detect: output of shape %v per example; want the %d levels joined (detect.Open joins them), [%d] (%s) for %d classes", shape, len(c.Levels), t, c.levelSizes(), len(c.Classes))
 	}
 	return p, nil
 }

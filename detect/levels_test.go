@@ -12,6 +12,7 @@ import (
 
 	"github.com/loupe-ml/loupe/attr"
 	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -215,6 +216,16 @@ func TestLevelsErrors(t *testing.T) {
 		if _, err := Open(m5, c); err == nil || !strings.Contains(err.Error(), `"p`) || !strings.Contains(err.Error(), "H, W, ") {
 			t.Errorf("[N, A, H, W, K] levels, wrong %s: error %v, want one naming the output and the shape [N, A, H, W, K]", name, err)
 		}
+	}
+	// A level whose grid the model leaves symbolic needs it declared.
+	sym := graph.ValueInfo{Name: "p3", DType: tensor.Float32, Shape: []graph.Dim{{Value: -1, Param: "batch"}, {Value: 14}, {Value: -1, Param: "h"}, {Value: -1, Param: "w"}}}
+	c0 := levelsConfig()
+	if _, err := c0.levelShape(0, sym); err == nil || !strings.Contains(err.Error(), `"p3"`) || !strings.Contains(err.Error(), "grid") {
+		t.Errorf("symbolic grid, none declared: error %v, want one asking for the grid of p3", err)
+	}
+	c0.Levels[0].Grid = [2]int{8, 12}
+	if five, err := c0.levelShape(0, sym); err != nil || five {
+		t.Errorf("symbolic grid, declared: %v, %v", five, err)
 	}
 	// Decoding an output that is not the joined levels.
 	c := levelsConfig()

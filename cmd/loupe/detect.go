@@ -106,7 +106,7 @@ func cmdExplainDetections(ctx context.Context, args []string, stdout, stderr io.
 	fs.SetOutput(stderr)
 	f := newExplainFlags(fs)
 	sel := fs.String("detections", "all", "detections to explain: all, score=S (those of at least score S), or indices 0,2 into the detections, best first")
-	cfgFile := fs.String("detector", "", "the detector's decoding configuration (JSON: layout, classes, objectness, stride, anchors, decoding, sigmoid; see docs/detection.md); not needed with --model demo-detector, the built-in detector")
+	cfgFile := fs.String("detector", "", "the detector's decoding configuration (JSON: layout, classes, objectness, stride, anchors, decoding, sigmoid, levels; see docs/detection.md); not needed with --model demo-detector, the built-in detector")
 	iou := fs.Bool("iou", false, "target the box's score times its IoU with the detected box (not the score alone)")
 	scoreTh := fs.Float64("score", 0.25, "detections: score threshold before non-maximum suppression")
 	iouTh := fs.Float64("nms-iou", 0.45, "detections: IoU above which non-maximum suppression drops the weaker box")
