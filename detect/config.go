@@ -63,7 +63,31 @@ type Config struct {
 	// InputWidth (Grid): the input's width in pixels, for the stride when
 	// Stride is 0.
 	InputWidth int `json:"input_width,omitempty"`
+	// Levels (Grid): the outputs of a multi-level head, one raw grid per
+	// stride (a YOLOv5 model exported without its Detect layer's
+	// concatenation), in the order their predictions are numbered. Stride
+	// and Anchors are then given per level, and the model's output must be
+	// the levels joined (Join, Open): one flat [N, T] output, each level's
+	// [A*K, H, W] numbers one after the other.
+	Levels []Level `json:"levels,omitempty"`
 }
+
+// Level is one output of a multi-level grid head (Config.Levels).
+type Level struct {
+	// Output names the model's output that holds the level [N, A*K, H, W].
+	Output string `json:"output"`
+	// Stride is the level's input pixels per cell.
+	Stride float64 `json:"stride"`
+	// Anchors are the level's anchors (width, height in input pixels), in
+	// the order of its channel groups; none: anchor-free.
+	Anchors [][2]float64 `json:"anchors,omitempty"`
+	// Grid is the level's height and width in cells; zero: Join reads it
+	// from the output's shape declared in the model.
+	Grid [2]int `json:"grid,omitempty"`
+}
+
+// anchors returns the level's number of anchors (1 when anchor-free).
+func (l Level) anchors() int { return max(len(l.Anchors), 1) }
 
 // LoadConfig reads a Config from a JSON file and checks it.
 func LoadConfig(path string) (Config, error) {
@@ -91,26 +115,69 @@ func (c Config) Check() error {
 		default:
 			return fmt.Errorf("decoding %q: want %q or %q", c.Decoding, YOLOv5, YOLOv3)
 		}
+		if len(c.Levels) > 0 {
+			if err := c.checkLevels(); err != nil {
+				return err
+			}
+			break
+		}
 		if c.Stride < 0 || c.Stride > 4096 || math.IsNaN(c.Stride) {
 			return fmt.Errorf("stride %g out of range", c.Stride)
 		}
 		if c.Stride == 0 && c.InputWidth <= 0 {
 			return fmt.Errorf("a grid needs its stride or the input's width (input_width)")
 		}
-		for i, a := range c.Anchors {
-			if !(a[0] > 0 && a[1] > 0 && a[0] < 1e6 && a[1] < 1e6) {
-				return fmt.Errorf("anchor %d is %v; want positive sizes", i, a)
-			}
+		if err := checkAnchors(c.Anchors); err != nil {
+			return err
 		}
 	case Rows, Columns:
-		if len(c.Anchors) > 0 || c.Sigmoid {
-			return fmt.Errorf("anchors and sigmoid apply to the %q layout only (decoded outputs hold boxes and probabilities)", Grid)
+		if len(c.Anchors) > 0 || c.Sigmoid || len(c.Levels) > 0 {
+			return fmt.Errorf("anchors, levels and sigmoid apply to the %q layout only (decoded outputs hold boxes and probabilities)", Grid)
 		}
 	default:
 		return fmt.Errorf("layout %q: want %q, %q or %q", c.Layout, Grid, Rows, Columns)
 	}
 	if len(c.Classes) == 0 {
 		return fmt.Errorf("no classes named")
+	}
+	return nil
+}
+
+func checkAnchors(anchors [][2]float64) error {
+	for i, a := range anchors {
+		if !(a[0] > 0 && a[1] > 0 && a[0] < 1e6 && a[1] < 1e6) {
+			return fmt.Errorf("anchor %d is %v; want positive sizes", i, a)
+		}
+	}
+	return nil
+}
+
+// checkLevels checks a multi-level grid's levels.
+func (c Config) checkLevels() error {
+	if c.Stride != 0 || len(c.Anchors) > 0 || c.InputWidth != 0 {
+		return fmt.Errorf("with levels, give the stride and anchors per level, not stride, anchors or input_width")
+	}
+	if len(c.Levels) > 64 {
+		return fmt.Errorf("%d levels; at most 64", len(c.Levels))
+	}
+	seen := map[string]bool{}
+	for i, l := range c.Levels {
+		if l.Output == "" {
+			return fmt.Errorf("level %d names no output", i)
+		}
+		if seen[l.Output] {
+			return fmt.Errorf("level %d: output %q is already another level's", i, l.Output)
+		}
+		seen[l.Output] = true
+		if !(l.Stride > 0 && l.Stride <= 4096) {
+			return fmt.Errorf("level %d (output %q): stride %g; want a positive stride up to 4096", i, l.Output, l.Stride)
+		}
+		if err := checkAnchors(l.Anchors); err != nil {
+			return fmt.Errorf("level %d (output %q): %w", i, l.Output, err)
+		}
+		if l.Grid[0] < 0 || l.Grid[1] < 0 || l.Grid[0] > 1<<14 || l.Grid[1] > 1<<14 {
+			return fmt.Errorf("level %d (output %q): grid %v out of range", i, l.Output, l.Grid)
+		}
 	}
 	return nil
 }
@@ -142,6 +209,9 @@ func (c Config) Predictions(shape []int) (int, error) {
 	k := c.vec()
 	switch c.Layout {
 	case Grid:
+		if len(c.Levels) > 0 {
+			return c.levelPredictions(shape)
+		}
 		if len(shape) != 3 || shape[0] != c.anchors()*k {
 			return 0, fmt.Errorf("detect: grid output of shape %v per example; want [%d anchors x %d, H, W] for %d classes", shape, c.anchors(), k, len(c.Classes))
 		}
@@ -159,24 +229,67 @@ func (c Config) Predictions(shape []int) (int, error) {
 	}
 }
 
+// levelPredictions checks the shape of joined levels and returns their
+// number of predictions.
+func (c Config) levelPredictions(shape []int) (int, error) {
+	p, t := 0, 0
+	for i, l := range c.Levels {
+		if l.Grid[0] <= 0 || l.Grid[1] <= 0 {
+			return 0, fmt.Errorf("detect: level %d (output %q): grid size unknown; declare its grid or join the levels with detect.Join", i, l.Output)
+		}
+		n := l.anchors() * l.Grid[0] * l.Grid[1]
+		p += n
+		t += n * c.vec()
+	}
+	if len(shape) != 1 || shape[0] != t {
+		return 0, fmt.Errorf("detect: output of shape %v per example; want the %d levels joined (detect.Open joins them), [%d] (%s) for %d classes", shape, len(c.Levels), t, c.levelSizes(), len(c.Classes))
+	}
+	return p, nil
+}
+
+// levelSizes describes the levels' shapes.
+func (c Config) levelSizes() string {
+	s := ""
+	for i, l := range c.Levels {
+		if i > 0 {
+			s += " + "
+		}
+		s += fmt.Sprintf("%s [%d, %d, %d]", l.Output, l.anchors()*c.vec(), l.Grid[0], l.Grid[1])
+	}
+	return s
+}
+
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
 // gridAt locates prediction det of a grid output: the offset of its first
 // number, the plane size (the step between its numbers), its cell, anchor
 // size and stride.
 func (c Config) gridAt(shape []int, det int) (off, plane int, gx, gy, aw, ah, s float64) {
-	h, w := shape[1], shape[2]
+	base, anchors := 0, c.Anchors
+	var h, w int
+	if len(c.Levels) == 0 {
+		h, w, s = shape[1], shape[2], c.Stride
+	} else {
+		for _, l := range c.Levels {
+			h, w, s, anchors = l.Grid[0], l.Grid[1], l.Stride, l.Anchors
+			n := l.anchors() * h * w
+			if det < n {
+				break
+			}
+			det -= n
+			base += n * c.vec()
+		}
+	}
 	plane = h * w
 	a, cell := det/plane, det%plane
-	off = a*c.vec()*plane + cell
+	off = base + a*c.vec()*plane + cell
 	gx, gy = float64(cell%w), float64(cell/w)
-	s = c.Stride
 	if s == 0 {
 		s = float64(c.InputWidth) / float64(w)
 	}
 	aw, ah = s, s
-	if len(c.Anchors) > 0 {
-		aw, ah = c.Anchors[a][0], c.Anchors[a][1]
+	if len(anchors) > 0 {
+		aw, ah = anchors[a][0], anchors[a][1]
 	}
 	return
 }

@@ -1,9 +1,10 @@
 // Package detect runs and explains single-stage object detectors (YOLO
 // style) given as ONNX models: it decodes the model's output in Go from a
 // small declared Config (raw grid outputs with anchors or anchor-free,
-// strides, sigmoid or not, with or without objectness; or the decoded
-// outputs of YOLOv5 and YOLOv8 exports), applies non-maximum suppression,
-// and explains each detection: GradCAM for a box (FoxAI's
+// strides, sigmoid or not, with or without objectness, one output or one
+// per level of a multi-level head, joined in the graph by Join; or the
+// decoded outputs of YOLOv5 and YOLOv8 exports), applies non-maximum
+// suppression, and explains each detection: GradCAM for a box (FoxAI's
 // LayerGradCAMObjectDetection), any attr method with the box as its target
 // (attr.BoxScore), and D-RISE, the black-box method for detectors.
 package detect
@@ -172,12 +173,19 @@ func (d *Detector) Explain(ctx context.Context, m attr.Method, x *tensor.Tensor,
 }
 
 // GradCAM explains each detection of one image with Grad-CAM on a layer
-// (empty: the last convolution), as FoxAI's LayerGradCAMObjectDetection:
+// (empty: CAMLayer's, the last convolution, or the last one all levels
+// share), as FoxAI's LayerGradCAMObjectDetection:
 // the gradient of the detection's score (times its IoU with the detected
 // box when iou is set) weighs the layer's channels. It returns the maps
 // [len(dets), H, W] in [0, 1] (pytorch-grad-cam's scaling). Cost: one
 // forward and backward row per detection.
 func (d *Detector) GradCAM(ctx context.Context, x *tensor.Tensor, dets []Detection, layer string, iou bool) (*tensor.Tensor, error) {
+	if layer == "" && len(d.Config.Levels) > 0 {
+		var err error
+		if layer, err = d.CAMLayer(); err != nil {
+			return nil, err
+		}
+	}
 	m := &attr.GradCAM{Net: d.Net}
 	if layer != "" {
 		m.Layers = []string{layer}

@@ -106,7 +106,7 @@ func cmdExplainDetections(ctx context.Context, args []string, stdout, stderr io.
 	fs.SetOutput(stderr)
 	f := newExplainFlags(fs)
 	sel := fs.String("detections", "all", "detections to explain: all, score=S (those of at least score S), or indices 0,2 into the detections, best first")
-	cfgFile := fs.String("detector", "", "the detector's decoding configuration (JSON: layout, classes, objectness, stride, anchors, decoding, sigmoid; see docs/detection.md); not needed with --model demo-detector, the built-in detector")
+	cfgFile := fs.String("detector", "", "the detector's decoding configuration (JSON: layout, classes, objectness, stride, anchors, decoding, sigmoid, levels; see docs/detection.md); not needed with --model demo-detector, the built-in detector")
 	iou := fs.Bool("iou", false, "target the box's score times its IoU with the detected box (not the score alone)")
 	scoreTh := fs.Float64("score", 0.25, "detections: score threshold before non-maximum suppression")
 	iouTh := fs.Float64("nms-iou", 0.45, "detections: IoU above which non-maximum suppression drops the weaker box")
@@ -125,6 +125,13 @@ func cmdExplainDetections(ctx context.Context, args []string, stdout, stderr io.
 	}
 	if f.model == "demo-detector" && f.layer == "" {
 		f.layer = demo.DetectionLayer // the last convolution is the head
+	}
+	if f.layer == "" && len(d.Config.Levels) > 0 {
+		// The last convolution is one level's head: explain a layer all
+		// levels share.
+		if f.layer, err = d.CAMLayer(); err != nil {
+			return usageError{err}
+		}
 	}
 	d.ScoreThreshold, d.IoUThreshold = *scoreTh, *iouTh
 	pre, err := f.image()
@@ -207,8 +214,8 @@ func isSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-// loadDetector loads a detector and its decoding configuration;
-// "demo-detector" is the built-in one.
+// loadDetector loads a detector and its decoding configuration (joining
+// the outputs of a multi-level head); "demo-detector" is the built-in one.
 func loadDetector(model, cfgFile string) (*detect.Detector, error) {
 	if model == "demo-detector" {
 		return demo.Detector()
@@ -224,11 +231,11 @@ func loadDetector(model, cfgFile string) (*detect.Detector, error) {
 	if err != nil {
 		return nil, err
 	}
-	nt, err := attr.NewNet(m)
+	d, err := detect.Open(m, cfg)
 	if err != nil {
 		return nil, usageError{err}
 	}
-	return &detect.Detector{Net: nt, Config: cfg}, nil
+	return d, nil
 }
 
 // selectDetections applies --detections: all, score=S or indices.
