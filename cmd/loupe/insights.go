@@ -90,6 +90,12 @@ func cmdInsights(ctx context.Context, args []string, stdout, stderr io.Writer, r
 			d.ScoreThreshold, d.IoUThreshold = *scoreTh, *iouTh
 			if path == "demo-detector" {
 				im.Layer = demo.DetectionLayer // the last convolution is the head
+			} else if len(d.Config.Levels) > 0 {
+				// Joined levels: the last convolution is one level's head,
+				// where the other levels' boxes have no gradient.
+				if im.Layer, err = d.CAMLayer(); err != nil {
+					return fmt.Errorf("%s: %w", path, err)
+				}
 			}
 			im.Detector, im.Net = d, d.Net
 			if detClasses == nil {
