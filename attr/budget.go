@@ -227,11 +227,17 @@ func modelRowBytes(ctx context.Context, m Model, inputs, extra []*tensor.Tensor,
 //
 //	per, err := perEvalWithin(ctx, "Occlusion", oc.Model, inputs, o, perEval(oc.PerturbationsPerEval, inputs, false), held)
 func perEvalWithin(ctx context.Context, method string, m Model, inputs []*tensor.Tensor, o Options, per int, held int64) (int, error) {
+	return perEvalAdvised(ctx, method, m, inputs, o, per, held, "use a coarser feature_mask or fewer samples, or raise Options.MemoryBudget")
+}
+
+// perEvalAdvised is perEvalWithin with the advice its refusal of the held
+// bytes gives (the parameter of the method that sets them).
+func perEvalAdvised(ctx context.Context, method string, m Model, inputs []*tensor.Tensor, o Options, per int, held int64, heldAdvice string) (int, error) {
 	b, err := newBudget(method, o)
 	if err != nil {
 		return 0, err
 	}
-	if err := b.hold(held, "what the method keeps for the whole call", "use a coarser feature_mask or fewer samples, or raise Options.MemoryBudget"); err != nil {
+	if err := b.hold(held, "what the method keeps for the whole call", heldAdvice); err != nil {
 		return 0, err
 	}
 	n := inputs[0].Shape[0]
