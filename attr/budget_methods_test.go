@@ -128,3 +128,53 @@ func TestBudgetRefusesPerturbationMethods(t *testing.T) {
 	checkRefusal(t, "FeatureAblation per element", &FeatureAblation{Model: model}, img, Options{Target: Class(0), MemoryBudget: 2 << 20}, &calls, "feature_mask")
 	checkRefusal(t, "FeaturePermutation", &FeaturePermutation{Model: model, FeatureMask: []*tensor.Tensor{quadrants(224)}}, []*tensor.Tensor{randn(7, 1, 2, 3, 224, 224)}, Options{Target: Class(0), MemoryBudget: 2_800_000}, &calls, "FeaturePermutation", "one perturbed copy of a batch of 2")
 }
+
+// DeepLiftShap and LayerGradientShap split their expanded rows (pairs of
+// an example and a baseline; draws) to fit the budget, with the same
+// answers and deltas.
+func TestBudgetSplitsShapMethods(t *testing.T) {
+	nt := net(t, "cnn_s0.onnx")
+	x := []*tensor.Tensor{randn(3, 1, 2, 3, 32, 32)}
+	o := Options{Target: Classes(1, 7), Baselines: []*tensor.Tensor{randn(4, 1, 3, 3, 32, 32)}}
+	od := o
+	od.Delta = true
+	const mb = 1 << 20
+	for _, tc := range []budgetCase{
+		{"DeepLiftShap", &DeepLiftShap{Net: nt}, x, o, 2 * mb},
+		{"DeepLiftShap(delta)", &DeepLiftShap{Net: nt, Strict: true}, x, od, 2 * mb},
+		{"LayerGradientShap", &LayerGradientShap{Net: nt, Layer: "relu2", NSamples: 12, Stdevs: []float64{0.1}, Seed: 3}, x, o, 2 * mb},
+		{"LayerGradientShap(local, delta)", &LayerGradientShap{Net: nt, Layer: "conv1", NSamples: 5, Local: true, Seed: 3}, x, od, 2 * mb},
+	} {
+		checkSplit(t, tc)
+		if tc.o.Delta {
+			small := tc.o
+			small.MemoryBudget = tc.budget
+			a, errA := tc.m.Attribute(context.Background(), tc.x, tc.o)
+			b, errB := tc.m.Attribute(context.Background(), tc.x, small)
+			if errA != nil || errB != nil || a.Delta == nil || b.Delta == nil || a.Delta.Len() != b.Delta.Len() {
+				t.Fatalf("%s: deltas %v, %v", tc.name, errA, errB)
+			}
+			for e, w := range a.Delta.F {
+				if g := b.Delta.F[e]; math.Abs(float64(g-w)) > 1e-5*math.Max(1, math.Abs(float64(w))) {
+					t.Fatalf("%s delta %d: %g with a budget, %g without", tc.name, e, g, w)
+				}
+			}
+		}
+	}
+}
+
+// DeepLiftShap and LayerGradientShap refuse at once what would not fit
+// one pair or draw at a time.
+func TestBudgetRefusesShapMethods(t *testing.T) {
+	nt := net(t, "cnn_s0.onnx")
+	x := []*tensor.Tensor{randn(3, 1, 4, 3, 32, 32)}
+	o := Options{Target: Class(0), MemoryBudget: 1 << 18, Baselines: []*tensor.Tensor{randn(4, 1, 3, 3, 32, 32)}}
+	checkRefusal(t, "DeepLiftShap", &DeepLiftShap{Net: nt}, x, o, nil, "DeepLiftShap", "one pair", "Options.MemoryBudget")
+	ol := o
+	ol.MemoryBudget = 1 << 20
+	checkRefusal(t, "LayerGradientShap", &LayerGradientShap{Net: nt, Layer: "relu2"}, x, ol, nil, "LayerGradientShap", "one draw", "Options.MemoryBudget")
+	// The attributions alone: 4 images of 224x224.
+	big := []*tensor.Tensor{randn(3, 1, 4, 3, 224, 224)}
+	ob := Options{Target: Class(0), MemoryBudget: 1 << 20, Baselines: []*tensor.Tensor{randn(4, 1, 2, 3, 224, 224)}}
+	checkRefusal(t, "DeepLiftShap attributions", &DeepLiftShap{Net: nt}, big, ob, nil, "fewer examples")
+}
