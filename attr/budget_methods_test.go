@@ -178,3 +178,28 @@ func TestBudgetRefusesShapMethods(t *testing.T) {
 	ob := Options{Target: Class(0), MemoryBudget: 1 << 20, Baselines: []*tensor.Tensor{randn(4, 1, 2, 3, 224, 224)}}
 	checkRefusal(t, "DeepLiftShap attributions", &DeepLiftShap{Net: nt}, big, ob, nil, "fewer examples")
 }
+
+// ScoreCAM and AblationCAM split their masked and ablated copies to fit
+// the budget, with the same maps, and refuse what would not fit one copy
+// at a time before making any.
+func TestBudgetCAMs(t *testing.T) {
+	nt := net(t, "cnn_s0.onnx")
+	x := []*tensor.Tensor{randn(3, 1, 2, 3, 32, 32)}
+	o := Options{Target: Classes(1, 7)}
+	layers := []string{"relu2"}
+	for _, tc := range []budgetCase{
+		{"ScoreCAM", &ScoreCAM{Net: nt, Layers: layers}, x, o, 1 << 20},
+		{"AblationCAM", &AblationCAM{Net: nt, Layers: layers}, x, o, 1 << 20},
+		{"AblationCAM(ratio)", &AblationCAM{Net: nt, Layers: layers, RatioChannelsToAblate: 0.3}, x, o, 1 << 20},
+	} {
+		checkSplit(t, tc)
+	}
+	o.MemoryBudget = 100 << 10
+	var rows int
+	o.Progress = func(done, total int) { rows = done }
+	checkRefusal(t, "ScoreCAM", &ScoreCAM{Net: nt, Layers: layers}, x, o, nil, "ScoreCAM", "one modified copy", "Options.MemoryBudget")
+	checkRefusal(t, "AblationCAM", &AblationCAM{Net: nt, Layers: layers}, x, o, nil, "AblationCAM", "one modified copy")
+	if rows != 0 {
+		t.Errorf("%d rows reported before the refusal", rows)
+	}
+}
