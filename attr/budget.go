@@ -249,3 +249,17 @@ func perEvalAdvised(ctx context.Context, method string, m Model, inputs []*tenso
 	return b.units(copyBytes, per, fmt.Sprintf("one perturbed copy of a batch of %d example(s)", n),
 		"explain fewer examples at once, or raise Options.MemoryBudget")
 }
+
+// EstimateRowBytes estimates the memory one row (one example) of a call
+// of m costs beyond its inputs, for the inputs' first example with the
+// additional inputs (o.Additional's rows): for a *Net a dry run, a recorded
+// pass on one row whose every tensor is counted, three times over when
+// grad (gradients and their temporaries); for any other Model a small
+// constant (its own memory is unknown). It lets code built on attr (the
+// metrics) split its batches to fit Options.MemoryBudget as the methods do.
+func EstimateRowBytes(ctx context.Context, m Model, inputs, additional []*tensor.Tensor, grad bool) (int64, error) {
+	if len(inputs) == 0 || inputs[0] == nil || inputs[0].Rank() == 0 {
+		return 0, fmt.Errorf("attr: EstimateRowBytes needs inputs with a batch dimension")
+	}
+	return modelRowBytes(ctx, m, inputs, additional, inputs[0].Shape[0], grad)
+}
