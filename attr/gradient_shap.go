@@ -50,7 +50,7 @@ func (gs *GradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 		return nil, errNoNet
 	}
 	n, k := src.n, src.k
-	per, err := drawsPerCall(ctx, "GradientShap", gs.Net, src, inputs, o, tensorBytes(inputs))
+	per, err := drawsPerCall(ctx, "GradientShap", gs.Net, src, inputs, o, false)
 	if err != nil {
 		return nil, err
 	}
@@ -112,23 +112,28 @@ func (gs *GradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 
 // drawsPerCall returns how many of GradientShap's draws (rows of src) go
 // into one model call of the named method within o's memory budget, once
-// the attributions (attrBytes), the baseline distribution and the deltas
-// are kept for the whole call, or refuses naming the parameter to change.
-func drawsPerCall(ctx context.Context, method string, nt *Net, src *shapSource, inputs []*tensor.Tensor, o Options, attrBytes int64) (int, error) {
+// the attributions, the baseline distribution and the deltas are kept for
+// the whole call, or refuses naming the parameter to change. The
+// attributions are the inputs' size, or for a layer (layer) at most a row
+// of the model's values per example.
+func drawsPerCall(ctx context.Context, method string, nt *Net, src *shapSource, inputs []*tensor.Tensor, o Options, layer bool) (int, error) {
 	n, k := src.n, src.k
 	b, err := newBudget(method, o)
 	if err != nil {
 		return 0, err
 	}
-	held := attrBytes + tensorBytes(src.dist)
+	mrow, err := modelRowBytes(ctx, nt, inputs, o.Additional, n, true)
+	if err != nil {
+		return 0, err
+	}
+	held := tensorBytes(inputs) + tensorBytes(src.dist)
+	if layer {
+		held = mulBytes(int64(n), mrow/3) + tensorBytes(src.dist)
+	}
 	if o.Delta {
 		held += 4 * int64(n) * int64(k)
 	}
 	if err := b.hold(held, "the attributions and the baseline distribution", "explain fewer examples at once, or raise Options.MemoryBudget"); err != nil {
-		return 0, err
-	}
-	mrow, err := modelRowBytes(ctx, nt, inputs, o.Additional, n, true)
-	if err != nil {
 		return 0, err
 	}
 	// A draw holds its noisy input, baseline, point and gradient rows, the

@@ -96,13 +96,7 @@ func (l *LayerGradientShap) Attribute(ctx context.Context, inputs []*tensor.Tens
 		return nil, err
 	}
 	n, k := src.n, src.k
-	mrow, err := modelRowBytes(ctx, l.Net, inputs, o.Additional, n, false)
-	if err != nil {
-		return nil, err
-	}
-	// The layer's attributions are at most a row of the model's values
-	// per example.
-	per, err := drawsPerCall(ctx, "LayerGradientShap", l.Net, src, inputs, o, mulBytes(int64(n), mrow))
+	per, err := drawsPerCall(ctx, "LayerGradientShap", l.Net, src, inputs, o, true)
 	if err != nil {
 		return nil, err
 	}
