@@ -61,7 +61,9 @@ type Options struct {
 	// MemoryBudget bounds, in bytes, what a method holds at once: its
 	// expanded batches (IntegratedGradients' steps, NoiseTunnel's noisy
 	// copies, GradientShap's draws, the coalitions of Lime, KernelShap and
-	// the Shapley methods) are split into model calls that fit, the
+	// the Shapley methods, the perturbed copies of Occlusion and the
+	// ablation methods, DeepLiftShap's baseline pairs, the copies of
+	// ScoreCAM and AblationCAM) are split into model calls that fit, the
 	// model's share of a row estimated by a dry run on one example (see
 	// DefaultMemoryBudget for 0). What would not fit even split (one
 	// step of the whole batch, Lime's design matrix of NSamples rows by the

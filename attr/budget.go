@@ -227,11 +227,17 @@ func modelRowBytes(ctx context.Context, m Model, inputs, extra []*tensor.Tensor,
 //
 //	per, err := perEvalWithin(ctx, "Occlusion", oc.Model, inputs, o, perEval(oc.PerturbationsPerEval, inputs, false), held)
 func perEvalWithin(ctx context.Context, method string, m Model, inputs []*tensor.Tensor, o Options, per int, held int64) (int, error) {
+	return perEvalAdvised(ctx, method, m, inputs, o, per, held, "use a coarser feature_mask or fewer samples, or raise Options.MemoryBudget")
+}
+
+// perEvalAdvised is perEvalWithin with the advice its refusal of the held
+// bytes gives (the parameter of the method that sets them).
+func perEvalAdvised(ctx context.Context, method string, m Model, inputs []*tensor.Tensor, o Options, per int, held int64, heldAdvice string) (int, error) {
 	b, err := newBudget(method, o)
 	if err != nil {
 		return 0, err
 	}
-	if err := b.hold(held, "what the method keeps for the whole call", "use a coarser feature_mask or fewer samples, or raise Options.MemoryBudget"); err != nil {
+	if err := b.hold(held, "what the method keeps for the whole call", heldAdvice); err != nil {
 		return 0, err
 	}
 	n := inputs[0].Shape[0]
@@ -242,4 +248,18 @@ func perEvalWithin(ctx context.Context, method string, m Model, inputs []*tensor
 	copyBytes := mulBytes(int64(n), rowBytes(inputs, n)+rowBytes(o.Additional, n)+mrow+8)
 	return b.units(copyBytes, per, fmt.Sprintf("one perturbed copy of a batch of %d example(s)", n),
 		"explain fewer examples at once, or raise Options.MemoryBudget")
+}
+
+// EstimateRowBytes estimates the memory one row (one example) of a call
+// of m costs beyond its inputs, for the inputs' first example with the
+// additional inputs (o.Additional's rows): for a *Net a dry run, a recorded
+// pass on one row whose every tensor is counted, three times over when
+// grad (gradients and their temporaries); for any other Model a small
+// constant (its own memory is unknown). It lets code built on attr (the
+// metrics) split its batches to fit Options.MemoryBudget as the methods do.
+func EstimateRowBytes(ctx context.Context, m Model, inputs, additional []*tensor.Tensor, grad bool) (int64, error) {
+	if len(inputs) == 0 || inputs[0] == nil || inputs[0].Rank() == 0 {
+		return 0, fmt.Errorf("attr: EstimateRowBytes needs inputs with a batch dimension")
+	}
+	return modelRowBytes(ctx, m, inputs, additional, inputs[0].Shape[0], grad)
 }

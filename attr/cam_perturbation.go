@@ -56,15 +56,22 @@ func (m *ScoreCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 	if bs <= 0 {
 		bs = 16
 	}
+	// Kept for the whole call: the layers' values and the maps.
+	held := tensorBytes(r.acts) + 4*int64(n)*int64(h)*int64(w)*int64(len(names))
+	if bs, err = m.Net.camBatch(ctx, method, inputs, o, n, bs, held, 0); err != nil {
+		return nil, err
+	}
 	track := camProgress(o.Progress, n, allRows(n, r.acts))
 	maps := make([]*tensor.Tensor, len(names))
 	for i, a := range r.acts {
 		c, lh, lw := a.Shape[1], a.Shape[2], a.Shape[3]
 		sp := lh * lw
-		// One mask [H, W] per example and channel.
-		masks := make([]float32, n*c*h*w)
+		// The mask [H, W] of an example and channel, made as its copy is
+		// filled (channelScores fills one row at a time): the channel's
+		// plane upsampled to the input and min-max scaled.
 		plane, up := make([]float64, sp), make([]float64, h*w)
-		for p := 0; p < n*c; p++ {
+		scores, err := m.Net.channelScores(ctx, inputs, o, n, everyChannel(n, c), bs, "", nil, track, func(dst []float32, e, ch int) {
+			p := e*c + ch
 			for s, v := range a.F[p*sp : (p+1)*sp] {
 				plane[s] = float64(v)
 			}
@@ -73,14 +80,8 @@ func (m *ScoreCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Opt
 			for _, v := range up {
 				lo, hi = min(lo, v), max(hi, v)
 			}
-			for s, v := range up {
-				masks[p*h*w+s] = float32((v - lo) / (hi - lo + 1e-8))
-			}
-		}
-		scores, err := m.Net.channelScores(ctx, inputs, o, n, everyChannel(n, c), bs, "", nil, track, func(dst []float32, e, ch int) {
-			mask := masks[(e*c+ch)*h*w : (e*c+ch+1)*h*w]
 			for k := range dst {
-				dst[k] *= mask[k%(h*w)]
+				dst[k] *= float32((up[k%(h*w)] - lo) / (hi - lo + 1e-8))
 			}
 		})
 		if err != nil {
@@ -162,6 +163,16 @@ func (m *AblationCAM) Attribute(ctx context.Context, inputs []*tensor.Tensor, o 
 	bs := m.BatchSize
 	if bs <= 0 {
 		bs = 32
+	}
+	// Kept for the whole call: the layers' values (twice when reshaped)
+	// and the maps; each ablated copy also holds its row of the layer.
+	held := tensorBytes(r.acts) + tensorBytes(r.raw) + 4*int64(n)*int64(h)*int64(w)*int64(len(names))
+	var layerRow int64
+	for _, raw := range r.raw {
+		layerRow = max(layerRow, rowBytes([]*tensor.Tensor{raw}, n))
+	}
+	if bs, err = m.Net.camBatch(ctx, method, inputs, o, n, bs, held, layerRow); err != nil {
+		return nil, err
 	}
 	// The channels ablated, per layer: (example, channel) pairs, example
 	// by example, in the library's order.
@@ -334,10 +345,32 @@ func assembleAblation(jobs [][2]int, scores []float64, s float64, c int) []float
 	return out
 }
 
+// camBatch caps bs, the modified copies per model call of the named
+// perturbation CAM, to what o's memory budget allows once held bytes are
+// kept for the whole call: each copy costs a row of the inputs, of the
+// additional inputs and of the model's forward pass (modelRowBytes), and
+// layerRow bytes of an injected layer's value. It refuses, after the
+// first pass but before any modified copy, when not even one fits.
+func (nt *Net) camBatch(ctx context.Context, method string, inputs []*tensor.Tensor, o Options, n, bs int, held, layerRow int64) (int, error) {
+	b, err := newBudget(method, o)
+	if err != nil {
+		return 0, err
+	}
+	if err := b.hold(held, "the target layers' values and the maps", "target fewer layers or explain fewer examples at once, or raise Options.MemoryBudget"); err != nil {
+		return 0, err
+	}
+	mrow, err := modelRowBytes(ctx, nt, inputs, o.Additional, n, false)
+	if err != nil {
+		return 0, err
+	}
+	unit := rowBytes(inputs, n) + rowBytes(o.Additional, n) + mrow + layerRow + 8
+	return b.units(unit, bs, "one modified copy (a forward row of the model)", "raise Options.MemoryBudget")
+}
+
 // channelScores returns the target's value on modified copies of the
 // batch, one per job (example e, channel ch), evaluated in model calls of
 // at most bs rows. Without a layer, fill modifies each row of the first
-// input (a copy of example e's); with a layer, fill writes each row of the
+// input (a copy of example e's), one row after the other; with a layer, fill writes each row of the
 // layer's value (shape row, the layer's without the batch), which replaces
 // the layer's in the pass.
 func (nt *Net) channelScores(ctx context.Context, inputs []*tensor.Tensor, o Options, n int, jobs [][2]int, bs int, layer string, row []int, done func(int), fill func(dst []float32, e, ch int)) ([]float64, error) {

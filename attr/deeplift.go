@@ -82,7 +82,8 @@ func (d *DeepLift) attribute(ctx context.Context, inputs, base []*tensor.Tensor,
 // from every baseline of a distribution and averages the attributions
 // (Lundberg and Lee, "A Unified Approach to Interpreting Model
 // Predictions", NeurIPS 2017). Cost: one forward and backward pass on
-// 2*B rows per example for B baselines.
+// 2*B rows per example for B baselines, in model calls of as many
+// example-baseline pairs as fit Options.MemoryBudget.
 type DeepLiftShap struct {
 	Net *Net
 	// Local returns local attributions, not multiplied by (inputs - baselines):
@@ -95,22 +96,80 @@ type DeepLiftShap struct {
 // Attribute computes DeepLiftShap attributions. a.Baselines holds one tensor
 // per input whose rows are the distribution's samples (at least 2 rows, as
 // Captum requires). The delta, when asked, has one entry per example and
-// baseline (example-major).
+// baseline (example-major). The pairs of an example and a baseline are
+// evaluated in chunks that fit Options.MemoryBudget (the same answers
+// whatever the chunks), with progress reported per pair; what would not fit
+// even one pair at a time is refused before any model call.
 func (d *DeepLiftShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, a Options) (*Result, error) {
-	p, err := pairBaselines("DeepLiftShap", inputs, a)
+	n, nb, dist, err := checkPairBaselines("DeepLiftShap", inputs, a)
+	if err != nil {
+		return nil, err
+	}
+	if d.Net == nil || d.Net.Model == nil {
+		return nil, errNoNet
+	}
+	b, err := newBudget("DeepLiftShap", a)
+	if err != nil {
+		return nil, err
+	}
+	held := tensorBytes(inputs)
+	if a.Delta {
+		held += 4 * int64(n) * int64(nb)
+	}
+	if err := b.hold(held, "the attributions", "explain fewer examples at once, or raise Options.MemoryBudget"); err != nil {
+		return nil, err
+	}
+	mrow, err := modelRowBytes(ctx, d.Net, inputs, a.Additional, n, true)
+	if err != nil {
+		return nil, err
+	}
+	// A pair is two rows of the recorded pass with its gradients, their
+	// inputs, gradients and attributions, and the additional inputs.
+	unit := 2 * (mrow + 3*rowBytes(inputs, n) + rowBytes(a.Additional, n))
+	per, err := b.units(unit, n*nb, "one pair of an example and a baseline (the model's recorded pass and gradients on 2 rows)",
+		"raise Options.MemoryBudget")
 	if err != nil {
 		return nil, err
 	}
 	dl := &DeepLift{Net: d.Net, Local: d.Local, Strict: d.Strict}
-	r, err := dl.attribute(ctx, p.inputs, p.base, p.o)
-	if err != nil {
-		return nil, err
+	attrs := zerosLike(inputs, false)
+	var delta *tensor.Tensor
+	if a.Delta {
+		delta = tensor.New(n * nb)
 	}
-	p.mean(r)
-	if a.Progress != nil {
-		a.Progress(p.n, p.n)
+	for r0, r1 := range chunks(n*nb, per) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p := pairChunk(inputs, dist, a, nb, r0, r1)
+		r, err := dl.attribute(ctx, p.inputs, p.base, p.o)
+		if err != nil {
+			return nil, err
+		}
+		// Sums in the order of the rows, as meanGroups.
+		for i, g := range r.Attributions {
+			row := g.Len() / (r1 - r0)
+			for j := range r1 - r0 {
+				e := (r0 + j) / nb
+				dst := attrs[i].F[e*row : (e+1)*row]
+				for x, v := range g.F[j*row : (j+1)*row] {
+					dst[x] += v
+				}
+			}
+		}
+		if a.Delta {
+			copy(delta.F[r0:r1], r.Delta.F)
+		}
+		if a.Progress != nil {
+			a.Progress(r1, n*nb)
+		}
 	}
-	return r, nil
+	for _, t := range attrs {
+		for e := range t.F {
+			t.F[e] /= float32(nb)
+		}
+	}
+	return &Result{Attributions: attrs, Delta: delta}, nil
 }
 
 // baselinePairs are the rows DeepLiftShap runs DeepLift on: every example
@@ -122,40 +181,75 @@ type baselinePairs struct {
 	o            Options          // the options for those rows
 }
 
-// pairBaselines checks a baseline distribution (one tensor per input whose
-// rows are its samples, at least 2 as Captum requires) and pairs every
-// example with every sample.
-func pairBaselines(method string, inputs []*tensor.Tensor, o Options) (*baselinePairs, error) {
-	n, err := batchOf(inputs)
+// checkPairBaselines checks a baseline distribution (one tensor per input
+// whose rows are its samples, at least 2 as Captum requires) and returns
+// the number of examples and of samples, and the samples (float32 for a
+// float32 input).
+func checkPairBaselines(method string, inputs []*tensor.Tensor, o Options) (n, nb int, dist []*tensor.Tensor, err error) {
+	n, err = batchOf(inputs)
 	if err != nil {
-		return nil, err
+		return 0, 0, nil, err
 	}
 	if len(o.Baselines) != len(inputs) {
-		return nil, fmt.Errorf("attr: %s needs one baseline distribution per input, got %d for %d inputs", method, len(o.Baselines), len(inputs))
+		return 0, 0, nil, fmt.Errorf("attr: %s needs one baseline distribution per input, got %d for %d inputs", method, len(o.Baselines), len(inputs))
 	}
-	nb, err := batchOf(o.Baselines)
+	nb, err = batchOf(o.Baselines)
 	if err != nil {
-		return nil, fmt.Errorf("attr: baselines: %w", err)
+		return 0, 0, nil, fmt.Errorf("attr: baselines: %w", err)
 	}
 	if nb < 2 {
-		return nil, fmt.Errorf("attr: %s needs at least 2 baselines per input, got %d", method, nb)
+		return 0, 0, nil, fmt.Errorf("attr: %s needs at least 2 baselines per input, got %d", method, nb)
 	}
-	p := &baselinePairs{n: n, nb: nb, inputs: make([]*tensor.Tensor, len(inputs)), base: make([]*tensor.Tensor, len(inputs)), o: o}
+	dist = make([]*tensor.Tensor, len(inputs))
 	for i, x := range inputs {
 		b := o.Baselines[i]
 		if !tensor.SameShape(b.Shape[1:], x.Shape[1:]) {
-			return nil, fmt.Errorf("attr: baselines %d have shape %v, input %d has %v", i, b.Shape, i, x.Shape)
+			return 0, 0, nil, fmt.Errorf("attr: baselines %d have shape %v, input %d has %v", i, b.Shape, i, x.Shape)
 		}
 		if x.DType == tensor.Float32 {
 			b = b.AsFloat32()
 		}
+		dist[i] = b
+	}
+	return n, nb, dist, nil
+}
+
+// pairBaselines checks a baseline distribution (see checkPairBaselines)
+// and pairs every example with every sample.
+func pairBaselines(method string, inputs []*tensor.Tensor, o Options) (*baselinePairs, error) {
+	n, nb, dist, err := checkPairBaselines(method, inputs, o)
+	if err != nil {
+		return nil, err
+	}
+	p := &baselinePairs{n: n, nb: nb, inputs: make([]*tensor.Tensor, len(inputs)), base: make([]*tensor.Tensor, len(inputs)), o: o}
+	for i, x := range inputs {
 		p.inputs[i] = repeat(x, nb, true)
-		p.base[i] = repeat(b, n, false)
+		p.base[i] = repeat(dist[i], n, false)
 	}
 	p.o.Target = o.Target.expand(n, nb, true)
 	p.o.Additional = expandExtra(o.Additional, n, nb, true)
 	p.o.Progress = nil
 	return p, nil
+}
+
+// pairChunk makes the pair rows r0..r1-1 of pairBaselines' rows (row r is
+// example r/nb with sample r%nb of dist).
+func pairChunk(inputs, dist []*tensor.Tensor, o Options, nb, r0, r1 int) *baselinePairs {
+	n := inputs[0].Shape[0]
+	ex := make([]int, r1-r0)
+	bi := make([]int, r1-r0)
+	for j := range ex {
+		ex[j], bi[j] = (r0+j)/nb, (r0+j)%nb
+	}
+	p := &baselinePairs{n: n, nb: nb, inputs: make([]*tensor.Tensor, len(inputs)), base: make([]*tensor.Tensor, len(inputs)), o: o}
+	for i, x := range inputs {
+		p.inputs[i] = gatherRows(x, ex)
+		p.base[i] = gatherRows(dist[i], bi)
+	}
+	p.o.Target = o.Target.rows(ex)
+	p.o.Additional = selectRows(o.Additional, n, ex)
+	p.o.Progress = nil
+	return p
 }
 
 // mean averages the attributions of the pairs over the baselines.

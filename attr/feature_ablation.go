@@ -40,17 +40,30 @@ func (fa *FeatureAblation) Attribute(ctx context.Context, inputs []*tensor.Tenso
 	if err != nil {
 		return nil, err
 	}
-	f0, err := evalRows(ctx, fa.Model, inputs, o, n, 1)
-	if err != nil {
-		return nil, err
-	}
 	var perts []perturbation
 	for i := range inputs {
 		perts = append(perts, groupPerturbations(i, masks[i], ids[i])...)
 	}
-	attrs := zerosLike(inputs, len(f0) == 1 && n > 1)
+	// Kept for the whole call: the attributions, the masks and the
+	// features' indices.
+	bs, err := batchSize(ctx, "FeatureAblation", fa.Model, inputs, o, fa.PerturbationsPerEval, false,
+		2*tensorBytes(inputs)+perturbationBytes(perts),
+		"use a coarser feature_mask, or raise Options.MemoryBudget")
+	if err != nil {
+		return nil, err
+	}
+	f0, err := evalRows(ctx, fa.Model, inputs, o, n, 1)
+	if err != nil {
+		return nil, err
+	}
+	scalar := len(f0) == 1 && n > 1
+	if scalar && fa.PerturbationsPerEval == 0 {
+		// One number per batch: one copy per call.
+		bs = batching{full: 1, incremental: 1}
+	}
+	attrs := zerosLike(inputs, scalar)
 	total := len(perts)
-	err = evalPerturbed(ctx, fa.Model, inputs, base, o, perts, fa.PerturbationsPerEval, len(f0) == 1 && n > 1, progress(o.Progress, total), func(k int, v []float32) {
+	err = evalPerturbed(ctx, fa.Model, inputs, base, o, perts, bs, scalar, progress(o.Progress, total), func(k int, v []float32) {
 		p := perts[k]
 		a := attrs[p.in]
 		row := inputs[p.in].Len() / n

@@ -48,6 +48,12 @@ func (fp *FeaturePermutation) Attribute(ctx context.Context, inputs []*tensor.Te
 			return nil, fmt.Errorf("attr: FeaturePermutation needs feature mask %d to have a first dimension of 1, got shape %v", i, m.Shape)
 		}
 	}
+	// Kept for the whole call: the attributions and the masks.
+	bs, err := batchSize(ctx, "FeaturePermutation", fp.Model, inputs, o, fp.PerturbationsPerEval, false, 2*tensorBytes(inputs),
+		"explain fewer examples at once, or raise Options.MemoryBudget")
+	if err != nil {
+		return nil, err
+	}
 	f0, err := evalRows(ctx, fp.Model, inputs, o, n, 1)
 	if err != nil {
 		return nil, err
@@ -93,7 +99,10 @@ func (fp *FeaturePermutation) Attribute(ctx context.Context, inputs []*tensor.Te
 	if err != nil {
 		return nil, err
 	}
-	per := batchSize(fp.PerturbationsPerEval, inputs, false, inc != nil)
+	per := bs.full
+	if inc != nil {
+		per = bs.incremental
+	}
 	for j0, j1 := range chunks(len(jobs), per) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -124,7 +133,7 @@ func (fp *FeaturePermutation) Attribute(ctx context.Context, inputs []*tensor.Te
 			}
 		} else {
 			// Full passes, in batches of the size for full passes.
-			for i0, i1 := range chunks(c, perEval(fp.PerturbationsPerEval, inputs, false)) {
+			for i0, i1 := range chunks(c, bs.full) {
 				batch := repeatAll(inputs, i1-i0)
 				for j := j0 + i0; j < j0+i1; j++ {
 					jb := jobs[j]

@@ -50,30 +50,7 @@ func (gs *GradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 		return nil, errNoNet
 	}
 	n, k := src.n, src.k
-	b, err := newBudget("GradientShap", o)
-	if err != nil {
-		return nil, err
-	}
-	held := tensorBytes(inputs) + tensorBytes(src.dist)
-	if o.Delta {
-		held += 4 * int64(n) * int64(k)
-	}
-	if err := b.hold(held, "the attributions and the baseline distribution", "explain fewer examples at once, or raise Options.MemoryBudget"); err != nil {
-		return nil, err
-	}
-	mrow, err := modelRowBytes(ctx, gs.Net, inputs, o.Additional, n, true)
-	if err != nil {
-		return nil, err
-	}
-	// A draw holds its noisy input, baseline, point and gradient rows, the
-	// additional inputs' row and the net's recorded pass.
-	unit := 4*rowBytes(inputs, n) + rowBytes(o.Additional, n) + mrow
-	elems := 0
-	for _, x := range inputs {
-		elems += x.Len() / max(n, 1)
-	}
-	per, err := b.units(unit, min(n*k, max(1, (1<<20)/max(elems, 1))), "one draw (the model's recorded pass and gradients on one row)",
-		"raise Options.MemoryBudget")
+	per, err := drawsPerCall(ctx, "GradientShap", gs.Net, src, inputs, o, false)
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +108,43 @@ func (gs *GradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, 
 		}
 	}
 	return &Result{Attributions: attrs, Delta: delta}, nil
+}
+
+// drawsPerCall returns how many of GradientShap's draws (rows of src) go
+// into one model call of the named method within o's memory budget, once
+// the attributions, the baseline distribution and the deltas are kept for
+// the whole call, or refuses naming the parameter to change. The
+// attributions are the inputs' size, or for a layer (layer) at most a row
+// of the model's values per example.
+func drawsPerCall(ctx context.Context, method string, nt *Net, src *shapSource, inputs []*tensor.Tensor, o Options, layer bool) (int, error) {
+	n, k := src.n, src.k
+	b, err := newBudget(method, o)
+	if err != nil {
+		return 0, err
+	}
+	mrow, err := modelRowBytes(ctx, nt, inputs, o.Additional, n, true)
+	if err != nil {
+		return 0, err
+	}
+	held := tensorBytes(inputs) + tensorBytes(src.dist)
+	if layer {
+		held = mulBytes(int64(n), mrow/3) + tensorBytes(src.dist)
+	}
+	if o.Delta {
+		held += 4 * int64(n) * int64(k)
+	}
+	if err := b.hold(held, "the attributions and the baseline distribution", "explain fewer examples at once, or raise Options.MemoryBudget"); err != nil {
+		return 0, err
+	}
+	// A draw holds its noisy input, baseline, point and gradient rows, the
+	// additional inputs' row and the net's recorded pass.
+	unit := 4*rowBytes(inputs, n) + rowBytes(o.Additional, n) + mrow
+	elems := 0
+	for _, x := range inputs {
+		elems += x.Len() / max(n, 1)
+	}
+	return b.units(unit, min(n*k, max(1, (1<<20)/max(elems, 1))), "one draw (the model's recorded pass and gradients on one row)",
+		"raise Options.MemoryBudget")
 }
 
 // ShapDraws are the random draws of GradientShap for n examples and k
@@ -273,34 +287,6 @@ func (s *shapSource) rows(r0, r1 int) *shapPoints {
 		pts.points = append(pts.points, p)
 	}
 	return pts
-}
-
-// points makes (or replays) all the draws at once, for the layer form.
-func (gs *GradientShap) points(inputs []*tensor.Tensor, o Options) (*shapPoints, error) {
-	src, err := gs.source(inputs, o)
-	if err != nil {
-		return nil, err
-	}
-	return src.rows(0, src.n*src.k), nil
-}
-
-// result averages the attributions of the draws (n*k rows) per example;
-// with o.Delta it adds the convergence delta of every draw.
-func (p *shapPoints) result(ctx context.Context, nt *Net, attrs []*tensor.Tensor, o Options) (*Result, error) {
-	res := &Result{Attributions: make([]*tensor.Tensor, len(attrs))}
-	for i, a := range attrs {
-		res.Attributions[i] = meanGroups(a, p.n, p.k)
-	}
-	if o.Delta {
-		sub := o
-		sub.Target = o.Target.expand(p.n, p.k, true)
-		sub.Additional = expandExtra(o.Additional, p.n, p.k, true)
-		var err error
-		if res.Delta, err = convergenceDelta(ctx, nt, p.noisy, p.bases, attrs, sub); err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
 }
 
 func (d *ShapDraws) check(inputs, dist []*tensor.Tensor, n, k int) error {

@@ -81,37 +81,87 @@ type LayerGradientShap struct {
 }
 
 // Attribute computes layer GradientShap attributions; the delta has one
-// entry per draw.
+// entry per draw. The draws are made and evaluated in chunks of rows that
+// fit Options.MemoryBudget (the same draws whatever the chunks), with
+// progress reported per draw; what would not fit even one draw at a time
+// is refused before any model call.
 func (l *LayerGradientShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
 	name, err := l.Net.resolve(l.Layer, l.AttributeToLayerInput)
 	if err != nil {
 		return nil, err
 	}
 	gs := &GradientShap{Net: l.Net, NSamples: l.NSamples, Stdevs: l.Stdevs, Seed: l.Seed, Draws: l.Draws}
-	pts, err := gs.points(inputs, o)
+	src, err := gs.source(inputs, o)
 	if err != nil {
 		return nil, err
 	}
-	n, k := pts.n, pts.k
-	feeds, err := l.Net.feeds(pts.points, o.Additional, n, k, true)
+	n, k := src.n, src.k
+	per, err := drawsPerCall(ctx, "LayerGradientShap", l.Net, src, inputs, o, true)
 	if err != nil {
 		return nil, err
 	}
-	r, _, err := l.Net.runLayer(ctx, feeds, name, nil, o.Target.expand(n, k, true), nil)
-	if err != nil {
-		return nil, err
+	var attrs *tensor.Tensor
+	var delta *tensor.Tensor
+	if o.Delta {
+		delta = tensor.New(n * k)
 	}
-	g := r.grad
-	if !l.Local {
-		ln, err := l.Net.layerValue(ctx, name, pts.noisy, o.Additional, n, k, true)
+	for r0, r1 := range chunks(n*k, per) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		pts := src.rows(r0, r1)
+		m := r1 - r0
+		ex := make([]int, m)
+		for j := range ex {
+			ex[j] = (r0 + j) / k
+		}
+		sub := o
+		sub.Target = o.Target.rows(ex)
+		sub.Additional = selectRows(o.Additional, n, ex)
+		feeds, err := l.Net.feeds(pts.points, sub.Additional, m, 1, false)
 		if err != nil {
 			return nil, err
 		}
-		lb, err := l.Net.layerValue(ctx, name, pts.bases, o.Additional, n, k, true)
+		r, _, err := l.Net.runLayer(ctx, feeds, name, nil, sub.Target, nil)
 		if err != nil {
 			return nil, err
 		}
-		mulDiff(g.F, ln.F, lb.F)
+		g := r.grad
+		if !l.Local {
+			ln, err := l.Net.layerValue(ctx, name, pts.noisy, sub.Additional, m, 1, false)
+			if err != nil {
+				return nil, err
+			}
+			lb, err := l.Net.layerValue(ctx, name, pts.bases, sub.Additional, m, 1, false)
+			if err != nil {
+				return nil, err
+			}
+			mulDiff(g.F, ln.F, lb.F)
+		}
+		if attrs == nil {
+			attrs = tensor.New(append([]int{n}, g.Shape[1:]...)...)
+		}
+		// Sums in the order of the draws, as meanGroups.
+		row := g.Len() / m
+		for j, e := range ex {
+			dst := attrs.F[e*row : (e+1)*row]
+			for x, v := range g.F[j*row : (j+1)*row] {
+				dst[x] += v
+			}
+		}
+		if o.Delta {
+			d, err := convergenceDelta(ctx, l.Net, pts.noisy, pts.bases, []*tensor.Tensor{g}, sub)
+			if err != nil {
+				return nil, err
+			}
+			copy(delta.F[r0:r1], d.F)
+		}
+		if o.Progress != nil {
+			o.Progress(r1, n*k)
+		}
 	}
-	return pts.result(ctx, l.Net, []*tensor.Tensor{g}, o)
+	for e := range attrs.F {
+		attrs.F[e] /= float32(k)
+	}
+	return &Result{Attributions: []*tensor.Tensor{attrs}, Delta: delta}, nil
 }

@@ -102,6 +102,17 @@ func (oc *Occlusion) Attribute(ctx context.Context, inputs []*tensor.Tensor, o O
 			perts = append(perts, perturbation{in: i, idx: idx})
 		}
 	}
+	// Kept for the whole call: the attributions, the window counts and the
+	// windows' indices.
+	held := tensorBytes(inputs) + perturbationBytes(perts)
+	for _, c := range counts {
+		held += 4 * int64(len(c))
+	}
+	bs, err := batchSize(ctx, "Occlusion", oc.Model, inputs, o, oc.PerturbationsPerEval, false, held,
+		"use larger strides or sliding_window_shapes (fewer windows), or raise Options.MemoryBudget")
+	if err != nil {
+		return nil, err
+	}
 	f0, err := evalRows(ctx, oc.Model, inputs, o, n, 1)
 	if err != nil {
 		return nil, err
@@ -110,7 +121,7 @@ func (oc *Occlusion) Attribute(ctx context.Context, inputs []*tensor.Tensor, o O
 		return nil, fmt.Errorf("attr: Occlusion needs one output per example")
 	}
 	attrs := zerosLike(inputs, false)
-	err = evalPerturbed(ctx, oc.Model, inputs, base, o, perts, oc.PerturbationsPerEval, false, progress(o.Progress, len(perts)), func(k int, v []float32) {
+	err = evalPerturbed(ctx, oc.Model, inputs, base, o, perts, bs, false, progress(o.Progress, len(perts)), func(k int, v []float32) {
 		p := perts[k]
 		row := inputs[p.in].Len() / n
 		for _, e := range p.idx {

@@ -121,6 +121,15 @@ type perturbation struct {
 	idx []int
 }
 
+// perturbationBytes is the memory of the perturbations' indices.
+func perturbationBytes(perts []perturbation) int64 {
+	var s int64
+	for _, p := range perts {
+		s += 8 * int64(len(p.idx))
+	}
+	return s
+}
+
 // groupPerturbations returns one perturbation per feature id of a mask:
 // the flat indices of its elements.
 func groupPerturbations(in int, mask *tensor.Tensor, ids []int64) []perturbation {
@@ -138,20 +147,22 @@ func groupPerturbations(in int, mask *tensor.Tensor, ids []int64) []perturbation
 }
 
 // perEval returns the number of perturbed copies per model call of a
-// method that runs full passes: batchSize without incremental inference.
+// method that runs full passes, before the memory budget caps it (see
+// perEvalWithin): defaultBatch without incremental inference.
 func perEval(ppe int, inputs []*tensor.Tensor, scalar bool) int {
-	return batchSize(ppe, inputs, scalar, false)
+	return defaultBatch(ppe, inputs, scalar, false)
 }
 
-// batchSize decides how many perturbed copies go into one model call: the
-// caller's ppe, or when it is 0 enough copies to give calls of about 2^20
-// input elements (at most 256 copies), or 1 when the model gives one number
-// per batch. With incremental inference (see incremental) a copy holds only
-// boxes until the computation goes whole, deep in the network where
-// activations are small (resnet18: 50,176 values a copy at layer3, a third
-// of its input), and larger batches make the small boxes' kernels
-// efficient: 8 times as many copies go into one call.
-func batchSize(ppe int, inputs []*tensor.Tensor, scalar, incremental bool) int {
+// defaultBatch is how many perturbed copies go into one model call before
+// the memory budget: the caller's ppe, or when it is 0 enough copies to
+// give calls of about 2^20 input elements (at most 256 copies), or 1 when
+// the model gives one number per batch. With incremental inference (see
+// incremental) a copy holds only boxes until the computation goes whole,
+// deep in the network where activations are small (resnet18: 50,176
+// values a copy at layer3, a third of its input), and larger batches make
+// the small boxes' kernels efficient: 8 times as many copies go into one
+// call.
+func defaultBatch(ppe int, inputs []*tensor.Tensor, scalar, incremental bool) int {
 	if ppe > 0 {
 		return ppe
 	}
@@ -169,6 +180,29 @@ func batchSize(ppe int, inputs []*tensor.Tensor, scalar, incremental bool) int {
 	return max(1, min(256, elems/max(size, 1)))
 }
 
+// batching is how many perturbed copies go into one model call: by full
+// passes and by incremental inference.
+type batching struct {
+	full, incremental int
+}
+
+// batchSize decides how many perturbed copies of the inputs go into one
+// model call of the named method (see defaultBatch), capped to what o's
+// memory budget allows once held bytes are kept for the whole call (see
+// perEvalWithin; an incremental copy is counted as a full one, which it
+// never exceeds; heldAdvice names the parameter that sets held). It
+// refuses, before any model call but the budget's dry
+// run, when not even one copy fits.
+func batchSize(ctx context.Context, method string, m Model, inputs []*tensor.Tensor, o Options, ppe int, scalar bool, held int64, heldAdvice string) (batching, error) {
+	full := defaultBatch(ppe, inputs, scalar, false)
+	inc := defaultBatch(ppe, inputs, scalar, true)
+	fit, err := perEvalAdvised(ctx, method, m, inputs, o, max(full, inc), held, heldAdvice)
+	if err != nil {
+		return batching{}, err
+	}
+	return batching{full: max(1, min(full, fit)), incremental: max(1, min(inc, fit))}, nil
+}
+
 // progress adapts a Progress callback to count perturbations.
 func progress(p Progress, total int) func(int) {
 	if p == nil {
@@ -178,11 +212,11 @@ func progress(p Progress, total int) func(int) {
 }
 
 // evalPerturbed evaluates the inputs with each perturbation applied, in
-// batches of batchSize copies (o.Workers batches at once), by incremental
-// inference where it applies, and calls got(k, values) with the target
+// batches of bs copies (o.Workers batches at once; see batchSize), by
+// incremental inference where it applies, and calls got(k, values) with the target
 // values of the n rows of perturbation k; got and done are never called
 // concurrently. scalar says the model gives one number per batch.
-func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, o Options, perts []perturbation, ppe int, scalar bool, done func(int), got func(k int, v []float32)) error {
+func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, o Options, perts []perturbation, bs batching, scalar bool, done func(int), got func(k int, v []float32)) error {
 	n := inputs[0].Shape[0]
 	var inc *incremental
 	if !scalar {
@@ -191,7 +225,10 @@ func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, 
 			return err
 		}
 	}
-	per := max(batchSize(ppe, inputs, scalar, inc != nil), 1)
+	per := bs.full
+	if inc != nil {
+		per = bs.incremental
+	}
 	type chunk struct{ k0, k1 int }
 	var todo []chunk
 	for k0, k1 := range chunks(len(perts), per) {
@@ -217,7 +254,7 @@ func evalPerturbed(ctx context.Context, m Model, inputs, base []*tensor.Tensor, 
 			}
 		} else {
 			// Full passes, in batches of the size for full passes.
-			for k0, k1 := range chunks(cp, perEval(ppe, inputs, scalar)) {
+			for k0, k1 := range chunks(cp, bs.full) {
 				batch := repeatAll(inputs, k1-k0)
 				for k := c.k0 + k0; k < c.k0+k1; k++ {
 					p := perts[k]

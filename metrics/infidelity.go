@@ -16,7 +16,9 @@ import (
 // (sum(attr * I) - (f(x) - f(x - I)))². With normalize, the attributions
 // are first scaled by the beta that minimizes it. Cost: NPerturbSamples+1
 // forward rows per example (the batch once, then its perturbations in
-// chunks of at most MaxExamplesPerBatch rows).
+// chunks of at most MaxExamplesPerBatch rows that fit o.MemoryBudget; what
+// would not fit one example's perturbations at a time is refused before
+// any model call, wrapping attr.ErrMemoryBudget).
 func Infidelity(ctx context.Context, m attr.Model, perturb Perturbation, inputs, attributions []*tensor.Tensor, o attr.Options, normalize bool, mo Options) (*tensor.Tensor, error) {
 	n, err := batchOf(inputs)
 	if err != nil {
@@ -31,13 +33,27 @@ func Infidelity(ctx context.Context, m attr.Model, perturb Perturbation, inputs,
 		}
 	}
 	k := mo.samples()
+	// A perturbed row holds its perturbation, the perturbed input, the
+	// additional inputs' row and the model's forward row.
+	limit, err := budgetOf("Infidelity", o)
+	if err != nil {
+		return nil, err
+	}
+	mrow, err := attr.EstimateRowBytes(ctx, m, inputs, o.Additional, false)
+	if err != nil {
+		return nil, err
+	}
+	per, err := mo.examplesPerChunk("Infidelity", limit, n, k, 0, 2*rowBytes(inputs, n)+rowBytes(o.Additional, n)+mrow)
+	if err != nil {
+		return nil, err
+	}
 	fx, err := targets(ctx, m, inputs, o, n, 1)
 	if err != nil {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(mo.Seed, 0x696e6664))
 	out := tensor.New(n)
-	err = mo.perturbChunks(rng, perturb, inputs, n, k, func(e0, e1 int, pert, perturbed []*tensor.Tensor) error {
+	err = mo.perturbChunks(rng, perturb, inputs, n, k, per, func(e0, e1 int, pert, perturbed []*tensor.Tensor) error {
 		fp, err := targets(ctx, m, perturbed, rowsOptions(o, n, e0, e1, k), e1-e0, k)
 		if err != nil {
 			return err

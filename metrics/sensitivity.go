@@ -17,7 +17,10 @@ import (
 // Options.NormOrd over all inputs; an explanation of norm 0 divides by 1).
 // perturb defaults to UniformBall(0.02). Cost: NPerturbSamples+1
 // explanations per example (the batch once, then its perturbations in
-// chunks of at most MaxExamplesPerBatch rows).
+// chunks of at most MaxExamplesPerBatch rows within o.MemoryBudget: the
+// metric's rows take at most half of it, the chunk's explanation gets the
+// rest; what would not fit one example's perturbations at a time is
+// refused before any explanation, wrapping attr.ErrMemoryBudget).
 func SensitivityMax(ctx context.Context, explain attr.Method, perturb Perturbation, inputs []*tensor.Tensor, o attr.Options, mo Options) (*tensor.Tensor, error) {
 	n, err := batchOf(inputs)
 	if err != nil {
@@ -27,6 +30,21 @@ func SensitivityMax(ctx context.Context, explain attr.Method, perturb Perturbati
 		perturb = UniformBall(0.02)
 	}
 	k := mo.samples()
+	// The metric keeps the explanation of the batch and, per perturbed
+	// row, the perturbation, the perturbed input and its explanation and
+	// the rows of the additional inputs and baselines; it takes at most
+	// half the budget for them and leaves the rest to the explanations of
+	// the chunks (their own Options.MemoryBudget).
+	limit, err := budgetOf("SensitivityMax", o)
+	if err != nil {
+		return nil, err
+	}
+	held := tensorBytes(inputs)
+	rowCost := 3*rowBytes(inputs, n) + rowBytes(o.Additional, n) + rowBytes(o.Baselines, n)
+	per, err := mo.examplesPerChunk("SensitivityMax", limit/2, n, k, held, rowCost)
+	if err != nil {
+		return nil, err
+	}
 	base, err := explain.Attribute(ctx, inputs, o)
 	if err != nil {
 		return nil, err
@@ -51,12 +69,13 @@ func SensitivityMax(ctx context.Context, explain attr.Method, perturb Perturbati
 	}
 	rng := rand.New(rand.NewPCG(mo.Seed, 0x73656e73))
 	out := tensor.New(n)
-	err = mo.perturbChunks(rng, perturb, inputs, n, k, func(e0, e1 int, _, perturbed []*tensor.Tensor) error {
+	err = mo.perturbChunks(rng, perturb, inputs, n, k, per, func(e0, e1 int, _, perturbed []*tensor.Tensor) error {
 		co := rowsOptions(o, n, e0, e1, k)
 		if o.Baselines != nil {
 			co.Baselines = extraRows(o.Baselines, n, e0, e1, k)
 		}
 		co.Delta = false
+		co.MemoryBudget = limit - held - int64(e1-e0)*int64(k)*rowCost
 		r, err := explain.Attribute(ctx, perturbed, co)
 		if err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -34,6 +35,7 @@ type explainFlags struct {
 	colorBar                          bool
 	classes                           string
 	top                               int
+	memoryBudget                      string
 }
 
 // newExplainFlags adds loupe explain's flags to fs.
@@ -52,6 +54,7 @@ func newExplainFlags(fs *flag.FlagSet) *explainFlags {
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress bar")
 	f.image = imageFlags(fs)
 	fs.StringVar(&f.classes, "classes", "", "text file naming the model's classes, one per line (line 0 is class 0), for the predictions and titles")
+	fs.StringVar(&f.memoryBudget, "memory-budget", "", "memory the method may hold at once: bytes, or a number with kB, MB, GB (powers of 1000) or KiB, MiB, GiB (default: a quarter of the machine's memory); methods split their batches to fit and refuse, naming the parameter to change, what cannot")
 	fs.IntVar(&f.top, "top", 5, "classes printed per example (0: none)")
 	fs.StringVar(&f.sign, "sign", "", "pictures: absolute_value, positive, negative or all (default per method: positive for the CAM family, absolute_value for gradients, all for attributions that add up)")
 	fs.StringVar(&f.views, "views", "", "pictures: visualizations side by side, from "+strings.Join(viz.ImageMethods(), ", ")+
@@ -98,6 +101,9 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageError{err}
 	}
 	req := explain.Request{Method: f.method, Params: f.params, Layer: f.layer, Baseline: float32(f.baseline), Progress: progressBar(stderr, f.method, f.quiet)}
+	if req.MemoryBudget, err = parseBytes(f.memoryBudget); err != nil {
+		return usageError{fmt.Errorf("--memory-budget: %w", err)}
+	}
 	if req.Target, err = explain.ParseTarget(f.target); err != nil {
 		return usageError{err}
 	}
@@ -550,4 +556,23 @@ func signWord(s viz.Sign) string {
 		return "negative"
 	}
 	return "significant"
+}
+
+// parseBytes reads a size: "" (0, the default), a number of bytes, or a
+// number with a unit (kB, MB, GB, TB: powers of 1000; KiB, MiB, GiB, TiB:
+// powers of 1024; case-insensitive).
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	num := strings.TrimRightFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' && r != ' ' })
+	unit := strings.ToLower(strings.TrimSpace(s[len(num):]))
+	mult := map[string]float64{"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}[unit]
+	v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || mult == 0 || v < 0 || v*mult >= math.MaxInt64 {
+		return 0, fmt.Errorf("%q: want a number of bytes, optionally with kB, MB, GB, KiB, MiB or GiB", s)
+	}
+	return int64(v * mult), nil
 }

@@ -51,6 +51,9 @@ type Request struct {
 	// Delta asks for the convergence delta of methods that have one
 	// (Result.Delta); the others ignore it.
 	Delta bool
+	// MemoryBudget is attr.Options.MemoryBudget: the bytes the method may
+	// hold at once (0: attr.DefaultMemoryBudget).
+	MemoryBudget int64
 	// NoFiles refuses parameters that name files on the machine that runs
 	// the method (methods.NoFiles): for requests from the network.
 	NoFiles bool
@@ -132,7 +135,7 @@ func Run(ctx context.Context, nt *attr.Net, inputs []*tensor.Tensor, r Request) 
 	if err != nil {
 		return nil, &RequestError{err}
 	}
-	o := attr.Options{Additional: r.Additional, Progress: r.Progress, Delta: r.Delta && hasDelta(r.Method, vals)}
+	o := attr.Options{Additional: r.Additional, Progress: r.Progress, Delta: r.Delta && hasDelta(r.Method, vals), MemoryBudget: r.MemoryBudget}
 	if o.Baselines, err = baselines(spec, inputs, r); err != nil {
 		return nil, err
 	}
