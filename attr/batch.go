@@ -139,27 +139,6 @@ func pairRows(inputs, base []*tensor.Tensor) []*tensor.Tensor {
 	return both
 }
 
-// meanGroups averages a tensor of n*k rows (example-major groups of k) to n
-// rows.
-func meanGroups(t *tensor.Tensor, n, k int) *tensor.Tensor {
-	shape := append([]int{n}, t.Shape[1:]...)
-	out := tensor.New(shape...)
-	row := out.Len() / max(n, 1)
-	for r := 0; r < n; r++ {
-		dst := out.F[r*row : (r+1)*row]
-		for j := 0; j < k; j++ {
-			src := t.F[(r*k+j)*row : (r*k+j+1)*row]
-			for e, v := range src {
-				dst[e] += v
-			}
-		}
-		for e := range dst {
-			dst[e] /= float32(k)
-		}
-	}
-	return out
-}
-
 // expandExtra repeats the additional inputs whose first dimension is n.
 func expandExtra(extra []*tensor.Tensor, n, k int, interleave bool) []*tensor.Tensor {
 	return mapAligned(extra, n, func(x *tensor.Tensor) *tensor.Tensor { return repeat(x, k, interleave) })

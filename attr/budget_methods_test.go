@@ -129,7 +129,7 @@ func TestBudgetRefusesPerturbationMethods(t *testing.T) {
 	checkRefusal(t, "FeaturePermutation", &FeaturePermutation{Model: model, FeatureMask: []*tensor.Tensor{quadrants(224)}}, []*tensor.Tensor{randn(7, 1, 2, 3, 224, 224)}, Options{Target: Class(0), MemoryBudget: 2_800_000}, &calls, "FeaturePermutation", "one perturbed copy of a batch of 2")
 }
 
-// DeepLiftShap and LayerGradientShap split their expanded rows (pairs of
+// DeepLiftShap, LayerDeepLiftShap and LayerGradientShap split their expanded rows (pairs of
 // an example and a baseline; draws) to fit the budget, with the same
 // answers and deltas.
 func TestBudgetSplitsShapMethods(t *testing.T) {
@@ -142,6 +142,8 @@ func TestBudgetSplitsShapMethods(t *testing.T) {
 	for _, tc := range []budgetCase{
 		{"DeepLiftShap", &DeepLiftShap{Net: nt}, x, o, 2 * mb},
 		{"DeepLiftShap(delta)", &DeepLiftShap{Net: nt, Strict: true}, x, od, 2 * mb},
+		{"LayerDeepLiftShap", &LayerDeepLiftShap{Net: nt, Layer: "relu2"}, x, o, 2 * mb},
+		{"LayerDeepLiftShap(delta)", &LayerDeepLiftShap{Net: nt, Layer: "conv1", Strict: true}, x, od, 2 * mb},
 		{"LayerGradientShap", &LayerGradientShap{Net: nt, Layer: "relu2", NSamples: 12, Stdevs: []float64{0.1}, Seed: 3}, x, o, 2 * mb},
 		{"LayerGradientShap(local, delta)", &LayerGradientShap{Net: nt, Layer: "conv1", NSamples: 5, Local: true, Seed: 3}, x, od, 2 * mb},
 	} {
@@ -170,6 +172,7 @@ func TestBudgetRefusesShapMethods(t *testing.T) {
 	x := []*tensor.Tensor{randn(3, 1, 4, 3, 32, 32)}
 	o := Options{Target: Class(0), MemoryBudget: 1 << 18, Baselines: []*tensor.Tensor{randn(4, 1, 3, 3, 32, 32)}}
 	checkRefusal(t, "DeepLiftShap", &DeepLiftShap{Net: nt}, x, o, nil, "DeepLiftShap", "one pair", "Options.MemoryBudget")
+	checkRefusal(t, "LayerDeepLiftShap", &LayerDeepLiftShap{Net: nt, Layer: "relu2"}, x, o, nil, "LayerDeepLiftShap", "one pair", "Options.MemoryBudget")
 	ol := o
 	ol.MemoryBudget = 1 << 20
 	checkRefusal(t, "LayerGradientShap", &LayerGradientShap{Net: nt, Layer: "relu2"}, x, ol, nil, "LayerGradientShap", "one draw", "Options.MemoryBudget")

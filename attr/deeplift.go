@@ -101,14 +101,32 @@ type DeepLiftShap struct {
 // whatever the chunks), with progress reported per pair; what would not fit
 // even one pair at a time is refused before any model call.
 func (d *DeepLiftShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, a Options) (*Result, error) {
-	n, nb, dist, err := checkPairBaselines("DeepLiftShap", inputs, a)
+	if d.Net == nil || d.Net.Model == nil {
+		if _, _, _, err := checkPairBaselines("DeepLiftShap", inputs, a); err != nil {
+			return nil, err
+		}
+		return nil, errNoNet
+	}
+	dl := &DeepLift{Net: d.Net, Local: d.Local, Strict: d.Strict}
+	return pairwise(ctx, "DeepLiftShap", d.Net, inputs, a, zerosLike(inputs, false), func(p *baselinePairs) (*Result, error) {
+		return dl.attribute(ctx, p.inputs, p.base, p.o)
+	})
+}
+
+// pairwise runs run on the pairs of every example with every sample of the
+// baseline distribution a.Baselines (example-major), in chunks that fit
+// a.MemoryBudget, and averages each example's attributions over the
+// samples, summing in the order of the pairs (the same answers whatever
+// the chunks). attrs, when not nil, are the zero sums (one per
+// attribution, n rows); else they take the shapes of the first chunk's
+// attributions. Progress is reported per pair; what would not fit even one
+// pair at a time is refused before any model call.
+func pairwise(ctx context.Context, method string, nt *Net, inputs []*tensor.Tensor, a Options, attrs []*tensor.Tensor, run func(p *baselinePairs) (*Result, error)) (*Result, error) {
+	n, nb, dist, err := checkPairBaselines(method, inputs, a)
 	if err != nil {
 		return nil, err
 	}
-	if d.Net == nil || d.Net.Model == nil {
-		return nil, errNoNet
-	}
-	b, err := newBudget("DeepLiftShap", a)
+	b, err := newBudget(method, a)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +137,7 @@ func (d *DeepLiftShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, a
 	if err := b.hold(held, "the attributions", "explain fewer examples at once, or raise Options.MemoryBudget"); err != nil {
 		return nil, err
 	}
-	mrow, err := modelRowBytes(ctx, d.Net, inputs, a.Additional, n, true)
+	mrow, err := modelRowBytes(ctx, nt, inputs, a.Additional, n, true)
 	if err != nil {
 		return nil, err
 	}
@@ -131,8 +149,6 @@ func (d *DeepLiftShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, a
 	if err != nil {
 		return nil, err
 	}
-	dl := &DeepLift{Net: d.Net, Local: d.Local, Strict: d.Strict}
-	attrs := zerosLike(inputs, false)
 	var delta *tensor.Tensor
 	if a.Delta {
 		delta = tensor.New(n * nb)
@@ -141,13 +157,23 @@ func (d *DeepLiftShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, a
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		p := pairChunk(inputs, dist, a, nb, r0, r1)
-		r, err := dl.attribute(ctx, p.inputs, p.base, p.o)
+		r, err := run(pairChunk(inputs, dist, a, nb, r0, r1))
 		if err != nil {
 			return nil, err
 		}
-		// Sums in the order of the rows, as meanGroups.
+		if attrs == nil {
+			attrs = make([]*tensor.Tensor, len(r.Attributions))
+			for i, g := range r.Attributions {
+				if g != nil && g.Rank() > 0 {
+					attrs[i] = tensor.New(append([]int{n}, g.Shape[1:]...)...)
+				}
+			}
+		}
+		// Sums in the order of the rows.
 		for i, g := range r.Attributions {
+			if g == nil || i >= len(attrs) || attrs[i] == nil {
+				continue
+			}
 			row := g.Len() / (r1 - r0)
 			for j := range r1 - r0 {
 				e := (r0 + j) / nb
@@ -158,6 +184,9 @@ func (d *DeepLiftShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, a
 			}
 		}
 		if a.Delta {
+			if r.Delta == nil || r.Delta.Len() != r1-r0 {
+				return nil, fmt.Errorf("attr: %s: the method returned no delta per pair", method)
+			}
 			copy(delta.F[r0:r1], r.Delta.F)
 		}
 		if a.Progress != nil {
@@ -165,6 +194,9 @@ func (d *DeepLiftShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, a
 		}
 	}
 	for _, t := range attrs {
+		if t == nil {
+			continue
+		}
 		for e := range t.F {
 			t.F[e] /= float32(nb)
 		}
@@ -214,26 +246,8 @@ func checkPairBaselines(method string, inputs []*tensor.Tensor, o Options) (n, n
 	return n, nb, dist, nil
 }
 
-// pairBaselines checks a baseline distribution (see checkPairBaselines)
-// and pairs every example with every sample.
-func pairBaselines(method string, inputs []*tensor.Tensor, o Options) (*baselinePairs, error) {
-	n, nb, dist, err := checkPairBaselines(method, inputs, o)
-	if err != nil {
-		return nil, err
-	}
-	p := &baselinePairs{n: n, nb: nb, inputs: make([]*tensor.Tensor, len(inputs)), base: make([]*tensor.Tensor, len(inputs)), o: o}
-	for i, x := range inputs {
-		p.inputs[i] = repeat(x, nb, true)
-		p.base[i] = repeat(dist[i], n, false)
-	}
-	p.o.Target = o.Target.expand(n, nb, true)
-	p.o.Additional = expandExtra(o.Additional, n, nb, true)
-	p.o.Progress = nil
-	return p, nil
-}
-
-// pairChunk makes the pair rows r0..r1-1 of pairBaselines' rows (row r is
-// example r/nb with sample r%nb of dist).
+// pairChunk makes the pair rows r0..r1-1 of every example with every
+// sample of dist (row r is example r/nb with sample r%nb).
 func pairChunk(inputs, dist []*tensor.Tensor, o Options, nb, r0, r1 int) *baselinePairs {
 	n := inputs[0].Shape[0]
 	ex := make([]int, r1-r0)
@@ -250,11 +264,4 @@ func pairChunk(inputs, dist []*tensor.Tensor, o Options, nb, r0, r1 int) *baseli
 	p.o.Additional = selectRows(o.Additional, n, ex)
 	p.o.Progress = nil
 	return p
-}
-
-// mean averages the attributions of the pairs over the baselines.
-func (p *baselinePairs) mean(r *Result) {
-	for i, a := range r.Attributions {
-		r.Attributions[i] = meanGroups(a, p.n, p.nb)
-	}
 }

@@ -65,7 +65,8 @@ func (l *LayerDeepLift) attribute(ctx context.Context, inputs, base []*tensor.Te
 
 // LayerDeepLiftShap averages LayerDeepLift over the rows of a baseline
 // distribution (Lundberg and Lee, NeurIPS 2017; see DeepLiftShap). Cost:
-// one forward and backward pass on 2*B rows per example for B baselines.
+// one forward and backward pass on 2*B rows per example for B baselines,
+// in chunks of pairs that fit Options.MemoryBudget.
 type LayerDeepLiftShap struct {
 	Net   *Net
 	Layer string
@@ -82,15 +83,14 @@ type LayerDeepLiftShap struct {
 // Attribute computes layer DeepLiftShap attributions; the delta has one
 // entry per example and baseline.
 func (l *LayerDeepLiftShap) Attribute(ctx context.Context, inputs []*tensor.Tensor, o Options) (*Result, error) {
-	p, err := pairBaselines("LayerDeepLiftShap", inputs, o)
-	if err != nil {
-		return nil, err
+	if l.Net == nil || l.Net.Model == nil {
+		if _, _, _, err := checkPairBaselines("LayerDeepLiftShap", inputs, o); err != nil {
+			return nil, err
+		}
+		return nil, errNoNet
 	}
 	ld := &LayerDeepLift{Net: l.Net, Layer: l.Layer, AttributeToLayerInput: l.AttributeToLayerInput, Local: l.Local, Strict: l.Strict}
-	r, err := ld.attribute(ctx, p.inputs, p.base, p.o)
-	if err != nil {
-		return nil, err
-	}
-	p.mean(r)
-	return r, nil
+	return pairwise(ctx, "LayerDeepLiftShap", l.Net, inputs, o, nil, func(p *baselinePairs) (*Result, error) {
+		return ld.attribute(ctx, p.inputs, p.base, p.o)
+	})
 }
