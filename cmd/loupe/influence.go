@@ -48,6 +48,12 @@ func cmdInfluence(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *trainDir == "" || *testDir == "" {
 		return usageError{errors.New("--train and --test are required\n" + influenceUsage)}
 	}
+	if *k < 1 {
+		return usageError{fmt.Errorf("--k %d: want 1 or more", *k)}
+	}
+	if *batch < 1 || *batch > attr.MaxBatch {
+		return usageError{fmt.Errorf("--batch-size %d: want 1 to %d", *batch, attr.MaxBatch)}
+	}
 	train, err := influence.LoadDataset(*trainDir)
 	if err != nil {
 		return err

@@ -63,6 +63,9 @@ func TestInfluenceCommand(t *testing.T) {
 		{"influence", "--train", train},
 		{"influence", "--train", train, "--test", test},
 		{"influence", "--train", train, "--test", test, "--checkpoint", ck},
+		{"influence", "--train", train, "--test", test, "--checkpoint", ck + ":0.1", "--k", "-2"},
+		{"influence", "--train", train, "--test", test, "--checkpoint", ck + ":0.1", "--batch-size", "0"},
+		{"influence", "--train", train, "--test", test, "--checkpoint", ck + ":0.1", "--batch-size", "100000000"},
 	} {
 		if _, err := runCLI(t, bad...); err == nil {
 			t.Errorf("%v accepted", bad)
