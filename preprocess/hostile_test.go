@@ -6,6 +6,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loupe-ml/loupe/npy"
+	"github.com/loupe-ml/loupe/tensor"
 )
 
 // TestHostileInput: a FIFO, a directory, and nil readers or images are
@@ -36,5 +39,27 @@ func TestHostileInput(t *testing.T) {
 	}
 	if _, _, err := Load(filepath.Join(dir, "missing.png"), Options{}); !os.IsNotExist(err) {
 		t.Errorf("a missing file: %v", err)
+	}
+}
+
+// TestReadInput reads a .npy input as it is and names pictures and
+// inputs by their extensions.
+func TestReadInput(t *testing.T) {
+	for name, want := range map[string][2]bool{"a.PNG": {true, true}, "b.jpeg": {true, true}, "c.npy": {false, true}, "d.txt": {false, false}} {
+		if IsImage(name) != want[0] || IsInput(name) != want[1] {
+			t.Errorf("%s: image %v input %v, want %v", name, IsImage(name), IsInput(name), want)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "x.npy")
+	x := tensor.New(1, 2, 3)
+	for i := range x.F {
+		x.F[i] = float32(i)
+	}
+	if err := npy.WriteFile(path, x); err != nil {
+		t.Fatal(err)
+	}
+	got, shown, err := ReadInput(path, Options{})
+	if err != nil || shown != nil || !tensor.SameShape(got.Shape, x.Shape) || got.F[5] != 5 {
+		t.Fatalf("ReadInput: %v %v %v", got, shown, err)
 	}
 }

@@ -20,7 +20,10 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
+	"strings"
 
+	"github.com/loupe-ml/loupe/npy"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -235,4 +238,31 @@ func normalize(f []float32, c int, mean, std []float64) error {
 		}
 	}
 	return nil
+}
+
+// IsImage reports whether a file name is a picture's that Load reads (PNG
+// or JPEG, by its extension).
+func IsImage(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".png", ".jpg", ".jpeg":
+		return true
+	}
+	return false
+}
+
+// IsInput reports whether a file name is a model input's that ReadInput
+// reads: a picture or a NumPy .npy array.
+func IsInput(name string) bool {
+	return IsImage(name) || strings.EqualFold(filepath.Ext(name), ".npy")
+}
+
+// ReadInput reads a model input file as loupe's commands do: a picture,
+// preprocessed by o (shown is the picture before normalization, for
+// drawing), or else a .npy array (shown is nil).
+func ReadInput(path string, o Options) (input, shown *tensor.Tensor, err error) {
+	if IsImage(path) {
+		return Load(path, o)
+	}
+	input, err = npy.ReadFile(path)
+	return input, nil, err
 }

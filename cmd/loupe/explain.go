@@ -339,7 +339,7 @@ func expandInputs(files []string) (out []string, folder bool, err error) {
 		}
 		var found []string
 		for _, e := range entries {
-			if !e.IsDir() && (isImageFile(e.Name()) || strings.EqualFold(filepath.Ext(e.Name()), ".npy")) {
+			if !e.IsDir() && preprocess.IsInput(e.Name()) {
 				found = append(found, filepath.Join(file, e.Name()))
 			}
 		}

@@ -3,31 +3,18 @@ package main
 import (
 	"flag"
 	"fmt"
-	"path/filepath"
-	"strings"
 
-	"github.com/loupe-ml/loupe/npy"
 	"github.com/loupe-ml/loupe/preprocess"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
 // isImageFile says whether a file name is a PNG or JPEG picture's.
-func isImageFile(name string) bool {
-	switch strings.ToLower(filepath.Ext(name)) {
-	case ".png", ".jpg", ".jpeg":
-		return true
-	}
-	return false
-}
+func isImageFile(name string) bool { return preprocess.IsImage(name) }
 
 // readInput reads an input file: a picture, preprocessed (and also
 // returned as shown, for drawing), or else a .npy array.
 func readInput(path string, pre preprocess.Options) (x, shown *tensor.Tensor, err error) {
-	if isImageFile(path) {
-		return preprocess.Load(path, pre)
-	}
-	x, err = npy.ReadFile(path)
-	return x, nil, err
+	return preprocess.ReadInput(path, pre)
 }
 
 // imageFlags adds the image preprocessing flags to fs; the function it

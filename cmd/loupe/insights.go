@@ -520,7 +520,7 @@ func loadExamples(dir string, pre preprocess.Options) ([]insights.Example, error
 	}
 	var names []string
 	for _, e := range entries {
-		if isImageFile(e.Name()) || strings.ToLower(filepath.Ext(e.Name())) == ".npy" {
+		if preprocess.IsInput(e.Name()) {
 			names = append(names, e.Name())
 		}
 	}

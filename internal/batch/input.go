@@ -13,35 +13,22 @@ import (
 
 	"github.com/loupe-ml/loupe/engine"
 	"github.com/loupe-ml/loupe/internal/demo"
-	"github.com/loupe-ml/loupe/npy"
 	"github.com/loupe-ml/loupe/preprocess"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
 // IsImageFile says whether a file name is a PNG or JPEG picture's.
-func IsImageFile(name string) bool {
-	switch strings.ToLower(filepath.Ext(name)) {
-	case ".png", ".jpg", ".jpeg":
-		return true
-	}
-	return false
-}
+func IsImageFile(name string) bool { return preprocess.IsImage(name) }
 
 // isInputFile says whether a file of a data folder is an example: a
 // picture or a .npy array.
-func isInputFile(name string) bool {
-	return IsImageFile(name) || strings.EqualFold(filepath.Ext(name), ".npy")
-}
+func isInputFile(name string) bool { return preprocess.IsInput(name) }
 
 // ReadInput reads an input file as loupe explain does: a picture,
-// preprocessed, or else a .npy array (batch first). It is the function
-// cmd/loupe's readInput calls for the model input.
+// preprocessed, or else a .npy array (batch first).
 func ReadInput(path string, pre preprocess.Options) (*tensor.Tensor, error) {
-	if IsImageFile(path) {
-		x, _, err := preprocess.Load(path, pre)
-		return x, err
-	}
-	return npy.ReadFile(path)
+	x, _, err := preprocess.ReadInput(path, pre)
+	return x, err
 }
 
 // Stem is the name an input's attributions are written under:
