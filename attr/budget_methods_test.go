@@ -84,7 +84,7 @@ func checkRefusal(t *testing.T, name string, m Method, x []*tensor.Tensor, o Opt
 			t.Errorf("%s: %d model calls before the refusal", name, c)
 		}
 	}
-	if d := time.Since(start); d > 5*time.Second {
+	if d := time.Since(start); d > time.Minute { // a refusal comes before any long work
 		t.Errorf("%s: refused after %v", name, d)
 	}
 }

@@ -431,7 +431,7 @@ func TestDeadline(t *testing.T) {
 	t0 := time.Now()
 	code, body := call(t, s, "POST", "/v1/models/toy:explain", `{"instances": [[1,2,3]], "method": "Saliency", "deadline_ms": 50}`)
 	<-started
-	if code != 504 || time.Since(t0) > 5*time.Second {
+	if code != 504 || time.Since(t0) > time.Minute { // the blocked method never returns by itself
 		t.Fatalf("%d %v after %v, want 504", code, body, time.Since(t0))
 	}
 	// The slot is back: a real explanation runs.
