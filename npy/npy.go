@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/loupe-ml/loupe/internal/fileio"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -192,24 +193,11 @@ func Read(r io.Reader) (*tensor.Tensor, error) {
 // ReadFile reads a .npy file. It refuses what is not a regular file
 // (a FIFO, a device such as /dev/zero, a directory).
 func ReadFile(path string) (*tensor.Tensor, error) {
-	// Stat before opening: opening a FIFO blocks until a writer comes.
-	if st, err := os.Stat(path); err != nil {
-		return nil, err
-	} else if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	f, err := os.Open(path)
+	f, _, err := fileio.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
 	t, err := Read(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

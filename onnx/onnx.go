@@ -15,9 +15,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 
 	"github.com/loupe-ml/loupe/graph"
+	"github.com/loupe-ml/loupe/internal/fileio"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -52,24 +52,11 @@ const MaxFileSize = 2 << 30
 // is not a regular file (a FIFO would hang the read, a device such as
 // /dev/zero never ends) and files over MaxFileSize, before reading them.
 func ReadFile(path string) (*graph.Graph, error) {
-	// Stat before opening: opening a FIFO blocks until a writer comes.
-	if st, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("onnx: %w", err)
-	} else if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("onnx: %s: not a regular file", path)
-	}
-	f, err := os.Open(path)
+	f, st, err := fileio.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("onnx: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("onnx: %s: not a regular file", path)
-	}
 	if st.Size() > MaxFileSize {
 		return nil, fmt.Errorf("onnx: %s: %d bytes, more than the %d a protobuf message may hold", path, st.Size(), int64(MaxFileSize))
 	}

@@ -19,10 +19,10 @@ import (
 	_ "image/png"  // PNG files
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/loupe-ml/loupe/internal/fileio"
 	"github.com/loupe-ml/loupe/npy"
 	"github.com/loupe-ml/loupe/tensor"
 )
@@ -67,22 +67,11 @@ func Preset(name string) (Options, error) {
 // Load reads a PNG or JPEG file and preprocesses it as Image does.
 // Errors name the file.
 func Load(path string, o Options) (input, shown *tensor.Tensor, err error) {
-	// Stat before opening: opening a FIFO blocks until a writer comes.
-	if st, err := os.Stat(path); err != nil {
-		return nil, nil, err
-	} else if !st.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	f, err := os.Open(path)
+	f, _, err := fileio.OpenRegular(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err != nil {
-		return nil, nil, err
-	} else if !st.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("%s: not a regular file", path)
-	}
 	src, err := Decode(f)
 	if err == nil {
 		input, shown, err = Image(src, o)
