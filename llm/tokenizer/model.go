@@ -335,21 +335,9 @@ func parsePostProcessor(raw json.RawMessage, vocab map[string]int64) (postProces
 	case "ByteLevel":
 		return nil, nil
 	case "Sequence":
-		var s struct {
-			Processors []json.RawMessage `json:"processors"`
-		}
-		if err := json.Unmarshal(raw, &s); err != nil {
+		fs, err := parseSequence(raw, "processors", func(r json.RawMessage) (postProcessor, error) { return parsePostProcessor(r, vocab) }, func(f postProcessor) bool { return f != nil })
+		if err != nil {
 			return nil, err
-		}
-		var fs []postProcessor
-		for _, r := range s.Processors {
-			f, err := parsePostProcessor(r, vocab)
-			if err != nil {
-				return nil, err
-			}
-			if f != nil {
-				fs = append(fs, f)
-			}
 		}
 		return func(ids []int64) []int64 {
 			for _, f := range fs {
@@ -432,21 +420,9 @@ func parseDecoder(raw json.RawMessage) (decoder, error) {
 	}
 	switch kind {
 	case "Sequence":
-		var s struct {
-			Decoders []json.RawMessage `json:"decoders"`
-		}
-		if err := json.Unmarshal(raw, &s); err != nil {
+		fs, err := parseSequence(raw, "decoders", parseDecoder, func(f decoder) bool { return f != nil })
+		if err != nil {
 			return nil, err
-		}
-		var fs []decoder
-		for _, r := range s.Decoders {
-			f, err := parseDecoder(r)
-			if err != nil {
-				return nil, err
-			}
-			if f != nil {
-				fs = append(fs, f)
-			}
 		}
 		return func(t []string) []string {
 			for _, f := range fs {

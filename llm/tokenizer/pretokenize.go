@@ -29,21 +29,9 @@ func parseNormalizer(raw json.RawMessage) (normalizer, error) {
 	}
 	switch kind {
 	case "Sequence":
-		var s struct {
-			Normalizers []json.RawMessage `json:"normalizers"`
-		}
-		if err := json.Unmarshal(raw, &s); err != nil {
+		fs, err := parseSequence(raw, "normalizers", parseNormalizer, func(f normalizer) bool { return f != nil })
+		if err != nil {
 			return nil, err
-		}
-		var fs []normalizer
-		for _, r := range s.Normalizers {
-			f, err := parseNormalizer(r)
-			if err != nil {
-				return nil, err
-			}
-			if f != nil {
-				fs = append(fs, f)
-			}
 		}
 		return func(s string) (string, error) {
 			for _, f := range fs {
@@ -219,21 +207,9 @@ func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 	}
 	switch kind {
 	case "Sequence":
-		var s struct {
-			Pre []json.RawMessage `json:"pretokenizers"`
-		}
-		if err := json.Unmarshal(raw, &s); err != nil {
+		fs, err := parseSequence(raw, "pretokenizers", parsePreTokenizer, func(f preTokenizer) bool { return f != nil })
+		if err != nil {
 			return nil, err
-		}
-		var fs []preTokenizer
-		for _, r := range s.Pre {
-			f, err := parsePreTokenizer(r)
-			if err != nil {
-				return nil, err
-			}
-			if f != nil {
-				fs = append(fs, f)
-			}
 		}
 		return func(s string, first bool) []string {
 			words := []string{s}
@@ -684,3 +660,39 @@ func (m *lookaheadMatcher) FindAllStringIndex(s string, n int) [][]int {
 
 // MatchString reports whether s has a match.
 func (m *lookaheadMatcher) MatchString(s string) bool { return len(m.FindAllStringIndex(s, 1)) > 0 }
+
+// parseSequence reads the components a Sequence lists under field, each
+// with parse, and keeps those keep accepts (components that do nothing
+// parse to nil).
+func parseSequence[T any](raw json.RawMessage, field string, parse func(json.RawMessage) (T, error), keep func(T) bool) ([]T, error) {
+	var s map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, err
+	}
+	v, ok := s[field]
+	if !ok { // encoding/json matches struct fields without case too
+		for k, kv := range s {
+			if strings.EqualFold(k, field) {
+				v, ok = kv, true
+				break
+			}
+		}
+	}
+	var list []json.RawMessage
+	if ok {
+		if err := json.Unmarshal(v, &list); err != nil {
+			return nil, err
+		}
+	}
+	var out []T
+	for _, r := range list {
+		f, err := parse(r)
+		if err != nil {
+			return nil, err
+		}
+		if keep(f) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
