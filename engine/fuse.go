@@ -77,7 +77,7 @@ func (m *Model) planFusions() {
 			f.skip = append(f.skip, ri)
 			f.inner = append(f.inner, bn.out[0])
 			f.out = m.nodes[ri].out[0]
-			kernel = reluAfter{cn.kernel}
+			kernel = reluAfter{Kernel: cn.kernel, relu: m.nodes[ri].kernel}
 		}
 		f.fused = cnode{node: cn.node, kernel: kernel, in: []int{cn.in[0], ws, bs}, out: []int{f.out}}
 		m.fusions = append(m.fusions, f)
@@ -145,8 +145,12 @@ func (m *Model) constSlot(t *tensor.Tensor) int {
 	return s
 }
 
-// reluAfter is a kernel followed by a ReLU on its first output, in place.
-type reluAfter struct{ op.Kernel }
+// reluAfter is a kernel followed by a ReLU on its first output, in place;
+// relu is the Relu node's own kernel, whose gradient Backward uses.
+type reluAfter struct {
+	op.Kernel
+	relu op.Kernel
+}
 
 func (r reluAfter) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	out, err := r.Kernel.Forward(in)
@@ -219,30 +223,26 @@ func (p *Pass) fusedWrt(s int) error {
 }
 
 // Backward is the vector-Jacobian product of the kernel followed by a
-// ReLU: the gradient at the output is masked where the output is not
-// positive, then passed back through the kernel (which must not need its
-// own output, as a convolution does not).
+// ReLU: the gradient at the output goes back through the Relu op's own
+// gradient (given the output, which is positive exactly where the ReLU's
+// input is), then through the kernel (which must not need its own output,
+// as a convolution does not).
 func (r reluAfter) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	d, ok := r.Kernel.(op.Differentiable)
 	if !ok {
 		return nil, fmt.Errorf("fused kernel has no gradient")
 	}
+	relu, ok := r.relu.(op.Differentiable)
+	if !ok {
+		return nil, fmt.Errorf("fused ReLU has no gradient")
+	}
 	if len(out) == 0 || out[0] == nil || len(gout) == 0 || gout[0] == nil {
 		return d.Backward(in, nil, gout, need)
 	}
-	y, g := out[0], gout[0]
-	if g.DType != tensor.Float32 || len(g.F) != len(y.F) {
-		return nil, fmt.Errorf("fused ReLU: gradient %s%v for output %v", g.DType, g.Shape, y.Shape)
+	y := out[0]
+	g, err := relu.Backward([]*tensor.Tensor{y}, []*tensor.Tensor{y}, gout[:1], []bool{true})
+	if err != nil {
+		return nil, fmt.Errorf("fused ReLU: %w", err)
 	}
-	masked := tensor.New(g.Shape...)
-	par.For(len(y.F), par.MinWork, func(lo, hi int) {
-		ys, gs, ms := y.F[lo:hi], g.F[lo:hi], masked.F[lo:hi]
-		for i, v := range ys {
-			// Without a branch (the signs are unpredictable): all ones
-			// when v > 0 (or a NaN with the sign bit clear), else 0.
-			b := int32(math.Float32bits(v))
-			ms[i] = math.Float32frombits(math.Float32bits(gs[i]) & uint32((-b&^b)>>31))
-		}
-	})
-	return d.Backward(in, nil, []*tensor.Tensor{masked}, need)
+	return d.Backward(in, nil, g[:1], need)
 }

@@ -261,7 +261,7 @@ func (r reluAfter) Local(in []*tensor.Tensor) (op.LocalRule, bool) {
 	if k == nil {
 		k = r.Kernel
 	}
-	rule.Kernel = reluAfter{k}
+	rule.Kernel = reluAfter{Kernel: k, relu: r.relu}
 	return rule, true
 }
 
