@@ -184,13 +184,20 @@ func Conv2D(p ConvParams, x, w, bias, y []float32) {
 
 // conv2D is Conv2D on up to workers goroutines (0: automatic).
 func conv2D(p ConvParams, x, w, bias, y []float32, workers int) {
+	conv2DWith(p, x, w, nil, bias, y, workers)
+}
+
+// conv2DWith is conv2D reading, when not nil and the convolution runs by
+// Winograd's algorithm, the weights already transformed in u (see
+// WinogradWeights).
+func conv2DWith(p ConvParams, x, w, u, bias, y []float32, workers int) {
 	p = p.norm()
 	p.check(len(x), len(w), len(y), "x", "w", "y")
 	if bias != nil && len(bias) < p.M {
 		panic(fmt.Sprintf("kernels: len(bias)=%d < M=%d", len(bias), p.M))
 	}
 	if useWinograd(p) {
-		conv2DWinograd(p, x, w, bias, y, workers)
+		conv2DWinograd(p, x, w, u, bias, y, workers)
 		return
 	}
 	// Reading the input in place saves building im2col blocks, but cuts
@@ -646,10 +653,17 @@ func Conv2DInputGrad(p ConvParams, w, gy, gx []float32) {
 // conv2DInputGrad is Conv2DInputGrad on up to workers goroutines (0:
 // automatic).
 func conv2DInputGrad(p ConvParams, w, gy, gx []float32, workers int) {
+	conv2DInputGradWith(p, w, nil, gy, gx, workers)
+}
+
+// conv2DInputGradWith is conv2DInputGrad reading, when not nil and the
+// gradient runs by Winograd's algorithm, the weights already transformed
+// in u (see WinogradWeights with grad).
+func conv2DInputGradWith(p ConvParams, w, u, gy, gx []float32, workers int) {
 	p = p.norm()
 	p.check(len(gx), len(w), len(gy), "gx", "w", "gy")
 	if q, ok := p.transposed(); ok && useWinograd(q) {
-		winoInputGrad(p, w, gy, gx, workers)
+		winoInputGrad(p, w, u, gy, gx, workers)
 		return
 	}
 	// With stride 1 the input gradient is itself a convolution: of gy

@@ -1,7 +1,6 @@
 package kernels
 
 import (
-	"fmt"
 	"runtime"
 	"sync"
 
@@ -252,12 +251,13 @@ func (pl winoPlan) withBands(p ConvParams, block, band int, own bool) winoPlan {
 
 // conv2DWinograd is Conv2D for 3×3 convolutions with stride 1, dilation
 // 1 and one group (see winogradOK), by Winograd's F(4×4, 3×3), on up to
-// workers goroutines (0: automatic). p must be normalized.
-func conv2DWinograd(p ConvParams, x, w, bias, y []float32, workers int) {
+// workers goroutines (0: automatic), reading the weights from pre when
+// they are already transformed there (see winoRun). p must be normalized.
+func conv2DWinograd(p ConvParams, x, w, pre, bias, y []float32, workers int) {
 	if p.N == 0 {
 		return
 	}
-	winoRun(p, planWinograd(p, workers), x, w, nil, bias, y, false)
+	winoRun(p, planWinograd(p, workers), x, w, pre, bias, y, false)
 }
 
 // winoRun is conv2DWinograd as planned by pl. With flip, w holds the
@@ -817,13 +817,13 @@ func winoOutput(p *ConvParams, pl *winoPlan, m []float32, nt int, bias, y []floa
 // with winogradOK(p) and padding at most 2 on each side: the input
 // gradient is then the convolution of gy with the weights rotated by 180°
 // and their channel axes swapped (see ConvParams.transposed), which
-// winoRun reads from w as they are.
-func winoInputGrad(p ConvParams, w, gy, gx []float32, workers int) {
+// winoRun reads from w as they are (or pre, already transformed).
+func winoInputGrad(p ConvParams, w, pre, gy, gx []float32, workers int) {
 	q, _ := p.transposed()
 	if q.N == 0 {
 		return
 	}
-	winoRun(q, planWinograd(q, workers), gy, w, nil, nil, gx, true)
+	winoRun(q, planWinograd(q, workers), gy, w, pre, nil, gx, true)
 }
 
 // WinogradWeights returns the weights w of the convolution p transformed
@@ -864,35 +864,13 @@ func WinogradWeights(p ConvParams, w []float32, grad bool) []float32 {
 // convolution by Winograd's algorithm, it reads u instead of transforming
 // w again.
 func Conv2DPrepared(p ConvParams, x, w, u, bias, y []float32) {
-	q := p.norm()
-	if u == nil || !useWinograd(q) {
-		conv2D(p, x, w, bias, y, 0)
-		return
-	}
-	q.check(len(x), len(w), len(y), "x", "w", "y")
-	if bias != nil && len(bias) < q.M {
-		panic(fmt.Sprintf("kernels: len(bias)=%d < M=%d", len(bias), q.M))
-	}
-	if q.N == 0 {
-		return
-	}
-	winoRun(q, planWinograd(q, 0), x, w, u, bias, y, false)
+	conv2DWith(p, x, w, u, bias, y, 0)
 }
 
 // Conv2DInputGradPrepared is Conv2DInputGrad with u, when not nil, the
 // weights w as WinogradWeights(p, w, true) returned them.
 func Conv2DInputGradPrepared(p ConvParams, w, u, gy, gx []float32) {
-	q := p.norm()
-	t, ok := q.transposed()
-	if u == nil || !ok || !useWinograd(t) {
-		conv2DInputGrad(p, w, gy, gx, 0)
-		return
-	}
-	q.check(len(gx), len(w), len(gy), "gx", "w", "gy")
-	if t.N == 0 {
-		return
-	}
-	winoRun(t, planWinograd(t, 0), gy, w, u, nil, gx, true)
+	conv2DInputGradWith(p, w, u, gy, gx, 0)
 }
 
 // UsesWinograd reports whether Conv2D (with grad, Conv2DInputGrad) runs

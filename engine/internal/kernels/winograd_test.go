@@ -93,7 +93,7 @@ func TestConv2DWinograd(t *testing.T) {
 				want := naiveConv(p, x, w, b)
 				for _, workers := range []int{0, 1, 3} {
 					y := nanSlice(ny)
-					conv2DWinograd(p, x, w, b, y, workers)
+					conv2DWinograd(p, x, w, nil, b, y, workers)
 					closeToMax(t, fmt.Sprintf("workers=%d bias=%v", workers, b != nil), y, want, 2e-5)
 					// Both modes, with several blocks and bands.
 					pl := planWinograd(p, workers)
@@ -111,7 +111,7 @@ func TestConv2DWinograd(t *testing.T) {
 			q, _ := p.transposed()
 			for _, workers := range []int{0, 1, 3} {
 				gx := nanSlice(nx)
-				winoInputGrad(p, w, gy, gx, workers)
+				winoInputGrad(p, w, nil, gy, gx, workers)
 				closeToMax(t, fmt.Sprintf("input gradient workers=%d", workers), gx, want, 2e-5)
 				pl := planWinograd(q, workers)
 				for _, ql := range []winoPlan{pl.withBlock(winoTile), pl.withBlock(8), pl.withBands(q, 8, mr, false), pl.withBands(q, 2*winoTile, 2*mr, false), pl.withBands(q, 8, mr, true)} {
@@ -229,8 +229,8 @@ func TestWinogradAccuracy(t *testing.T) {
 			want     []float64
 			n        int
 		}{
-			{"forward", func(y []float32) { conv2DDirect(p, x, w, nil, y, 0) }, func(y []float32) { conv2DWinograd(p, x, w, nil, y, 0) }, naiveConv64(p, x, w), ny},
-			{"input gradient", func(gx []float32) { inputGradChunked(p, w, gy, gx, 0) }, func(gx []float32) { winoInputGrad(p, w, gy, gx, 0) }, naiveConv64(q, gy, wt), nx},
+			{"forward", func(y []float32) { conv2DDirect(p, x, w, nil, y, 0) }, func(y []float32) { conv2DWinograd(p, x, w, nil, nil, y, 0) }, naiveConv64(p, x, w), ny},
+			{"input gradient", func(gx []float32) { inputGradChunked(p, w, gy, gx, 0) }, func(gx []float32) { winoInputGrad(p, w, nil, gy, gx, 0) }, naiveConv64(q, gy, wt), nx},
 		} {
 			y := make([]float32, tc.n)
 			tc.direct(y)
@@ -275,9 +275,9 @@ func TestWinogradSpeed(t *testing.T) {
 				f    func()
 			}{
 				{"direct", func() { conv2DDirect(p, x, w, bias, y, 0) }},
-				{"winograd", func() { conv2DWinograd(p, x, w, bias, y, 0) }},
+				{"winograd", func() { conv2DWinograd(p, x, w, nil, bias, y, 0) }},
 				{"grad", func() { inputGradNoWino(p, w, gy, gx) }},
-				{"grad-wino", func() { winoInputGrad(p, w, gy, gx, 0) }},
+				{"grad-wino", func() { winoInputGrad(p, w, nil, gy, gx, 0) }},
 			}
 			// The fastest single run of each, the variants taking turns:
 			// the machine is shared, and other work only slows a run down.
