@@ -3,8 +3,11 @@ package attr
 import (
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	"github.com/loupe-ml/loupe/engine"
+	"github.com/loupe-ml/loupe/graph"
+	"github.com/loupe-ml/loupe/internal/par"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -52,49 +55,81 @@ func hookGradOut(c *engine.RuleContext) *tensor.Tensor {
 	return c.GradOut[0]
 }
 
-// halves returns, for a tensor of 2N rows, x[i] - x[i+N] for the first half
-// and the same value for the second (Captum's _compute_diffs).
-func halves(t *tensor.Tensor) ([]float32, error) {
+// halvesOf returns half the length of a tensor of 2N rows (Captum's
+// _compute_diffs pairs row i with row i+N), or an error when it does not
+// split so.
+func halvesOf(t *tensor.Tensor) (int, error) {
 	if t.Rank() == 0 || t.Shape[0]%2 != 0 {
-		return nil, fmt.Errorf("DeepLift rule: tensor of shape %v does not hold inputs and baselines in two halves", t.Shape)
+		return 0, fmt.Errorf("DeepLift rule: tensor of shape %v does not hold inputs and baselines in two halves", t.Shape)
 	}
-	half := t.Len() / 2
-	d := make([]float32, t.Len())
-	for i := 0; i < half; i++ {
-		v := t.F[i] - t.F[i+half]
-		d[i], d[i+half] = v, v
-	}
-	return d, nil
+	return t.Len() / 2, nil
 }
 
-// rescale returns where(|din| < eps, plain, gout * dout / din).
-func rescale(din, dout []float32, gout, plain *tensor.Tensor) *tensor.Tensor {
-	out := tensor.New(gout.Shape...)
-	for i := range out.F {
-		if math.Abs(float64(din[i])) < deepLiftEps {
-			out.F[i] = plain.F[i]
-		} else {
-			out.F[i] = gout.F[i] * dout[i] / din[i]
-		}
-	}
-	return out
-}
+// ruleGrain is the number of elements below which a rule's loop stays on
+// one goroutine.
+const ruleGrain = 1 << 14
 
+// rescaleRule is DeepLift's rescale rule for an elementwise op: the
+// gradient at the output times Δout/Δin, where Δ is an element of the input
+// half minus its baseline (the same for both halves); where |Δin| is below
+// eps the op's own gradient is kept. That gradient is computed only when
+// some element needs it.
 func rescaleRule(c *engine.RuleContext) ([]*tensor.Tensor, error) {
-	plain, err := c.Default()
-	if err != nil || c.GradOut[0] == nil || plain[0] == nil {
-		return plain, err
+	if c.GradOut[0] == nil || !c.Need[0] {
+		return c.Default()
 	}
-	din, err := halves(c.In[0])
+	x, y, g := c.In[0], c.Out[0], hookGradOut(c)
+	h, err := halvesOf(x)
 	if err != nil {
 		return nil, err
 	}
-	dout, err := halves(c.Out[0])
-	if err != nil {
-		return nil, err
+	if y.Len() != x.Len() || g.Len() != x.Len() {
+		return nil, fmt.Errorf("DeepLift rule: %s maps %v to %v, want an elementwise op", c.Node, x.Shape, y.Shape)
 	}
-	g := append([]*tensor.Tensor{rescale(din, dout, hookGradOut(c), plain[0])}, plain[1:]...)
-	return g, nil
+	out := tensor.New(g.Shape...)
+	var small atomic.Bool // some |Δin| < eps
+	par.For(h, ruleGrain, func(lo, hi int) {
+		found := false
+		xa, xb, ya, yb := x.F[lo:hi], x.F[h+lo:h+hi], y.F[lo:hi], y.F[h+lo:h+hi]
+		ga, gb, oa, ob := g.F[lo:hi], g.F[h+lo:h+hi], out.F[lo:hi], out.F[h+lo:h+hi]
+		for i, v := range xa {
+			din := v - xb[i]
+			if math.Abs(float64(din)) < deepLiftEps {
+				found = true
+				continue
+			}
+			dout := ya[i] - yb[i]
+			oa[i] = ga[i] * dout / din
+			ob[i] = gb[i] * dout / din
+		}
+		if found {
+			small.Store(true)
+		}
+	})
+	grads := []*tensor.Tensor{out}
+	if small.Load() || len(c.In) > 1 {
+		plain, err := c.Default()
+		if err != nil {
+			return nil, err
+		}
+		if small.Load() {
+			keepPlain(out.F, plain[0].F, x.F, h)
+		}
+		grads = append(grads, plain[1:]...)
+	}
+	return grads, nil
+}
+
+// keepPlain copies into out, in both halves, the plain gradient where the
+// input differs from its baseline (x[i] - x[i+h]) by less than eps.
+func keepPlain(out, plain, x []float32, h int) {
+	par.For(h, ruleGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if math.Abs(float64(x[i]-x[i+h])) < deepLiftEps {
+				out[i], out[i+h] = plain[i], plain[i+h]
+			}
+		}
+	})
 }
 
 // softmaxRule is the rescale rule followed by subtracting the mean of the
@@ -122,60 +157,85 @@ func softmaxRule(c *engine.RuleContext) ([]*tensor.Tensor, error) {
 // does), the two halves are added, and the sum is divided by the input
 // difference; where that is below eps, the plain gradient is kept.
 func maxPoolRule(c *engine.RuleContext) ([]*tensor.Tensor, error) {
-	plain, err := c.Default()
-	if err != nil || c.GradOut[0] == nil || plain[0] == nil {
-		return plain, err
+	if c.GradOut[0] == nil || !c.Need[0] {
+		return c.Default()
 	}
 	x, y, gout := c.In[0], c.Out[0], hookGradOut(c)
-	din, err := halves(x)
+	half, err := halvesOf(x)
 	if err != nil {
 		return nil, err
 	}
-	if y.Rank() == 0 || y.Shape[0]%2 != 0 {
-		return nil, fmt.Errorf("DeepLift rule: tensor of shape %v does not hold inputs and baselines in two halves", y.Shape)
-	}
-	yh := y.Len() / 2
-	dout := make([]float32, y.Len())
-	for i := 0; i < yh; i++ {
-		m := max(y.F[i], y.F[i+yh])
-		dout[i] = m - y.F[i+yh]
-		dout[i+yh] = y.F[i] - m
-	}
-	idx, err := poolArgmax(c, x, y)
+	yh, err := halvesOf(y)
 	if err != nil {
 		return nil, err
 	}
+	if gout.Len() != y.Len() || c.GradOut[0].Len() != y.Len() {
+		return nil, fmt.Errorf("DeepLift MaxPool rule: gradient of shape %v for output %v", gout.Shape, y.Shape)
+	}
+	g, err := poolGeometry(c.Node, x, y)
+	if err != nil {
+		return nil, err
+	}
+	// un: each output's weighted gradient unpooled to its window's first
+	// maximum (a later window overwriting an earlier one); plain: the
+	// pool's own gradient, the same windows' gradients summed at their
+	// maxima in the same order (as the MaxPool kernel's). Planes are
+	// disjoint; the windows of a plane run in order.
+	plainAt := c.GradOut[0].F
 	un := make([]float32, x.Len())
-	for o, i := range idx {
-		un[i] = gout.F[o] * dout[o]
-	}
-	half := x.Len() / 2
-	for i := 0; i < half; i++ {
-		s := un[i] + un[i+half]
-		un[i], un[i+half] = s, s
-	}
-	out := tensor.New(x.Shape...)
-	for i := range out.F {
-		if math.Abs(float64(din[i])) < deepLiftEps {
-			out.F[i] = plain[0].F[i]
-		} else {
-			out.F[i] = un[i] / din[i]
+	plain := make([]float32, x.Len())
+	inPlane, outPlane := g.H*g.W, g.OH*g.OW
+	par.For(g.planes, max(1, ruleGrain/max(1, outPlane*g.KH*g.KW)), func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			xp := x.F[p*inPlane : (p+1)*inPlane]
+			up := un[p*inPlane : (p+1)*inPlane]
+			pp := plain[p*inPlane : (p+1)*inPlane]
+			for oh := 0; oh < g.OH; oh++ {
+				for ow := 0; ow < g.OW; ow++ {
+					o := p*outPlane + oh*g.OW + ow
+					var d float32
+					if o < yh {
+						d = max(y.F[o], y.F[o+yh]) - y.F[o+yh]
+					} else {
+						d = y.F[o-yh] - max(y.F[o-yh], y.F[o])
+					}
+					at := g.argmax(xp, oh, ow)
+					up[at] = gout.F[o] * d
+					pp[at] += plainAt[o]
+				}
+			}
 		}
-	}
+	})
+	out := tensor.New(x.Shape...)
+	par.For(half, ruleGrain, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			din := x.F[i] - x.F[i+half]
+			if math.Abs(float64(din)) < deepLiftEps {
+				out.F[i], out.F[i+half] = plain[i], plain[i+half]
+				continue
+			}
+			s := un[i] + un[i+half]
+			out.F[i], out.F[i+half] = s/din, s/din
+		}
+	})
 	return []*tensor.Tensor{out}, nil
 }
 
-// poolArgmax returns, for each element of a max pool's output y, the flat
-// index in x of its window's first maximum.
-func poolArgmax(c *engine.RuleContext, x, y *tensor.Tensor) ([]int, error) {
-	n := c.Node
+// poolGeom is a max pool's window on planes of H×W (1-D pools have H = 1).
+type poolGeom struct {
+	planes, H, W, OH, OW           int
+	KH, KW, SH, SW, DH, DW, PT, PL int
+}
+
+// poolGeometry reads a MaxPool node's window for input x and output y.
+func poolGeometry(n *graph.Node, x, y *tensor.Tensor) (poolGeom, error) {
 	rank := x.Rank() - 2
 	if rank < 1 || rank > 2 || y.Rank() != x.Rank() {
-		return nil, fmt.Errorf("DeepLift MaxPool rule supports 1-D and 2-D pooling, got input %v", x.Shape)
+		return poolGeom{}, fmt.Errorf("DeepLift MaxPool rule supports 1-D and 2-D pooling, got input %v", x.Shape)
 	}
 	ks := n.Ints("kernel_shape", nil)
 	if len(ks) != rank {
-		return nil, fmt.Errorf("DeepLift MaxPool rule: kernel_shape %v for a %d-D pool", ks, rank)
+		return poolGeom{}, fmt.Errorf("DeepLift MaxPool rule: kernel_shape %v for a %d-D pool", ks, rank)
 	}
 	get := func(name string, def int64, k int) []int {
 		v := n.Ints(name, nil)
@@ -192,43 +252,41 @@ func poolArgmax(c *engine.RuleContext, x, y *tensor.Tensor) ([]int, error) {
 	dil := get("dilations", 1, rank)
 	pads := get("pads", 0, 2*rank)
 	if ap := n.Str("auto_pad", "NOTSET"); ap != "NOTSET" && ap != "VALID" {
-		return nil, fmt.Errorf("DeepLift MaxPool rule: auto_pad %s is not supported", ap)
+		return poolGeom{}, fmt.Errorf("DeepLift MaxPool rule: auto_pad %s is not supported", ap)
 	}
 	// Treat 1-D as 2-D with height 1.
-	H, W, OH, OW := 1, x.Shape[2], 1, y.Shape[2]
-	KH, KW, SH, SW, DH, DW, PT, PL := 1, int(ks[0]), 1, strides[0], 1, dil[0], 0, pads[0]
+	g := poolGeom{planes: x.Shape[0] * x.Shape[1], H: 1, W: x.Shape[2], OH: 1, OW: y.Shape[2],
+		KH: 1, KW: int(ks[0]), SH: 1, SW: strides[0], DH: 1, DW: dil[0], PL: pads[0]}
 	if rank == 2 {
-		H, W, OH, OW = x.Shape[2], x.Shape[3], y.Shape[2], y.Shape[3]
-		KH, KW, SH, SW, DH, DW, PT, PL = int(ks[0]), int(ks[1]), strides[0], strides[1], dil[0], dil[1], pads[0], pads[1]
+		g.H, g.W, g.OH, g.OW = x.Shape[2], x.Shape[3], y.Shape[2], y.Shape[3]
+		g.KH, g.KW, g.SH, g.SW, g.DH, g.DW, g.PT, g.PL = int(ks[0]), int(ks[1]), strides[0], strides[1], dil[0], dil[1], pads[0], pads[1]
 	}
-	planes := x.Shape[0] * x.Shape[1]
-	idx := make([]int, y.Len())
-	for p := 0; p < planes; p++ {
-		for oh := 0; oh < OH; oh++ {
-			for ow := 0; ow < OW; ow++ {
-				best, bi := float32(math.Inf(-1)), -1
-				for kh := 0; kh < KH; kh++ {
-					ih := oh*SH - PT + kh*DH
-					if ih < 0 || ih >= H {
-						continue
-					}
-					for kw := 0; kw < KW; kw++ {
-						iw := ow*SW - PL + kw*DW
-						if iw < 0 || iw >= W {
-							continue
-						}
-						i := p*H*W + ih*W + iw
-						if v := x.F[i]; v > best || bi < 0 || math.IsNaN(float64(v)) {
-							best, bi = v, i
-						}
-					}
-				}
-				if bi < 0 {
-					bi = p * H * W
-				}
-				idx[p*OH*OW+oh*OW+ow] = bi
+	if y.Shape[0]*y.Shape[1] != g.planes {
+		return poolGeom{}, fmt.Errorf("DeepLift MaxPool rule: output %v for input %v", y.Shape, x.Shape)
+	}
+	return g, nil
+}
+
+// argmax returns the index in the plane xp of the first maximum of output
+// (oh, ow)'s window (the last NaN if it holds any; the plane's first
+// element if the window holds no input element), as PyTorch's CPU kernel.
+func (g *poolGeom) argmax(xp []float32, oh, ow int) int {
+	best, bi := float32(math.Inf(-1)), -1
+	for kh := 0; kh < g.KH; kh++ {
+		ih := oh*g.SH - g.PT + kh*g.DH
+		if ih < 0 || ih >= g.H {
+			continue
+		}
+		row := xp[ih*g.W : (ih+1)*g.W]
+		for kw := 0; kw < g.KW; kw++ {
+			iw := ow*g.SW - g.PL + kw*g.DW
+			if iw < 0 || iw >= g.W {
+				continue
+			}
+			if v := row[iw]; v > best || bi < 0 || v != v {
+				best, bi = v, ih*g.W+iw
 			}
 		}
 	}
-	return idx, nil
+	return max(bi, 0)
 }

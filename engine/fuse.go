@@ -6,7 +6,7 @@ import (
 	"slices"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
-	"github.com/loupe-ml/loupe/engine/internal/par"
+	"github.com/loupe-ml/loupe/internal/par"
 	"github.com/loupe-ml/loupe/tensor"
 	"github.com/viterin/vek/vek32"
 )

@@ -8,7 +8,7 @@ import (
 	"sync"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
-	"github.com/loupe-ml/loupe/engine/internal/par"
+	"github.com/loupe-ml/loupe/internal/par"
 	"github.com/loupe-ml/loupe/tensor"
 )
 

@@ -5,7 +5,7 @@ import (
 	"runtime"
 	"slices"
 
-	"github.com/loupe-ml/loupe/engine/internal/par"
+	"github.com/loupe-ml/loupe/internal/par"
 )
 
 // ConvParams describes a 2-D convolution over NCHW float32 tensors: the

@@ -3,7 +3,7 @@ package kernels
 import (
 	"runtime"
 
-	"github.com/loupe-ml/loupe/engine/internal/par"
+	"github.com/loupe-ml/loupe/internal/par"
 )
 
 // The blocked GEMM below computes C in mr×nr tiles with a register-

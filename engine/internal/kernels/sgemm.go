@@ -4,7 +4,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/loupe-ml/loupe/engine/internal/par"
+	"github.com/loupe-ml/loupe/internal/par"
 )
 
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C for row-major matrices,

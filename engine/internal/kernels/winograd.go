@@ -4,7 +4,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/loupe-ml/loupe/engine/internal/par"
+	"github.com/loupe-ml/loupe/internal/par"
 )
 
 // Winograd convolution F(4×4, 3×3) (Lavin & Gray, "Fast Algorithms for

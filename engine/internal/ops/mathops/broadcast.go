@@ -1,7 +1,7 @@
 package mathops
 
 import (
-	"github.com/loupe-ml/loupe/engine/internal/par"
+	"github.com/loupe-ml/loupe/internal/par"
 	"github.com/loupe-ml/loupe/tensor"
 )
 

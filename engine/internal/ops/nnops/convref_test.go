@@ -1,6 +1,6 @@
 package nnops
 
-import "github.com/loupe-ml/loupe/engine/internal/par"
+import "github.com/loupe-ml/loupe/internal/par"
 
 // Direct convolution loops, the references TestConvPaths checks
 // engine/internal/kernels' convolutions against (with refConv).

@@ -4,8 +4,8 @@ import (
 	"fmt"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
-	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
+	"github.com/loupe-ml/loupe/internal/par"
 	"github.com/loupe-ml/loupe/tensor"
 )
 

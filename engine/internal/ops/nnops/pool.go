@@ -5,8 +5,8 @@ import (
 	"math"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
-	"github.com/loupe-ml/loupe/engine/internal/par"
 	"github.com/loupe-ml/loupe/graph"
+	"github.com/loupe-ml/loupe/internal/par"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -260,32 +260,77 @@ func (k *maxPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tens
 				}
 				gr := gyp[oh*ow : (oh+1)*ow]
 				yr := yp[oh*ow : (oh+1)*ow]
-			window:
 				for o, v := range gr {
 					ws, w0, w1 := tw.start[o], tw.k0[o], tw.k1[o]
 					if w0 >= w1 {
 						continue
 					}
-					m := yr[o]
-					if m == m {
-						for kh := h0; kh < h1; kh++ {
+					// The first element equal to the maximum, by a scan
+					// from the last with conditional moves (no branch
+					// the data decide); -1 if none is (a NaN maximum).
+					m, at := yr[o], -1
+					if h1-h0 == 3 && w1-w0 == 3 {
+						at = firstOf9(xp, m, (hs+h0*dh)*w+ws+w0*dw, dh*w, dw)
+					} else {
+						for kh := h1 - 1; kh >= h0; kh-- {
 							r := (hs+kh*dh)*w + ws
-							for kw := w0; kw < w1; kw++ {
-								if xp[r+kw*dw] == m {
-									gp[r+kw*dw] += v
-									continue window
+							for kw := w1 - 1; kw >= w0; kw-- {
+								i := r + kw*dw
+								if xp[i] == m {
+									at = i
 								}
 							}
 						}
 					}
-					// A NaN maximum, or one the window does not hold.
-					_, i := windowMax(xp, w, hs, h0, h1, dh, ws, w0, w1, dw)
-					gp[i] += v
+					if at < 0 {
+						// A NaN maximum, or one the window does not hold.
+						_, at = windowMax(xp, w, hs, h0, h1, dh, ws, w0, w1, dw)
+					}
+					gp[at] += v
 				}
 			}
 		}
 	})
 	return grads, nil
+}
+
+// firstOf9 returns the index of the first element equal to m in row-major
+// order of the 3×3 window of x whose first element is at i, rows rs and
+// columns cs apart, or -1 if none is. It branches on nothing the data
+// decide.
+func firstOf9(x []float32, m float32, i, rs, cs int) int {
+	r0 := x[i : i+2*cs+1]
+	r1 := x[i+rs : i+rs+2*cs+1]
+	r2 := x[i+2*rs : i+2*rs+2*cs+1]
+	at := -1
+	if r2[2*cs] == m {
+		at = i + 2*rs + 2*cs
+	}
+	if r2[cs] == m {
+		at = i + 2*rs + cs
+	}
+	if r2[0] == m {
+		at = i + 2*rs
+	}
+	if r1[2*cs] == m {
+		at = i + rs + 2*cs
+	}
+	if r1[cs] == m {
+		at = i + rs + cs
+	}
+	if r1[0] == m {
+		at = i + rs
+	}
+	if r0[2*cs] == m {
+		at = i + 2*cs
+	}
+	if r0[cs] == m {
+		at = i + cs
+	}
+	if r0[0] == m {
+		at = i
+	}
+	return at
 }
 
 // avgPool is the AveragePool kernel.

@@ -133,6 +133,14 @@ func TestMaxPoolNaN(t *testing.T) {
 	ninf := float32(math.Inf(-1))
 	g = backward(t, k, []*tensor.Tensor{ft([]int{1, 1, 1, 5}, ninf, ninf, ninf, ninf, ninf)}, ft([]int{1, 1, 1, 1}, 1))
 	near(t, "-Inf grad", g[0], []int{1, 1, 1, 5}, []float32{1, 0, 0, 0, 0}, 0)
+	// The same in a full 3x3 window (the kernel's unrolled path).
+	k = build(t, mk("MaxPool", 1, 1, aInts("kernel_shape", 3, 3)), 12)
+	g = backward(t, k, []*tensor.Tensor{ft([]int{1, 1, 3, 3}, 1, nan, 3, 4, 9, nan, 2, 0, 1)}, ft([]int{1, 1, 1, 1}, 1))
+	near(t, "3x3 NaN grad", g[0], []int{1, 1, 3, 3}, []float32{0, 0, 0, 0, 0, 1, 0, 0, 0}, 0)
+	g = backward(t, k, []*tensor.Tensor{ft([]int{1, 1, 3, 3}, ninf, ninf, ninf, ninf, ninf, ninf, ninf, ninf, ninf)}, ft([]int{1, 1, 1, 1}, 1))
+	near(t, "3x3 -Inf grad", g[0], []int{1, 1, 3, 3}, []float32{1, 0, 0, 0, 0, 0, 0, 0, 0}, 0)
+	g = backward(t, k, []*tensor.Tensor{ft([]int{1, 1, 3, 3}, 1, 7, 3, 4, 9, 9, 2, 9, 1)}, ft([]int{1, 1, 1, 1}, 1))
+	near(t, "3x3 first max", g[0], []int{1, 1, 3, 3}, []float32{0, 0, 0, 0, 1, 0, 0, 0, 0}, 0)
 }
 
 func TestAveragePoolForward(t *testing.T) {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
-	"github.com/loupe-ml/loupe/engine/internal/par"
+	"github.com/loupe-ml/loupe/internal/par"
 	"github.com/loupe-ml/loupe/tensor"
 )
 

@@ -1,4 +1,4 @@
-// Package par is the one way loupe's engine runs work on several
+// Package par is the one way loupe runs work on several
 // goroutines. For splits a loop over [0, n) into ranges; Chunks cuts it
 // into a given number of chunks and tells each call which one it has (for
 // per-chunk partial results combined in a fixed order afterwards); Range
