@@ -151,3 +151,28 @@ func TestPanicReachesCaller(t *testing.T) {
 		}
 	}
 }
+
+// TestTasksBackToBack runs many short calls in a row, as a forward pass
+// does, so that lingering helpers join later calls: every task must run
+// once, and no two bodies of one call may share a worker number.
+func TestTasksBackToBack(t *testing.T) {
+	for c := 0; c < 2000; c++ {
+		workers := 2 + c%3
+		n := 1 + c%7
+		seen := make([]int32, n)
+		ids := make([]int32, workers)
+		var bad atomic.Bool
+		Tasks(n, workers, func(w int, q *Queue) {
+			if w < 0 || w >= workers || atomic.AddInt32(&ids[w], 1) != 1 {
+				bad.Store(true)
+			}
+			for i := q.Next(-1); i >= 0; i = q.Next(i) {
+				atomic.AddInt32(&seen[i], 1)
+			}
+		})
+		if bad.Load() {
+			t.Fatalf("call %d: worker number out of range or given twice", c)
+		}
+		visits(t, "Tasks", n, seen)
+	}
+}
