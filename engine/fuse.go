@@ -77,7 +77,7 @@ func (m *Model) planFusions() {
 			f.skip = append(f.skip, ri)
 			f.inner = append(f.inner, bn.out[0])
 			f.out = m.nodes[ri].out[0]
-			kernel = reluAfter{Kernel: cn.kernel, relu: m.nodes[ri].kernel}
+			kernel = reluAfter{Kernel: kernel, relu: m.nodes[ri].kernel}
 		}
 		f.fused = cnode{node: cn.node, kernel: kernel, in: []int{cn.in[0], ws, bs}, out: []int{f.out}}
 		m.fusions = append(m.fusions, f)

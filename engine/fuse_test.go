@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/loupe-ml/loupe/engine/internal/op"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -27,6 +28,17 @@ func TestFusions(t *testing.T) {
 			m := load(t, tc.file)
 			if len(m.fusions) < tc.chains {
 				t.Fatalf("%d chains fused, want at least %d", len(m.fusions), tc.chains)
+			}
+			// A fused chain runs the convolution specialized to its
+			// folded weights (prepared once), with or without a ReLU.
+			for _, f := range m.fusions {
+				k := f.fused.kernel
+				if r, ok := k.(reluAfter); ok {
+					k = r.Kernel
+				}
+				if _, spec := m.nodes[f.head].kernel.(op.Specializer); spec && k == m.nodes[f.head].kernel {
+					t.Errorf("chain at %s runs the unspecialized convolution", m.nodes[f.head].node)
+				}
 			}
 			x := randn(3, tc.shape...)
 			rec, err := m.Forward(ctx, feed("input", x), &Options{Record: true, Taps: []string{tc.inner}})
