@@ -11,18 +11,23 @@ import (
 	"github.com/viterin/vek/vek32"
 )
 
-// fusion is a chain Conv -> BatchNormalization [-> Relu] run as one
-// convolution whose weights and bias have the normalization folded in, with
-// the ReLU applied in place to its output. The model keeps the chain's nodes
-// as they are: a pass uses the fusion only when it does not record (no
-// Backward, so backward rules never see it) and nothing it asks for, taps or
-// injects lies inside the chain. Folding changes the outputs by float32
-// rounding only.
+// fusion is a chain run as one node: Conv -> BatchNormalization [-> Relu]
+// as one convolution whose weights and bias have the normalization folded
+// in, or Add -> Relu (a residual block's end) as one addition; a ReLU is
+// applied in place to the head's output. The model keeps the chain's nodes
+// as they are: a pass uses the fusion only when it does not record, or
+// records with Options.Fuse and no backward rules, and nothing it asks
+// for, taps or injects lies inside the chain. Folding changes the outputs
+// by float32 rounding only.
 type fusion struct {
-	head  int   // index in Model.nodes of the Conv
+	head  int   // index in Model.nodes of the Conv or Add
 	skip  []int // the nodes it replaces after the head
 	inner []int // slots computed inside the chain (not produced by a fused pass)
 	out   int   // the slot of the chain's last output
+	// allInputs: every input of the head is an input of the fused node
+	// (an Add); a convolution keeps only its data input (its weights and
+	// bias are replaced by folded constants).
+	allInputs bool
 	// fused is the node a pass runs instead of the chain: the head's node,
 	// its inputs with the weights and bias replaced by folded constants,
 	// the chain's last output, and the convolution's kernel followed by
@@ -80,6 +85,24 @@ func (m *Model) planFusions() {
 			kernel = reluAfter{Kernel: kernel, relu: m.nodes[ri].kernel}
 		}
 		f.fused = cnode{node: cn.node, kernel: kernel, in: []int{cn.in[0], ws, bs}, out: []int{f.out}}
+		m.fusions = append(m.fusions, f)
+	}
+	// Add -> Relu: the ReLU applied in place to the sum (one pass over the
+	// activations instead of two, one tensor less).
+	for ni, cn := range m.nodes {
+		if cn.node.OpType != "Add" || len(cn.in) != 2 || len(cn.out) != 1 || cn.out[0] < 0 {
+			continue
+		}
+		ri := reader(cn.out[0])
+		if ri < 0 {
+			continue
+		}
+		rn := m.nodes[ri]
+		if rn.node.OpType != "Relu" || len(rn.in) != 1 || len(rn.out) != 1 || rn.out[0] < 0 {
+			continue
+		}
+		f := fusion{head: ni, skip: []int{ri}, inner: []int{cn.out[0]}, out: rn.out[0], allInputs: true}
+		f.fused = cnode{node: cn.node, kernel: reluAfter{Kernel: cn.kernel, relu: rn.kernel}, in: cn.in, out: []int{f.out}}
 		m.fusions = append(m.fusions, f)
 	}
 }
@@ -157,6 +180,9 @@ func (r reluAfter) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	if err != nil || len(out) == 0 || out[0] == nil {
 		return out, err
 	}
+	if out[0].DType != tensor.Float32 {
+		return r.relu.Forward(out[:1])
+	}
 	y := out[0].F
 	par.For(len(y), par.MinWork, func(lo, hi int) {
 		vek32.MaximumNumber_Inplace(y[lo:hi], 0)
@@ -208,12 +234,12 @@ func (p *Pass) node(ni int) cnode {
 func (p *Pass) fusedWrt(s int) error {
 	for head, f := range p.fused {
 		if slices.Contains(f.inner, s) {
-			return fmt.Errorf("the pass ran it inside a folded Conv -> BatchNormalization chain (run it without Options.Fuse)")
+			return fmt.Errorf("the pass ran it inside a fused chain (Conv -> BatchNormalization [-> Relu], or Add -> Relu; run it without Options.Fuse)")
 		}
 		for _, ni := range append([]int{head}, f.skip...) {
 			cn := p.m.nodes[ni]
 			for i, in := range cn.in {
-				if in == s && !(ni == head && i == 0) && !slices.Contains(f.inner, in) {
+				if in == s && !(ni == head && (i == 0 || f.allInputs)) && !slices.Contains(f.inner, in) {
 					return fmt.Errorf("it is a weight of a folded Conv -> BatchNormalization chain (run the pass without Options.Fuse)")
 				}
 			}
@@ -225,8 +251,8 @@ func (p *Pass) fusedWrt(s int) error {
 // Backward is the vector-Jacobian product of the kernel followed by a
 // ReLU: the gradient at the output goes back through the Relu op's own
 // gradient (given the output, which is positive exactly where the ReLU's
-// input is), then through the kernel (which must not need its own output,
-// as a convolution does not).
+// input is), then through the kernel (which must not need its own output:
+// a convolution and an addition do not).
 func (r reluAfter) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
 	d, ok := r.Kernel.(op.Differentiable)
 	if !ok {

@@ -150,6 +150,44 @@ func TestFusedGradients(t *testing.T) {
 			if _, err := p.Backward(ctx, seeds, []string{w}, nil); err == nil {
 				t.Errorf("gradient with respect to the weights %q of a fused chain: accepted", w)
 			}
+			// An Add -> Relu chain keeps both of the Add's inputs: their
+			// gradients are the unfused ones; its sum is inside.
+			for _, f := range p.m.fusions {
+				if !f.allInputs {
+					continue
+				}
+				head := p.m.nodes[f.head]
+				wrt := []string{p.m.names[head.in[0]], p.m.names[head.in[1]]}
+				grads := func(fuse bool) map[string]*tensor.Tensor {
+					q, err := m.Forward(ctx, feed("input", x), &Options{Record: true, Fuse: fuse})
+					if err != nil {
+						t.Fatal(err)
+					}
+					g, err := q.Backward(ctx, seeds, wrt, nil)
+					if err != nil {
+						t.Fatalf("fuse %v: gradient with respect to %v: %v", fuse, wrt, err)
+					}
+					return g
+				}
+				want, got := grads(false), grads(true)
+				for _, name := range wrt {
+					scale := 0.0
+					for _, v := range want[name].F {
+						scale = max(scale, math.Abs(float64(v)))
+					}
+					if d := float64(tensor.MaxAbsDiff(got[name].F, want[name].F)); d > 1e-5*scale || scale == 0 {
+						t.Errorf("gradient at %s, input of fused %s: differs by %g (scale %g)", name, head.node, d, scale)
+					}
+				}
+				sum := p.m.names[f.inner[0]]
+				if _, err := p.Backward(ctx, seeds, []string{sum}, nil); err == nil {
+					t.Errorf("gradient with respect to %q inside a fused Add -> Relu: accepted", sum)
+				}
+				return
+			}
+			if tc.file == "resnet_mini_s0.onnx" {
+				t.Error("no Add -> Relu chain fused")
+			}
 		})
 	}
 }

@@ -134,7 +134,7 @@ func (m *Model) Incremental(ctx context.Context, inputs map[string]*tensor.Tenso
 		}
 	}
 	// Every slot the output depends on is kept, except those inside the
-	// Conv -> BatchNormalization -> Relu chains that the pass may fuse.
+	// chains that the pass may fuse.
 	inner := map[int]bool{}
 	for _, f := range m.fusions {
 		ok := !inject[f.out]
@@ -246,16 +246,19 @@ func safeLocal(l op.Local, in []*tensor.Tensor) (r op.LocalRule, ok bool) {
 	return l.Local(in)
 }
 
-// Local: the convolution's rule, with the ReLU applied after its crop
-// kernel.
+// Local: the kernel's rule, with the ReLU applied after its crop kernel
+// (an elementwise rule runs the fused kernel itself on crops).
 func (r reluAfter) Local(in []*tensor.Tensor) (op.LocalRule, bool) {
 	l, ok := r.Kernel.(op.Local)
 	if !ok {
 		return op.LocalRule{}, false
 	}
 	rule, ok := l.Local(in)
-	if !ok || rule.Elementwise {
+	if !ok {
 		return op.LocalRule{}, false
+	}
+	if rule.Elementwise {
+		return rule, true
 	}
 	k := rule.Kernel
 	if k == nil {

@@ -340,7 +340,7 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 		return nil, fmt.Errorf("backward needs a forward pass run with Options.Record")
 	}
 	if len(p.fused) > 0 && rules != nil {
-		return nil, fmt.Errorf("backward rules need a pass run without Options.Fuse (it ran folded Conv -> BatchNormalization chains)")
+		return nil, fmt.Errorf("backward rules need a pass run without Options.Fuse (it ran fused Conv -> BatchNormalization and Add -> Relu chains)")
 	}
 	m := p.m
 	grads := make([]*tensor.Tensor, len(m.names))
