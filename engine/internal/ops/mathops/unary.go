@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/loupe-ml/loupe/engine/internal/kernels"
 	"github.com/loupe-ml/loupe/engine/internal/op"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/internal/par"
@@ -164,22 +165,9 @@ func unaryFactories() map[string]op.Factory {
 var reluKernel = &unaryKernel{
 	cost: 1,
 	fwd:  vRelu, // NaN propagates, as in PyTorch
-	// PyTorch: the derivative at 0 is 0.
-	bwd: func(gx, g, x, _ []float32) {
-		g, x = g[:len(gx)], x[:len(gx)]
-		for i, v := range x {
-			gx[i] = math.Float32frombits(math.Float32bits(g[i]) & positiveMask(v))
-		}
-	},
-}
-
-// positiveMask is all ones when x > 0 (or x is a NaN with the sign bit
-// clear) and 0 otherwise, without a branch (the sign of activations is
-// unpredictable, and mispredicted branches made ReLU's backward pass slower
-// than a matrix product).
-func positiveMask(x float32) uint32 {
-	b := int32(math.Float32bits(x))
-	return uint32((-b & ^b) >> 31)
+	// PyTorch (threshold_backward): the gradient passes where x > 0 or x
+	// is NaN; the derivative at 0 is 0.
+	bwd: func(gx, g, x, _ []float32) { kernels.ReluGrad(gx, g, x) },
 }
 
 var sigmoidKernel = &unaryKernel{

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/loupe-ml/loupe/engine/internal/kernels"
 	"github.com/loupe-ml/loupe/engine/internal/op"
 	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/internal/par"
@@ -124,9 +125,7 @@ func poolWindows(g geom, th, tw taps, x, y []float32, avg *avgPool) {
 					r := (hs + kh*dh) * w
 					row := xp[r : r+w]
 					if avg == nil {
-						for i, v := range row {
-							tmp[i] = max(tmp[i], v)
-						}
+						kernels.MaxInto(tmp, row)
 					} else {
 						for i, v := range row {
 							tmp[i] += v
