@@ -68,10 +68,11 @@ type layerRun struct {
 // differentiates the target with respect to the layer tensor (and the extra
 // tensors in wrt, returned in grads).
 func (nt *Net) runLayer(ctx context.Context, feeds map[string]*tensor.Tensor, layer string, inject map[string]*tensor.Tensor, t Target, rules engine.Rules, wrt ...string) (*layerRun, map[string]*tensor.Tensor, error) {
-	// Without rules or extra gradients, chains outside the layer run
-	// folded (engine.Options.Fuse: float32 rounding only).
-	fuse := rules == nil && len(wrt) == 0
-	p, err := nt.forward(ctx, feeds, &engine.Options{Outputs: []string{nt.Output}, Taps: []string{layer}, Inject: inject, Record: true, Fuse: fuse})
+	// Without extra gradients, chains outside the layer run fused where
+	// no rule applies inside them (engine.Options.Fuse and Rules: float32
+	// rounding only).
+	fuse := len(wrt) == 0
+	p, err := nt.forward(ctx, feeds, &engine.Options{Outputs: []string{nt.Output}, Taps: []string{layer}, Inject: inject, Record: true, Fuse: fuse, Rules: rules})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -165,12 +165,12 @@ func (nt *Net) eval(ctx context.Context, feeds map[string]*tensor.Tensor) (*tens
 
 // gradOf runs the net on a batch and returns the output and the gradients
 // of the sum of the selected targets with respect to the attributed
-// inputs. rules, if not nil, replace backward rules; without them the pass
-// runs Conv -> BatchNormalization [-> Relu] chains folded
-// (engine.Options.Fuse), which changes the gradients by float32 rounding
-// only.
+// inputs. rules, if not nil, replace backward rules. The pass runs
+// Conv -> BatchNormalization [-> Relu] and Add -> Relu chains fused
+// where no rule applies inside them (engine.Options.Fuse and Rules),
+// which changes the gradients by float32 rounding only.
 func (nt *Net) gradOf(ctx context.Context, feeds map[string]*tensor.Tensor, t Target, rules engine.Rules) (*tensor.Tensor, []*tensor.Tensor, error) {
-	p, err := nt.forward(ctx, feeds, &engine.Options{Outputs: []string{nt.Output}, Record: true, Fuse: rules == nil})
+	p, err := nt.forward(ctx, feeds, &engine.Options{Outputs: []string{nt.Output}, Record: true, Fuse: true, Rules: rules})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -16,9 +16,10 @@ import (
 // in, or Add -> Relu (a residual block's end) as one addition; a ReLU is
 // applied in place to the head's output. The model keeps the chain's nodes
 // as they are: a pass uses the fusion only when it does not record, or
-// records with Options.Fuse and no backward rules, and nothing it asks
-// for, taps or injects lies inside the chain. Folding changes the outputs
-// by float32 rounding only.
+// records with Options.Fuse and Options.Rules choose no rule for a node of
+// the chain (trim: the chain without its Relu, when only that has one),
+// and nothing it asks for, taps or injects lies inside the chain. Folding
+// changes the outputs by float32 rounding only.
 type fusion struct {
 	head  int   // index in Model.nodes of the Conv or Add
 	skip  []int // the nodes it replaces after the head
@@ -28,6 +29,9 @@ type fusion struct {
 	// (an Add); a convolution keeps only its data input (its weights and
 	// bias are replaced by folded constants).
 	allInputs bool
+	// trim is, for a chain that ends in a Relu, the chain without it (for
+	// a pass whose rules cover the Relu).
+	trim *fusion
 	// fused is the node a pass runs instead of the chain: the head's node,
 	// its inputs with the weights and bias replaced by folded constants,
 	// the chain's last output, and the convolution's kernel followed by
@@ -78,13 +82,15 @@ func (m *Model) planFusions() {
 		f := fusion{head: ni, skip: []int{bi}, inner: []int{cn.out[0]}, out: bn.out[0]}
 		ws, bs := m.constSlot(w), m.constSlot(b)
 		kernel := m.specialize(cn.kernel, []int{-1, ws, bs})
-		if ri := reader(bn.out[0]); ri >= 0 && m.nodes[ri].node.OpType == "Relu" && len(m.nodes[ri].out) == 1 && m.nodes[ri].out[0] >= 0 {
-			f.skip = append(f.skip, ri)
-			f.inner = append(f.inner, bn.out[0])
-			f.out = m.nodes[ri].out[0]
-			kernel = reluAfter{Kernel: kernel, relu: m.nodes[ri].kernel}
-		}
 		f.fused = cnode{node: cn.node, kernel: kernel, in: []int{cn.in[0], ws, bs}, out: []int{f.out}}
+		if ri := reader(bn.out[0]); ri >= 0 && m.nodes[ri].node.OpType == "Relu" && len(m.nodes[ri].out) == 1 && m.nodes[ri].out[0] >= 0 {
+			trim := f
+			f.trim = &trim
+			f.skip = []int{bi, ri}
+			f.inner = []int{cn.out[0], bn.out[0]}
+			f.out = m.nodes[ri].out[0]
+			f.fused = cnode{node: cn.node, kernel: reluAfter{Kernel: kernel, relu: m.nodes[ri].kernel}, in: []int{cn.in[0], ws, bs}, out: []int{f.out}}
+		}
 		m.fusions = append(m.fusions, f)
 	}
 	// Add -> Relu: the ReLU applied in place to the sum (one pass over the
@@ -143,18 +149,20 @@ func (m *Model) foldBatchNorm(cn, bn cnode) (w, b *tensor.Tensor, ok bool) {
 	w = tensor.New(wt.Shape...)
 	b = tensor.New(ch)
 	per := wt.Len() / ch
-	for c := 0; c < ch; c++ {
-		a := float64(vec[0][c]) / math.Sqrt(float64(vec[3][c])+eps)
-		shift := float64(vec[1][c]) - float64(vec[2][c])*a
-		for i := c * per; i < (c+1)*per; i++ {
-			w.F[i] = float32(float64(wt.F[i]) * a)
+	par.For(ch, par.Grain(per), func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			a := float64(vec[0][c]) / math.Sqrt(float64(vec[3][c])+eps)
+			shift := float64(vec[1][c]) - float64(vec[2][c])*a
+			for i := c * per; i < (c+1)*per; i++ {
+				w.F[i] = float32(float64(wt.F[i]) * a)
+			}
+			bias := 0.0
+			if cb != nil {
+				bias = float64(cb.F[c])
+			}
+			b.F[c] = float32(bias*a + shift)
 		}
-		bias := 0.0
-		if cb != nil {
-			bias = float64(cb.F[c])
-		}
-		b.F[c] = float32(bias*a + shift)
-	}
+	})
 	return w, b, true
 }
 
@@ -193,10 +201,16 @@ func (r reluAfter) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
 // useFusions switches pass p to the fusions whose chains it runs whole and
 // whose inner tensors it neither wants nor injects. It returns, per node
 // index, the fusion that node heads (nil when none applies).
-func (p *Pass) useFusions(wanted []bool) map[int]*fusion {
+func (p *Pass) useFusions(wanted []bool, rules Rules) map[int]*fusion {
 	var heads map[int]*fusion
 	for i := range p.m.fusions {
 		f := &p.m.fusions[i]
+		if rules != nil && p.ruled(rules, f) {
+			if f.trim == nil || p.ruled(rules, f.trim) {
+				continue
+			}
+			f = f.trim
+		}
 		ok := p.ran[f.head] && !p.inject[f.out]
 		for _, ni := range f.skip {
 			ok = ok && p.ran[ni]
@@ -216,6 +230,16 @@ func (p *Pass) useFusions(wanted []bool) map[int]*fusion {
 		heads[f.head] = f
 	}
 	return heads
+}
+
+// ruled reports whether rules choose a rule for a node of chain f.
+func (p *Pass) ruled(rules Rules, f *fusion) bool {
+	for _, ni := range append([]int{f.head}, f.skip...) {
+		if rules.Rule(p.m.nodes[ni].node) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // node returns the node the pass runs at index ni: the fused chain it

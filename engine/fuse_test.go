@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
@@ -93,8 +94,8 @@ func TestFusions(t *testing.T) {
 // TestFusedGradients checks Options.Fuse on a recorded pass: the input
 // gradient through folded chains equals the node-by-node one to float32
 // rounding, and what a fused pass cannot answer is refused, not answered
-// wrongly (rules; gradients with respect to a chain's inner tensors or
-// weights).
+// wrongly (rules for fused nodes; gradients with respect to a chain's
+// inner tensors or weights).
 func TestFusedGradients(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -139,8 +140,9 @@ func TestFusedGradients(t *testing.T) {
 			}
 			y, _ := p.Output(0)
 			seeds := map[string]*tensor.Tensor{out: y}
-			if _, err := p.Backward(ctx, seeds, []string{"input"}, OpRules{}); err == nil {
-				t.Error("rules on a fused pass: accepted")
+			keep := OpRules{"Relu": func(c *RuleContext) ([]*tensor.Tensor, error) { return c.Default() }}
+			if _, err := p.Backward(ctx, seeds, []string{"input"}, keep); err == nil {
+				t.Error("a Relu rule on a pass that fused its Relus: accepted")
 			}
 			if _, err := p.Backward(ctx, seeds, []string{tc.inner}, nil); err == nil {
 				t.Error("gradient with respect to a fused chain's inner tensor: accepted")
@@ -189,5 +191,85 @@ func TestFusedGradients(t *testing.T) {
 				t.Error("no Add -> Relu chain fused")
 			}
 		})
+	}
+}
+
+// TestFusedWithRules checks Options.Rules: chains whose nodes the rules
+// leave alone run fused, a Conv -> BatchNormalization -> Relu chain with a
+// Relu rule runs folded up to its Relu, and a chain with a ruled node runs
+// as exported; Backward with those rules equals the unfused pass's to
+// float32 rounding, and refuses rules for a node a pass ran fused.
+func TestFusedWithRules(t *testing.T) {
+	ctx := context.Background()
+	m := load(t, "resnet_mini_s0.onnx")
+	x := randn(7, 2, 3, 224, 224)
+	out := m.OutputNames()[0]
+	// Relu passes the gradient where its output is positive, doubled (a
+	// rule that differs from the op's own gradient).
+	relu := OpRules{"Relu": func(c *RuleContext) ([]*tensor.Tensor, error) {
+		g := tensor.New(c.GradOut[0].Shape...)
+		for i, v := range c.Out[0].F {
+			if v > 0 {
+				g.F[i] = 2 * c.GradOut[0].F[i]
+			}
+		}
+		return []*tensor.Tensor{g}, nil
+	}}
+	grad := func(o *Options, rules Rules) (*tensor.Tensor, *Pass) {
+		p, err := m.Forward(ctx, feed("input", x), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, _ := p.Output(0)
+		g, err := p.Backward(ctx, map[string]*tensor.Tensor{out: randn(8, y.Shape...)}, []string{"input"}, rules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g["input"], p
+	}
+	want, _ := grad(&Options{Record: true}, relu)
+	got, p := grad(&Options{Record: true, Fuse: true, Rules: relu}, relu)
+	trimmed := 0
+	for head, f := range p.fused {
+		for _, ni := range append([]int{head}, f.skip...) {
+			if op := p.m.nodes[ni].node.OpType; op == "Relu" {
+				t.Fatalf("a Relu ran fused although the rules cover it (chain at %s)", p.m.nodes[head].node)
+			}
+		}
+		for i := range p.m.fusions {
+			if p.m.fusions[i].trim == f {
+				trimmed++
+			}
+		}
+	}
+	if trimmed == 0 {
+		t.Fatal("no Conv -> BatchNormalization chain ran folded up to its Relu")
+	}
+	scale := 0.0
+	for _, v := range want.F {
+		scale = max(scale, math.Abs(float64(v)))
+	}
+	if d := float64(tensor.MaxAbsDiff(got.F, want.F)); d > 1e-5*scale || scale == 0 {
+		t.Errorf("gradient with rules through trimmed chains differs by %g (scale %g)", d, scale)
+	}
+	// A rule for a node the pass ran fused is refused, naming it.
+	q, err := m.Forward(ctx, feed("input", x), &Options{Record: true, Fuse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, _ := q.Output(0)
+	if _, err := q.Backward(ctx, map[string]*tensor.Tensor{out: y}, []string{"input"}, relu); err == nil || !strings.Contains(err.Error(), "Relu") {
+		t.Errorf("Relu rule on a pass that fused its Relus: error %v", err)
+	}
+	// Rules on Conv: no convolution chain is fused.
+	conv := OpRules{"Conv": func(c *RuleContext) ([]*tensor.Tensor, error) { return c.Default() }}
+	r, err := m.Forward(ctx, feed("input", x), &Options{Record: true, Fuse: true, Rules: conv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for head := range r.fused {
+		if r.m.nodes[head].node.OpType == "Conv" {
+			t.Fatalf("chain at %s ran fused although the rules cover its Conv", r.m.nodes[head].node)
+		}
 	}
 }

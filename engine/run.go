@@ -26,14 +26,20 @@ type Options struct {
 	// model's outputs. Taps are computed in any case.
 	Outputs []string
 	// Fuse lets a pass that records run Conv -> BatchNormalization
-	// [-> Relu] chains as one folded convolution, as a pass without Record
-	// always does (when nothing inside a chain is asked for, tapped or
-	// injected): faster, and it keeps less. Its Backward then takes no
-	// Rules, and refuses gradients with respect to a tensor inside a chain
-	// or to a chain's weights; other gradients equal the unfused pass's up
-	// to float32 rounding. For plain gradients of outputs with respect to
-	// inputs (saliency, integrated gradients).
+	// [-> Relu] chains as one folded convolution, and Add -> Relu as one
+	// addition, as a pass without Record always does (when nothing inside
+	// a chain is asked for, tapped or injected): faster, and it keeps
+	// less. Its Backward refuses gradients with respect to a tensor inside
+	// a chain or to a chain's weights, and rules for a node inside a
+	// fused chain; other gradients equal the unfused pass's up to float32
+	// rounding.
 	Fuse bool
+	// Rules, with Fuse, are the rules the pass's Backward will take: a
+	// chain is fused only if none of its nodes has a rule, except that a
+	// Conv -> BatchNormalization -> Relu chain whose Relu alone has one
+	// runs as the folded convolution followed by the Relu node (DeepLift,
+	// guided backpropagation).
+	Rules Rules
 }
 
 // Pass is the result of one forward evaluation. It is not safe for
@@ -141,7 +147,7 @@ func (m *Model) Forward(ctx context.Context, inputs map[string]*tensor.Tensor, o
 	// Without recording, chains such as Conv -> BatchNormalization -> Relu
 	// run as one node when nothing inside them is asked for.
 	if (!p.record || o.Fuse) && len(m.fusions) > 0 {
-		p.fused = p.useFusions(keep)
+		p.fused = p.useFusions(keep, o.Rules)
 	}
 	node := p.node
 
@@ -339,8 +345,14 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 	if !p.record {
 		return nil, fmt.Errorf("backward needs a forward pass run with Options.Record")
 	}
-	if len(p.fused) > 0 && rules != nil {
-		return nil, fmt.Errorf("backward rules need a pass run without Options.Fuse (it ran fused Conv -> BatchNormalization and Add -> Relu chains)")
+	if rules != nil {
+		for head, f := range p.fused {
+			for _, ni := range append([]int{head}, f.skip...) {
+				if n := p.m.nodes[ni].node; rules.Rule(n) != nil {
+					return nil, fmt.Errorf("a backward rule for %s, which the pass ran inside a fused chain (run it without Options.Fuse, or with these rules in Options.Rules)", n)
+				}
+			}
+		}
 	}
 	m := p.m
 	grads := make([]*tensor.Tensor, len(m.names))

@@ -558,13 +558,20 @@ func decodeRaw(t *tensor.Tensor, dataType int64, raw []byte, n int) {
 	switch t.DType {
 	case tensor.Float32:
 		t.F = make([]float32, n)
-		for i := range t.F {
-			switch dataType {
-			case typeFloat:
+		switch dataType {
+		case typeFloat:
+			raw = raw[:4*n]
+			for i := range t.F {
 				t.F[i] = math.Float32frombits(le.Uint32(raw[4*i:]))
-			case typeDouble:
+			}
+		case typeDouble:
+			raw = raw[:8*n]
+			for i := range t.F {
 				t.F[i] = float32(math.Float64frombits(le.Uint64(raw[8*i:])))
-			default:
+			}
+		default:
+			raw = raw[:2*n]
+			for i := range t.F {
 				t.F[i] = halfToFloat(dataType, le.Uint16(raw[2*i:]))
 			}
 		}
