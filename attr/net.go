@@ -186,6 +186,9 @@ func (nt *Net) gradOf(ctx context.Context, feeds map[string]*tensor.Tensor, t Ta
 	if err != nil {
 		return nil, nil, err
 	}
+	// The pass's memory goes to the next pass (the output and the
+	// gradients are kept).
+	p.Release()
 	grads := make([]*tensor.Tensor, len(nt.Inputs))
 	for i, name := range nt.Inputs {
 		grads[i] = g[name]

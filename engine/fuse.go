@@ -184,7 +184,19 @@ type reluAfter struct {
 }
 
 func (r reluAfter) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	out, err := r.Kernel.Forward(in)
+	return r.ForwardAlloc(in, nil)
+}
+
+// ForwardAlloc runs the kernel with its output from alloc (if not nil and
+// the kernel is op.Allocating), then the ReLU in place.
+func (r reluAfter) ForwardAlloc(in []*tensor.Tensor, alloc op.Alloc) ([]*tensor.Tensor, error) {
+	var out []*tensor.Tensor
+	var err error
+	if ak, ok := r.Kernel.(op.Allocating); ok && alloc != nil {
+		out, err = ak.ForwardAlloc(in, alloc)
+	} else {
+		out, err = r.Kernel.Forward(in)
+	}
 	if err != nil || len(out) == 0 || out[0] == nil {
 		return out, err
 	}

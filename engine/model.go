@@ -25,6 +25,7 @@ type Model struct {
 	inSlot  map[string]int // model input name -> index in inputs
 	outputs []int          // slots of the graph outputs
 	fusions []fusion       // chains a pass without recording may run as one node
+	bufs    bufPool        // memory passes no longer use (see buffers.go)
 }
 
 type cnode struct {

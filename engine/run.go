@@ -54,6 +54,11 @@ type Pass struct {
 	// fused holds, per node index, the fusion the pass ran in place of
 	// that node's chain (see Options.Fuse).
 	fused map[int]*fusion
+	// owned and pinned: buffers the pass allocated for kernels, and those
+	// of them that must not be reused (see buffers.go); released: Release
+	// was called.
+	owned, pinned map[*float32]bool
+	released      bool
 }
 
 // Forward runs the model on inputs (by name). It returns an error naming the
@@ -63,7 +68,8 @@ func (m *Model) Forward(ctx context.Context, inputs map[string]*tensor.Tensor, o
 	if o == nil {
 		o = &Options{}
 	}
-	p := &Pass{m: m, vals: make([]*tensor.Tensor, len(m.names)), ran: make([]bool, len(m.nodes)), inject: map[int]bool{}, record: o.Record}
+	p := &Pass{m: m, vals: make([]*tensor.Tensor, len(m.names)), ran: make([]bool, len(m.nodes)), inject: map[int]bool{}, record: o.Record,
+		owned: map[*float32]bool{}, pinned: map[*float32]bool{}}
 	copy(p.vals, m.consts)
 
 	for name, t := range o.Inject {
@@ -183,7 +189,26 @@ func (m *Model) Forward(ctx context.Context, inputs map[string]*tensor.Tensor, o
 				in = append(in, p.vals[s])
 			}
 		}
-		out, err := safeForward(cn, in)
+		var out []*tensor.Tensor
+		var err error
+		if ak, ok := cn.kernel.(op.Allocating); ok {
+			out, err = safeForwardAlloc(cn, ak, in, p.alloc)
+			// By its contract an allocating kernel returns no input; an
+			// output that is one keeps that input's buffer out of the pool.
+			for _, t := range out {
+				for _, x := range in {
+					if t != nil && x != nil && len(t.F) > 0 && len(x.F) > 0 && &t.F[0] == &x.F[0] {
+						p.pin(x)
+					}
+				}
+			}
+		} else {
+			// Another kernel may return a view of an input (Reshape).
+			for _, x := range in {
+				p.pin(x)
+			}
+			out, err = safeForward(cn, in)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -199,6 +224,7 @@ func (m *Model) Forward(ctx context.Context, inputs map[string]*tensor.Tensor, o
 				}
 				refs[s]--
 				if refs[s] == 0 && !keep[s] && m.consts[s] == nil && m.prod[s] >= 0 {
+					p.recycle(p.vals[s])
 					p.vals[s] = nil
 				}
 			}
@@ -255,6 +281,9 @@ func (p *Pass) Value(name string) (*tensor.Tensor, error) {
 		return nil, fmt.Errorf("the model has no tensor named %q", name)
 	}
 	if p.vals[s] == nil {
+		if p.released {
+			return nil, fmt.Errorf("tensor %q: %w", name, errReleased)
+		}
 		return nil, fmt.Errorf("tensor %q was not computed or not kept by this pass (ask for it in Options.Taps)", name)
 	}
 	return p.vals[s], nil
@@ -344,6 +373,9 @@ func (c *RuleContext) VJP(in, out, gout []*tensor.Tensor, need []bool) (g []*ten
 func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wrt []string, rules Rules) (map[string]*tensor.Tensor, error) {
 	if !p.record {
 		return nil, fmt.Errorf("backward needs a forward pass run with Options.Record")
+	}
+	if p.released {
+		return nil, fmt.Errorf("backward: %w", errReleased)
 	}
 	if rules != nil {
 		for head, f := range p.fused {
@@ -521,6 +553,7 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 		if g == nil {
 			g = tensor.New(p.vals[s].Shape...)
 		}
+		p.pin(g) // a rule may have returned a value of the pass as a gradient
 		res[name] = g
 	}
 	return res, nil

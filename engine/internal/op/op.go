@@ -37,6 +37,31 @@ type Specializer interface {
 	Specialize(consts []*tensor.Tensor) Kernel
 }
 
+// Alloc returns a float32 tensor of the given shape for a kernel's
+// output. Its elements are unspecified: the kernel must write every one.
+// It may be called only on the goroutine that called ForwardAlloc.
+type Alloc func(shape ...int) *tensor.Tensor
+
+// Allocating is a Kernel that can take the memory of its outputs from the
+// engine, which reuses memory that no node reads any more, within a pass
+// and across passes. ForwardAlloc computes what Forward computes, with
+// every float32 output that it fully overwrites allocated by alloc. It
+// never returns one of its inputs, or a view of one, as an output.
+type Allocating interface {
+	Kernel
+	ForwardAlloc(in []*tensor.Tensor, alloc Alloc) ([]*tensor.Tensor, error)
+}
+
+// NewOr returns alloc(shape...), or a zero tensor from tensor.New when
+// alloc is nil: for kernels that implement Forward and ForwardAlloc in
+// one function.
+func NewOr(alloc Alloc, shape ...int) *tensor.Tensor {
+	if alloc == nil {
+		return tensor.New(shape...)
+	}
+	return alloc(shape...)
+}
+
 // Differentiable is a Kernel with a vector-Jacobian product.
 type Differentiable interface {
 	Kernel

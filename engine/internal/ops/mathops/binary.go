@@ -222,6 +222,12 @@ func broadcastErr(i, j int, a, b *tensor.Tensor) error {
 // binaryApply computes a op b with broadcasting, for float32 or int64
 // operands of the same type. ia and ib are the input numbers for messages.
 func binaryApply(op arith, a, b *tensor.Tensor, ia, ib int) (*tensor.Tensor, error) {
+	return binaryApplyAlloc(op, a, b, ia, ib, nil)
+}
+
+// binaryApplyAlloc is binaryApply with a float output from alloc (nil:
+// tensor.New); every element of it is written.
+func binaryApplyAlloc(op arith, a, b *tensor.Tensor, ia, ib int, alloc opAlloc) (*tensor.Tensor, error) {
 	if a.DType != b.DType {
 		return nil, fmt.Errorf("input %d is %s and input %d is %s, want the same type", ia, a.DType, ib, b.DType)
 	}
@@ -232,7 +238,7 @@ func binaryApply(op arith, a, b *tensor.Tensor, ia, ib int) (*tensor.Tensor, err
 	out = shapeOf(out)
 	switch a.DType {
 	case tensor.Float32:
-		y := tensor.New(out...)
+		y := newOr(alloc, out...)
 		if y.Len() == 0 {
 			return y, nil
 		}
@@ -283,6 +289,23 @@ type binaryKernel struct{ op arith }
 func newBinary(name string) op.Factory {
 	o := arithByName[name]
 	return func(*graph.Node, int) (op.Kernel, error) { return binaryKernel{op: o}, nil }
+}
+
+// ForwardAlloc is Forward with a float output from alloc (Pow allocates
+// its own).
+func (k binaryKernel) ForwardAlloc(in []*tensor.Tensor, alloc opAlloc) ([]*tensor.Tensor, error) {
+	if k.op == opPow {
+		return k.Forward(in)
+	}
+	var a, b *tensor.Tensor
+	if err := op.AnyArgs(in, &a, &b); err != nil {
+		return nil, err
+	}
+	y, err := binaryApplyAlloc(k.op, a, b, 0, 1, alloc)
+	if err != nil {
+		return nil, err
+	}
+	return []*tensor.Tensor{y}, nil
 }
 
 func (k binaryKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
@@ -592,3 +615,9 @@ func (k variadicKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([
 	}
 	return res, nil
 }
+
+// opAlloc and newOr name op.Alloc and op.NewOr where a parameter named op
+// hides the package.
+type opAlloc = op.Alloc
+
+func newOr(alloc opAlloc, shape ...int) *tensor.Tensor { return op.NewOr(alloc, shape...) }

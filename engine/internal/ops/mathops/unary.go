@@ -22,13 +22,19 @@ type unaryKernel struct {
 }
 
 func (k *unaryKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	return k.ForwardAlloc(in, nil)
+}
+
+// ForwardAlloc is Forward with a float output from alloc (nil:
+// tensor.New): the op maps every element.
+func (k *unaryKernel) ForwardAlloc(in []*tensor.Tensor, alloc op.Alloc) ([]*tensor.Tensor, error) {
 	x, err := op.AnyArg(in, 0)
 	if err != nil {
 		return nil, err
 	}
 	switch {
 	case x.DType == tensor.Float32:
-		y := tensor.New(x.Shape...)
+		y := op.NewOr(alloc, x.Shape...)
 		par.For(len(x.F), par.Grain(k.cost), func(lo, hi int) { k.fwd(y.F[lo:hi], x.F[lo:hi]) })
 		return []*tensor.Tensor{y}, nil
 	case x.DType == tensor.Int64 && k.ints != nil:

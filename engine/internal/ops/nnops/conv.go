@@ -137,7 +137,13 @@ func checkBias(in []*tensor.Tensor, m int) error {
 }
 
 func (c *conv) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	return c.forward(in, nil)
+	return c.forward(in, nil, nil)
+}
+
+// ForwardAlloc is Forward with the output from alloc (the convolution
+// writes every element).
+func (c *conv) ForwardAlloc(in []*tensor.Tensor, alloc op.Alloc) ([]*tensor.Tensor, error) {
+	return c.forward(in, nil, alloc)
 }
 
 func (c *conv) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
@@ -148,8 +154,9 @@ func (c *conv) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.
 // weights prepared for it (grad: for its input gradient), or nil.
 type prepFunc func(in []*tensor.Tensor, p convParams, grad bool) []float32
 
-// forward is Forward, with the prepared weights prep gives (if any).
-func (c *conv) forward(in []*tensor.Tensor, prep prepFunc) ([]*tensor.Tensor, error) {
+// forward is Forward, with the prepared weights prep gives (if any) and
+// the output from alloc (if not nil).
+func (c *conv) forward(in []*tensor.Tensor, prep prepFunc, alloc op.Alloc) ([]*tensor.Tensor, error) {
 	p, g, err := c.setup(in)
 	if err != nil {
 		return nil, err
@@ -158,7 +165,7 @@ func (c *conv) forward(in []*tensor.Tensor, prep prepFunc) ([]*tensor.Tensor, er
 	if b := op.Arg(in, 2); b != nil {
 		bias = b.F
 	}
-	y := tensor.New(g.outShape(p.M)...)
+	y := op.NewOr(alloc, g.outShape(p.M)...)
 	if y.Len() > 0 {
 		var u []float32
 		if prep != nil {

@@ -58,7 +58,12 @@ func (c *preparedConv) prepared(in []*tensor.Tensor, p convParams, grad bool) []
 }
 
 func (c *preparedConv) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
-	return c.forward(in, c.prepared)
+	return c.forward(in, c.prepared, nil)
+}
+
+// ForwardAlloc is Forward with the output from alloc.
+func (c *preparedConv) ForwardAlloc(in []*tensor.Tensor, alloc op.Alloc) ([]*tensor.Tensor, error) {
+	return c.forward(in, c.prepared, alloc)
 }
 
 func (c *preparedConv) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {

@@ -94,12 +94,17 @@ func (k *batchNorm) coefs(in []*tensor.Tensor, c int) (a, b []float32, inv []flo
 }
 
 func (k *batchNorm) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	return k.ForwardAlloc(in, nil)
+}
+
+// ForwardAlloc is Forward with the output from alloc (nil: tensor.New).
+func (k *batchNorm) ForwardAlloc(in []*tensor.Tensor, alloc op.Alloc) ([]*tensor.Tensor, error) {
 	n, c, plane, err := channels(in, 1, 5)
 	if err != nil {
 		return nil, err
 	}
 	x := in[0]
-	y := tensor.New(x.Shape...)
+	y := op.NewOr(alloc, x.Shape...)
 	a, b, _ := k.coefs(in, c)
 	par.Chunks(n*c, par.ChunkCount(n*c, plane), func(_, lo, hi int) {
 		for nc := lo; nc < hi; nc++ {

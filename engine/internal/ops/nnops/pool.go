@@ -160,11 +160,16 @@ func poolWindows(g geom, th, tw taps, x, y []float32, avg *avgPool) {
 }
 
 func (k *maxPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	return k.ForwardAlloc(in, nil)
+}
+
+// ForwardAlloc is Forward with the output from alloc (nil: tensor.New).
+func (k *maxPool) ForwardAlloc(in []*tensor.Tensor, alloc op.Alloc) ([]*tensor.Tensor, error) {
 	x, g, err := k.win.input(in)
 	if err != nil {
 		return nil, err
 	}
-	y := tensor.New(g.outShape(g.C)...)
+	y := op.NewOr(alloc, g.outShape(g.C)...)
 	var idx *tensor.Tensor
 	if k.indices {
 		idx = tensor.NewInt(g.outShape(g.C)...)
@@ -361,11 +366,16 @@ func (k *avgPool) divisor(th, tw taps, oh, ow int) float32 {
 }
 
 func (k *avgPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	return k.ForwardAlloc(in, nil)
+}
+
+// ForwardAlloc is Forward with the output from alloc (nil: tensor.New).
+func (k *avgPool) ForwardAlloc(in []*tensor.Tensor, alloc op.Alloc) ([]*tensor.Tensor, error) {
 	x, g, err := k.win.input(in)
 	if err != nil {
 		return nil, err
 	}
-	y := tensor.New(g.outShape(g.C)...)
+	y := op.NewOr(alloc, g.outShape(g.C)...)
 	th, tw := g.poolTaps()
 	poolWindows(g, th, tw, x.F, y.F, k)
 	return []*tensor.Tensor{y}, nil
@@ -460,11 +470,16 @@ func planeMax(p []float32) (float32, int) {
 }
 
 func (k globalPool) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	return k.ForwardAlloc(in, nil)
+}
+
+// ForwardAlloc is Forward with the output from alloc (nil: tensor.New).
+func (k globalPool) ForwardAlloc(in []*tensor.Tensor, alloc op.Alloc) ([]*tensor.Tensor, error) {
 	x, nc, plane, os, err := k.input(in)
 	if err != nil {
 		return nil, err
 	}
-	y := tensor.New(os...)
+	y := op.NewOr(alloc, os...)
 	par.Chunks(nc, par.ChunkCount(nc, plane), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			p := x.F[i*plane : (i+1)*plane]

@@ -1,0 +1,129 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/tensor"
+)
+
+// Memory reuse. Kernels that implement op.Allocating take their outputs'
+// memory from the pass (Pass.alloc), which draws it from the model's pool
+// of buffers that earlier passes, or this one, no longer use. A buffer
+// goes back to the pool when no node of the pass reads its tensor any more
+// (a pass that does not record), or when the caller releases a recorded
+// pass (Pass.Release), unless something outside the pass may hold it: it
+// is wanted (an output or a tap), returned as a gradient, or read by a
+// kernel that is not op.Allocating (which may return a view of it, as
+// Reshape does): such a buffer is pinned, and left to the garbage
+// collector. Pooled buffers are not zeroed: an allocating kernel writes
+// every element of its outputs.
+
+// bufPool holds free float32 buffers by length. sync.Pool lets the garbage
+// collector drop them when no pass asks for them.
+type bufPool struct {
+	byLen sync.Map // int -> *sync.Pool of *[]float32
+}
+
+// get returns a buffer of n elements, from the pool when it has one.
+func (b *bufPool) get(n int) []float32 {
+	if p, ok := b.byLen.Load(n); ok {
+		if v, _ := p.(*sync.Pool).Get().(*[]float32); v != nil {
+			return *v
+		}
+	}
+	return make([]float32, n)
+}
+
+// put gives buffer f back to the pool.
+func (b *bufPool) put(f []float32) {
+	p, _ := b.byLen.LoadOrStore(len(f), &sync.Pool{})
+	p.(*sync.Pool).Put(&f)
+}
+
+// alloc is the op.Alloc of pass p: a tensor whose memory the pass owns.
+func (p *Pass) alloc(shape ...int) *tensor.Tensor {
+	n, err := tensor.CheckedSize(shape)
+	if err != nil {
+		panic(err.Error()) // as tensor.New; the kernel's recovery names the node
+	}
+	if n == 0 {
+		return tensor.New(shape...)
+	}
+	f := p.m.bufs.get(n)
+	p.owned[&f[0]] = true
+	return &tensor.Tensor{DType: tensor.Float32, Shape: append([]int(nil), shape...), F: f}
+}
+
+// owns reports whether t's memory is a buffer of the pass that may go
+// back to the pool.
+func (p *Pass) owns(t *tensor.Tensor) bool {
+	return t != nil && t.DType == tensor.Float32 && len(t.F) > 0 && p.owned[&t.F[0]] && !p.pinned[&t.F[0]]
+}
+
+// pin keeps t's buffer, if the pass owns it, out of the pool.
+func (p *Pass) pin(t *tensor.Tensor) {
+	if t != nil && t.DType == tensor.Float32 && len(t.F) > 0 && p.owned[&t.F[0]] {
+		p.pinned[&t.F[0]] = true
+	}
+}
+
+// recycle gives t's buffer back to the pool if the pass owns it and it is
+// not pinned.
+func (p *Pass) recycle(t *tensor.Tensor) {
+	if !p.owns(t) {
+		return
+	}
+	delete(p.owned, &t.F[0])
+	p.m.bufs.put(t.F)
+}
+
+// Release ends a recorded pass: the memory of the values it computed goes
+// back to the model for later passes, except for the tensors it was asked
+// for (outputs and taps), the gradients its Backward returned, and what
+// other kernels may have kept views of. The pass's Value and Backward
+// fail afterwards. Releasing is optional: without it the garbage
+// collector frees the pass's memory.
+func (p *Pass) Release() {
+	if p.released {
+		return
+	}
+	p.released = true
+	keep := map[int]bool{}
+	for _, s := range p.want {
+		keep[s] = true
+		p.pin(p.vals[s])
+	}
+	for s, t := range p.vals {
+		if keep[s] || t == nil || p.m.consts[s] != nil {
+			continue
+		}
+		p.vals[s] = nil
+		p.recycle(t)
+	}
+}
+
+// errReleased is the error of a released pass's Value and Backward.
+var errReleased = fmt.Errorf("the pass was released (Pass.Release)")
+
+// safeForwardAlloc is safeForward for an allocating kernel.
+func safeForwardAlloc(cn cnode, k op.Allocating, in []*tensor.Tensor, alloc op.Alloc) (out []*tensor.Tensor, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: internal error in forward: %v", cn.node, r)
+		}
+	}()
+	out, err = k.ForwardAlloc(in, alloc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cn.node, err)
+	}
+	if len(out) < len(cn.out) {
+		for i := len(out); i < len(cn.out); i++ {
+			if cn.out[i] >= 0 {
+				return nil, fmt.Errorf("%s: produced %d outputs, the graph uses %d", cn.node, len(out), len(cn.out))
+			}
+		}
+	}
+	return out, nil
+}
