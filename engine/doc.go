@@ -13,21 +13,28 @@
 //
 // A pass that does not record (no Backward to follow) runs each chain
 // Conv -> BatchNormalization [-> Relu] as one convolution with the
-// normalization folded into its weights, when it neither asks for, taps nor
-// injects a tensor inside the chain: half the memory traffic, outputs equal
-// to float32 rounding. Recorded passes, which backward rules and layer
-// methods see, always run the graph node by node.
+// normalization folded into its weights, and Add -> Relu as one addition,
+// when it neither asks for, taps nor injects a tensor inside the chain:
+// less memory traffic, outputs equal to float32 rounding. A recorded pass
+// does so only with Options.Fuse, for the chains its backward rules
+// (Options.Rules) leave alone.
+//
+// Passes reuse memory: the values a pass no longer needs go back to the
+// model for later passes (as they die, in a pass that does not record; at
+// Pass.Release for a recorded one). What a caller was given (outputs,
+// taps, gradients) is never reused.
 //
 //	m, err := engine.Load("model.onnx")
 //	p, err := m.Forward(ctx, map[string]*tensor.Tensor{"input": x},
 //		&engine.Options{Record: true, Taps: []string{"/layer4/layer4.1/relu2/Relu_output_0"}})
 //	y, err := p.Output(0)
 //	g, err := p.Backward(ctx, map[string]*tensor.Tensor{"output": seed}, []string{"input"}, nil)
+//	p.Release()
 //
 // The op kernels live in internal packages: internal/op defines what a
 // kernel is (and the helpers kernels read their arguments with),
-// internal/ops/mathops, nnops and shapeops hold the kernels,
-// internal/kernels the GEMM and convolutions they call, and internal/par
-// the parallel loops they all run on. Supported reports which op types the
-// engine has a kernel for.
+// internal/ops/mathops, nnops and shapeops hold the kernels, and
+// internal/kernels the GEMM and convolutions they call; loupe's
+// internal/par holds the parallel loops they run on. Supported reports
+// which op types the engine has a kernel for.
 package engine
