@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/loupe-ml/loupe/engine/internal/op"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -106,24 +105,3 @@ func (p *Pass) Release() {
 
 // errReleased is the error of a released pass's Value and Backward.
 var errReleased = fmt.Errorf("the pass was released (Pass.Release)")
-
-// safeForwardAlloc is safeForward for an allocating kernel.
-func safeForwardAlloc(cn cnode, k op.Allocating, in []*tensor.Tensor, alloc op.Alloc) (out []*tensor.Tensor, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%s: internal error in forward: %v", cn.node, r)
-		}
-	}()
-	out, err = k.ForwardAlloc(in, alloc)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cn.node, err)
-	}
-	if len(out) < len(cn.out) {
-		for i := len(out); i < len(cn.out); i++ {
-			if cn.out[i] >= 0 {
-				return nil, fmt.Errorf("%s: produced %d outputs, the graph uses %d", cn.node, len(out), len(cn.out))
-			}
-		}
-	}
-	return out, nil
-}

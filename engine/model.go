@@ -337,12 +337,22 @@ func (m *Model) Opset() int { return m.g.Opset() }
 
 // safeForward runs a kernel, turning a panic into an error naming the node.
 func safeForward(cn cnode, in []*tensor.Tensor) (out []*tensor.Tensor, err error) {
+	return safeForwardAlloc(cn, in, nil)
+}
+
+// safeForwardAlloc is safeForward with the outputs of an op.Allocating
+// kernel from alloc (if not nil).
+func safeForwardAlloc(cn cnode, in []*tensor.Tensor, alloc op.Alloc) (out []*tensor.Tensor, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%s: internal error in forward: %v", cn.node, r)
 		}
 	}()
-	out, err = cn.kernel.Forward(in)
+	if ak, ok := cn.kernel.(op.Allocating); ok && alloc != nil {
+		out, err = ak.ForwardAlloc(in, alloc)
+	} else {
+		out, err = cn.kernel.Forward(in)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cn.node, err)
 	}

@@ -191,8 +191,8 @@ func (m *Model) Forward(ctx context.Context, inputs map[string]*tensor.Tensor, o
 		}
 		var out []*tensor.Tensor
 		var err error
-		if ak, ok := cn.kernel.(op.Allocating); ok {
-			out, err = safeForwardAlloc(cn, ak, in, p.alloc)
+		if _, ok := cn.kernel.(op.Allocating); ok {
+			out, err = safeForwardAlloc(cn, in, p.alloc)
 			// By its contract an allocating kernel returns no input; an
 			// output that is one keeps that input's buffer out of the pool.
 			for _, t := range out {
