@@ -55,6 +55,42 @@ func (p *Pass) alloc(shape ...int) *tensor.Tensor {
 	return &tensor.Tensor{DType: tensor.Float32, Shape: append([]int(nil), shape...), F: f}
 }
 
+// galloc is the op.Alloc for gradients of a Backward of pass p.
+func (p *Pass) galloc(shape ...int) *tensor.Tensor {
+	n, err := tensor.CheckedSize(shape)
+	if err != nil {
+		panic(err.Error())
+	}
+	if n == 0 {
+		return tensor.New(shape...)
+	}
+	f := p.m.bufs.get(n)
+	if p.gowned == nil {
+		p.gowned = map[*float32]bool{}
+	}
+	p.gowned[&f[0]] = true
+	return &tensor.Tensor{DType: tensor.Float32, Shape: append([]int(nil), shape...), F: f}
+}
+
+// recycleGrad gives the buffer of gradient g, dropped by Backward, back to
+// the pool if Backward allocated it and no gradient it still holds (grads,
+// raw) shares it (a kernel such as Add passes its output's gradient on).
+func (p *Pass) recycleGrad(g *tensor.Tensor, grads, raw []*tensor.Tensor) {
+	if g == nil || len(g.F) == 0 || !p.gowned[&g.F[0]] {
+		return
+	}
+	ptr := &g.F[0]
+	for _, list := range [][]*tensor.Tensor{grads, raw} {
+		for _, t := range list {
+			if t != nil && len(t.F) > 0 && &t.F[0] == ptr {
+				return
+			}
+		}
+	}
+	delete(p.gowned, ptr)
+	p.m.bufs.put(g.F)
+}
+
 // owns reports whether t's memory is a buffer of the pass that may go
 // back to the pool.
 func (p *Pass) owns(t *tensor.Tensor) bool {

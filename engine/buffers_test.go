@@ -179,3 +179,76 @@ func TestReleasedPass(t *testing.T) {
 		t.Errorf("Backward after Release: error %v", err)
 	}
 }
+
+// TestBuffersGradients runs backward passes one after another and at once
+// on one model, fused and not: every input gradient must equal a fresh
+// model's, bit for bit, with the memory of dropped gradients reused.
+func TestBuffersGradients(t *testing.T) {
+	ctx := context.Background()
+	m := load(t, "resnet_mini_s0.onnx")
+	out := m.OutputNames()[0]
+	xs := []*tensor.Tensor{randn(21, 1, 3, 224, 224), randn(22, 2, 3, 224, 224)}
+	grad := func(m *Model, x *tensor.Tensor, fuse bool) *tensor.Tensor {
+		p, err := m.Forward(ctx, feed("input", x), &Options{Record: true, Fuse: fuse})
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		y, _ := p.Output(0)
+		seed := tensor.New(y.Shape...)
+		for i := range seed.F {
+			seed.F[i] = float32(i%7) - 3
+		}
+		g, err := p.Backward(ctx, map[string]*tensor.Tensor{out: seed}, []string{"input"}, nil)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		p.Release()
+		return g["input"]
+	}
+	want := map[[2]int]*tensor.Tensor{}
+	for i, x := range xs {
+		for f, fuse := range []bool{false, true} {
+			want[[2]int{i, f}] = grad(load(t, "resnet_mini_s0.onnx"), x, fuse)
+		}
+	}
+	check := func(i, f int, g *tensor.Tensor) {
+		if g == nil {
+			return
+		}
+		if d := tensor.MaxAbsDiff(g.F, want[[2]int{i, f}].F); d != 0 {
+			t.Errorf("input %d (fuse %v): gradient differs by %g from a fresh model's", i, f == 1, d)
+		}
+	}
+	var kept []*tensor.Tensor
+	for round := 0; round < 3; round++ {
+		for i, x := range xs {
+			for f, fuse := range []bool{false, true} {
+				g := grad(m, x, fuse)
+				check(i, f, g)
+				kept = append(kept, g)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i, x := range xs {
+				check(i, w%2, grad(m, x, w%2 == 1))
+			}
+		}()
+	}
+	wg.Wait()
+	n := 0
+	for round := 0; round < 3; round++ {
+		for i := range xs {
+			for f := range 2 {
+				check(i, f, kept[n])
+				n++
+			}
+		}
+	}
+}

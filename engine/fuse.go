@@ -290,6 +290,13 @@ func (p *Pass) fusedWrt(s int) error {
 // input is), then through the kernel (which must not need its own output:
 // a convolution and an addition do not).
 func (r reluAfter) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
+	return r.BackwardAlloc(in, out, gout, need, nil)
+}
+
+// BackwardAlloc is Backward with the kernel's input gradients from alloc
+// when the kernel is op.BackwardAllocating (the ReLU's, used once inside,
+// is allocated anew).
+func (r reluAfter) BackwardAlloc(in, out, gout []*tensor.Tensor, need []bool, alloc op.Alloc) ([]*tensor.Tensor, error) {
 	d, ok := r.Kernel.(op.Differentiable)
 	if !ok {
 		return nil, fmt.Errorf("fused kernel has no gradient")
@@ -298,13 +305,19 @@ func (r reluAfter) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*ten
 	if !ok {
 		return nil, fmt.Errorf("fused ReLU has no gradient")
 	}
+	backward := d.Backward
+	if bk, ok := r.Kernel.(op.BackwardAllocating); ok && alloc != nil {
+		backward = func(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
+			return bk.BackwardAlloc(in, out, gout, need, alloc)
+		}
+	}
 	if len(out) == 0 || out[0] == nil || len(gout) == 0 || gout[0] == nil {
-		return d.Backward(in, nil, gout, need)
+		return backward(in, nil, gout, need)
 	}
 	y := out[0]
 	g, err := relu.Backward([]*tensor.Tensor{y}, []*tensor.Tensor{y}, gout[:1], []bool{true})
 	if err != nil {
 		return nil, fmt.Errorf("fused ReLU: %w", err)
 	}
-	return d.Backward(in, nil, g[:1], need)
+	return backward(in, nil, g[:1], need)
 }

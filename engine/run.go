@@ -59,6 +59,7 @@ type Pass struct {
 	// was called.
 	owned, pinned map[*float32]bool
 	released      bool
+	gowned        map[*float32]bool // gradient buffers Backward allocated
 }
 
 // Forward runs the model on inputs (by name). It returns an error naming the
@@ -333,6 +334,7 @@ type RuleContext struct {
 	// consume it. It is set only when the Rules implement RawGradients.
 	RawGradOut []*tensor.Tensor
 	kernel     op.Kernel
+	alloc      op.Alloc // memory for an op.BackwardAllocating kernel's gradients
 }
 
 // Default returns the op's own vector-Jacobian product for this node.
@@ -357,7 +359,11 @@ func (c *RuleContext) VJP(in, out, gout []*tensor.Tensor, need []bool) (g []*ten
 			err = fmt.Errorf("%s: internal error in backward: %v", c.Node, r)
 		}
 	}()
-	g, err = d.Backward(in, out, gout, need)
+	if bk, ok := d.(op.BackwardAllocating); ok && c.alloc != nil {
+		g, err = bk.BackwardAlloc(in, out, gout, need, c.alloc)
+	} else {
+		g, err = d.Backward(in, out, gout, need)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: backward: %w", c.Node, err)
 	}
@@ -487,7 +493,7 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 		if !anyNeed {
 			continue
 		}
-		rc := &RuleContext{Node: cn.node, Out: make([]*tensor.Tensor, len(cn.out)), GradOut: gout, Need: need, kernel: cn.kernel}
+		rc := &RuleContext{Node: cn.node, Out: make([]*tensor.Tensor, len(cn.out)), GradOut: gout, Need: need, kernel: cn.kernel, alloc: p.galloc}
 		for _, s := range cn.in {
 			if s >= 0 {
 				rc.In = append(rc.In, p.vals[s])
@@ -539,10 +545,12 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 		// Free gradients of this node's outputs that nothing else needs.
 		for _, s := range cn.out {
 			if s >= 0 && !slices.Contains(wslots, s) {
+				g := grads[s]
 				grads[s] = nil
 				if raw != nil {
 					raw[s] = nil
 				}
+				p.recycleGrad(g, grads, raw)
 			}
 		}
 	}

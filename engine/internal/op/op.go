@@ -52,6 +52,17 @@ type Allocating interface {
 	ForwardAlloc(in []*tensor.Tensor, alloc Alloc) ([]*tensor.Tensor, error)
 }
 
+// BackwardAllocating is a Differentiable kernel that can take the memory
+// of the input gradients it returns from the engine, as Allocating does
+// for outputs: BackwardAlloc is Backward with each float32 input gradient
+// allocated by alloc (whose elements are unspecified: the kernel writes
+// every one, or clears the tensor first). It never returns gout, an input,
+// an output, or a view of one, as a gradient.
+type BackwardAllocating interface {
+	Differentiable
+	BackwardAlloc(in, out, gout []*tensor.Tensor, need []bool, alloc Alloc) ([]*tensor.Tensor, error)
+}
+
 // NewOr returns alloc(shape...), or a zero tensor from tensor.New when
 // alloc is nil: for kernels that implement Forward and ForwardAlloc in
 // one function.

@@ -19,6 +19,8 @@ type unaryKernel struct {
 	bwd  func(gx, g, x, y []float32)
 	ints func(y, x []int64)
 	cost int // rough cost of one element, in additions
+	// fullBwd: bwd writes every element of gx (some leave zeros alone).
+	fullBwd bool
 }
 
 func (k *unaryKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
@@ -81,11 +83,20 @@ func sameShapeBackwardStart(in, out, gout []*tensor.Tensor, need []bool, zero bo
 }
 
 func (k *unaryKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
+	return k.BackwardAlloc(in, out, gout, need, nil)
+}
+
+// BackwardAlloc is Backward with the input's gradient from alloc (nil:
+// tensor.New), cleared first unless the op's bwd writes every element.
+func (k *unaryKernel) BackwardAlloc(in, out, gout []*tensor.Tensor, need []bool, alloc op.Alloc) ([]*tensor.Tensor, error) {
 	res, x, g, y, err := sameShapeBackwardStart(in, out, gout, need, k.bwd == nil, k.Forward)
 	if err != nil || y == nil {
 		return res, err
 	}
-	gx := tensor.New(x.Shape...)
+	gx := op.NewOr(alloc, x.Shape...)
+	if alloc != nil && !k.fullBwd {
+		clear(gx.F)
+	}
 	par.For(len(x.F), par.Grain(k.cost+1), func(lo, hi int) { k.bwd(gx.F[lo:hi], g.F[lo:hi], x.F[lo:hi], y.F[lo:hi]) })
 	res[0] = gx
 	return res, nil
@@ -173,7 +184,8 @@ var reluKernel = &unaryKernel{
 	fwd:  vRelu, // NaN propagates, as in PyTorch
 	// PyTorch (threshold_backward): the gradient passes where x > 0 or x
 	// is NaN; the derivative at 0 is 0.
-	bwd: func(gx, g, x, _ []float32) { kernels.ReluGrad(gx, g, x) },
+	bwd:     func(gx, g, x, _ []float32) { kernels.ReluGrad(gx, g, x) },
+	fullBwd: true,
 }
 
 var sigmoidKernel = &unaryKernel{

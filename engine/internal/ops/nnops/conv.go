@@ -147,7 +147,12 @@ func (c *conv) ForwardAlloc(in []*tensor.Tensor, alloc op.Alloc) ([]*tensor.Tens
 }
 
 func (c *conv) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	return c.backward(in, gout, need, nil)
+	return c.backward(in, gout, need, nil, nil)
+}
+
+// BackwardAlloc is Backward with the input's gradient from alloc.
+func (c *conv) BackwardAlloc(in, out, gout []*tensor.Tensor, need []bool, alloc op.Alloc) ([]*tensor.Tensor, error) {
+	return c.backward(in, gout, need, nil, alloc)
 }
 
 // prepFunc returns, for the convolution p of a call with inputs in, the
@@ -176,8 +181,9 @@ func (c *conv) forward(in []*tensor.Tensor, prep prepFunc, alloc op.Alloc) ([]*t
 	return []*tensor.Tensor{y}, nil
 }
 
-// backward is Backward, with the prepared weights prep gives (if any).
-func (c *conv) backward(in, gout []*tensor.Tensor, need []bool, prep prepFunc) ([]*tensor.Tensor, error) {
+// backward is Backward, with the prepared weights prep gives (if any) and
+// the input's gradient from alloc (if not nil).
+func (c *conv) backward(in, gout []*tensor.Tensor, need []bool, prep prepFunc, alloc op.Alloc) ([]*tensor.Tensor, error) {
 	p, g, err := c.setup(in)
 	if err != nil {
 		return nil, err
@@ -190,7 +196,7 @@ func (c *conv) backward(in, gout []*tensor.Tensor, need []bool, prep prepFunc) (
 	if prep != nil && op.Needs(need, 0) && gy != nil {
 		u = prep(in, p, true)
 	}
-	return convGrads(in, need, gy, p.N, p.M, g.OH*g.OW,
+	return convGrads(in, need, gy, p.N, p.M, g.OH*g.OW, alloc,
 		func(gx, gy []float32) {
 			kernels.Conv2DInputGradPrepared(kernels.ConvParams(p), in[1].F, u, gy, gx)
 		},
@@ -202,13 +208,22 @@ func (c *conv) backward(in, gout []*tensor.Tensor, need []bool, prep prepFunc) (
 // (input 0) and the weight (input 1), zero and then filled by gradX and
 // gradW from gy when both are not empty, and of the bias (input 2), the
 // sums of gy ([n, channels, plane]) per channel.
-func convGrads(in []*tensor.Tensor, need []bool, gy *tensor.Tensor, n, channels, plane int, gradX, gradW func(g, gy []float32)) []*tensor.Tensor {
+func convGrads(in []*tensor.Tensor, need []bool, gy *tensor.Tensor, n, channels, plane int, alloc op.Alloc, gradX, gradW func(g, gy []float32)) []*tensor.Tensor {
 	grads := make([]*tensor.Tensor, len(in))
 	for i, fill := range [2]func(g, gy []float32){gradX, gradW} {
 		if !op.Needs(need, i) {
 			continue
 		}
-		g := tensor.New(in[i].Shape...)
+		var g *tensor.Tensor
+		if i == 0 && alloc != nil {
+			// gradX overwrites every element; without gy the gradient is 0.
+			g = alloc(in[i].Shape...)
+			if gy == nil {
+				clear(g.F)
+			}
+		} else {
+			g = tensor.New(in[i].Shape...)
+		}
 		if gy != nil && g.Len() > 0 {
 			fill(g.F, gy.F)
 		}

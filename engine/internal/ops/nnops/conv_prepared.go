@@ -67,5 +67,10 @@ func (c *preparedConv) ForwardAlloc(in []*tensor.Tensor, alloc op.Alloc) ([]*ten
 }
 
 func (c *preparedConv) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	return c.backward(in, gout, need, c.prepared)
+	return c.backward(in, gout, need, c.prepared, nil)
+}
+
+// BackwardAlloc is Backward with the input's gradient from alloc.
+func (c *preparedConv) BackwardAlloc(in, out, gout []*tensor.Tensor, need []bool, alloc op.Alloc) ([]*tensor.Tensor, error) {
+	return c.backward(in, gout, need, c.prepared, alloc)
 }

@@ -165,7 +165,7 @@ func (k *convTranspose) Backward(in, out, gout []*tensor.Tensor, need []bool) ([
 	if err != nil {
 		return nil, err
 	}
-	return convGrads(in, need, gy, p.N, p.C, p.H*p.W,
+	return convGrads(in, need, gy, p.N, p.C, p.H*p.W, nil,
 		func(gx, gy []float32) { conv2D(p, gy, in[1].F, nil, gx) },
 		func(gw, gy []float32) { conv2DWeightGrad(p, gy, in[0].F, gw) }), nil
 }

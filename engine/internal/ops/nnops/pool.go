@@ -213,7 +213,7 @@ func (k *maxPool) ForwardAlloc(in []*tensor.Tensor, alloc op.Alloc) ([]*tensor.T
 // poolBackwardStart is the common start of a pooling's backward pass: the
 // input's window geometry, its gradient (zero, and the only one), and the
 // output gradient, checked; gy is nil when there is nothing to propagate.
-func poolBackwardStart(win window, in, gout []*tensor.Tensor, need []bool) (grads []*tensor.Tensor, g geom, gx, gy *tensor.Tensor, err error) {
+func poolBackwardStart(win window, in, gout []*tensor.Tensor, need []bool, alloc op.Alloc) (grads []*tensor.Tensor, g geom, gx, gy *tensor.Tensor, err error) {
 	grads = make([]*tensor.Tensor, len(in))
 	if !op.Needs(need, 0) {
 		return grads, g, nil, nil, nil
@@ -222,7 +222,12 @@ func poolBackwardStart(win window, in, gout []*tensor.Tensor, need []bool) (grad
 	if err != nil {
 		return nil, g, nil, nil, err
 	}
-	gx = tensor.New(x.Shape...)
+	if alloc != nil {
+		gx = alloc(x.Shape...)
+		clear(gx.F) // windows add into it
+	} else {
+		gx = tensor.New(x.Shape...)
+	}
 	grads[0] = gx
 	if gy, err = op.ShapedGrad(gout, 0, g.outShape(g.C)); err != nil {
 		return nil, g, nil, nil, err
@@ -231,7 +236,13 @@ func poolBackwardStart(win window, in, gout []*tensor.Tensor, need []bool) (grad
 }
 
 func (k *maxPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	grads, g, gx, gy, err := poolBackwardStart(k.win, in, gout, need)
+	return k.BackwardAlloc(in, out, gout, need, nil)
+}
+
+// BackwardAlloc is Backward with the input's gradient from alloc (nil:
+// tensor.New).
+func (k *maxPool) BackwardAlloc(in, out, gout []*tensor.Tensor, need []bool, alloc op.Alloc) ([]*tensor.Tensor, error) {
+	grads, g, gx, gy, err := poolBackwardStart(k.win, in, gout, need, alloc)
 	if err != nil || gy == nil {
 		return grads, err
 	}
@@ -382,7 +393,7 @@ func (k *avgPool) ForwardAlloc(in []*tensor.Tensor, alloc op.Alloc) ([]*tensor.T
 }
 
 func (k *avgPool) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	grads, g, gx, gy, err := poolBackwardStart(k.win, in, gout, need)
+	grads, g, gx, gy, err := poolBackwardStart(k.win, in, gout, need, nil)
 	if err != nil || gy == nil {
 		return grads, err
 	}
