@@ -290,13 +290,13 @@ func (p *Pass) fusedWrt(s int) error {
 // input is), then through the kernel (which must not need its own output:
 // a convolution and an addition do not).
 func (r reluAfter) Backward(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-	return r.BackwardAlloc(in, out, gout, need, nil)
+	return r.backward(in, out, gout, need, nil)
 }
 
-// BackwardAlloc is Backward with the kernel's input gradients from alloc
-// when the kernel is op.BackwardAllocating (the ReLU's, used once inside,
-// is allocated anew).
-func (r reluAfter) BackwardAlloc(in, out, gout []*tensor.Tensor, need []bool, alloc op.Alloc) ([]*tensor.Tensor, error) {
+// backward is Backward with the gradients from pass p's memory, when p is
+// not nil: the ReLU's gradient, used only inside, goes back to the pool
+// once the kernel's gradients are computed.
+func (r reluAfter) backward(in, out, gout []*tensor.Tensor, need []bool, p *Pass) ([]*tensor.Tensor, error) {
 	d, ok := r.Kernel.(op.Differentiable)
 	if !ok {
 		return nil, fmt.Errorf("fused kernel has no gradient")
@@ -305,19 +305,23 @@ func (r reluAfter) BackwardAlloc(in, out, gout []*tensor.Tensor, need []bool, al
 	if !ok {
 		return nil, fmt.Errorf("fused ReLU has no gradient")
 	}
-	backward := d.Backward
-	if bk, ok := r.Kernel.(op.BackwardAllocating); ok && alloc != nil {
-		backward = func(in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-			return bk.BackwardAlloc(in, out, gout, need, alloc)
+	vjp := func(k op.Differentiable, in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
+		if bk, ok := k.(op.BackwardAllocating); ok && p != nil {
+			return bk.BackwardAlloc(in, out, gout, need, p.galloc)
 		}
+		return k.Backward(in, out, gout, need)
 	}
 	if len(out) == 0 || out[0] == nil || len(gout) == 0 || gout[0] == nil {
-		return backward(in, nil, gout, need)
+		return vjp(d, in, nil, gout, need)
 	}
 	y := out[0]
-	g, err := relu.Backward([]*tensor.Tensor{y}, []*tensor.Tensor{y}, gout[:1], []bool{true})
+	g, err := vjp(relu, []*tensor.Tensor{y}, []*tensor.Tensor{y}, gout[:1], []bool{true})
 	if err != nil {
 		return nil, fmt.Errorf("fused ReLU: %w", err)
 	}
-	return backward(in, nil, g[:1], need)
+	res, err := vjp(d, in, nil, g[:1], need)
+	if p != nil && err == nil {
+		p.recycleGrad(g[0], res, nil)
+	}
+	return res, err
 }

@@ -7,7 +7,9 @@ import (
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
 	"github.com/loupe-ml/loupe/graph"
+	"github.com/loupe-ml/loupe/internal/par"
 	"github.com/loupe-ml/loupe/tensor"
+	"github.com/viterin/vek/vek32"
 )
 
 // Options choose what a forward pass computes and keeps.
@@ -60,6 +62,9 @@ type Pass struct {
 	owned, pinned map[*float32]bool
 	released      bool
 	gowned        map[*float32]bool // gradient buffers Backward allocated
+	// bgrads and braw: the gradients (and raw gradients) of the running
+	// Backward, which recycling must not reuse.
+	bgrads, braw []*tensor.Tensor
 }
 
 // Forward runs the model on inputs (by name). It returns an error naming the
@@ -335,6 +340,7 @@ type RuleContext struct {
 	RawGradOut []*tensor.Tensor
 	kernel     op.Kernel
 	alloc      op.Alloc // memory for an op.BackwardAllocating kernel's gradients
+	pass       *Pass    // the pass, for a fused ReLU's scratch gradient
 }
 
 // Default returns the op's own vector-Jacobian product for this node.
@@ -359,7 +365,9 @@ func (c *RuleContext) VJP(in, out, gout []*tensor.Tensor, need []bool) (g []*ten
 			err = fmt.Errorf("%s: internal error in backward: %v", c.Node, r)
 		}
 	}()
-	if bk, ok := d.(op.BackwardAllocating); ok && c.alloc != nil {
+	if ra, ok := d.(reluAfter); ok && c.pass != nil {
+		g, err = ra.backward(in, out, gout, need, c.pass)
+	} else if bk, ok := d.(op.BackwardAllocating); ok && c.alloc != nil {
 		g, err = bk.BackwardAlloc(in, out, gout, need, c.alloc)
 	} else {
 		g, err = d.Backward(in, out, gout, need)
@@ -398,6 +406,8 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 	if rg, ok := rules.(RawGradients); ok && rg.RawGradients() {
 		raw = make([]*tensor.Tensor, len(m.names))
 	}
+	p.bgrads, p.braw = grads, raw
+	defer func() { p.bgrads, p.braw = nil, nil }()
 	// Which slots depend on a wrt tensor (and so need gradients).
 	req := make([]bool, len(m.names))
 	wslots := make([]int, len(wrt))
@@ -453,9 +463,9 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 		if g.DType != tensor.Float32 || !tensor.SameShape(g.Shape, v.Shape) {
 			return nil, fmt.Errorf("seed for %q is %s%v, want float32%v", name, g.DType, g.Shape, v.Shape)
 		}
-		accumulate(grads, s, g)
+		p.accumulate(grads, s, g)
 		if raw != nil {
-			accumulate(raw, s, g)
+			p.accumulate(raw, s, g)
 		}
 	}
 
@@ -493,7 +503,7 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 		if !anyNeed {
 			continue
 		}
-		rc := &RuleContext{Node: cn.node, Out: make([]*tensor.Tensor, len(cn.out)), GradOut: gout, Need: need, kernel: cn.kernel, alloc: p.galloc}
+		rc := &RuleContext{Node: cn.node, Out: make([]*tensor.Tensor, len(cn.out)), GradOut: gout, Need: need, kernel: cn.kernel, alloc: p.galloc, pass: p}
 		for _, s := range cn.in {
 			if s >= 0 {
 				rc.In = append(rc.In, p.vals[s])
@@ -576,7 +586,7 @@ func (p *Pass) addInputGrads(grads []*tensor.Tensor, cn cnode, need []bool, gin 
 		if !tensor.SameShape(gin[i].Shape, p.vals[s].Shape) {
 			return fmt.Errorf("%s: gradient for input %d has shape %v, the input has %v", cn.node, i, gin[i].Shape, p.vals[s].Shape)
 		}
-		accumulate(grads, s, gin[i])
+		p.accumulate(grads, s, gin[i])
 	}
 	return nil
 }
@@ -594,17 +604,21 @@ func callRule(rule Rule, rc *RuleContext) (g []*tensor.Tensor, err error) {
 	return g, nil
 }
 
-// accumulate adds g into grads[s], copying on first write so that tensors
-// returned by kernels (which may alias their inputs) are never modified.
-func accumulate(grads []*tensor.Tensor, s int, g *tensor.Tensor) {
-	if grads[s] == nil {
-		grads[s] = g
+// accumulate adds g into list[s] (the gradients, or the raw ones, of the
+// running Backward), into a new tensor so that tensors returned by kernels
+// (which may alias their inputs) are never modified; the sum replaces the
+// tensor list[s] held, whose memory goes back to the pool if Backward
+// allocated it and no gradient shares it.
+func (p *Pass) accumulate(list []*tensor.Tensor, s int, g *tensor.Tensor) {
+	if list[s] == nil {
+		list[s] = g
 		return
 	}
-	cur := grads[s]
-	sum := tensor.New(cur.Shape...)
-	for i := range sum.F {
-		sum.F[i] = cur.F[i] + g.F[i]
-	}
-	grads[s] = sum
+	cur := list[s]
+	sum := p.galloc(cur.Shape...)
+	par.For(len(sum.F), par.MinWork, func(lo, hi int) {
+		vek32.Add_Into(sum.F[lo:hi], cur.F[lo:hi], g.F[lo:hi])
+	})
+	list[s] = sum
+	p.recycleGrad(cur, p.bgrads, p.braw)
 }
