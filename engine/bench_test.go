@@ -45,6 +45,7 @@ func benchModel(b *testing.B, path string, batch int, shape []int, grad bool) {
 		if _, err := p.Backward(ctx, feed("output", seed), []string{"input"}, nil); err != nil {
 			b.Fatal(err)
 		}
+		p.Release() // as attr does: the next pass reuses the memory
 	}
 }
 
