@@ -44,6 +44,7 @@ func (l *LayerGradCam) Attribute(ctx context.Context, inputs []*tensor.Tensor, o
 		return nil, err
 	}
 	v, g := r.value, r.grad
+	r.pass.Release() // the layer's value and gradient are kept
 	if v.Rank() < 2 {
 		return nil, fmt.Errorf("attr: LayerGradCam needs a layer of shape [N, C, ...], %q has %v", name, v.Shape)
 	}

@@ -48,6 +48,7 @@ func (l *LayerDeepLift) attribute(ctx context.Context, inputs, base []*tensor.Te
 	if err != nil {
 		return nil, err
 	}
+	defer r.pass.Release()
 	half := r.value.Len() / 2
 	a := tensor.New(append([]int{n}, r.value.Shape[1:]...)...)
 	copy(a.F, r.grad.F[:half])

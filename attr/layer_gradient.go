@@ -50,6 +50,7 @@ func (l *LayerGradientXActivation) Attribute(ctx context.Context, inputs []*tens
 	if err != nil {
 		return nil, err
 	}
+	defer r.pass.Release()
 	g := r.grad
 	if !l.Local {
 		for i := range g.F {
@@ -127,6 +128,7 @@ func (l *LayerGradientShap) Attribute(ctx context.Context, inputs []*tensor.Tens
 			return nil, err
 		}
 		g := r.grad
+		r.pass.Release()
 		if !l.Local {
 			ln, err := l.Net.layerValue(ctx, name, pts.noisy, sub.Additional, m, 1, false)
 			if err != nil {

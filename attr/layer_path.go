@@ -65,6 +65,7 @@ func (l *LayerIntegratedGradients) Attribute(ctx context.Context, inputs []*tens
 			return err
 		}
 		addWeighted(total.F, r.grad.F, p.steps[s0:s0+k])
+		r.pass.Release()
 		return nil
 	})
 	if err != nil {
@@ -181,6 +182,7 @@ func pathLayerGrads(ctx context.Context, methodName string, nt *Net, layer strin
 			return err
 		}
 		f(p.n, k, p.steps[s0:s0+k], r)
+		r.pass.Release()
 		return nil
 	})
 }
