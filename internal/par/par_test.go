@@ -2,8 +2,10 @@ package par
 
 import (
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // visits checks that seen holds 1 everywhere.
@@ -174,5 +176,27 @@ func TestTasksBackToBack(t *testing.T) {
 			t.Fatalf("call %d: worker number out of range or given twice", c)
 		}
 		visits(t, "Tasks", n, seen)
+	}
+}
+
+// TestHelpersLeave checks that helpers do not outlive their linger: after
+// many calls, the goroutines they started are gone once the calls stop.
+func TestHelpersLeave(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for c := 0; c < 200; c++ {
+		Tasks(4, 4, func(_ int, q *Queue) {
+			for i := q.Next(-1); i >= 0; i = q.Next(i) {
+			}
+		})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines 5 s after the calls, %d before", n, before)
+	}
+	if n := lingering.Load(); n != 0 {
+		t.Errorf("%d helpers still lingering", n)
 	}
 }
