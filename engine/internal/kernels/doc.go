@@ -48,7 +48,7 @@
 // # Threads
 //
 // Work is split over GOMAXPROCS goroutines when it is large enough
-// (parallelMACs and friends), through engine/internal/par, which shares it
+// (parallelMACs and friends), through internal/par, which shares it
 // out dynamically: starting a goroutine on an idle core took about 175 µs
 // on the development machine, so a caller never waits for a helper that
 // has not started.

@@ -6,7 +6,7 @@
 //
 // Register adds the factories to an op registry. Kernels are immutable once
 // built and safe for concurrent use; large elementwise and reduction loops
-// run on all cores through engine/internal/par, matrix products call
+// run on all cores through internal/par, matrix products call
 // engine/internal/kernels.Sgemm, and the hottest elementwise loops (add,
 // subtract, multiply, ReLU, and exp with Sigmoid, Tanh and Softmax built on
 // it) use the AVX2 kernels of github.com/viterin/vek (see vec.go for the

@@ -8,5 +8,5 @@
 // Register adds the factories to an op registry. Convolutions run on
 // engine/internal/kernels (Conv2D and its two gradients); the other loops
 // run over (image, channel) planes on all cores through
-// engine/internal/par.
+// internal/par.
 package nnops
