@@ -1,7 +1,7 @@
 package engine
 
 import (
-	"fmt"
+	"errors"
 	"sync"
 
 	"github.com/loupe-ml/loupe/tensor"
@@ -17,7 +17,12 @@ import (
 // kernel that is not op.Allocating (which may return a view of it, as
 // Reshape does): such a buffer is pinned, and left to the garbage
 // collector. Pooled buffers are not zeroed: an allocating kernel writes
-// every element of its outputs.
+// every element of its outputs (or clears them).
+//
+// Backward does the same for gradients (Pass.galloc, for
+// op.BackwardAllocating kernels, a fused ReLU's gradient and the sums
+// where gradients meet): a gradient it drops goes back to the pool unless
+// another gradient it still holds shares the buffer.
 
 // bufPool holds free float32 buffers by length. sync.Pool lets the garbage
 // collector drop them when no pass asks for them.
@@ -41,8 +46,16 @@ func (b *bufPool) put(f []float32) {
 	p.(*sync.Pool).Put(&f)
 }
 
-// alloc is the op.Alloc of pass p: a tensor whose memory the pass owns.
-func (p *Pass) alloc(shape ...int) *tensor.Tensor {
+// alloc is the op.Alloc of pass p for values: a tensor whose memory the
+// pass owns.
+func (p *Pass) alloc(shape ...int) *tensor.Tensor { return p.take(shape, p.owned) }
+
+// galloc is the op.Alloc of pass p for the gradients of its Backward.
+func (p *Pass) galloc(shape ...int) *tensor.Tensor { return p.take(shape, p.gowned) }
+
+// take returns a tensor of the given shape on a pooled buffer, which it
+// records in owner.
+func (p *Pass) take(shape []int, owner map[*float32]bool) *tensor.Tensor {
 	n, err := tensor.CheckedSize(shape)
 	if err != nil {
 		panic(err.Error()) // as tensor.New; the kernel's recovery names the node
@@ -51,24 +64,7 @@ func (p *Pass) alloc(shape ...int) *tensor.Tensor {
 		return tensor.New(shape...)
 	}
 	f := p.m.bufs.get(n)
-	p.owned[&f[0]] = true
-	return &tensor.Tensor{DType: tensor.Float32, Shape: append([]int(nil), shape...), F: f}
-}
-
-// galloc is the op.Alloc for gradients of a Backward of pass p.
-func (p *Pass) galloc(shape ...int) *tensor.Tensor {
-	n, err := tensor.CheckedSize(shape)
-	if err != nil {
-		panic(err.Error())
-	}
-	if n == 0 {
-		return tensor.New(shape...)
-	}
-	f := p.m.bufs.get(n)
-	if p.gowned == nil {
-		p.gowned = map[*float32]bool{}
-	}
-	p.gowned[&f[0]] = true
+	owner[&f[0]] = true
 	return &tensor.Tensor{DType: tensor.Float32, Shape: append([]int(nil), shape...), F: f}
 }
 
@@ -117,9 +113,9 @@ func (p *Pass) recycle(t *tensor.Tensor) {
 // Release ends a recorded pass: the memory of the values it computed goes
 // back to the model for later passes, except for the tensors it was asked
 // for (outputs and taps), the gradients its Backward returned, and what
-// other kernels may have kept views of. The pass's Value and Backward
-// fail afterwards. Releasing is optional: without it the garbage
-// collector frees the pass's memory.
+// other kernels may have kept views of. Afterwards Backward fails, and so
+// does Value for anything but those tensors. Releasing is optional:
+// without it the garbage collector frees the pass's memory.
 func (p *Pass) Release() {
 	if p.released {
 		return
@@ -140,4 +136,4 @@ func (p *Pass) Release() {
 }
 
 // errReleased is the error of a released pass's Value and Backward.
-var errReleased = fmt.Errorf("the pass was released (Pass.Release)")
+var errReleased = errors.New("the pass was released (Pass.Release)")

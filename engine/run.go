@@ -75,7 +75,7 @@ func (m *Model) Forward(ctx context.Context, inputs map[string]*tensor.Tensor, o
 		o = &Options{}
 	}
 	p := &Pass{m: m, vals: make([]*tensor.Tensor, len(m.names)), ran: make([]bool, len(m.nodes)), inject: map[int]bool{}, record: o.Record,
-		owned: map[*float32]bool{}, pinned: map[*float32]bool{}}
+		owned: map[*float32]bool{}, pinned: map[*float32]bool{}, gowned: map[*float32]bool{}}
 	copy(p.vals, m.consts)
 
 	for name, t := range o.Inject {
