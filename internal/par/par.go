@@ -220,19 +220,33 @@ func awaitOffer(last *offer) *offer {
 		lingering.Add(-1)
 		return nil
 	}
-	defer lingering.Add(-1)
 	deadline := time.Now().Add(linger)
 	for i := 1; ; i++ {
-		if o := offered.Load(); o != nil && o != last && o.joined.Load()+1 < o.workers && o.st.next.Load() < o.st.n {
+		if o := last.next(); o != nil {
+			lingering.Add(-1)
 			return o
 		}
 		if i%8 == 0 {
 			if time.Now().After(deadline) {
-				return nil
+				break
 			}
 			runtime.Gosched()
 		}
 	}
+	// A call that counted this helper as lingering, and so started one
+	// helper fewer, published its offer before reading the count: having
+	// left the count, the helper looks once more.
+	lingering.Add(-1)
+	return last.next()
+}
+
+// next returns the latest offer if it is not last and still has tasks and
+// room for a helper, else nil.
+func (last *offer) next() *offer {
+	if o := offered.Load(); o != nil && o != last && o.joined.Load()+1 < o.workers && o.st.next.Load() < o.st.n {
+		return o
+	}
+	return nil
 }
 
 // WorkerPanic is the value Tasks (and For, Chunks, Range) panic with when

@@ -182,6 +182,13 @@ func TestTasksBackToBack(t *testing.T) {
 // TestHelpersLeave checks that helpers do not outlive their linger: after
 // many calls, the goroutines they started are gone once the calls stop.
 func TestHelpersLeave(t *testing.T) {
+	settled := func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for lingering.Load() != 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	settled() // helpers of earlier tests
 	before := runtime.NumGoroutine()
 	for c := 0; c < 200; c++ {
 		Tasks(4, 4, func(_ int, q *Queue) {
@@ -189,6 +196,7 @@ func TestHelpersLeave(t *testing.T) {
 			}
 		})
 	}
+	settled()
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
