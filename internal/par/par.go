@@ -218,7 +218,7 @@ func (o *offer) join() {
 func awaitOffer(last *offer) *offer {
 	if lingering.Add(1) > int32(runtime.GOMAXPROCS(0)-1) {
 		lingering.Add(-1)
-		return nil
+		return last.next() // as below, after leaving the count
 	}
 	deadline := time.Now().Add(linger)
 	for i := 1; ; i++ {
