@@ -475,21 +475,11 @@ func parseDecoder(raw json.RawMessage) (decoder, error) {
 			return []string{b.String()}
 		}, nil
 	case "Metaspace":
-		var c struct {
-			Replacement   string  `json:"replacement"`
-			PrependScheme *string `json:"prepend_scheme"`
-			AddPrefix     *bool   `json:"add_prefix_space"`
-		}
-		if err := json.Unmarshal(raw, &c); err != nil {
+		c, err := parseMetaspace(raw)
+		if err != nil {
 			return nil, err
 		}
-		if c.Replacement == "" {
-			c.Replacement = "▁"
-		}
-		strip := c.AddPrefix == nil || *c.AddPrefix
-		if c.PrependScheme != nil {
-			strip = *c.PrependScheme != "never"
-		}
+		strip := c.Prepend
 		return func(t []string) []string {
 			out := make([]string, len(t))
 			for i, s := range t {

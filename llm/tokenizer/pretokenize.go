@@ -197,6 +197,38 @@ func parsePattern(raw json.RawMessage) (*regexp.Regexp, string, error) {
 	return nil, "", fmt.Errorf("pattern has neither String nor Regex")
 }
 
+// metaspace is the configuration the Metaspace pre-tokenizer and decoder
+// share: Replacement stands for spaces; with Prepend, the pre-tokenizer
+// puts it before words (before the first only, with OnlyFirst) and the
+// decoder strips it from the first token; Split cuts words at it.
+type metaspace struct {
+	Replacement               string
+	Prepend, OnlyFirst, Split bool
+}
+
+// parseMetaspace reads a Metaspace configuration (add_prefix_space, or
+// prepend_scheme in newer files; defaults: "▁", prepend, split).
+func parseMetaspace(raw json.RawMessage) (metaspace, error) {
+	var c struct {
+		Replacement    string  `json:"replacement"`
+		AddPrefixSpace *bool   `json:"add_prefix_space"`
+		PrependScheme  *string `json:"prepend_scheme"`
+		Split          *bool   `json:"split"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return metaspace{}, err
+	}
+	m := metaspace{Replacement: c.Replacement, Prepend: c.AddPrefixSpace == nil || *c.AddPrefixSpace, Split: c.Split == nil || *c.Split}
+	if m.Replacement == "" {
+		m.Replacement = "▁"
+	}
+	if c.PrependScheme != nil {
+		m.Prepend = *c.PrependScheme != "never"
+		m.OnlyFirst = *c.PrependScheme == "first"
+	}
+	return m, nil
+}
+
 func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 	if isNull(raw) {
 		return nil, nil
@@ -273,25 +305,11 @@ func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
 			return splitRuns(s, unicode.IsDigit)
 		}, nil
 	case "Metaspace":
-		var c struct {
-			Replacement    string  `json:"replacement"`
-			AddPrefixSpace *bool   `json:"add_prefix_space"`
-			PrependScheme  *string `json:"prepend_scheme"`
-			Split          *bool   `json:"split"`
-		}
-		if err := json.Unmarshal(raw, &c); err != nil {
+		c, err := parseMetaspace(raw)
+		if err != nil {
 			return nil, err
 		}
-		if c.Replacement == "" {
-			c.Replacement = "▁"
-		}
-		prepend := c.AddPrefixSpace == nil || *c.AddPrefixSpace
-		onlyFirst := false
-		if c.PrependScheme != nil {
-			prepend = *c.PrependScheme != "never"
-			onlyFirst = *c.PrependScheme == "first"
-		}
-		split := c.Split == nil || *c.Split
+		prepend, onlyFirst, split := c.Prepend, c.OnlyFirst, c.Split
 		return func(s string, first bool) []string {
 			s = strings.ReplaceAll(s, " ", c.Replacement)
 			if prepend && (first || !onlyFirst) && !strings.HasPrefix(s, c.Replacement) {
