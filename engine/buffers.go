@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/loupe-ml/loupe/engine/internal/op"
 	"github.com/loupe-ml/loupe/tensor"
 )
 
@@ -66,6 +67,15 @@ func (p *Pass) take(shape []int, owner map[*float32]bool) *tensor.Tensor {
 	f := p.m.bufs.get(n)
 	owner[&f[0]] = true
 	return &tensor.Tensor{DType: tensor.Float32, Shape: append([]int(nil), shape...), F: f}
+}
+
+// backwardIn is d's vector-Jacobian product, with the gradients from the
+// memory of pass p when d is op.BackwardAllocating and p is not nil.
+func backwardIn(d op.Differentiable, in, out, gout []*tensor.Tensor, need []bool, p *Pass) ([]*tensor.Tensor, error) {
+	if bk, ok := d.(op.BackwardAllocating); ok && p != nil {
+		return bk.BackwardAlloc(in, out, gout, need, p.galloc)
+	}
+	return d.Backward(in, out, gout, need)
 }
 
 // recycleGrad gives the buffer of gradient g, dropped by Backward, back to

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/loupe-ml/loupe/engine/internal/op"
+	"github.com/loupe-ml/loupe/graph"
 	"github.com/loupe-ml/loupe/internal/par"
 	"github.com/loupe-ml/loupe/tensor"
 	"github.com/viterin/vek/vek32"
@@ -217,8 +218,8 @@ func (p *Pass) useFusions(wanted []bool, rules Rules) map[int]*fusion {
 	var heads map[int]*fusion
 	for i := range p.m.fusions {
 		f := &p.m.fusions[i]
-		if rules != nil && p.ruled(rules, f) {
-			if f.trim == nil || p.ruled(rules, f.trim) {
+		if rules != nil && p.ruled(rules, f) != nil {
+			if f.trim == nil || p.ruled(rules, f.trim) != nil {
 				continue
 			}
 			f = f.trim
@@ -244,14 +245,15 @@ func (p *Pass) useFusions(wanted []bool, rules Rules) map[int]*fusion {
 	return heads
 }
 
-// ruled reports whether rules choose a rule for a node of chain f.
-func (p *Pass) ruled(rules Rules, f *fusion) bool {
+// ruled returns the first node of chain f for which rules choose a rule,
+// or nil.
+func (p *Pass) ruled(rules Rules, f *fusion) *graph.Node {
 	for _, ni := range append([]int{f.head}, f.skip...) {
-		if rules.Rule(p.m.nodes[ni].node) != nil {
-			return true
+		if n := p.m.nodes[ni].node; rules.Rule(n) != nil {
+			return n
 		}
 	}
-	return false
+	return nil
 }
 
 // node returns the node the pass runs at index ni: the fused chain it
@@ -305,21 +307,15 @@ func (r reluAfter) backward(in, out, gout []*tensor.Tensor, need []bool, p *Pass
 	if !ok {
 		return nil, fmt.Errorf("fused ReLU has no gradient")
 	}
-	vjp := func(k op.Differentiable, in, out, gout []*tensor.Tensor, need []bool) ([]*tensor.Tensor, error) {
-		if bk, ok := k.(op.BackwardAllocating); ok && p != nil {
-			return bk.BackwardAlloc(in, out, gout, need, p.galloc)
-		}
-		return k.Backward(in, out, gout, need)
-	}
 	if len(out) == 0 || out[0] == nil || len(gout) == 0 || gout[0] == nil {
-		return vjp(d, in, nil, gout, need)
+		return backwardIn(d, in, nil, gout, need, p)
 	}
 	y := out[0]
-	g, err := vjp(relu, []*tensor.Tensor{y}, []*tensor.Tensor{y}, gout[:1], []bool{true})
+	g, err := backwardIn(relu, []*tensor.Tensor{y}, []*tensor.Tensor{y}, gout[:1], []bool{true}, p)
 	if err != nil {
 		return nil, fmt.Errorf("fused ReLU: %w", err)
 	}
-	res, err := vjp(d, in, nil, g[:1], need)
+	res, err := backwardIn(d, in, nil, g[:1], need, p)
 	if p != nil && err == nil {
 		p.recycleGrad(g[0], res, nil)
 	}

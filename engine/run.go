@@ -339,8 +339,7 @@ type RuleContext struct {
 	// consume it. It is set only when the Rules implement RawGradients.
 	RawGradOut []*tensor.Tensor
 	kernel     op.Kernel
-	alloc      op.Alloc // memory for an op.BackwardAllocating kernel's gradients
-	pass       *Pass    // the pass, for a fused ReLU's scratch gradient
+	pass       *Pass // whose memory gradients come from (nil: fresh)
 }
 
 // Default returns the op's own vector-Jacobian product for this node.
@@ -367,10 +366,8 @@ func (c *RuleContext) VJP(in, out, gout []*tensor.Tensor, need []bool) (g []*ten
 	}()
 	if ra, ok := d.(reluAfter); ok && c.pass != nil {
 		g, err = ra.backward(in, out, gout, need, c.pass)
-	} else if bk, ok := d.(op.BackwardAllocating); ok && c.alloc != nil {
-		g, err = bk.BackwardAlloc(in, out, gout, need, c.alloc)
 	} else {
-		g, err = d.Backward(in, out, gout, need)
+		g, err = backwardIn(d, in, out, gout, need, c.pass)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: backward: %w", c.Node, err)
@@ -392,11 +389,9 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 		return nil, fmt.Errorf("backward: %w", errReleased)
 	}
 	if rules != nil {
-		for head, f := range p.fused {
-			for _, ni := range append([]int{head}, f.skip...) {
-				if n := p.m.nodes[ni].node; rules.Rule(n) != nil {
-					return nil, fmt.Errorf("a backward rule for %s, which the pass ran inside a fused chain (run it without Options.Fuse, or with these rules in Options.Rules)", n)
-				}
+		for _, f := range p.fused {
+			if n := p.ruled(rules, f); n != nil {
+				return nil, fmt.Errorf("a backward rule for %s, which the pass ran inside a fused chain (run it without Options.Fuse, or with these rules in Options.Rules)", n)
 			}
 		}
 	}
@@ -503,7 +498,7 @@ func (p *Pass) Backward(ctx context.Context, seeds map[string]*tensor.Tensor, wr
 		if !anyNeed {
 			continue
 		}
-		rc := &RuleContext{Node: cn.node, Out: make([]*tensor.Tensor, len(cn.out)), GradOut: gout, Need: need, kernel: cn.kernel, alloc: p.galloc, pass: p}
+		rc := &RuleContext{Node: cn.node, Out: make([]*tensor.Tensor, len(cn.out)), GradOut: gout, Need: need, kernel: cn.kernel, pass: p}
 		for _, s := range cn.in {
 			if s >= 0 {
 				rc.In = append(rc.In, p.vals[s])
