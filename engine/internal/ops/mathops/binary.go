@@ -227,7 +227,7 @@ func binaryApply(op arith, a, b *tensor.Tensor, ia, ib int) (*tensor.Tensor, err
 
 // binaryApplyAlloc is binaryApply with a float output from alloc (nil:
 // tensor.New); every element of it is written.
-func binaryApplyAlloc(op arith, a, b *tensor.Tensor, ia, ib int, alloc opAlloc) (*tensor.Tensor, error) {
+func binaryApplyAlloc(art arith, a, b *tensor.Tensor, ia, ib int, alloc op.Alloc) (*tensor.Tensor, error) {
 	if a.DType != b.DType {
 		return nil, fmt.Errorf("input %d is %s and input %d is %s, want the same type", ia, a.DType, ib, b.DType)
 	}
@@ -238,26 +238,26 @@ func binaryApplyAlloc(op arith, a, b *tensor.Tensor, ia, ib int, alloc opAlloc) 
 	out = shapeOf(out)
 	switch a.DType {
 	case tensor.Float32:
-		y := newOr(alloc, out...)
+		y := op.NewOr(alloc, out...)
 		if y.Len() == 0 {
 			return y, nil
 		}
 		if tensor.SameShape(a.Shape, b.Shape) {
-			par.For(y.Len(), par.MinWork, func(lo, hi int) { floatLoop(op, y.F[lo:hi], a.F[lo:hi], b.F[lo:hi], true, true) })
+			par.For(y.Len(), par.MinWork, func(lo, hi int) { floatLoop(art, y.F[lo:hi], a.F[lo:hi], b.F[lo:hi], true, true) })
 			return y, nil
 		}
 		if len(b.F) == 1 && len(a.F) == len(y.F) {
-			par.For(y.Len(), par.MinWork, func(lo, hi int) { floatLoop(op, y.F[lo:hi], a.F[lo:hi], b.F, true, false) })
+			par.For(y.Len(), par.MinWork, func(lo, hi int) { floatLoop(art, y.F[lo:hi], a.F[lo:hi], b.F, true, false) })
 			return y, nil
 		}
 		p := planBcast(out, a.Shape, b.Shape)
 		ua, ub := p.unit(0), p.unit(1)
 		p.run(1, func(o int, offs []int, run int) {
-			floatLoop(op, y.F[o:o+run], a.F[offs[0]:], b.F[offs[1]:], ua, ub)
+			floatLoop(art, y.F[o:o+run], a.F[offs[0]:], b.F[offs[1]:], ua, ub)
 		})
 		return y, nil
 	case tensor.Int64:
-		if op == opDiv {
+		if art == opDiv {
 			for _, v := range b.I {
 				if v == 0 {
 					return nil, fmt.Errorf("input %d: integer division by zero", ib)
@@ -273,7 +273,7 @@ func binaryApplyAlloc(op arith, a, b *tensor.Tensor, ia, ib int, alloc opAlloc) 
 		p.walk(0, p.n, func(o int, offs []int, run int) {
 			i, j := offs[0], offs[1]
 			for k := range y.I[o : o+run] {
-				y.I[o+k] = intOp(op, a.I[i], b.I[j])
+				y.I[o+k] = intOp(art, a.I[i], b.I[j])
 				i += sa
 				j += sb
 			}
@@ -293,7 +293,7 @@ func newBinary(name string) op.Factory {
 
 // ForwardAlloc is Forward with a float output from alloc (Pow allocates
 // its own).
-func (k binaryKernel) ForwardAlloc(in []*tensor.Tensor, alloc opAlloc) ([]*tensor.Tensor, error) {
+func (k binaryKernel) ForwardAlloc(in []*tensor.Tensor, alloc op.Alloc) ([]*tensor.Tensor, error) {
 	if k.op == opPow {
 		return k.Forward(in)
 	}
@@ -615,9 +615,3 @@ func (k variadicKernel) Backward(in, out, gout []*tensor.Tensor, need []bool) ([
 	}
 	return res, nil
 }
-
-// opAlloc and newOr name op.Alloc and op.NewOr where a parameter named op
-// hides the package.
-type opAlloc = op.Alloc
-
-func newOr(alloc opAlloc, shape ...int) *tensor.Tensor { return op.NewOr(alloc, shape...) }
