@@ -291,36 +291,24 @@ func newBinary(name string) op.Factory {
 	return func(*graph.Node, int) (op.Kernel, error) { return binaryKernel{op: o}, nil }
 }
 
-// ForwardAlloc is Forward with a float output from alloc (Pow allocates
-// its own).
-func (k binaryKernel) ForwardAlloc(in []*tensor.Tensor, alloc op.Alloc) ([]*tensor.Tensor, error) {
-	if k.op == opPow {
-		return k.Forward(in)
-	}
-	var a, b *tensor.Tensor
-	if err := op.AnyArgs(in, &a, &b); err != nil {
-		return nil, err
-	}
-	y, err := binaryApplyAlloc(k.op, a, b, 0, 1, alloc)
-	if err != nil {
-		return nil, err
-	}
-	return []*tensor.Tensor{y}, nil
+func (k binaryKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	return k.ForwardAlloc(in, nil)
 }
 
-func (k binaryKernel) Forward(in []*tensor.Tensor) ([]*tensor.Tensor, error) {
+// ForwardAlloc is Forward with a float output from alloc (nil: tensor.New;
+// Pow allocates its own).
+func (k binaryKernel) ForwardAlloc(in []*tensor.Tensor, alloc op.Alloc) ([]*tensor.Tensor, error) {
 	var a, b *tensor.Tensor
 	if err := op.AnyArgs(in, &a, &b); err != nil {
 		return nil, err
 	}
+	var y *tensor.Tensor
+	var err error
 	if k.op == opPow {
-		y, err := powForward(a, b)
-		if err != nil {
-			return nil, err
-		}
-		return []*tensor.Tensor{y}, nil
+		y, err = powForward(a, b)
+	} else {
+		y, err = binaryApplyAlloc(k.op, a, b, 0, 1, alloc)
 	}
-	y, err := binaryApply(k.op, a, b, 0, 1)
 	if err != nil {
 		return nil, err
 	}
